@@ -1,0 +1,30 @@
+"""Shared test set-up: offline environment, the MOSI data path, and artifact folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def mosi_dir() -> Path:
+    """The CMU-MOSI folder ($MOSI_DIR, default ../shared/data/mosi); skips when absent."""
+    path = Path(os.environ.get("MOSI_DIR", REPO.parent / "shared" / "data" / "mosi"))
+    if not (path / "standard_folds.json").exists():
+        pytest.skip(f"CMU-MOSI data not found at {path} (set MOSI_DIR)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
