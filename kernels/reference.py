@@ -1,16 +1,33 @@
-"""Pure-PyTorch reference for the gate-and-mask op (the ground truth for the Triton kernels)."""
+"""Pure-PyTorch reference for the gate-and-mask op (the ground truth for the Triton kernels).
+
+Also holds a bit-exact PyTorch model of the Triton path's dropout stream (Philox-4x32-10 at
+flat element offsets, the generator behind ``tl.randint``), so tests can compare the fused
+kernel with dropout on against this reference element for element.
+"""
 
 from __future__ import annotations
 
 import torch
 
+_U32 = 0xFFFFFFFF
+_KEY_A, _KEY_B = 0x9E3779B9, 0xBB67AE85  # Philox-4x32 key increments (Weyl constants)
+_ROUND_A, _ROUND_B = 0xD2511F53, 0xCD9E8D57  # Philox-4x32 round multipliers
+PHILOX_ROUNDS = 10
+RNG_BITS = 24  # the kernels keep an entry when (randint >> 8) >= threshold (24-bit uniform)
 
-def length_mask(lengths: torch.Tensor | None, batch: int, steps: int, device) -> torch.Tensor | None:
-    """(B, T, 1) float mask: 1 for t < lengths[b], 0 for padding. None when lengths is None."""
+
+def length_mask(lengths: torch.Tensor | None, batch: int, steps: int,
+                device) -> torch.Tensor | None:
+    """(B, T, 1) bool mask: True for t < lengths[b], False for padding. None without lengths."""
     if lengths is None:
         return None
     t = torch.arange(steps, device=device)
     return (t[None, :] < lengths.to(device)[:, None]).unsqueeze(-1)
+
+
+def dropout_scale(p: float) -> float:
+    """Factor applied to kept entries: 1 / (1 - p), and 0 when p == 1 (everything dropped)."""
+    return 0.0 if p >= 1.0 else 1.0 / (1.0 - p)
 
 
 def gate_mask_reference(
@@ -21,15 +38,72 @@ def gate_mask_reference(
     keep: torch.Tensor | None = None,
     p: float = 0.0,
 ) -> torch.Tensor:
-    """y = x * dropout((sigmoid(a) + sigmoid(b)) / 2), zero at padded steps.
+    """y = x * dropout((sigmoid(a) + sigmoid(b)) / 2), zero at padded steps (t >= lengths[b]).
 
     keep: optional (B, T, D) bool dropout keep-mask; kept entries are scaled by 1 / (1 - p).
+    Plain differentiable torch ops: autograd gives the reference gradients.
     """
     mask = (torch.sigmoid(a) + torch.sigmoid(b)) * 0.5
     if keep is not None and p > 0.0:
-        mask = mask * keep.to(mask.dtype) / (1.0 - p)
+        mask = mask * (keep.to(mask.dtype) * dropout_scale(p))
     y = x * mask
     pad = length_mask(lengths, x.shape[0], x.shape[1], x.device)
     if pad is not None:
         y = y * pad.to(y.dtype)
     return y
+
+
+def torch_keep_mask(shape, p: float, seed: int, device) -> torch.Tensor:
+    """The torch backend's dropout keep-mask: fast torch.Generator stream (not Philox)."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    return torch.rand(shape, generator=gen, device=device) >= p
+
+
+# --------------------------------------------------------------------------- Philox model
+
+
+def _mulhilo(m: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """High and low 32-bit halves of m * x for m < 2**32 and int64 x < 2**32, without overflow."""
+    x_hi, x_lo = x >> 16, x & 0xFFFF
+    p_hi, p_lo = m * x_hi, m * x_lo  # each < 2**48
+    hi = (p_hi + (p_lo >> 16)) >> 16
+    lo = (((p_hi & 0xFFFF) << 16) + p_lo) & _U32
+    return hi, lo
+
+
+def philox4x32(c0, c1, c2, c3, k0: int, k1: int, rounds: int = PHILOX_ROUNDS):
+    """Philox-4x32 (Salmon et al. 2011) on int64 tensors holding uint32 values; returns 4 words."""
+    for _ in range(rounds):
+        hi_b, lo_b = _mulhilo(_ROUND_B, c2)
+        hi_a, lo_a = _mulhilo(_ROUND_A, c0)
+        c0, c1, c2, c3 = hi_b ^ c1 ^ k0, lo_b, hi_a ^ c3 ^ k1, lo_a
+        k0, k1 = (k0 + _KEY_A) & _U32, (k1 + _KEY_B) & _U32
+    return c0, c1, c2, c3
+
+
+def philox_randint(seed: int, offsets: torch.Tensor) -> torch.Tensor:
+    """What ``tl.randint(seed, offsets)`` returns for int32 offsets, as int64 uint32 values."""
+    c0 = offsets.to(torch.int64) & _U32
+    zero = torch.zeros_like(c0)
+    out, _, _, _ = philox4x32(c0, zero, zero, zero, seed & _U32, (seed >> 32) & _U32)
+    return out
+
+
+def dropout_threshold(p: float) -> int:
+    """Integer threshold t: an entry is kept when its 24-bit uniform draw is >= t (P = 1 - p)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout p must be in [0, 1], got {p}")
+    return int(round(p * (1 << RNG_BITS)))
+
+
+def philox_keep(shape, p: float, seed: int, offset: int = 0) -> torch.Tensor:
+    """Bit-exact keep-mask of the Triton kernels for a tensor of `shape` whose flat element i
+    draws Philox counter ``offset + i`` (grouped launches offset each modality by the element
+    count of the ones before it). CPU bool tensor of `shape`."""
+    n = 1
+    for s in shape:
+        n *= int(s)
+    offsets = torch.arange(offset, offset + n, dtype=torch.int64)
+    draws = philox_randint(seed, offsets) >> (32 - RNG_BITS)
+    return (draws >= dropout_threshold(p)).reshape(tuple(shape))
