@@ -1,0 +1,21 @@
+"""Capture sources behind one interface (`Source`): start(), stop(timeout_s=2.0),
+read_audio(), read_frames(), finished, ended, error, drops, name, has_audio, has_video.
+
+Audio is always 16 kHz mono float32 `AudioChunk`s; video is RGB uint8 `VideoFrame`s, at most
+640 px wide. Every item is stamped at capture with the session clock.
+"""
+
+from realtime.sources.base import DropQueue, Source, SourceError
+from realtime.sources.browser import BrowserSource
+from realtime.sources.devices import MicrophoneSource, WebcamSource
+from realtime.sources.file import FileSource
+
+__all__ = [
+    "BrowserSource",
+    "DropQueue",
+    "FileSource",
+    "MicrophoneSource",
+    "Source",
+    "SourceError",
+    "WebcamSource",
+]

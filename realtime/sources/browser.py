@@ -1,0 +1,78 @@
+"""BrowserSource: frames and audio chunks pushed in by the dashboard's stream handlers.
+
+There is no capture thread: the web server's handler threads call `push_frame` and
+`push_audio`, which stamp the item on arrival (``captured_at_s = clock.now_s()``) and queue
+it (a full queue drops the oldest item and counts it). Audio in any rate/layout/dtype becomes
+16 kHz mono float32; its timeline is kept contiguous (a chunk starts where the last ended,
+unless it arrives later than that, leaving a gap). `end()` marks the stream finished.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from realtime.clock import Clock
+from realtime.sources.audio import RATE_HZ, Resampler16k
+from realtime.sources.base import Source
+from realtime.types import AudioChunk, VideoFrame
+
+
+class BrowserSource(Source):
+    has_audio = True
+    has_video = True
+
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        *,
+        max_width: int = 640,
+        audio_queue_len: int = 200,
+        video_queue_len: int = 30,
+    ) -> None:
+        super().__init__(clock, audio_queue_len, video_queue_len)
+        self.name = "browser"
+        self.max_width = max_width
+        self._resampler: Resampler16k | None = None
+        self._next_t0_s: float | None = None
+
+    def _start(self) -> None:
+        pass
+
+    def push_frame(self, image_rgb: np.ndarray) -> None:
+        """One RGB uint8 (H, W, 3) frame, as received."""
+        if self.ended:
+            return
+        now_s = self.clock.now_s()
+        image = np.asarray(image_rgb)
+        if image.ndim != 3 or image.shape[2] not in (3, 4):
+            raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
+        image = image[:, :, :3]
+        if image.dtype != np.uint8:
+            image = np.clip(image, 0, 255).astype(np.uint8)
+        if image.shape[1] > self.max_width:
+            import cv2
+
+            height = max(2, int(round(image.shape[0] * self.max_width / image.shape[1] / 2)) * 2)
+            image = cv2.resize(image, (self.max_width, height), interpolation=cv2.INTER_AREA)
+        self.video_queue.put(VideoFrame(now_s, np.ascontiguousarray(image), now_s))
+
+    def push_audio(self, rate_hz: int, samples: np.ndarray) -> None:
+        """PCM as received: (n,) or (n, channels), integer or float, at ``rate_hz``."""
+        if self.ended:
+            return
+        now_s = self.clock.now_s()
+        if self._resampler is None or self._resampler.rate_hz != int(rate_hz):
+            self._resampler = Resampler16k(int(rate_hz))
+        mono = self._resampler(np.asarray(samples))
+        if len(mono) == 0:
+            return
+        duration_s = len(mono) / RATE_HZ
+        t0_s = now_s - duration_s
+        if self._next_t0_s is not None and t0_s < self._next_t0_s:
+            t0_s = self._next_t0_s
+        self._next_t0_s = t0_s + duration_s
+        self.audio_queue.put(AudioChunk(t0_s, mono, RATE_HZ, now_s))
+
+    def end(self) -> None:
+        """The browser stream closed: no more input."""
+        self._mark_ended()

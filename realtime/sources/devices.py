@@ -1,0 +1,193 @@
+"""Live device sources: WebcamSource (an OpenCV capture thread) and MicrophoneSource (a
+sounddevice callback into a bounded ring of chunks, plus a watchdog thread).
+
+Both stamp items with the session clock when they arrive. A camera that stops delivering
+frames, or a microphone whose callbacks stop, ends the source with ``error`` set; nothing is
+raised at the user. `stop()` releases the device and joins the threads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from realtime.clock import Clock
+from realtime.sources.audio import RATE_HZ, Resampler16k
+from realtime.sources.base import Source, SourceError
+from realtime.types import AudioChunk, VideoFrame
+
+
+class WebcamSource(Source):
+    """Frames from ``cv2.VideoCapture(device)`` (an index, or any path OpenCV opens).
+
+    max_fps: frames arriving sooner than 1/max_fps after the last kept one are skipped
+        (decimation, not counted as drops); None keeps every frame.
+    lost_after_s: consecutive read failures for this long (session time) mean the camera
+        has gone: the source ends with ``error`` set.
+    """
+
+    has_video = True
+
+    def __init__(
+        self,
+        device: int | str = 0,
+        clock: Clock | None = None,
+        *,
+        max_fps: float | None = 15.0,
+        max_width: int = 640,
+        lost_after_s: float = 2.0,
+        video_queue_len: int = 30,
+    ) -> None:
+        super().__init__(clock, audio_queue_len=1, video_queue_len=video_queue_len)
+        self.device = device
+        self.name = f"camera:{device}"
+        self.max_fps = max_fps
+        self.max_width = max_width
+        self.lost_after_s = lost_after_s
+        self._capture = None
+
+    def _start(self) -> None:
+        import cv2
+
+        capture = cv2.VideoCapture(self.device)
+        if not capture.isOpened():
+            capture.release()
+            raise SourceError(
+                f"camera {self.device!r} could not be opened (is it connected, and free?)")
+        self._capture = capture
+        self._spawn(self._run, "capture")
+
+    def _run(self) -> None:
+        import cv2
+
+        capture = self._capture
+        step_s = 1.0 / self.max_fps if self.max_fps else 0.0
+        next_s = -1.0
+        failing_since_s: float | None = None
+        while not self._stop.is_set():
+            ok, bgr = capture.read()
+            now_s = self.clock.now_s()
+            if not ok or bgr is None:
+                if failing_since_s is None:
+                    failing_since_s = now_s
+                if now_s - failing_since_s >= self.lost_after_s or not capture.isOpened():
+                    self._fail(f"camera {self.device!r} stopped delivering frames "
+                               "(disconnected?)")
+                    return
+                self._stop.wait(0.02)
+                continue
+            failing_since_s = None
+            if now_s < next_s:
+                continue
+            next_s = now_s + step_s * 0.9
+            height, width = bgr.shape[:2]
+            if width > self.max_width:
+                height = max(2, int(round(height * self.max_width / width / 2)) * 2)
+                bgr = cv2.resize(bgr, (self.max_width, height), interpolation=cv2.INTER_AREA)
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            self.video_queue.put(VideoFrame(now_s, rgb, now_s))
+
+    def _close(self) -> None:
+        # The capture thread owns the device while it runs; release it after the join.
+        pass
+
+    def stop(self, timeout_s: float = 2.0) -> bool:
+        joined = super().stop(timeout_s)
+        if joined and self._capture is not None:
+            self._capture.release()
+            self._capture = None
+        return joined
+
+
+class MicrophoneSource(Source):
+    """Audio from a PortAudio input (sounddevice), 16 kHz mono float32 chunks.
+
+    device: a sounddevice name or index; "default" (or None) is the system default.
+    The stream is opened at 16 kHz; a device that refuses it is opened at its own rate and
+    resampled. The PortAudio callback only stamps and queues (a full queue drops the oldest
+    chunk); input overflows are counted as ``mic_overflow`` drops. A watchdog thread ends
+    the source when callbacks stop for ``lost_after_s``.
+    """
+
+    has_audio = True
+
+    def __init__(
+        self,
+        device: str | int | None = "default",
+        clock: Clock | None = None,
+        *,
+        block_s: float = 0.05,
+        lost_after_s: float = 2.0,
+        audio_queue_len: int = 200,
+    ) -> None:
+        super().__init__(clock, audio_queue_len=audio_queue_len, video_queue_len=1)
+        self.device = None if device in (None, "default") else device
+        self.name = f"mic:{device}"
+        self.block_s = block_s
+        self.lost_after_s = lost_after_s
+        self._stream = None
+        self._resampler: Resampler16k | None = None
+        self._sent = 0
+        self._t0_s: float | None = None
+        self._last_callback_s: float | None = None
+
+    def _start(self) -> None:
+        import sounddevice as sd
+
+        errors = []
+        for rate in (RATE_HZ, None):
+            try:
+                if rate is None:
+                    info = sd.query_devices(self.device, "input")
+                    rate = int(info["default_samplerate"])
+                stream = sd.InputStream(
+                    device=self.device, channels=1, dtype="float32", samplerate=rate,
+                    blocksize=max(1, int(rate * self.block_s)), callback=self._callback,
+                    latency="low")
+                break
+            except (sd.PortAudioError, ValueError) as exc:
+                errors.append(str(exc))
+        else:
+            raise SourceError(
+                f"microphone {self.name[4:]!r} could not be opened: {'; '.join(errors)}. "
+                "List devices with: python -m sounddevice")
+        self._resampler = Resampler16k(int(stream.samplerate))
+        self._stream = stream
+        stream.start()
+        self._spawn(self._watchdog, "watchdog")
+
+    def _callback(self, indata: np.ndarray, frames: int, time_info, status) -> None:
+        now_s = self.clock.now_s()
+        self._last_callback_s = now_s
+        if status.input_overflow:
+            self._count_drop("mic_overflow")
+        samples = self._resampler(indata[:, 0].copy()) if self._resampler else indata[:, 0]
+        if len(samples) == 0:
+            return
+        if self._t0_s is None:
+            self._t0_s = now_s - frames / self._resampler.rate_hz
+        t0_s = self._t0_s + self._sent / RATE_HZ
+        self._sent += len(samples)
+        self.audio_queue.put(AudioChunk(t0_s, samples.astype(np.float32), RATE_HZ, now_s))
+
+    def _watchdog(self) -> None:
+        started_s = self.clock.now_s()
+        while not self._stop.wait(0.1):
+            now_s = self.clock.now_s()
+            last_s = self._last_callback_s if self._last_callback_s is not None else started_s
+            stream = self._stream
+            if stream is not None and not stream.active and not self._stop.is_set():
+                self._fail(f"microphone {self.name[4:]!r} stopped (device lost?)")
+                return
+            if now_s - last_s > self.lost_after_s:
+                self._fail(f"microphone {self.name[4:]!r} delivered no audio for "
+                           f"{self.lost_after_s:.1f} s (disconnected?)")
+                return
+
+    def _close(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.abort()
+                stream.close()
+            except Exception:  # noqa: BLE001 - a lost device may fail to close; stop anyway
+                pass

@@ -1,0 +1,233 @@
+"""FileSource: any video or audio file that FFmpeg reads (mp4, mkv, webm, wav, m4a, mp3...).
+
+Decoding is PyAV. Audio is resampled to 16 kHz mono float32 and cut into ``chunk_s`` chunks;
+video frames become RGB uint8, downscaled to at most ``max_width`` pixels wide and decimated
+to at most ``max_fps`` (decimation is a design choice, not a drop). Audio-only and
+video-only files work. The file is opened twice, once per stream, and the two streams are
+merged by the time each item becomes available (an audio chunk at its end, a frame at its
+time), so items come out in time order whatever the file's interleaving.
+
+Pacing: with ``realtime=True`` each item is handed over when the clock reaches its time
+(``clock.sleep_until``), like a live device; with ``realtime=False`` as fast as the reader
+takes them (a full queue makes the reader wait: nothing is dropped). ``captured_at_s`` is the
+clock's time at hand-over. `items` yields the same stamped items without a thread, for the
+pipeline's deterministic replay (`realtime.pipeline.Pipeline.run_to_end`).
+
+Errors: a missing file raises FileNotFoundError; an empty, corrupt or stream-less file raises
+`SourceError` with the path and the reason, from the constructor. A decode error part-way
+ends the source with ``error`` set; everything decoded before it is kept.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import numpy as np
+
+from realtime.clock import Clock
+from realtime.sources.audio import RATE_HZ
+from realtime.sources.base import Source, SourceError
+from realtime.types import AudioChunk, VideoFrame
+
+_AUDIO, _VIDEO = 0, 1
+
+
+class FileSource(Source):
+    def __init__(
+        self,
+        path: str | Path,
+        realtime: bool = True,
+        clock: Clock | None = None,
+        *,
+        chunk_s: float = 0.05,
+        max_fps: float | None = 15.0,
+        max_width: int = 640,
+        repeat_until_s: float | None = None,
+        audio_queue_len: int = 200,
+        video_queue_len: int = 30,
+    ) -> None:
+        super().__init__(clock, audio_queue_len, video_queue_len)
+        self.path = Path(path)
+        self.realtime = realtime
+        self.chunk_n = max(1, int(round(chunk_s * RATE_HZ)))
+        self.max_fps = max_fps
+        self.max_width = max_width
+        self.repeat_until_s = repeat_until_s
+        self.name = f"file:{self.path.name}"
+        self.has_audio, self.has_video, self.duration_s = _probe(self.path)
+        self._replaying = False
+
+    # -- the stamped stream ----------------------------------------------------------
+    def items(self) -> Iterator[AudioChunk | VideoFrame]:
+        """Stamped audio chunks and frames in time order, paced by the clock when
+        ``realtime``; ends early (``error`` set) on a decode error or when stopped."""
+        if not self._started:
+            self._started = True
+            self.started_at_s = self.clock.now_s()
+        base_s = self.started_at_s
+        offset_s = 0.0
+        for loop in itertools.count():
+            if loop > 0 and (self.repeat_until_s is None or offset_s >= self.repeat_until_s):
+                return
+            end_s = offset_s
+            for media in self._merged(offset_s):
+                t_avail = base_s + media.available_s
+                if self.realtime:
+                    if not self.clock.sleep_until(t_avail, self._stop):
+                        return
+                else:
+                    advance = getattr(self.clock, "advance_to", None)
+                    if advance is not None:
+                        advance(t_avail)
+                if self._stop.is_set():
+                    return
+                if self.repeat_until_s is not None and media.available_s > self.repeat_until_s:
+                    return
+                end_s = max(end_s, media.end_s)
+                yield media.stamp(base_s, self.clock.now_s())
+            if self._error is not None:
+                return
+            if end_s <= offset_s:  # nothing decoded: never loop forever
+                return
+            offset_s = end_s
+
+    def _merged(self, offset_s: float) -> Iterator[_Media]:
+        streams = []
+        if self.has_audio:
+            streams.append(self._guard(self._audio(offset_s)))
+        if self.has_video:
+            streams.append(self._guard(self._video(offset_s)))
+        yield from heapq.merge(*streams, key=lambda m: (m.available_s, m.kind))
+
+    def _guard(self, it: Iterator[_Media]) -> Iterator[_Media]:
+        try:
+            yield from it
+        except (av.error.FFmpegError, ValueError, OSError) as exc:
+            self._error = f"{self.path}: decoding stopped part-way: {exc}"
+
+    def _audio(self, offset_s: float) -> Iterator[_Media]:
+        with av.open(str(self.path)) as container:
+            stream = container.streams.audio[0]
+            start_s = _start_s(container)
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE_HZ)
+            buf = np.zeros(0, np.float32)
+            t0_s: float | None = None
+            sent = 0
+            for frame in container.decode(stream):
+                if t0_s is None:
+                    t0_s = max(0.0, (frame.time or 0.0) - start_s)
+                buf = np.concatenate([buf, _pcm(resampler.resample(frame))])
+                while len(buf) >= self.chunk_n:
+                    yield _Media.audio(offset_s + t0_s + sent / RATE_HZ, buf[: self.chunk_n])
+                    sent += self.chunk_n
+                    buf = buf[self.chunk_n:]
+            if t0_s is not None:
+                buf = np.concatenate([buf, _pcm(resampler.resample(None))])
+                if len(buf):
+                    yield _Media.audio(offset_s + t0_s + sent / RATE_HZ, buf)
+
+    def _video(self, offset_s: float) -> Iterator[_Media]:
+        with av.open(str(self.path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            start_s = _start_s(container)
+            step_s = 0.0 if not self.max_fps else 1.0 / self.max_fps
+            next_s = -1.0
+            last_s = -1.0
+            for frame in container.decode(stream):
+                t_s = (frame.time if frame.time is not None else last_s + 1 / 25) - start_s
+                last_s = t_s + start_s
+                if t_s < next_s:
+                    continue
+                next_s = t_s + step_s * 0.98
+                width, height = _fit(frame.width, frame.height, self.max_width)
+                image = frame.to_ndarray(format="rgb24", width=width, height=height)
+                yield _Media.video(offset_s + max(0.0, t_s), image, step_s)
+
+    # -- the capture thread ----------------------------------------------------------
+    def _start(self) -> None:
+        self._spawn(self._run, "reader")
+
+    def _run(self) -> None:
+        for item in self.items():
+            queue = self.audio_queue if isinstance(item, AudioChunk) else self.video_queue
+            if not queue.put(item, block=not self.realtime, stop=self._stop):
+                return
+
+
+class _Media:
+    """A decoded item before stamping; times are seconds from the file's start."""
+
+    __slots__ = ("kind", "available_s", "end_s", "t_s", "data")
+
+    def __init__(self, kind: int, t_s: float, available_s: float, end_s: float, data) -> None:
+        self.kind, self.t_s, self.available_s, self.end_s, self.data = (
+            kind, t_s, available_s, end_s, data)
+
+    @classmethod
+    def audio(cls, t0_s: float, samples: np.ndarray) -> _Media:
+        t1_s = t0_s + len(samples) / RATE_HZ
+        return cls(_AUDIO, t0_s, t1_s, t1_s, samples.astype(np.float32, copy=True))
+
+    @classmethod
+    def video(cls, t_s: float, image: np.ndarray, step_s: float) -> _Media:
+        return cls(_VIDEO, t_s, t_s, t_s + step_s, image)
+
+    def stamp(self, base_s: float, now_s: float) -> AudioChunk | VideoFrame:
+        if self.kind == _AUDIO:
+            return AudioChunk(base_s + self.t_s, self.data, RATE_HZ, now_s)
+        return VideoFrame(base_s + self.t_s, self.data, now_s)
+
+
+def _pcm(frames: list[av.AudioFrame]) -> np.ndarray:
+    if not frames:
+        return np.zeros(0, np.float32)
+    return np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(np.float32)
+
+
+def _start_s(container) -> float:
+    return (container.start_time or 0) / 1_000_000
+
+
+def _fit(width: int, height: int, max_width: int) -> tuple[int, int]:
+    if width <= max_width:
+        return width, height
+    scale = max_width / width
+    return max_width, max(2, int(round(height * scale / 2)) * 2)
+
+
+def _probe(path: Path) -> tuple[bool, bool, float]:
+    """(has_audio, has_video, duration_s); raises a clear error for unusable files."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise SourceError(f"{path}: is a directory, not a media file")
+    if path.stat().st_size == 0:
+        raise SourceError(f"{path}: the file is empty (0 bytes)")
+    try:
+        with av.open(str(path)) as container:
+            has_audio = _decodes(container, "audio")
+        with av.open(str(path)) as container:
+            has_video = _decodes(container, "video")
+            duration_s = (container.duration or 0) / 1_000_000
+    except av.error.FFmpegError as exc:
+        raise SourceError(f"{path}: not a readable audio or video file ({exc})") from exc
+    if not (has_audio or has_video):
+        raise SourceError(f"{path}: no decodable audio or video stream (corrupt file?)")
+    return has_audio, has_video, duration_s
+
+
+def _decodes(container, kind: str) -> bool:
+    streams = getattr(container.streams, kind)
+    if not streams:
+        return False
+    try:
+        for _ in container.decode(streams[0]):
+            return True
+    except (av.error.FFmpegError, ValueError):
+        return False
+    return False
