@@ -1,0 +1,84 @@
+"""The Triton gate-and-mask kernels on CPU under Triton's interpreter, against float64.
+
+TRITON_INTERPRET=1 must be set before triton is imported, and this pytest process may already
+have imported it, so the kernels run in a subprocess (python -m kernels.interp_check) that
+reports JSON; the tests assert on it. Tolerances: kernels.interp_check.TOLERANCES."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kernels.interp_check import TOLERANCES
+
+REPO = Path(__file__).resolve().parents[1]
+REQUIRED_SHAPES = [[3, 7, 35], [2, 13, 74], [1, 1, 300], [4, 50, 33]]
+
+
+@pytest.fixture(scope="module")
+def report() -> dict:
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    res = subprocess.run([sys.executable, "-m", "kernels.interp_check"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(res.stdout)
+
+
+def test_triton_path_really_ran(report):
+    assert report["interpreted"] is True
+    launches = report["launches"]
+    # 5 shapes + 2 dropout-exact + 6 dropout runs + eval + p=1 + partial + 2 half = 17 forward
+    assert launches["fwd"] == 17 and launches["bwd"] == 9
+    assert launches["fwd_grouped"] == 2 and launches["bwd_grouped"] == 2
+
+
+def test_float32_matches_float64_reference_on_odd_shapes(report):
+    shapes = [case["shape"] for case in report["shapes"]]
+    assert all(s in shapes for s in REQUIRED_SHAPES)
+    for case in report["shapes"]:
+        assert case["dtypes_kept"]
+        for name, err in case["rel_err"].items():
+            assert err < TOLERANCES["float32"], (case["shape"], name, err)
+
+
+def test_padding_zero_in_output_and_gradients(report):
+    padded = [c for c in report["shapes"] if "pad_zero" in c]
+    assert sum(c["padded_elements"] for c in padded) > 0
+    assert all(c["pad_zero"] for c in padded)
+    assert report["dropout"]["pad_zero"]
+
+
+def test_dropout_matches_philox_reference_and_is_reproducible(report):
+    d = report["dropout"]
+    assert max(d["rel_err_vs_philox_reference"].values()) < TOLERANCES["float32"]
+    assert d["same_seed_identical"] and d["other_seed_differs"]
+    assert d["manual_seed_controls_seed_none"]
+    assert d["eval_deterministic"] and d["p1_all_zero"]
+    assert d["kept_scaled_by_inverse_keep_prob"]
+    assert abs(d["keep_rate"] - (1 - d["p"])) < 0.01  # n = 60000: 5 sigma ~ 0.009
+
+
+def test_backward_with_only_x_requiring_grad(report):
+    assert report["partial_grads"]["rel_err_dx"] < TOLERANCES["float32"]
+
+
+def test_grouped_is_one_launch_each_way_and_exact(report):
+    for label in ("plain", "dropout"):
+        g = report["grouped"][label]
+        assert g["launches"] == {"fwd": 0, "bwd": 0, "fwd_grouped": 1, "bwd_grouped": 1}
+        errs = [e for grp in g["rel_err"].values() for e in grp.values()]
+        assert len(errs) == 12 and max(errs) < TOLERANCES["float32"]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_within_documented_tolerance(report, dtype):
+    case = report["half"][dtype]
+    assert case["ok"], case.get("error")
+    assert case["dtypes_kept"] and case["pad_zero"]
+    for name, err in case["rel_err"].items():
+        assert err < TOLERANCES[dtype], (name, err)
