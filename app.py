@@ -1,0 +1,309 @@
+"""Live multimodal sentiment dashboard (Gradio).
+
+    python app.py [--source PATH] [--camera N] [--mic NAME] [--host H] [--port P]
+                  [--auth USER:PASS] [--share]
+
+Default: the bundled recording (assets/demo.mp4) on http://127.0.0.1:7860. The page reads
+only the pipeline's prediction store (through `realtime.ui_control.Dashboard`); no model
+work happens in a web handler. Binding anything but loopback, or sharing, needs --auth or
+SENTIMENT_AUTH=user:pass. Analytics are off; the page loads nothing from the internet.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import argparse  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from realtime.ui_control import (  # noqa: E402
+    SOURCE_KINDS,
+    SOURCE_LABELS,
+    Dashboard,
+    SourceChoice,
+    engine_pipeline_factory,
+)
+from realtime.ui_style import CSS, HEAD, theme  # noqa: E402
+from realtime.ui_view import (  # noqa: E402
+    FAST_PANELS,
+    SLOW_PANELS,
+    RefreshMeter,
+    ViewSettings,
+    export_log,
+    fast_panels,
+    slow_panels,
+)
+
+REPO = Path(__file__).resolve().parent
+DEMO_RECORDING = REPO / "assets" / "demo.mp4"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+AUTH_ENV = "SENTIMENT_AUTH"
+FAST_TICK_S = 0.2
+SLOW_TICK_S = 0.5
+
+
+class PageState:
+    """Per browser tab: its refresh meter and the HTML it was last sent (to skip repeats)."""
+
+    def __init__(self) -> None:
+        self.meter = RefreshMeter()
+        self.sent: dict[str, str] = {}
+
+    def changed(self, panels: dict[str, str]) -> list:
+        import gradio as gr
+
+        out = []
+        for name, html in panels.items():
+            if self.sent.get(name) == html:
+                out.append(gr.skip())
+            else:
+                self.sent[name] = html
+                out.append(html)
+        return out
+
+
+def _settings(threshold, hold_s, span_min) -> ViewSettings:
+    return ViewSettings(threshold=float(threshold), hold_s=float(hold_s),
+                        span_s=float(span_min) * 60.0)
+
+
+def build_ui(dashboard: Dashboard, export_dir: Path | None = None):
+    """The page (a ``gr.Blocks``) for ``dashboard``; see `build_demo`."""
+    import gradio as gr  # imported here so that command-line errors come at once
+
+    export_dir = export_dir or Path(tempfile.mkdtemp(prefix="sentiment-export-"))
+    choice = dashboard.choice
+    kind = choice.kind if choice is not None else "recording"
+    player_path = choice.path if choice is not None and choice.replays_file else None
+    recording = DEMO_RECORDING if DEMO_RECORDING.exists() else None
+    kinds = [k for k in SOURCE_KINDS if k != "recording" or recording is not None]
+
+    with gr.Blocks(title="Live sentiment", analytics_enabled=False) as demo:
+        page = gr.State(PageState)
+        with gr.Row(equal_height=False):
+            gr.HTML('<div class="sx-header"><h1>Live sentiment</h1><span>face \u00b7 voice '
+                    "\u00b7 words \u2192 sentiment in [\u22123, +3]</span></div>")
+            status = gr.HTML(elem_id="status")
+        with gr.Row(equal_height=True):
+            with gr.Column(scale=4, min_width=320):
+                sentiment = gr.HTML(elem_id="sentiment")
+                player = gr.Video(value=str(player_path) if player_path else None,
+                                  elem_id="player", label="Recording", interactive=False,
+                                  autoplay=False, visible=player_path is not None,
+                                  height=240)
+                with gr.Group(visible=kind == "browser") as browser_box:
+                    webcam = gr.Image(sources=["webcam"], streaming=True, type="numpy",
+                                      label="Webcam", elem_id="webcam", height=220)
+                    mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy",
+                                   label="Microphone", elem_id="mic")
+            with gr.Column(scale=8, min_width=480):
+                timeline = gr.HTML(elem_id="timeline")
+                transcript = gr.HTML(elem_id="transcript")
+        with gr.Row(equal_height=True):
+            with gr.Column(scale=4, min_width=300):
+                signals = gr.HTML(elem_id="signals")
+            with gr.Column(scale=5, min_width=320):
+                masks = gr.HTML(elem_id="masks")
+            with gr.Column(scale=3, min_width=260):
+                latency = gr.HTML(elem_id="latency")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=5, min_width=320):
+                source = gr.Radio([(SOURCE_LABELS[k], k) for k in kinds], value=kind,
+                                  label="Source", elem_id="source")
+                upload = gr.File(label="Video or audio file", file_types=["video", "audio"],
+                                 type="filepath", visible=kind == "file", elem_id="upload")
+                with gr.Row(visible=kind == "devices") as device_row:
+                    camera = gr.Number(value=choice.camera if choice and choice.camera
+                                       is not None else 0, precision=0, label="Camera index")
+                    mic_name = gr.Textbox(value=(choice.mic or "") if choice else "",
+                                          label="Microphone (name, empty = default)")
+                loop = gr.Checkbox(value=bool(choice.loop) if choice else True,
+                                   label="Loop the recording", elem_id="loop")
+                with gr.Row():
+                    start = gr.Button("Start session", variant="primary", elem_id="start")
+                    stop = gr.Button("Stop", elem_id="stop")
+                message = gr.Markdown(elem_id="message")
+            with gr.Column(scale=4, min_width=300):
+                aggregates = gr.HTML(elem_id="aggregates")
+                with gr.Row():
+                    threshold = gr.Slider(-3, 3, value=-1.0, step=0.1, elem_id="threshold",
+                                          label="Alert threshold (1-min mean)")
+                    hold = gr.Slider(2, 120, value=10, step=1, label="for (s)")
+            with gr.Column(scale=3, min_width=240):
+                span = gr.Slider(0.5, 10, value=2, step=0.5, label="Timeline (minutes)")
+                with gr.Row():
+                    csv_btn = gr.Button("Export CSV", elem_id="export-csv")
+                    jsonl_btn = gr.Button("Export JSONL", elem_id="export-jsonl")
+                exported = gr.File(label="Session log (no video or audio)",
+                                   elem_id="export", interactive=False)
+
+        fast_out = [sentiment, transcript, signals, latency, status, aggregates]
+        slow_out = [timeline, masks]
+        assert [c.elem_id for c in fast_out] == list(FAST_PANELS)
+        assert [c.elem_id for c in slow_out] == list(SLOW_PANELS)
+
+        def on_fast(state: PageState, thr, hold_s, span_min):
+            state.meter.tick()
+            panels = fast_panels(dashboard, _settings(thr, hold_s, span_min), state.meter)
+            return [*state.changed(panels), state]
+
+        def on_slow(state: PageState, thr, hold_s, span_min):
+            panels = slow_panels(dashboard, _settings(thr, hold_s, span_min))
+            return [*state.changed(panels), state]
+
+        settings_in = [threshold, hold, span]
+        fast = gr.Timer(FAST_TICK_S)
+        fast.tick(on_fast, [page, *settings_in], [*fast_out, page], show_progress="hidden",
+                  api_visibility="private", concurrency_limit=None)
+        slow = gr.Timer(SLOW_TICK_S)
+        slow.tick(on_slow, [page, *settings_in], [*slow_out, page], show_progress="hidden",
+                  api_visibility="private", concurrency_limit=None)
+        demo.load(on_fast, [page, *settings_in], [*fast_out, page], show_progress="hidden")
+        demo.load(on_slow, [page, *settings_in], [*slow_out, page], show_progress="hidden")
+
+        def on_source(k):
+            return (gr.update(visible=k == "file"), gr.update(visible=k == "devices"),
+                    gr.update(visible=k == "browser"), gr.update(visible=k in ("recording",
+                                                                              "file")))
+
+        source.change(on_source, source, [upload, device_row, browser_box, loop],
+                      show_progress="hidden")
+
+        def on_start(k, file_path, cam, mic_text, loop_on):
+            try:
+                path = (recording if k == "recording" else
+                        Path(file_path) if k == "file" and file_path else None)
+                new = SourceChoice(kind=k, path=path, camera=int(cam or 0),
+                                   mic=(mic_text or "").strip() or None,
+                                   loop=bool(loop_on) and k in ("recording", "file"))
+                msg = dashboard.start_session(new)
+            except Exception as exc:  # noqa: BLE001 - shown to the user, nothing is lost
+                return f"**Could not start:** {type(exc).__name__}: {exc}", gr.skip()
+            video = (gr.update(value=str(path), visible=True) if path is not None
+                     else gr.update(value=None, visible=False))
+            return msg, video
+
+        start.click(on_start, [source, upload, camera, mic_name, loop], [message, player],
+                    concurrency_limit=1)
+        stop.click(lambda: dashboard.stop_session(), None, message, concurrency_limit=1)
+
+        def on_export(fmt: str):
+            return str(export_log(dashboard, fmt, export_dir))
+
+        csv_btn.click(lambda: on_export("csv"), None, exported)
+        jsonl_btn.click(lambda: on_export("jsonl"), None, exported)
+
+        webcam.stream(dashboard.push_frame, webcam, None, stream_every=0.2,
+                      show_progress="hidden", concurrency_limit=None, time_limit=None)
+        mic.stream(dashboard.push_audio, mic, None, stream_every=0.2,
+                   show_progress="hidden", concurrency_limit=None, time_limit=None)
+    return demo
+
+
+def build_demo(pipeline, choice: SourceChoice | None = None, pipeline_factory=None):
+    """The dashboard page (a ``gr.Blocks``) for a `realtime.pipeline.Pipeline`.
+
+    ``choice`` says what the pipeline listens to (for the player and for looping);
+    ``pipeline_factory`` builds the pipeline for another source (default: a new
+    `Pipeline` on ``pipeline.engine``). The controller is ``demo.dashboard``; call its
+    ``start_session()`` to start and ``close()`` when done.
+    """
+    if pipeline_factory is None and getattr(pipeline, "engine", None) is not None:
+        pipeline_factory = engine_pipeline_factory(pipeline.engine)
+    dashboard = Dashboard(pipeline, choice, pipeline_factory)
+    demo = build_ui(dashboard)
+    demo.dashboard = dashboard
+    return demo
+
+
+# -- command line ------------------------------------------------------------------------
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    """``USER:PASS`` -> (user, pass); None/empty -> None; anything else is an error."""
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise ValueError("auth must be USER:PASS with both parts non-empty")
+    return user, password
+
+
+def check_exposure(host: str, share: bool, auth: tuple[str, str] | None) -> None:
+    """Refuses to serve beyond this machine without a login."""
+    if (host not in LOOPBACK or share) and auth is None:
+        where = "--share" if share else f"--host {host}"
+        raise SystemExit(
+            f"Refusing to start: {where} exposes the dashboard beyond this machine; "
+            f"give --auth USER:PASS or set {AUTH_ENV}=USER:PASS")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Live multimodal sentiment dashboard")
+    p.add_argument("--source", type=Path, help="a video or audio file to replay live "
+                   "(default: the bundled recording assets/demo.mp4)")
+    p.add_argument("--camera", type=int, help="this machine's camera index")
+    p.add_argument("--mic", help="this machine's microphone name (with --camera or alone)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--auth", help=f"USER:PASS (or set {AUTH_ENV})")
+    p.add_argument("--share", action="store_true", help="a public Gradio link (needs auth)")
+    p.add_argument("--checkpoint", type=Path, help="model directory (default: assets/model)")
+    p.add_argument("--no-loop", action="store_true", help="play a recording once")
+    return p.parse_args(argv)
+
+
+def initial_choice(args: argparse.Namespace) -> SourceChoice:
+    if args.camera is not None or args.mic is not None:
+        return SourceChoice("devices", camera=args.camera, mic=args.mic)
+    if args.source is not None:
+        if not args.source.exists():
+            raise SystemExit(f"--source {args.source}: no such file")
+        return SourceChoice("file", path=args.source, loop=not args.no_loop)
+    if not DEMO_RECORDING.exists():
+        raise SystemExit(f"the bundled recording {DEMO_RECORDING} is missing; "
+                         "give --source PATH or --camera N")
+    return SourceChoice("recording", path=DEMO_RECORDING, loop=not args.no_loop)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM: stop the pipeline and the server like Ctrl-C
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        auth = parse_auth(args.auth or os.environ.get(AUTH_ENV))
+    except ValueError as exc:
+        raise SystemExit(f"--auth/{AUTH_ENV}: {exc}") from None
+    check_exposure(args.host, args.share, auth)
+    choice = initial_choice(args)
+
+    from realtime.pipeline import Engine
+
+    print("Loading models (once)\u2026", flush=True)
+    engine = Engine.load(checkpoint_dir=args.checkpoint)
+    factory = engine_pipeline_factory(engine)
+    pipeline = factory(choice)
+    demo = build_demo(pipeline, choice, factory)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        demo.dashboard.start_session()
+        demo.queue(default_concurrency_limit=4)
+        demo.launch(server_name=args.host, server_port=args.port, share=args.share,
+                    auth=auth, ssr_mode=False, theme=theme(), css=CSS, head=HEAD,
+                    footer_links=[], show_error=True, quiet=False, enable_monitoring=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        demo.dashboard.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""build_demo and the command line: panels and their elem_ids, what each panel shows for
+given predictions, the exposure rules, and the exported logs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+
+import app
+from realtime.ui_control import SourceChoice
+from realtime.ui_view import RefreshMeter, ViewSettings, export_log, fast_panels, slow_panels
+from tests.test_app_fakes import FakePipeline, make_prediction
+
+REPO = Path(__file__).resolve().parents[1]
+PANELS = ("sentiment", "timeline", "transcript", "signals", "masks", "latency", "status")
+
+
+@pytest.fixture
+def demo():
+    pipe = FakePipeline()
+    blocks = app.build_demo(pipe, SourceChoice("recording", path=REPO / "app.py"))
+    yield blocks
+    blocks.dashboard.close()
+
+
+def _elem_ids(blocks: gr.Blocks) -> dict[str, gr.components.Component]:
+    return {b.elem_id: b for b in blocks.blocks.values() if getattr(b, "elem_id", None)}
+
+
+def test_build_demo_has_every_panel_and_two_timers(demo):
+    ids = _elem_ids(demo)
+    for name in PANELS:
+        assert name in ids, name
+        assert isinstance(ids[name], gr.HTML)
+    timers = [b for b in demo.blocks.values() if isinstance(b, gr.Timer)]
+    assert sorted(t.value for t in timers) == [app.FAST_TICK_S, app.SLOW_TICK_S]
+    assert app.FAST_TICK_S <= 0.2  # >= 5 Hz
+    assert isinstance(ids["webcam"], gr.Image) and ids["webcam"].streaming
+    assert isinstance(ids["mic"], gr.Audio) and ids["mic"].streaming
+    assert ids["player"].visible  # the recording is played with its video visible
+
+
+def test_panels_show_the_latest_prediction(demo):
+    dash = demo.dashboard
+    dash.start_session()
+    masks = {"text": np.random.default_rng(0).random((6, 384), dtype=np.float32),
+             "audio": np.full((6, 74), 0.5, np.float32), "video": np.zeros((6, 20), np.float32)}
+    for i, v in enumerate([0.4, -1.256, 2.5]):
+        dash.pipeline.store.publish(make_prediction(0.2 * (i + 1), v,
+                                                    words=("I", "love", "<script>"),
+                                                    masks=masks if i == 2 else None,
+                                                    latency_total_ms=100.0 + 50 * i))
+    dash.sync()
+    meter = RefreshMeter()
+    meter.tick(0.0)
+    meter.tick(0.2)
+    fast = fast_panels(dash, ViewSettings(), meter)
+    assert 'data-value="+2.50"' in fast["sentiment"] and ">+2.50<" in fast["sentiment"]
+    assert "rgb(" in fast["sentiment"] and "strongly positive" in fast["sentiment"]
+    assert "&lt;script&gt;" in fast["transcript"] and "<script>" not in fast["transcript"]
+    assert 'class="sx-tentative">again<' in fast["transcript"]
+    assert 'class="sx-committed">love<' in fast["transcript"]
+    assert 'data-face-present="true"' in fast["signals"] and ">180<" in fast["signals"]
+    assert ">150<" in fast["latency"]  # p50 of 100, 150, 200 ms
+    assert 'data-rate="ui">5.0<' in fast["latency"]
+    assert "mmlatch-test" in fast["status"] and "CPU" in fast["status"]
+    assert "Triton</i> off" in fast["status"] and 'data-running="true"' in fast["status"]
+    assert 'data-media-t="0.60"' in fast["status"]
+    slow = slow_panels(dash, ViewSettings())
+    assert slow["timeline"].count("<path") >= 3 and "sx-line" in slow["timeline"]
+    for modality in ("text", "audio", "video"):
+        assert f'data-modality="{modality}"' in slow["masks"]
+    assert slow["masks"].count("data:image/png;base64,") == 3
+
+
+def test_panels_without_predictions_show_no_numbers(demo):
+    fast = fast_panels(demo.dashboard, ViewSettings(), RefreshMeter())
+    assert 'data-value=""' in fast["sentiment"] and "waiting" in fast["sentiment"]
+    assert "no latencies yet" in fast["latency"]
+    slow = slow_panels(demo.dashboard, ViewSettings())
+    assert "no predictions yet" in slow["timeline"]
+    assert "exposes no masks" in slow["masks"]
+
+
+def test_exported_logs_parse(demo, tmp_path):
+    dash = demo.dashboard
+    dash.start_session()
+    for i in range(12):
+        dash.pipeline.store.publish(make_prediction(0.2 * (i + 1), -0.1 * i))
+    jsonl = export_log(dash, "jsonl", tmp_path)
+    table = export_log(dash, "csv", tmp_path)
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert rows[0]["type"] == "session" and len(rows) == 13
+    assert rows[-1]["sentiment"] == pytest.approx(-1.1)
+    parsed = list(csv.DictReader(io.StringIO(table.read_text())))
+    assert len(parsed) == 12 and parsed[0]["words"] == "hello world"
+    assert jsonl.stat().st_size < 20_000  # predictions and signals only
+    with pytest.raises(ValueError, match="csv or jsonl"):
+        export_log(dash, "mp4", tmp_path)
+
+
+def test_page_state_skips_unchanged_panels():
+    state = app.PageState()
+    first = state.changed({"a": "<b>1</b>", "b": "x"})
+    assert first == ["<b>1</b>", "x"]
+    second = state.changed({"a": "<b>1</b>", "b": "y"})
+    assert isinstance(second[0], dict) and second[0].get("__type__") == "update"
+    assert second[1] == "y"
+
+
+@pytest.mark.parametrize(
+    ("host", "share", "auth", "refused"),
+    [("127.0.0.1", False, None, False), ("localhost", False, None, False),
+     ("0.0.0.0", False, None, True), ("192.168.1.5", False, None, True),
+     ("127.0.0.1", True, None, True), ("0.0.0.0", False, ("u", "p"), False),
+     ("127.0.0.1", True, ("u", "p"), False)],
+)
+def test_exposure_needs_auth(host, share, auth, refused):
+    if refused:
+        with pytest.raises(SystemExit, match="Refusing to start"):
+            app.check_exposure(host, share, auth)
+    else:
+        app.check_exposure(host, share, auth)
+
+
+def test_parse_auth():
+    assert app.parse_auth("ann:s3cr:et") == ("ann", "s3cr:et")
+    assert app.parse_auth(None) is None and app.parse_auth("") is None
+    for bad in ("ann", ":pw", "ann:"):
+        with pytest.raises(ValueError, match="USER:PASS"):
+            app.parse_auth(bad)
+
+
+def _run_app(*args: str, env_extra: dict[str, str] | None = None):
+    env = {k: v for k, v in os.environ.items() if k != app.AUTH_ENV}
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, str(REPO / "app.py"), *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_refuses_public_host_without_auth():
+    proc = _run_app("--host", "0.0.0.0", "--port", "1")
+    assert proc.returncode != 0
+    assert "Refusing to start" in proc.stderr and "SENTIMENT_AUTH" in proc.stderr
+    proc = _run_app("--share", "--auth", "nocolon")
+    assert proc.returncode != 0 and "USER:PASS" in proc.stderr
+
+
+def test_cli_source_must_exist():
+    proc = _run_app("--source", "/nonexistent/talk.mp4")
+    assert proc.returncode != 0 and "no such file" in proc.stderr
+
+
+def test_analytics_are_off_before_gradio_is_imported():
+    code = ("import os; os.environ['GRADIO_ANALYTICS_ENABLED'] = 'True'; import app; "
+            "import gradio.analytics as a; print(a.analytics_enabled())")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_initial_choice_defaults_to_the_bundled_recording():
+    choice = app.initial_choice(app.parse_args([]))
+    assert choice.kind == "recording" and choice.path == app.DEMO_RECORDING and choice.loop
+    dev = app.initial_choice(app.parse_args(["--camera", "1", "--mic", "USB"]))
+    assert (dev.kind, dev.camera, dev.mic) == ("devices", 1, "USB")
+    args = app.parse_args([])
+    assert (args.host, args.port) == ("127.0.0.1", 7860)

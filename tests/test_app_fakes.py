@@ -1,0 +1,92 @@
+"""Test-only stand-ins for the dashboard's unit tests (no tests here).
+
+`FakePipeline` has the pipeline's surface the dashboard uses (store, status(), start(),
+stop(), source); its predictions are made by the test with `make_prediction`, never by the
+product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from realtime.store import PredictionStore
+from realtime.types import Prediction, Signals
+
+
+@dataclass(frozen=True)
+class FakeStatus:
+    model_name: str
+    device: str
+    triton: bool
+    source_name: str
+    running: bool
+    error: str | None
+    drops: dict = field(default_factory=dict)
+    updates_per_s: float = 0.0
+
+
+class FakeBrowserSource:
+    name = "browser"
+
+    def __init__(self) -> None:
+        self.frames: list[np.ndarray] = []
+        self.audio: list[tuple[int, np.ndarray]] = []
+        self.started_at_s = 0.0
+
+    def push_frame(self, image_rgb) -> None:
+        self.frames.append(np.asarray(image_rgb))
+
+    def push_audio(self, rate_hz: int, samples) -> None:
+        self.audio.append((rate_hz, np.asarray(samples)))
+
+
+class FakeFileSource:
+    def __init__(self, name: str = "file:demo.mp4", started_at_s: float = 0.0) -> None:
+        self.name = name
+        self.started_at_s = started_at_s
+
+
+class FakePipeline:
+    def __init__(self, source=None, model_name: str = "mmlatch-test") -> None:
+        self.store = PredictionStore(max_history=500)
+        self.source = source if source is not None else FakeFileSource()
+        self.model_name = model_name
+        self.running = False
+        self.starts = 0
+        self.stops = 0
+        self.error: str | None = None
+
+    def start(self) -> None:
+        self.running = True
+        self.starts += 1
+
+    def stop(self, timeout_s: float = 2.0) -> bool:
+        self.running = False
+        self.stops += 1
+        return True
+
+    def status(self) -> FakeStatus:
+        return FakeStatus(self.model_name, "cpu", False, self.source.name, self.running,
+                          self.error, {"audio_queue": 0}, 4.8)
+
+
+def make_prediction(t_s: float, sentiment: float, words=("hello", "world"),
+                    tentative=("again",), face: bool = True, masks=None,
+                    latency_total_ms: float = 120.0) -> Prediction:
+    return Prediction(
+        t_end_s=t_s,
+        sentiment=sentiment,
+        words=tuple(words),
+        tentative=tuple(tentative),
+        face=face,
+        signals=Signals(pitch_hz=180.0, energy_db=-22.5, smile=0.6, brow=0.2, jaw=0.1,
+                        face_present=face),
+        latency_ms={"total": latency_total_ms, "asr": latency_total_ms * 0.6,
+                    "model": 8.0},
+        drops={"audio_queue": 0, "video_queue": 2},
+        emitted_at_s=t_s + latency_total_ms / 1000.0,
+        model_name="mmlatch-test",
+        masks=masks,
+    )
