@@ -7,15 +7,18 @@ Audio is always 16 kHz mono float32 `AudioChunk`s; video is RGB uint8 `VideoFram
 
 from realtime.sources.base import DropQueue, Source, SourceError
 from realtime.sources.browser import BrowserSource
+from realtime.sources.combined import CombinedSource, devices_source
 from realtime.sources.devices import MicrophoneSource, WebcamSource
 from realtime.sources.file import FileSource
 
 __all__ = [
     "BrowserSource",
+    "CombinedSource",
     "DropQueue",
     "FileSource",
     "MicrophoneSource",
     "Source",
     "SourceError",
     "WebcamSource",
+    "devices_source",
 ]

@@ -133,6 +133,14 @@ class Source:
         """Video frames captured since the last call, oldest first."""
         return self.video_queue.get_all(timeout_s)
 
+    def pending_audio(self) -> int:
+        """Chunks captured and not yet read."""
+        return len(self.audio_queue)
+
+    def pending_frames(self) -> int:
+        """Frames captured and not yet read."""
+        return len(self.video_queue)
+
     @property
     def ended(self) -> bool:
         """Capture has ended (end of file, error or stop); queued items may remain."""
@@ -141,7 +149,7 @@ class Source:
     @property
     def finished(self) -> bool:
         """Capture has ended and everything captured has been read."""
-        return self.ended and len(self.audio_queue) == 0 and len(self.video_queue) == 0
+        return self.ended and self.pending_audio() == 0 and self.pending_frames() == 0
 
     @property
     def error(self) -> str | None:

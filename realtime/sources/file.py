@@ -59,43 +59,50 @@ class FileSource(Source):
         self.repeat_until_s = repeat_until_s
         self.name = f"file:{self.path.name}"
         self.has_audio, self.has_video, self.duration_s = _probe(self.path)
-        self._replaying = False
 
     # -- the stamped stream ----------------------------------------------------------
     def items(self) -> Iterator[AudioChunk | VideoFrame]:
         """Stamped audio chunks and frames in time order, paced by the clock when
         ``realtime``; ends early (``error`` set) on a decode error or when stopped."""
+        base_s = self.begin_replay()
+        for media in self.timeline():
+            t_avail = base_s + media.available_s
+            if self.realtime:
+                if not self.clock.sleep_until(t_avail, self._stop):
+                    return
+            else:
+                advance = getattr(self.clock, "advance_to", None)
+                if advance is not None:
+                    advance(t_avail)
+            yield media.stamp(base_s, self.clock.now_s())
+
+    def begin_replay(self) -> float:
+        """Marks the source started without a thread; returns ``started_at_s``."""
         if not self._started:
             self._started = True
             self.started_at_s = self.clock.now_s()
-        base_s = self.started_at_s
+        return self.started_at_s
+
+    def timeline(self) -> Iterator[Media]:
+        """Decoded, unstamped items in order of ``available_s`` (seconds from the start of
+        the replay), looping until ``repeat_until_s`` when set; no pacing, no clock."""
         offset_s = 0.0
         for loop in itertools.count():
             if loop > 0 and (self.repeat_until_s is None or offset_s >= self.repeat_until_s):
                 return
             end_s = offset_s
             for media in self._merged(offset_s):
-                t_avail = base_s + media.available_s
-                if self.realtime:
-                    if not self.clock.sleep_until(t_avail, self._stop):
-                        return
-                else:
-                    advance = getattr(self.clock, "advance_to", None)
-                    if advance is not None:
-                        advance(t_avail)
                 if self._stop.is_set():
                     return
                 if self.repeat_until_s is not None and media.available_s > self.repeat_until_s:
                     return
                 end_s = max(end_s, media.end_s)
-                yield media.stamp(base_s, self.clock.now_s())
-            if self._error is not None:
-                return
-            if end_s <= offset_s:  # nothing decoded: never loop forever
+                yield media
+            if self._error is not None or end_s <= offset_s:  # never loop on nothing
                 return
             offset_s = end_s
 
-    def _merged(self, offset_s: float) -> Iterator[_Media]:
+    def _merged(self, offset_s: float) -> Iterator[Media]:
         streams = []
         if self.has_audio:
             streams.append(self._guard(self._audio(offset_s)))
@@ -103,13 +110,13 @@ class FileSource(Source):
             streams.append(self._guard(self._video(offset_s)))
         yield from heapq.merge(*streams, key=lambda m: (m.available_s, m.kind))
 
-    def _guard(self, it: Iterator[_Media]) -> Iterator[_Media]:
+    def _guard(self, it: Iterator[Media]) -> Iterator[Media]:
         try:
             yield from it
         except (av.error.FFmpegError, ValueError, OSError) as exc:
             self._error = f"{self.path}: decoding stopped part-way: {exc}"
 
-    def _audio(self, offset_s: float) -> Iterator[_Media]:
+    def _audio(self, offset_s: float) -> Iterator[Media]:
         with av.open(str(self.path)) as container:
             stream = container.streams.audio[0]
             start_s = _start_s(container)
@@ -122,15 +129,15 @@ class FileSource(Source):
                     t0_s = max(0.0, (frame.time or 0.0) - start_s)
                 buf = np.concatenate([buf, _pcm(resampler.resample(frame))])
                 while len(buf) >= self.chunk_n:
-                    yield _Media.audio(offset_s + t0_s + sent / RATE_HZ, buf[: self.chunk_n])
+                    yield Media.audio(offset_s + t0_s + sent / RATE_HZ, buf[: self.chunk_n])
                     sent += self.chunk_n
                     buf = buf[self.chunk_n:]
             if t0_s is not None:
                 buf = np.concatenate([buf, _pcm(resampler.resample(None))])
                 if len(buf):
-                    yield _Media.audio(offset_s + t0_s + sent / RATE_HZ, buf)
+                    yield Media.audio(offset_s + t0_s + sent / RATE_HZ, buf)
 
-    def _video(self, offset_s: float) -> Iterator[_Media]:
+    def _video(self, offset_s: float) -> Iterator[Media]:
         with av.open(str(self.path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
@@ -146,7 +153,7 @@ class FileSource(Source):
                 next_s = t_s + step_s * 0.98
                 width, height = _fit(frame.width, frame.height, self.max_width)
                 image = frame.to_ndarray(format="rgb24", width=width, height=height)
-                yield _Media.video(offset_s + max(0.0, t_s), image, step_s)
+                yield Media.video(offset_s + max(0.0, t_s), image, step_s)
 
     # -- the capture thread ----------------------------------------------------------
     def _start(self) -> None:
@@ -159,8 +166,10 @@ class FileSource(Source):
                 return
 
 
-class _Media:
-    """A decoded item before stamping; times are seconds from the file's start."""
+class Media:
+    """A decoded item before stamping; times are seconds from the start of the replay.
+    available_s: when a live device would hand it over (an audio chunk's end, a frame's
+    time); `stamp` makes the `AudioChunk` / `VideoFrame` on the session clock."""
 
     __slots__ = ("kind", "available_s", "end_s", "t_s", "data")
 
@@ -169,13 +178,17 @@ class _Media:
             kind, t_s, available_s, end_s, data)
 
     @classmethod
-    def audio(cls, t0_s: float, samples: np.ndarray) -> _Media:
+    def audio(cls, t0_s: float, samples: np.ndarray) -> Media:
         t1_s = t0_s + len(samples) / RATE_HZ
         return cls(_AUDIO, t0_s, t1_s, t1_s, samples.astype(np.float32, copy=True))
 
     @classmethod
-    def video(cls, t_s: float, image: np.ndarray, step_s: float) -> _Media:
+    def video(cls, t_s: float, image: np.ndarray, step_s: float) -> Media:
         return cls(_VIDEO, t_s, t_s, t_s + step_s, image)
+
+    @property
+    def is_audio(self) -> bool:
+        return self.kind == _AUDIO
 
     def stamp(self, base_s: float, now_s: float) -> AudioChunk | VideoFrame:
         if self.kind == _AUDIO:

@@ -1,0 +1,169 @@
+"""The heavy models of the live pipeline, loaded once and shared by every session.
+
+`Engine.load` loads Whisper (ASR), the mediapipe face landmarker, the MiniLM word encoder
+and the sentiment model (a `models.checkpoint` folder; default `assets/model/`), checks the
+model's input sizes against the extractors' (`models.base.check_dims`) and picks the
+device. A `Pipeline` asks the engine for fresh per-session streaming stages (``new_asr``,
+``new_acoustic``, ``new_face``), which share the loaded models.
+
+`Engine` is a plain dataclass so tests can build one from small stand-ins.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from realtime.types import AudioChunk, FeatureFrames, VideoFrame, Word
+
+
+class EngineError(RuntimeError):
+    """The engine cannot be loaded; the message says what is missing and how to get it."""
+
+
+class StreamingASRLike(Protocol):
+    def insert_audio_chunk(self, chunk: AudioChunk) -> None: ...
+    def process_iter(self) -> Any: ...  # AsrUpdate(committed, tentative, computed_at_s)
+    def finish(self) -> Any: ...
+
+
+class AcousticLike(Protocol):
+    def insert_audio_chunk(self, chunk: AudioChunk) -> None: ...
+    def process_iter(self) -> FeatureFrames | None: ...
+    def finish(self) -> FeatureFrames | None: ...
+
+
+class FaceLike(Protocol):
+    def insert_frame(self, frame: VideoFrame) -> None: ...
+    def process_iter(self) -> FeatureFrames | None: ...
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class FeatureLayout:
+    """Sizes of the three modalities' step vectors and the columns the signals read."""
+
+    text_dim: int
+    audio_dim: int
+    video_dim: int
+    pitch_hz_index: int
+    energy_db_index: int
+    smile_index: int
+    brow_index: int
+    jaw_index: int
+    face_present_index: int
+
+
+@dataclass
+class Engine:
+    """model: a sentiment nn.Module (the `models.base` contract), already on ``device``.
+    encode_words: Words -> (n, text_dim) float32 contextual vectors."""
+
+    model: torch.nn.Module
+    model_name: str
+    device: str
+    layout: FeatureLayout
+    encode_words: Callable[[Sequence[Word]], np.ndarray]
+    new_asr: Callable[[], StreamingASRLike]
+    new_acoustic: Callable[[], AcousticLike]
+    new_face: Callable[[], FaceLike]
+    triton: bool = False
+    model_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def load(
+        cls,
+        checkpoint_dir: str | Path | None = None,
+        asr_model: str = "tiny.en",
+        device: str = "auto",
+    ) -> Engine:
+        from models.base import InputDims, check_dims
+        from realtime import acoustic, assets, face, text
+        from realtime.asr import AsrConfig, StreamingASR, load_whisper
+
+        device = pick_device(device)
+        try:
+            folder = Path(checkpoint_dir) if checkpoint_dir else assets.default_model_dir()
+        except assets.AssetMissing as exc:
+            raise EngineError(
+                f"{exc}. To get one: train it with `python -m models.train --out assets/model` "
+                "(see README), or pass --checkpoint DIR.") from exc
+        model = load_model(folder, device)
+        layout = FeatureLayout(
+            text_dim=text.TEXT_DIM, audio_dim=acoustic.ACOUSTIC_DIM, video_dim=face.FACE_DIM,
+            pitch_hz_index=acoustic.PITCH_HZ_INDEX, energy_db_index=acoustic.ENERGY_DB_INDEX,
+            smile_index=face.SMILE_INDEX, brow_index=face.BROW_INDEX, jaw_index=face.JAW_INDEX,
+            face_present_index=face.FACE_PRESENT_INDEX)
+        check_dims(model.config.dims,
+                   InputDims(layout.text_dim, layout.audio_dim, layout.video_dim),
+                   where=f"the sentiment model in {folder}")
+        whisper = load_whisper(asr_model)
+        featurizer = text.TextFeaturizer(device=device) if _takes_device(text) else (
+            text.TextFeaturizer())
+        face_factory = face.face_extractor_factory() if hasattr(
+            face, "face_extractor_factory") else face.FaceExtractor
+        return cls(
+            model=model,
+            model_name=str(getattr(model, "name", type(model).__name__)),
+            device=device,
+            layout=layout,
+            encode_words=featurizer.encode,
+            new_asr=lambda: StreamingASR(whisper, AsrConfig()),
+            new_acoustic=acoustic.AcousticExtractor,
+            new_face=face_factory,
+            triton=_uses_triton(device),
+        )
+
+    def predict(self, text: np.ndarray, audio: np.ndarray, video: np.ndarray):
+        """One window (T, D_m) per modality -> (sentiment in [-3, 3], masks or None)."""
+        steps = text.shape[0]
+        tensors = [torch.from_numpy(np.ascontiguousarray(x, np.float32))[None].to(self.device)
+                   for x in (text, audio, video)]
+        lengths = torch.tensor([steps], dtype=torch.int64, device=self.device)
+        with self.model_lock, torch.inference_mode():
+            out = self.model(*tensors, lengths)
+        sentiment = float(out.sentiment.reshape(-1)[0].float().cpu())
+        if not np.isfinite(sentiment):
+            raise FloatingPointError("the sentiment model returned a non-finite value")
+        masks = None
+        if out.masks is not None:
+            masks = {m: v[0].float().cpu().numpy() for m, v in out.masks.items()}
+        return float(np.clip(sentiment, -3.0, 3.0)), masks
+
+
+def pick_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise EngineError(f"device {device!r} requested but no CUDA GPU is available")
+    return device
+
+
+def load_model(folder: Path, device: str) -> torch.nn.Module:
+    from models import checkpoint
+
+    try:
+        return checkpoint.load(folder, map_location=device).eval()
+    except checkpoint.CheckpointError as exc:
+        raise EngineError(f"cannot load the sentiment model: {exc}") from exc
+
+
+def _takes_device(module) -> bool:
+    import inspect
+
+    try:
+        return "device" in inspect.signature(module.TextFeaturizer).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _uses_triton(device: str) -> bool:
+    import importlib.util
+
+    return device.startswith("cuda") and importlib.util.find_spec("triton") is not None

@@ -1,0 +1,384 @@
+"""The live pipeline: it owns the threads, ticks every hop and publishes predictions.
+
+Live (`start`): the source's capture threads feed
+* an audio worker: acoustic features for every chunk, chunks forwarded to the ASR worker
+  (bounded queue, oldest dropped and counted as ``asr_queue``);
+* an ASR worker: `process_iter` once at least ``asr_step_s`` of new audio has arrived;
+* a video worker: face features for the newest frame; older frames waiting behind it are
+  skipped and counted as ``video_skipped`` drops;
+* the tick loop: every ``hop_s`` it builds the word-aligned window (`realtime.window`), runs
+  the model on it (``(1, T, D)`` tensors under ``torch.inference_mode``) and publishes a
+  `Prediction` to the store, but only when some input changed since the last one.
+
+Replay (`run_to_end`, for ``--fast`` and tests): the same stages driven in ONE thread, in
+the data's time order, with the `ReplayClock` advanced by the data and ticks at fixed data
+times (every ``hop_s`` of source time), so the same recording gives the same predictions.
+
+Latencies come from data timestamps and the clock (milliseconds): for each channel
+(``audio_``/``video_``) capture->features and features->window, then window->prediction,
+``audio_total``/``video_total`` (newest input of the channel -> prediction) and ``total``
+(newest input in the window -> prediction). ``capture_to_features`` and
+``features_to_window`` are those of the channel that holds the newest input.
+The model's output is the only source of sentiment here.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from realtime import readout
+from realtime.clock import Clock, perf_s
+from realtime.engine import Engine
+from realtime.sources.base import DropQueue, Source
+from realtime.stats import RunStats
+from realtime.store import PredictionStore
+from realtime.types import (
+    AudioChunk,
+    FeatureFrames,
+    Prediction,
+    Signals,
+    VideoFrame,
+    Window,
+    Word,
+)
+from realtime.window import WindowConfig, WordWindow
+
+NAN = readout.NAN
+
+
+@dataclass(frozen=True)
+class PipelineStatus:
+    model_name: str
+    device: str
+    triton: bool
+    source_name: str
+    running: bool
+    error: str | None
+    drops: dict[str, int]
+    updates_per_s: float
+
+
+class Pipeline:
+    """One session: a source, per-session streaming stages and a store.
+
+    asr_step_s: new audio (seconds) that triggers an ASR pass. signal_span_s: the span of
+    recent frames the voice signals are read from. on_prediction: called with each
+    published prediction, from the tick thread.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        engine: Engine,
+        store: PredictionStore | None = None,
+        clock: Clock | None = None,
+        hop_s: float = 0.2,
+        *,
+        asr_step_s: float = 1.0,
+        window: WindowConfig | None = None,
+        signal_span_s: float = 0.3,
+        asr_queue_len: int = 600,
+        on_prediction: Callable[[Prediction], None] | None = None,
+    ) -> None:
+        if clock is not None and clock is not source.clock:
+            raise ValueError("the pipeline must use its source's clock (pass it to the source)")
+        if hop_s <= 0:
+            raise ValueError(f"hop_s must be positive, got {hop_s}")
+        self.source, self.engine, self.clock = source, engine, source.clock
+        self.store = store if store is not None else PredictionStore()
+        self.hop_s, self.asr_step_s, self.signal_span_s = hop_s, asr_step_s, signal_span_s
+        self.on_prediction = on_prediction
+        self.stats = RunStats()
+        lay = engine.layout
+        self._window = WordWindow(engine.encode_words, lay.text_dim, lay.audio_dim,
+                                  lay.video_dim, lay.face_present_index, window)
+        self._acoustic = engine.new_acoustic() if source.has_audio else None
+        self._asr = engine.new_asr() if source.has_audio else None
+        self._face = engine.new_face() if source.has_video else None
+        self._lock = threading.RLock()
+        self._tentative: tuple[Word, ...] = ()
+        self._last_commit_t0_s = -np.inf
+        self._newest = {"audio": (NAN, NAN), "video": (NAN, NAN)}  # (captured_at, computed_at)
+        self._published_key: tuple | None = None
+        self._asr_queue: DropQueue[AudioChunk] = DropQueue(asr_queue_len)
+        self._asr_pending_s = 0.0
+        self._asr_captured_s = NAN
+        self._last_frame_t_s: float | None = None
+        self._video_skipped = 0
+        self._stop = threading.Event()
+        self._audio_done = threading.Event()
+        self._done = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._error: str | None = None
+        self.error_detail: str | None = None
+        self._started = False
+
+    # -- public ----------------------------------------------------------------------
+    def start(self) -> None:
+        if self._started:
+            raise RuntimeError("a pipeline runs once; build a new one for a new session")
+        self._started = True
+        self.source.start()
+        if self.source.has_audio:
+            self._spawn(self._audio_worker, "audio")
+            self._spawn(self._asr_worker, "asr")
+        if self.source.has_video:
+            self._spawn(self._video_worker, "video")
+        self._spawn(self._tick_loop, "tick")
+
+    def stop(self, timeout_s: float = 2.0) -> bool:
+        """Stops the source and joins every thread; True when all joined in time."""
+        end_s = perf_s() + timeout_s
+        self._stop.set()
+        joined = self.source.stop(timeout_s / 2)
+        for thread in self._threads:
+            thread.join(max(0.0, end_s - perf_s()))
+        joined = joined and not any(t.is_alive() for t in self._threads)
+        if joined and self._face is not None:
+            self._face.close()
+        self._done.set()
+        return joined
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Waits until the source has ended and everything was processed."""
+        return self._done.wait(timeout_s)
+
+    def run_to_end(self) -> int:
+        """Replays a file source synchronously (see the module doc); returns the number of
+        predictions published."""
+        timeline = getattr(self.source, "timeline", None)
+        advance = getattr(self.clock, "advance_to", None)
+        if timeline is None or advance is None:
+            raise TypeError("run_to_end needs a FileSource on a ReplayClock; "
+                            "live sources run with start()")
+        self._started = True
+        published = self.store.version
+        base_s = self.source.begin_replay()
+        next_tick_s = base_s + self.hop_s
+        try:
+            for media in timeline():
+                avail_s = base_s + media.available_s
+                while next_tick_s < avail_s - 1e-9:
+                    advance(next_tick_s)
+                    self._tick(next_tick_s)
+                    next_tick_s += self.hop_s
+                advance(avail_s)
+                item = media.stamp(base_s, self.clock.now_s())
+                if media.is_audio:
+                    self._on_audio(item)
+                    self._asr_queue_feed(item)
+                    if self._asr_pending_s >= self.asr_step_s:
+                        self._asr_step(final=False)
+                else:
+                    self._on_frame(item)
+            self._finish_audio()
+            self._tick(self.clock.now_s())
+        except Exception as exc:
+            self._fail("replay", exc)
+            raise
+        finally:
+            self._done.set()
+            if self._face is not None:
+                self._face.close()
+        if self.source.error:
+            self._error = self.source.error
+        return self.store.version - published
+
+    @property
+    def error(self) -> str | None:
+        return self._error or self.source.error
+
+    @property
+    def drops(self) -> dict[str, int]:
+        return {**self.source.drops, "asr_queue": self._asr_queue.dropped,
+                "video_skipped": self._video_skipped}
+
+    def status(self) -> PipelineStatus:
+        return PipelineStatus(
+            model_name=self.engine.model_name, device=self.engine.device,
+            triton=self.engine.triton, source_name=self.source.name,
+            running=self._started and not self._done.is_set(), error=self.error,
+            drops=self.drops, updates_per_s=self.stats.updates_per_s(self.clock.now_s()))
+
+    # -- stages (shared by the threads and the replay) -------------------------------
+    def _on_audio(self, chunk: AudioChunk) -> None:
+        t = perf_s()
+        self._acoustic.insert_audio_chunk(chunk)
+        frames = self._acoustic.process_iter()
+        self.stats.add_compute("acoustic", perf_s() - t, chunk.duration_s)
+        self._add_frames("audio", frames)
+
+    def _asr_queue_feed(self, chunk: AudioChunk) -> None:
+        t = perf_s()
+        self._asr.insert_audio_chunk(chunk)
+        self.stats.add_compute("asr", perf_s() - t)
+        self._asr_pending_s += chunk.duration_s
+        self._asr_captured_s = chunk.captured_at_s
+
+    def _asr_step(self, final: bool) -> None:
+        t = perf_s()
+        update = self._asr.finish() if final else self._asr.process_iter()
+        self.stats.add_compute("asr", perf_s() - t, self._asr_pending_s)
+        self._asr_pending_s = 0.0
+        if update is None:
+            return
+        now_s = self.clock.now_s()
+        fresh = []
+        for word in update.committed:
+            if word.committed and word.t0_s > self._last_commit_t0_s:
+                fresh.append(word)
+                self._last_commit_t0_s = word.t0_s
+                self.stats.add("word_commit_ms", (now_s - word.t1_s) * 1000.0)
+        with self._lock:
+            self._window.add_words(fresh, self._asr_captured_s)
+            tentative = tuple(update.tentative)
+            if tentative != self._tentative:
+                self._tentative = tentative
+
+    def _finish_audio(self) -> None:
+        if self._acoustic is not None:
+            t = perf_s()
+            frames = self._acoustic.finish()
+            self.stats.add_compute("acoustic", perf_s() - t)
+            self._add_frames("audio", frames)
+        if self._asr is not None:
+            self._asr_step(final=True)
+            with self._lock:
+                self._tentative = ()
+
+    def _on_frame(self, frame: VideoFrame) -> None:
+        t = perf_s()
+        self._face.insert_frame(frame)
+        frames = self._face.process_iter()
+        media_s = 0.0 if self._last_frame_t_s is None else frame.t_s - self._last_frame_t_s
+        self._last_frame_t_s = frame.t_s
+        self.stats.add_compute("face", perf_s() - t, max(0.0, media_s))
+        self._add_frames("video", frames)
+
+    def _add_frames(self, modality: str, frames: FeatureFrames | None) -> None:
+        if frames is None or len(frames.t_s) == 0:
+            return
+        now_s = self.clock.now_s()
+        frames = replace(frames, computed_at_s=now_s)
+        self.stats.add(f"latency_ms.{modality}_capture_to_features",
+                       (now_s - frames.captured_at_s) * 1000.0)
+        with self._lock:
+            (self._window.add_audio if modality == "audio" else self._window.add_video)(frames)
+            self._newest[modality] = (frames.captured_at_s, now_s)
+
+    def _tick(self, t_end_s: float) -> Prediction | None:
+        t = perf_s()
+        with self._lock:
+            key = (self._window.version, tuple(w.text for w in self._tentative))
+            if key == self._published_key:
+                return None
+            self._published_key = key
+            window = self._window.build(t_end_s)
+            if window is None:
+                return None
+            newest = dict(self._newest)
+            tentative = self._tentative
+            signals = self._signals(window, t_end_s)
+        built_s = self.clock.now_s()
+        sentiment, masks = self.engine.predict(window.text, window.audio, window.video)
+        emitted_s = self.clock.now_s()
+        self.stats.add_compute("window+model", perf_s() - t)
+        latency = readout.latencies(window, newest, built_s, emitted_s)
+        prediction = Prediction(
+            t_end_s=float(t_end_s), sentiment=sentiment,
+            words=tuple(w.text for w in window.words), tentative=tuple(w.text for w in tentative),
+            face=window.face_present, signals=signals, latency_ms=latency, drops=self.drops,
+            emitted_at_s=emitted_s, model_name=self.engine.model_name, masks=masks)
+        self.store.publish(prediction)
+        self.stats.add_latencies(latency)
+        self.stats.emitted(emitted_s)
+        if self.on_prediction is not None:
+            self.on_prediction(prediction)
+        return prediction
+
+    def _signals(self, window: Window, t_end_s: float) -> Signals:
+        audio = self._window.frames_between("audio", t_end_s - self.signal_span_s, t_end_s)
+        video = self._window.frames_between("video", t_end_s - 1.0, t_end_s)
+        return readout.signals(audio, video, self.engine.layout, window.face_present)
+
+    # -- threads ---------------------------------------------------------------------
+    def _spawn(self, target: Callable[[], None], what: str) -> None:
+        def run() -> None:
+            try:
+                target()
+            except Exception as exc:  # noqa: BLE001 - reported through status().error
+                self._fail(what, exc)
+
+        thread = threading.Thread(target=run, name=f"pipeline:{what}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _fail(self, what: str, exc: BaseException) -> None:
+        if self._error is None:
+            self._error = f"{what} stage failed: {type(exc).__name__}: {exc}"
+            self.error_detail = traceback.format_exc()
+        self._stop.set()  # every worker ends; the tick loop marks the pipeline done
+        self.source.stop(0.0)
+
+    def _audio_worker(self) -> None:
+        try:
+            while not self._stop.is_set():
+                chunks = self.source.read_audio(timeout_s=0.1)
+                for chunk in chunks:
+                    self._on_audio(chunk)
+                    self._asr_queue.put(chunk)
+                if not chunks and self.source.ended and self.source.pending_audio() == 0:
+                    break
+            if not self._stop.is_set():
+                t = perf_s()
+                self._add_frames("audio", self._acoustic.finish())
+                self.stats.add_compute("acoustic", perf_s() - t)
+        finally:
+            self._audio_done.set()
+            self._asr_queue.wake()
+
+    def _asr_worker(self) -> None:
+        while not self._stop.is_set():
+            chunks = self._asr_queue.get_all(timeout_s=0.1)
+            for chunk in chunks:
+                self._asr_queue_feed(chunk)
+            if self._asr_pending_s >= self.asr_step_s:
+                self._asr_step(final=False)
+            elif not chunks and self._audio_done.is_set() and len(self._asr_queue) == 0:
+                self._asr_step(final=True)
+                with self._lock:
+                    self._tentative = ()
+                return
+
+    def _video_worker(self) -> None:
+        while not self._stop.is_set():
+            frames = self.source.read_frames(timeout_s=0.1)
+            if frames:
+                self._video_skipped += len(frames) - 1
+                self._on_frame(frames[-1])
+            elif self.source.ended and self.source.pending_frames() == 0:
+                return
+
+    def _tick_loop(self) -> None:
+        workers = [t for t in self._threads if t.name != "pipeline:tick"]
+        next_s = self.clock.now_s() + self.hop_s
+        try:
+            while not self._stop.is_set():
+                if not self.clock.sleep_until(next_s, self._stop):
+                    break
+                finished = not any(t.is_alive() for t in workers)
+                self._tick(self.clock.now_s())
+                if finished:
+                    break
+                now_s = self.clock.now_s()
+                next_s += self.hop_s
+                if next_s < now_s:  # fell behind: skip the missed ticks
+                    next_s = now_s + self.hop_s
+        finally:
+            self._done.set()
+
