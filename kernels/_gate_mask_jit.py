@@ -3,8 +3,9 @@
 Flat layout: a (B, T, D) contiguous tensor is n = B*T*D elements; element i sits at row
 r = i // D, step t = r % T, batch b = r // T. A program handles BLOCK consecutive elements.
 Padded elements (t >= lengths[b]) are never read; the forward writes 0 there and so does the
-backward for every gradient. Dropout draws ``tl.randint(seed, rng_base + i)`` (Philox-4x32-10)
-and keeps an element when its top 24 bits are >= thr; kept entries are scaled by `scale`.
+backward for every gradient. Dropout: element i has draw number c = rng_base + i and uses word
+c % 4 of ``tl.randint4x(seed, c // 4)`` (Philox-4x32-10, one call per 4 elements); it is kept
+when the word's top 24 bits are >= thr, and kept entries are scaled by `scale`.
 Math is float32 whatever the storage dtype.
 
 Forward:  y  = x * m * d,                 m = (s_a + s_b) / 2, s = sigmoid, d = keep * scale
@@ -28,8 +29,12 @@ def _valid(offs, n, D, T, len_ptr, HAS_LENGTHS: tl.constexpr):
 
 
 @triton.jit
-def _drop(offs, seed, rng_base, thr, scale):
-    r = tl.randint(seed, rng_base + offs)
+def _drop(blk, seed, rng_base, thr, scale, BLOCK: tl.constexpr):
+    # One Philox-4x32-10 call gives the draws of 4 consecutive elements: element with draw
+    # number c = rng_base + offset uses word c % 4 at counter c // 4 (rng_base % 4 == 0).
+    ctr = (rng_base + blk * BLOCK) // 4 + tl.arange(0, BLOCK // 4)
+    r0, r1, r2, r3 = tl.randint4x(seed, ctr)
+    r = tl.reshape(tl.join(tl.join(r0, r2), tl.join(r1, r3)), [BLOCK])
     keep = (r >> 8).to(tl.int32) >= thr
     return tl.where(keep, scale, 0.0)
 
@@ -44,7 +49,7 @@ def _fwd_block(x_ptr, a_ptr, b_ptr, y_ptr, len_ptr, blk, n, D, T, seed, rng_base
     b = tl.load(b_ptr + offs, mask=valid, other=0.0).to(tl.float32)
     m = (tl.sigmoid(a) + tl.sigmoid(b)) * 0.5
     if HAS_DROPOUT:
-        m = m * _drop(offs, seed, rng_base, thr, scale)
+        m = m * _drop(blk, seed, rng_base, thr, scale, BLOCK)
     y = tl.where(valid, x * m, 0.0)
     tl.store(y_ptr + offs, y.to(y_ptr.dtype.element_ty), mask=offs < n)
 
@@ -63,7 +68,7 @@ def _bwd_block(g_ptr, x_ptr, a_ptr, b_ptr, dx_ptr, da_ptr, db_ptr, len_ptr, blk,
     s_a = tl.sigmoid(a)
     s_b = tl.sigmoid(b)
     if HAS_DROPOUT:
-        g = g * _drop(offs, seed, rng_base, thr, scale)
+        g = g * _drop(blk, seed, rng_base, thr, scale, BLOCK)
     g = tl.where(valid, g, 0.0)
     if NEED_DX:
         dx = g * (s_a + s_b) * 0.5
@@ -94,7 +99,8 @@ def gate_mask_bwd_kernel(g_ptr, x_ptr, a_ptr, b_ptr, dx_ptr, da_ptr, db_ptr, len
 
 # Grouped variants: up to three (x, a, b) groups sharing B, T and lengths, each with its own D,
 # in ONE launch. Programs [0, start1) serve group 0, [start1, start2) group 1, the rest group 2.
-# Group k's dropout counters start at rng_k (the element count of the groups before it).
+# Group k's draw numbers start at rng_k (reference.rng_offsets: the element counts of the
+# groups before it, each rounded up to a multiple of 4).
 # Unused groups get n = 0 and an empty program range.
 
 

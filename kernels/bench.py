@@ -69,7 +69,9 @@ def copy_bandwidth_gbps(do_bench, nbytes: int = 1 << 30) -> float:
 
 
 def _memory(fn, inputs, backward: bool, out_bytes: int) -> tuple[float, float]:
-    """(peak extra MiB, saved activation MiB) for one call of fn (+ backward)."""
+    """(peak extra MiB, saved activation MiB) for one call of fn (+ backward); NaN off CUDA."""
+    if inputs[0].device.type != "cuda":
+        return float("nan"), float("nan")
     for t in inputs:
         t.grad = None
     torch.cuda.synchronize()
@@ -88,13 +90,13 @@ def _memory(fn, inputs, backward: bool, out_bytes: int) -> tuple[float, float]:
     return peak / MIB, max(saved, 0) / MIB
 
 
-def bench_size(B, T, D, dtype, p, impls, do_bench, copy_gbps) -> list[Row]:
+def bench_size(B, T, D, dtype, p, impls, do_bench, copy_gbps, device="cuda") -> list[Row]:
     from kernels import gate_mask
 
-    gen = torch.Generator(device="cuda").manual_seed(0)
-    x, a, b = (torch.randn((B, T, D), device="cuda", dtype=dtype, generator=gen)
+    gen = torch.Generator(device=device).manual_seed(0)
+    x, a, b = (torch.randn((B, T, D), device=device, dtype=dtype, generator=gen)
                for _ in range(3))
-    lengths = torch.full((B,), T, device="cuda", dtype=torch.int64)
+    lengths = torch.full((B,), T, device=device, dtype=torch.int64)
     g = torch.randn_like(x)
     es, n = x.element_size(), x.numel()
     fns = {"triton": lambda x, a, b: gate_mask(x, a, b, lengths, p=p, seed=1, training=True,
@@ -133,12 +135,12 @@ def bench_size(B, T, D, dtype, p, impls, do_bench, copy_gbps) -> list[Row]:
     return rows
 
 
-def bench_grouped(T, dims, dtype, p, do_bench, copy_gbps) -> list[Row]:
+def bench_grouped(T, dims, dtype, p, do_bench, copy_gbps, device="cuda") -> list[Row]:
     """Live size (B = 1): the three modalities in one launch vs three gate_mask launches."""
     from kernels import gate_mask, gate_mask_grouped
 
-    lengths = torch.full((1,), T, device="cuda", dtype=torch.int64)
-    groups = [[torch.randn((1, T, d), device="cuda", dtype=dtype) for _ in range(3)]
+    lengths = torch.full((1,), T, device=device, dtype=torch.int64)
+    groups = [[torch.randn((1, T, d), device=device, dtype=dtype) for _ in range(3)]
               for d in dims]
     n_total = sum(grp[0].numel() for grp in groups)
     es = groups[0][0].element_size()

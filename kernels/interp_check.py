@@ -23,7 +23,7 @@ import sys
 import torch
 
 from kernels import gate_mask, gate_mask_grouped, launch
-from kernels.reference import gate_mask_reference, length_mask, philox_keep
+from kernels.reference import gate_mask_reference, length_mask, philox_keep, rng_offsets
 
 # (shape, lengths): odd shapes; padding in each where T > 1, a fully padded row in some.
 CASES = [((3, 7, 35), [7, 4, 0]), ((2, 13, 74), [13, 5]), ((1, 1, 300), [1]),
@@ -133,12 +133,12 @@ def check_grouped(device, gen, p: float = 0.25) -> dict:
                                backend="triton")
         torch.autograd.backward(ys, [grp[3] for grp in groups])
         launched = {k: launch.LAUNCHES[k] - before.get(k, 0) for k in launch.LAUNCHES}
-        errs, offset = {}, 0
+        errs = {}
+        offsets = rng_offsets(grp[0].numel() for grp in groups)
         for i, (grp, lv, y) in enumerate(zip(groups, leaves, ys, strict=True)):
-            shape = grp[0].shape
+            shape, offset = grp[0].shape, offsets[i]
             ref_leaves = [t.cpu().double().requires_grad_() for t in grp[:3]]
             keep = philox_keep(shape, pp, 42, offset) if pp > 0 else None
-            offset += grp[0].numel()
             ref = gate_mask_reference(*ref_leaves, lens.cpu(), keep, pp)
             ref.backward(grp[3].cpu().double())
             errs[f"group{i}"] = {"y": rel_err(y, ref), **{

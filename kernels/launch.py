@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
-from kernels.reference import dropout_scale, dropout_threshold
+from kernels.reference import dropout_scale, dropout_threshold, rng_offsets
 
 BLOCK = 1024  # elements per program (power of two); 8 fp32 per thread at 4 warps
 NUM_WARPS = 4
@@ -129,13 +129,14 @@ def _group_layout(xs: Sequence[torch.Tensor], block: int):
     _check_size(sum(ns))
     blocks = [-(-n // block) for n in ns]
     start1, start2 = blocks[0], blocks[0] + blocks[1]
-    return ns, start1, start2, sum(blocks), ns[0], ns[0] + ns[1]
+    _, rng1, rng2 = rng_offsets(ns)
+    return ns, start1, start2, sum(blocks), rng1, rng2
 
 
 def gate_mask_fwd_grouped(xs, as_, bs, lengths, p: float = 0.0, seed: int | None = None,
                           block: int = BLOCK) -> list[torch.Tensor]:
-    """gate_mask_fwd for every group in ONE launch. Group k draws dropout counters after the
-    elements of groups 0..k-1 (as if the groups were flattened and concatenated)."""
+    """gate_mask_fwd for every group in ONE launch. Group k's dropout draws follow those of
+    groups 0..k-1 (bases: kernels.reference.rng_offsets)."""
     jit = _kernels()
     ns, start1, start2, total, rng1, rng2 = _group_layout(xs, block)
     drop, seed_i, thr, scale = _dropout_args(p, seed)

@@ -1,8 +1,8 @@
 """Pure-PyTorch reference for the gate-and-mask op (the ground truth for the Triton kernels).
 
-Also holds a bit-exact PyTorch model of the Triton path's dropout stream (Philox-4x32-10 at
-flat element offsets, the generator behind ``tl.randint``), so tests can compare the fused
-kernel with dropout on against this reference element for element.
+Also holds a bit-exact PyTorch model of the Triton path's dropout stream (Philox-4x32-10, the
+generator behind ``tl.randint4x``: one call per 4 consecutive elements), so tests can compare
+the fused kernel with dropout on against this reference element for element.
 """
 
 from __future__ import annotations
@@ -82,12 +82,22 @@ def philox4x32(c0, c1, c2, c3, k0: int, k1: int, rounds: int = PHILOX_ROUNDS):
     return c0, c1, c2, c3
 
 
-def philox_randint(seed: int, offsets: torch.Tensor) -> torch.Tensor:
-    """What ``tl.randint(seed, offsets)`` returns for int32 offsets, as int64 uint32 values."""
-    c0 = offsets.to(torch.int64) & _U32
+def philox_randint(seed: int, counters: torch.Tensor) -> torch.Tensor:
+    """``tl.randint4x(seed, counters)`` for int32 counters: (4, *counters.shape) int64 holding
+    uint32 words."""
+    c0 = counters.to(torch.int64) & _U32
     zero = torch.zeros_like(c0)
-    out, _, _, _ = philox4x32(c0, zero, zero, zero, seed & _U32, (seed >> 32) & _U32)
-    return out
+    return torch.stack(philox4x32(c0, zero, zero, zero, seed & _U32, (seed >> 32) & _U32))
+
+
+def rng_offsets(numels) -> list[int]:
+    """Dropout counter base of each group in a grouped launch: the element counts of the groups
+    before it, each rounded up to a multiple of 4 (one Philox call yields 4 draws)."""
+    bases, total = [], 0
+    for n in numels:
+        bases.append(total)
+        total += -(-int(n) // 4) * 4
+    return bases
 
 
 def dropout_threshold(p: float) -> int:
@@ -98,12 +108,16 @@ def dropout_threshold(p: float) -> int:
 
 
 def philox_keep(shape, p: float, seed: int, offset: int = 0) -> torch.Tensor:
-    """Bit-exact keep-mask of the Triton kernels for a tensor of `shape` whose flat element i
-    draws Philox counter ``offset + i`` (grouped launches offset each modality by the element
-    count of the ones before it). CPU bool tensor of `shape`."""
+    """Bit-exact keep-mask of the Triton kernels for a tensor of `shape`. Flat element i has
+    draw number c = offset + i (offset: 0, or the group's rng_offsets entry in a grouped
+    launch) and uses word c % 4 of Philox-4x32-10 at counter c // 4, keeping its top 24 bits.
+    CPU bool tensor of `shape`."""
+    if offset % 4:
+        raise ValueError(f"offset must be a multiple of 4, got {offset}")
     n = 1
-    for s in shape:
-        n *= int(s)
-    offsets = torch.arange(offset, offset + n, dtype=torch.int64)
-    draws = philox_randint(seed, offsets) >> (32 - RNG_BITS)
+    for dim in shape:
+        n *= int(dim)
+    c = torch.arange(offset, offset + n, dtype=torch.int64)
+    words = philox_randint(seed, torch.unique_consecutive(c // 4))  # (4, n_counters)
+    draws = words[c % 4, c // 4 - offset // 4] >> (32 - RNG_BITS)
     return (draws >= dropout_threshold(p)).reshape(tuple(shape))

@@ -82,3 +82,19 @@ def test_half_precision_within_documented_tolerance(report, dtype):
     assert case["dtypes_kept"] and case["pad_zero"]
     for name, err in case["rel_err"].items():
         assert err < TOLERANCES[dtype], (name, err)
+
+
+def test_bench_code_runs_on_cpu_under_interpreter():
+    """Smoke of kernels.bench's measuring code (no GPU here): tiny size, a fake timer."""
+    code = ("import torch\nfrom kernels import bench\n"
+            "fake = lambda fn, **kw: (fn(), 1.0)[1]\n"
+            "rows = bench.bench_size(2, 5, 7, torch.float32, 0.1, ('triton', 'eager'), fake,"
+            " 100.0, device='cpu')\n"
+            "rows += bench.bench_grouped(5, (7, 3, 2), torch.float32, 0.0, fake, 100.0, 'cpu')\n"
+            "s = bench.summarize(rows)\n"
+            "print('ROWS', len(rows), s['largest_batch'], s['speedup_fwd_bwd_vs_eager'])\n")
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "ROWS 6 2 1.0" in res.stdout
