@@ -98,3 +98,29 @@ def test_bench_code_runs_on_cpu_under_interpreter():
                          text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "ROWS 6 2 1.0" in res.stdout
+
+
+@pytest.mark.slow
+def test_whole_mmlatch_step_agrees_between_triton_and_reference():
+    """kernels.check_gpu's model check, on CPU under the interpreter with a small MMLatch."""
+    code = ("import json\nfrom kernels import launch\nfrom kernels.check_gpu import check_model\n"
+            "r = check_model('mmlatch', 2, 5, device='cpu', dims=(38, 7, 5), hidden=16,"
+            " head_hidden=8)\n"
+            "print(json.dumps({'result': r, 'launches': dict(launch.LAUNCHES)}))\n")
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    r, launches = out["result"], out["launches"]
+    if "skipped" in r:
+        pytest.skip(r["skipped"])
+    # 4 steps ran on the Triton path (eval, train, 2x mask dropout): at least one launch each
+    assert launches.get("fwd", 0) + launches.get("fwd_grouped", 0) >= 4
+    assert launches.get("bwd", 0) + launches.get("bwd_grouped", 0) >= 4
+    for mode in ("eval", "train"):
+        m = r[mode]
+        assert m["same_grad_set"] and m["n_grads"] > 0
+        assert max(m["sentiment_rel_err"], m["loss_rel_err"], m["mask_rel_err"],
+                   m["max_grad_rel_err"]) < 1e-5, m
+    assert r["train_mask_dropout_reproducible"]
