@@ -26,6 +26,7 @@ from kernels import launch
 from kernels.reference import gate_mask_reference, torch_keep_mask
 
 BACKENDS = ("auto", "triton", "torch")
+KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 _override: contextvars.ContextVar[str | None] = contextvars.ContextVar("gate_mask_backend",
                                                                        default=None)
 
@@ -100,17 +101,32 @@ def _check_group(x, a, b, lengths, where: str = "") -> tuple[int, int]:
     if a.shape != x.shape or b.shape != x.shape:
         raise ValueError(f"gate_mask{where}: x, a, b shapes differ: {tuple(x.shape)}, "
                          f"{tuple(a.shape)}, {tuple(b.shape)}")
-    if a.dtype != x.dtype or b.dtype != x.dtype:
-        raise ValueError(f"gate_mask{where}: x, a, b dtypes differ: {x.dtype}, {a.dtype}, "
-                         f"{b.dtype}")
     if a.device != x.device or b.device != x.device:
         raise ValueError(f"gate_mask{where}: x, a, b devices differ")
-    if not x.dtype.is_floating_point:
-        raise ValueError(f"gate_mask{where}: needs floating-point tensors, got {x.dtype}")
+    if not all(t.dtype.is_floating_point for t in (x, a, b)):
+        raise ValueError(f"gate_mask{where}: needs floating-point tensors, got {x.dtype}, "
+                         f"{a.dtype}, {b.dtype}")
     if lengths is not None and tuple(lengths.shape) != (x.shape[0],):
         raise ValueError(f"gate_mask{where}: lengths must have shape ({x.shape[0]},), "
                          f"got {tuple(lengths.shape)}")
     return x.shape[0], x.shape[1]
+
+
+def _out_dtype(x, a, b) -> torch.dtype:
+    """The output dtype: PyTorch type promotion of x, a, b (as the reference's x * mask)."""
+    return torch.promote_types(torch.promote_types(x.dtype, a.dtype), b.dtype)
+
+
+def _pick(backend: str, device, tensors) -> str:
+    """resolve_backend, plus: the kernels take float32/float16/bfloat16 only; "auto" falls back
+    to the reference for other dtypes (float64), a forced "triton" raises."""
+    chosen = resolve_backend(backend, device)
+    if chosen == "triton" and any(t.dtype not in KERNEL_DTYPES for t in tensors):
+        if backend == "triton":
+            raise ValueError(f"backend='triton' supports {KERNEL_DTYPES}, got "
+                             f"{sorted({str(t.dtype) for t in tensors})}")
+        return "torch"
+    return chosen
 
 
 def _lengths_for_kernel(lengths, device):
@@ -127,7 +143,7 @@ class _GateMaskFn(torch.autograd.Function):
         x, a, b = x.contiguous(), a.contiguous(), b.contiguous()
         ctx.save_for_backward(x, a, b, lengths)
         ctx.p, ctx.seed = p, seed
-        return launch.gate_mask_fwd(x, a, b, lengths, p, seed)
+        return launch.gate_mask_fwd(x, a, b, lengths, p, seed, out_dtype=_out_dtype(x, a, b))
 
     @staticmethod
     def backward(ctx, g):
@@ -146,7 +162,9 @@ class _GateMaskGroupedFn(torch.autograd.Function):
         xs, as_, bs = ([t.contiguous() for t in flat[i * k:(i + 1) * k]] for i in range(3))
         ctx.save_for_backward(lengths, *xs, *as_, *bs)
         ctx.p, ctx.seed, ctx.k = p, seed, k
-        return tuple(launch.gate_mask_fwd_grouped(xs, as_, bs, lengths, p, seed))
+        return tuple(launch.gate_mask_fwd_grouped(
+            xs, as_, bs, lengths, p, seed,
+            out_dtypes=[_out_dtype(*grp) for grp in zip(xs, as_, bs, strict=True)]))
 
     @staticmethod
     def backward(ctx, *gs):
@@ -164,7 +182,9 @@ def gate_mask(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
     """y = x * dropout((sigmoid(a) + sigmoid(b)) / 2), zero (output and gradients) at
     t >= lengths[b].
 
-    x, a, b: (B, T, D), same dtype and device. lengths: (B,) integer steps, or None.
+    x, a, b: (B, T, D) on one device; float32/16/bf16 for the kernels (float64 uses the
+    reference under "auto"); y has their promoted dtype, each gradient its input's dtype.
+    lengths: (B,) integer steps, or None.
     p: dropout probability on the mask, used only when training=True; training must be given
     explicitly when p > 0. seed: reproducible dropout (None: drawn from torch's RNG).
     backend: "auto" (Triton on CUDA, torch reference otherwise), "triton" (on CPU only under
@@ -173,7 +193,7 @@ def gate_mask(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
     _check_group(x, a, b, lengths)
     p_eff = _dropout_p(p, training)
     seed_eff = _seed(seed, p_eff)
-    if resolve_backend(backend, x.device) == "torch":
+    if _pick(backend, x.device, (x, a, b)) == "torch":
         keep = None
         if p_eff > 0.0:
             keep = torch_keep_mask(x.shape, p_eff, seed_eff, x.device)
@@ -208,7 +228,7 @@ def gate_mask_grouped(xs: Sequence[torch.Tensor], as_: Sequence[torch.Tensor],
     p_eff = _dropout_p(p, training)
     seed_eff = _seed(seed, p_eff)
     device = xs[0].device
-    if resolve_backend(backend, device) == "torch":
+    if _pick(backend, device, xs + as_ + bs) == "torch":
         gen = None
         if p_eff > 0.0:
             gen = torch.Generator(device=device)

@@ -80,6 +80,22 @@ def check_half(device, gen) -> dict:
     return res
 
 
+def check_mixed(device, gen) -> dict:
+    """x float32 with bfloat16 a, b (e.g. feedback projections under autocast)."""
+    x, a, b, g = _inputs((2, 13, 74), torch.float32, device, gen)
+    a, b = a.bfloat16(), b.bfloat16()
+    lens = torch.tensor([13, 5], device=device)
+    xt, at, bt = (t.clone().requires_grad_() for t in (x, a, b))
+    y = gate_mask(xt, at, bt, lens, backend="triton")
+    y.backward(g)
+    xr, ar, br = (t.detach().cpu().double().requires_grad_() for t in (x, a, b))
+    ref = gate_mask_reference(xr, ar, br, lens.cpu())
+    ref.backward(g.cpu().double())
+    return {"dtypes": [str(t.dtype) for t in (y, xt.grad, at.grad, bt.grad)],
+            "rel_err": {"y": rel_err(y, ref), "dx": rel_err(xt.grad, xr.grad),
+                        "da": rel_err(at.grad, ar.grad), "db": rel_err(bt.grad, br.grad)}}
+
+
 def check_dropout(device, gen, p: float = 0.3) -> dict:
     shape, lens = (3, 7, 35), [7, 4, 0]
     exact = _compare(shape, lens, torch.float32, device, gen, p=p, seed=1234)
@@ -154,7 +170,7 @@ def run_checks(device: str = "cpu") -> dict:
     res = {"device": device, "interpreted": launch.interpreted(),
            "shapes": check_shapes(device, gen), "dropout": check_dropout(device, gen),
            "partial_grads": check_partial_grads(device, gen), "grouped": check_grouped(device, gen),
-           "half": check_half(device, gen)}
+           "half": check_half(device, gen), "mixed": check_mixed(device, gen)}
     res["launches"] = dict(launch.LAUNCHES)
     return res
 

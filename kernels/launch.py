@@ -81,14 +81,14 @@ def _grid(n: int, block: int) -> int:
 
 
 def gate_mask_fwd(x, a, b, lengths, p: float = 0.0, seed: int | None = None,
-                  block: int = BLOCK) -> torch.Tensor:
+                  block: int = BLOCK, out_dtype: torch.dtype | None = None) -> torch.Tensor:
     """y = x * dropout(mean(sigmoid(a), sigmoid(b))) with padding zeroed; one launch."""
     jit = _kernels()
     B, T, D = x.shape
     n = x.numel()
     _check_size(n)
     drop, seed_i, thr, scale = _dropout_args(p, seed)
-    y = torch.empty_like(x)
+    y = torch.empty_like(x, dtype=out_dtype or x.dtype)
     if n == 0:
         return y
     has_len = lengths is not None
@@ -134,13 +134,14 @@ def _group_layout(xs: Sequence[torch.Tensor], block: int):
 
 
 def gate_mask_fwd_grouped(xs, as_, bs, lengths, p: float = 0.0, seed: int | None = None,
-                          block: int = BLOCK) -> list[torch.Tensor]:
+                          block: int = BLOCK, out_dtypes=None) -> list[torch.Tensor]:
     """gate_mask_fwd for every group in ONE launch. Group k's dropout draws follow those of
     groups 0..k-1 (bases: kernels.reference.rng_offsets)."""
     jit = _kernels()
     ns, start1, start2, total, rng1, rng2 = _group_layout(xs, block)
     drop, seed_i, thr, scale = _dropout_args(p, seed)
-    ys = [torch.empty_like(x) for x in xs]
+    out_dtypes = out_dtypes or [x.dtype for x in xs]
+    ys = [torch.empty_like(x, dtype=dt) for x, dt in zip(xs, out_dtypes, strict=True)]
     if total == 0:
         return ys
     T = xs[0].shape[1]

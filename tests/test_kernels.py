@@ -62,12 +62,18 @@ def test_bad_arguments_raise_clear_errors(kwargs, message):
         gate_mask(x, a, b, **kwargs)
 
 
-def test_shape_and_dtype_mismatch_raise():
+def test_shape_mismatch_and_non_float_raise():
     x, a, b = _inputs((2, 3, 4))
     with pytest.raises(ValueError, match="shapes differ"):
         gate_mask(x, a[:, :2], b)
-    with pytest.raises(ValueError, match="dtypes differ"):
-        gate_mask(x, a.float(), b)
+    with pytest.raises(ValueError, match="floating-point"):
+        gate_mask(x, a.long(), b)
+
+
+def test_mixed_dtypes_promote_like_the_reference():
+    x, a, b = _inputs((2, 3, 4), torch.float32)
+    y = gate_mask(x, a.half(), b.half(), backend="torch")
+    assert y.dtype == torch.float32
 
 
 def test_dropout_torch_backend_eval_deterministic_seeded_and_keep_rate():

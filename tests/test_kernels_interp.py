@@ -32,8 +32,8 @@ def report() -> dict:
 def test_triton_path_really_ran(report):
     assert report["interpreted"] is True
     launches = report["launches"]
-    # 5 shapes + 2 dropout-exact + 6 dropout runs + eval + p=1 + partial + 2 half = 17 forward
-    assert launches["fwd"] == 17 and launches["bwd"] == 9
+    # 5 shapes + dropout-exact + 6 dropout runs + eval + p=1 + partial + 2 half + mixed = 18
+    assert launches["fwd"] == 18 and launches["bwd"] == 10
     assert launches["fwd_grouped"] == 2 and launches["bwd_grouped"] == 2
 
 
@@ -73,6 +73,13 @@ def test_grouped_is_one_launch_each_way_and_exact(report):
         assert g["launches"] == {"fwd": 0, "bwd": 0, "fwd_grouped": 1, "bwd_grouped": 1}
         errs = [e for grp in g["rel_err"].values() for e in grp.values()]
         assert len(errs) == 12 and max(errs) < TOLERANCES["float32"]
+
+
+def test_mixed_dtypes_promote_output_and_keep_gradient_dtypes(report):
+    m = report["mixed"]
+    assert m["dtypes"] == ["torch.float32", "torch.float32", "torch.bfloat16", "torch.bfloat16"]
+    assert m["rel_err"]["y"] < TOLERANCES["float32"] and m["rel_err"]["dx"] < 1e-6
+    assert max(m["rel_err"]["da"], m["rel_err"]["db"]) < TOLERANCES["bfloat16"]
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
