@@ -58,6 +58,7 @@ class FeatureLayout:
     brow_index: int
     jaw_index: int
     face_present_index: int
+    smile_right_index: int | None = None  # when set, smile = mean of the two columns
 
 
 @dataclass
@@ -92,22 +93,23 @@ class Engine:
             folder = Path(checkpoint_dir) if checkpoint_dir else assets.default_model_dir()
         except assets.AssetMissing as exc:
             raise EngineError(
-                f"{exc}. To get one: train it with `python -m models.train --out assets/model` "
-                "(see README), or pass --checkpoint DIR.") from exc
+                f"{exc}. To get one: train it (see README, `python -m models.train ... "
+                "--out assets/model`), or pass a checkpoint folder with --checkpoint DIR."
+            ) from exc
+        if not folder.is_dir():
+            raise EngineError(f"checkpoint folder {folder} does not exist")
         model = load_model(folder, device)
         layout = FeatureLayout(
             text_dim=text.TEXT_DIM, audio_dim=acoustic.ACOUSTIC_DIM, video_dim=face.FACE_DIM,
             pitch_hz_index=acoustic.PITCH_HZ_INDEX, energy_db_index=acoustic.ENERGY_DB_INDEX,
             smile_index=face.SMILE_INDEX, brow_index=face.BROW_INDEX, jaw_index=face.JAW_INDEX,
-            face_present_index=face.FACE_PRESENT_INDEX)
+            face_present_index=face.FACE_PRESENT_INDEX,
+            smile_right_index=face.SMILE_RIGHT_INDEX)
         check_dims(model.config.dims,
                    InputDims(layout.text_dim, layout.audio_dim, layout.video_dim),
                    where=f"the sentiment model in {folder}")
-        whisper = load_whisper(asr_model)
-        featurizer = text.TextFeaturizer(device=device) if _takes_device(text) else (
-            text.TextFeaturizer())
-        face_factory = face.face_extractor_factory() if hasattr(
-            face, "face_extractor_factory") else face.FaceExtractor
+        whisper = load_whisper(asr_model, device=device if device == "cuda" else "cpu")
+        featurizer = text.TextFeaturizer(device=device)
         return cls(
             model=model,
             model_name=str(getattr(model, "name", type(model).__name__)),
@@ -116,7 +118,7 @@ class Engine:
             encode_words=featurizer.encode,
             new_asr=lambda: StreamingASR(whisper, AsrConfig()),
             new_acoustic=acoustic.AcousticExtractor,
-            new_face=face_factory,
+            new_face=face.FaceExtractor,
             triton=_uses_triton(device),
         )
 
@@ -152,15 +154,6 @@ def load_model(folder: Path, device: str) -> torch.nn.Module:
         return checkpoint.load(folder, map_location=device).eval()
     except checkpoint.CheckpointError as exc:
         raise EngineError(f"cannot load the sentiment model: {exc}") from exc
-
-
-def _takes_device(module) -> bool:
-    import inspect
-
-    try:
-        return "device" in inspect.signature(module.TextFeaturizer).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def _uses_triton(device: str) -> bool:

@@ -79,7 +79,7 @@ class Pipeline:
         clock: Clock | None = None,
         hop_s: float = 0.2,
         *,
-        asr_step_s: float = 1.0,
+        asr_step_s: float = 0.25,
         window: WindowConfig | None = None,
         signal_span_s: float = 0.3,
         asr_queue_len: int = 600,
@@ -102,6 +102,7 @@ class Pipeline:
         self._face = engine.new_face() if source.has_video else None
         self._lock = threading.RLock()
         self._tentative: tuple[Word, ...] = ()
+        self._unpublished_words: list[str] = []
         self._last_commit_t0_s = -np.inf
         self._newest = {"audio": (NAN, NAN), "video": (NAN, NAN)}  # (captured_at, computed_at)
         self._published_key: tuple | None = None
@@ -236,6 +237,7 @@ class Pipeline:
                 self.stats.add("word_commit_ms", (now_s - word.t1_s) * 1000.0)
         with self._lock:
             self._window.add_words(fresh, self._asr_captured_s)
+            self._unpublished_words.extend(w.text for w in fresh)
             tentative = tuple(update.tentative)
             if tentative != self._tentative:
                 self._tentative = tentative
@@ -283,6 +285,7 @@ class Pipeline:
                 return None
             newest = dict(self._newest)
             tentative = self._tentative
+            new_words, self._unpublished_words = tuple(self._unpublished_words), []
             signals = self._signals(window, t_end_s)
         built_s = self.clock.now_s()
         sentiment, masks = self.engine.predict(window.text, window.audio, window.video)
@@ -293,7 +296,8 @@ class Pipeline:
             t_end_s=float(t_end_s), sentiment=sentiment,
             words=tuple(w.text for w in window.words), tentative=tuple(w.text for w in tentative),
             face=window.face_present, signals=signals, latency_ms=latency, drops=self.drops,
-            emitted_at_s=emitted_s, model_name=self.engine.model_name, masks=masks)
+            emitted_at_s=emitted_s, model_name=self.engine.model_name, masks=masks,
+            new_words=new_words)
         self.store.publish(prediction)
         self.stats.add_latencies(latency)
         self.stats.emitted(emitted_s)

@@ -24,8 +24,11 @@ def signals(audio: np.ndarray, video: np.ndarray, layout: FeatureLayout,
             pitch_hz = float(np.median(f0[f0 > 0]))
     smile = brow = jaw = NAN
     if len(video) and video[-1, layout.face_present_index] > 0.5:
-        smile, brow, jaw = (float(video[-1, i])
-                            for i in (layout.smile_index, layout.brow_index, layout.jaw_index))
+        row = video[-1]
+        smile = float(row[layout.smile_index])
+        if layout.smile_right_index is not None:
+            smile = 0.5 * (smile + float(row[layout.smile_right_index]))
+        brow, jaw = float(row[layout.brow_index]), float(row[layout.jaw_index])
     return Signals(pitch_hz, energy_db, smile, brow, jaw, face_present)
 
 

@@ -139,3 +139,6 @@ class Prediction:
     emitted_at_s: float
     model_name: str = ""
     masks: dict[str, np.ndarray] | None = field(default=None, compare=False)
+    new_words: tuple[str, ...] = ()
+    """Words committed since the previous prediction (so a log of predictions holds the
+    whole transcript, even after words leave the window)."""
