@@ -5,9 +5,10 @@
 
 Prints one short line per update; with --jsonl, writes one JSON object per prediction:
 t (seconds from the source's start to the window end), sentiment, words (committed words
-in the window), new_words (committed since the previous line), tentative, face, signals (pitch_hz, energy_db, smile, brow, jaw; null when
-not measured), latency_ms (with "total"), drops, model. --fast replays without real-time
-pacing, deterministically (a replay clock driven by the data).
+in the window), new_words (committed since the previous line), tentative, face, signals
+(pitch_hz, energy_db, smile, brow, jaw; null when not measured), latency_ms (with "total"),
+drops, model. --fast replays without real-time pacing, deterministically (a replay clock
+driven by the data).
 
 Exit status: 0 done; 1 the run failed part-way (the message says why); 2 nothing could
 start (bad file, missing model, bad arguments).
