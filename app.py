@@ -1,7 +1,7 @@
 """Live multimodal sentiment dashboard (Gradio).
 
-    python app.py [--source PATH] [--camera N] [--mic NAME] [--host H] [--port P]
-                  [--auth USER:PASS] [--share]
+    python app.py [--source PATH | --camera N [--mic NAME] | --browser] [--host H]
+                  [--port P] [--auth USER:PASS] [--share] [--checkpoint DIR]
 
 Default: the bundled recording (assets/demo.mp4) on http://127.0.0.1:7860. The page reads
 only the pipeline's prediction store (through `realtime.ui_control.Dashboard`); no model
@@ -45,6 +45,7 @@ REPO = Path(__file__).resolve().parent
 DEMO_RECORDING = REPO / "assets" / "demo.mp4"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 AUTH_ENV = "SENTIMENT_AUTH"
+CHECKPOINT_ENV = "SENTIMENT_CHECKPOINT"
 FAST_TICK_S = 0.2
 SLOW_TICK_S = 0.5
 
@@ -87,10 +88,10 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None):
 
     with gr.Blocks(title="Live sentiment", analytics_enabled=False) as demo:
         page = gr.State(PageState)
-        with gr.Row(equal_height=False):
+        with gr.Row(equal_height=True, elem_classes="sx-top"):
             gr.HTML('<div class="sx-header"><h1>Live sentiment</h1><span>face \u00b7 voice '
-                    "\u00b7 words \u2192 sentiment in [\u22123, +3]</span></div>")
-            status = gr.HTML(elem_id="status")
+                    "\u00b7 words \u2192 sentiment in [\u22123, +3]</span></div>", scale=2)
+            status = gr.HTML(elem_id="status", scale=3)
         with gr.Row(equal_height=True):
             with gr.Column(scale=4, min_width=320):
                 sentiment = gr.HTML(elem_id="sentiment")
@@ -125,7 +126,8 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None):
                     mic_name = gr.Textbox(value=(choice.mic or "") if choice else "",
                                           label="Microphone (name, empty = default)")
                 loop = gr.Checkbox(value=bool(choice.loop) if choice else True,
-                                   label="Loop the recording", elem_id="loop")
+                                   label="Loop the recording", elem_id="loop",
+                                   visible=kind in ("recording", "file"))
                 with gr.Row():
                     start = gr.Button("Start session", variant="primary", elem_id="start")
                     stop = gr.Button("Stop", elem_id="stop")
@@ -142,7 +144,7 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None):
                     csv_btn = gr.Button("Export CSV", elem_id="export-csv")
                     jsonl_btn = gr.Button("Export JSONL", elem_id="export-jsonl")
                 exported = gr.File(label="Session log (no video or audio)",
-                                   elem_id="export", interactive=False)
+                                   elem_id="export", interactive=False, visible=False)
 
         fast_out = [sentiment, transcript, signals, latency, status, aggregates]
         slow_out = [timeline, masks]
@@ -160,8 +162,10 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None):
 
         settings_in = [threshold, hold, span]
         fast = gr.Timer(FAST_TICK_S)
+        # "multiple": the page asks every 200 ms even while an answer is on its way, so a
+        # slow round trip (a busy CPU) does not halve the refresh rate; answers are cheap.
         fast.tick(on_fast, [page, *settings_in], [*fast_out, page], show_progress="hidden",
-                  api_visibility="private", concurrency_limit=None)
+                  trigger_mode="multiple", api_visibility="private", concurrency_limit=None)
         slow = gr.Timer(SLOW_TICK_S)
         slow.tick(on_slow, [page, *settings_in], [*slow_out, page], show_progress="hidden",
                   api_visibility="private", concurrency_limit=None)
@@ -195,15 +199,21 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None):
         stop.click(lambda: dashboard.stop_session(), None, message, concurrency_limit=1)
 
         def on_export(fmt: str):
-            return str(export_log(dashboard, fmt, export_dir))
+            return gr.update(value=str(export_log(dashboard, fmt, export_dir)), visible=True)
 
         csv_btn.click(lambda: on_export("csv"), None, exported)
         jsonl_btn.click(lambda: on_export("jsonl"), None, exported)
 
-        webcam.stream(dashboard.push_frame, webcam, None, stream_every=0.2,
-                      show_progress="hidden", concurrency_limit=None, time_limit=None)
-        mic.stream(dashboard.push_audio, mic, None, stream_every=0.2,
-                   show_progress="hidden", concurrency_limit=None, time_limit=None)
+        def on_frame(image) -> None:
+            dashboard.push_frame(image)
+
+        def on_audio(audio) -> None:
+            dashboard.push_audio(audio)
+
+        webcam.stream(on_frame, webcam, None, stream_every=0.2, show_progress="hidden",
+                      concurrency_limit=None, time_limit=None, api_visibility="private")
+        mic.stream(on_audio, mic, None, stream_every=0.2, show_progress="hidden",
+                   concurrency_limit=None, time_limit=None, api_visibility="private")
     return demo
 
 
@@ -247,18 +257,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Live multimodal sentiment dashboard")
     p.add_argument("--source", type=Path, help="a video or audio file to replay live "
                    "(default: the bundled recording assets/demo.mp4)")
+    p.add_argument("--browser", action="store_true",
+                   help="start on the page's own webcam and microphone")
     p.add_argument("--camera", type=int, help="this machine's camera index")
     p.add_argument("--mic", help="this machine's microphone name (with --camera or alone)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--auth", help=f"USER:PASS (or set {AUTH_ENV})")
     p.add_argument("--share", action="store_true", help="a public Gradio link (needs auth)")
-    p.add_argument("--checkpoint", type=Path, help="model directory (default: assets/model)")
+    p.add_argument("--checkpoint", type=Path, default=os.environ.get(CHECKPOINT_ENV) or None,
+                   help=f"model directory (default: ${CHECKPOINT_ENV}, else assets/model)")
     p.add_argument("--no-loop", action="store_true", help="play a recording once")
     return p.parse_args(argv)
 
 
 def initial_choice(args: argparse.Namespace) -> SourceChoice:
+    if args.browser:
+        return SourceChoice("browser")
     if args.camera is not None or args.mic is not None:
         return SourceChoice("devices", camera=args.camera, mic=args.mic)
     if args.source is not None:
@@ -284,12 +299,17 @@ def main(argv: list[str] | None = None) -> int:
     check_exposure(args.host, args.share, auth)
     choice = initial_choice(args)
 
-    from realtime.pipeline import Engine
+    from realtime.assets import AssetMissing
+    from realtime.engine import Engine, EngineError
+    from realtime.sources import SourceError
 
     print("Loading models (once)\u2026", flush=True)
-    engine = Engine.load(checkpoint_dir=args.checkpoint)
-    factory = engine_pipeline_factory(engine)
-    pipeline = factory(choice)
+    try:
+        engine = Engine.load(checkpoint_dir=args.checkpoint)
+        factory = engine_pipeline_factory(engine)
+        pipeline = factory(choice)
+    except (EngineError, AssetMissing, SourceError, OSError) as exc:
+        raise SystemExit(f"Cannot start: {exc}") from None
     demo = build_demo(pipeline, choice, factory)
     signal.signal(signal.SIGTERM, _interrupt)
     try:

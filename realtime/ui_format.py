@@ -160,12 +160,21 @@ def signals_html(prediction: Prediction | None) -> str:
     )
 
 
+STAGE_ORDER = ("total", "window_to_prediction", "features_to_window", "capture_to_features",
+               "audio_total", "video_total")
+
+
+def stage_label(stage: str) -> str:
+    """``audio_capture_to_features`` -> ``audio capture → features``."""
+    return stage.replace("_to_", " → ").replace("_", " ")
+
+
 def latency_percentiles(
     latencies: Sequence[Mapping[str, float]],
 ) -> dict[str, tuple[float, float]]:
-    """Per stage: (p50, p95) in ms over the given predictions' ``latency_ms``; ``total``
-    first, the other stages in first-seen order; non-finite values are ignored."""
-    values: dict[str, list[float]] = {"total": []}
+    """Per stage: (p50, p95) in ms over the given predictions' ``latency_ms``; the stages of
+    `STAGE_ORDER` first, others in first-seen order; non-finite values are ignored."""
+    values: dict[str, list[float]] = {stage: [] for stage in STAGE_ORDER}
     for row in latencies:
         for stage, ms in row.items():
             if ms is not None and math.isfinite(ms):
@@ -184,12 +193,16 @@ def latency_html(
     ui_refresh_hz: float,
     window_s: float,
 ) -> str:
-    """Per-stage p50/p95 (ms), drops per queue, the model update rate and the UI rate."""
-    if percentiles:
+    """Per-stage p50/p95 (ms) of the `STAGE_ORDER` stages (the per-modality breakdown of
+    capture/features is in the exported log), drops per queue, the model update rate and
+    the page's refresh rate."""
+    shown = {k: v for k, v in percentiles.items() if k in STAGE_ORDER} or dict(percentiles)
+    if shown:
         rows = "".join(
-            f'<tr><td>{escape(stage)}</td><td class="sx-num">{p50:.0f}</td>'
+            f'<tr class="{"sx-total" if stage == "total" else ""}"><td>'
+            f'{escape(stage_label(stage))}</td><td class="sx-num">{p50:.0f}</td>'
             f'<td class="sx-num">{p95:.0f}</td></tr>'
-            for stage, (p50, p95) in percentiles.items()
+            for stage, (p50, p95) in shown.items()
         )
         table = (
             '<table class="sx-table"><thead><tr><th>stage</th><th>p50 ms</th><th>p95 ms</th>'

@@ -98,7 +98,13 @@ footer {{display: none !important;}}
 .sx-table td {{padding: 2px 4px;}}
 .sx-num {{text-align:right; font-variant-numeric: tabular-nums;}}
 .sx-table th:not(:first-child) {{text-align:right;}}
-.sx-status {{display:flex; flex-wrap:wrap; gap:8px; align-items:center;}}
+.sx-status {{display:flex; flex-wrap:wrap; gap:8px; align-items:center;
+  justify-content:flex-end; padding-top: 6px;}}
+#latency table, #latency tr, #latency th, #latency td {{border: none !important;
+  background: none;}}
+#latency table {{margin-bottom: 6px;}}
+#latency th {{border-bottom: 1px solid {BORDER} !important;}}
+.sx-total td {{font-weight: 700; color: #fff;}}
 .sx-chip {{background:{CARD}; border:1px solid {BORDER}; border-radius:999px;
   padding: 3px 10px; font-size: 13px; color:{TEXT};}}
 .sx-chip i {{font-style: normal; color:{MUTED}; margin-right: 4px;}}
@@ -143,6 +149,7 @@ footer {{display: none !important;}}
 .sx-calm {{margin-top: 10px; padding: 8px 12px; border-radius: 10px; font-size: 13px;
   background: rgba(148,163,184,.08); border: 1px solid {BORDER}; color:{MUTED};}}
 #player video {{max-height: 260px;}}
+.sx-table th {{white-space: nowrap;}}
 """
 
 # Keeps the page dark whatever the OS prefers, and the player in step with the pipeline:

@@ -173,5 +173,6 @@ def test_initial_choice_defaults_to_the_bundled_recording():
     assert choice.kind == "recording" and choice.path == app.DEMO_RECORDING and choice.loop
     dev = app.initial_choice(app.parse_args(["--camera", "1", "--mic", "USB"]))
     assert (dev.kind, dev.camera, dev.mic) == ("devices", 1, "USB")
+    assert app.initial_choice(app.parse_args(["--browser"])).kind == "browser"
     args = app.parse_args([])
     assert (args.host, args.port) == ("127.0.0.1", 7860)

@@ -7,24 +7,11 @@ product.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
+from realtime.pipeline import PipelineStatus
 from realtime.store import PredictionStore
 from realtime.types import Prediction, Signals
-
-
-@dataclass(frozen=True)
-class FakeStatus:
-    model_name: str
-    device: str
-    triton: bool
-    source_name: str
-    running: bool
-    error: str | None
-    drops: dict = field(default_factory=dict)
-    updates_per_s: float = 0.0
 
 
 class FakeBrowserSource:
@@ -67,9 +54,9 @@ class FakePipeline:
         self.stops += 1
         return True
 
-    def status(self) -> FakeStatus:
-        return FakeStatus(self.model_name, "cpu", False, self.source.name, self.running,
-                          self.error, {"audio_queue": 0}, 4.8)
+    def status(self) -> PipelineStatus:
+        return PipelineStatus(self.model_name, "cpu", False, self.source.name, self.running,
+                              self.error, {"audio_queue": 0}, 4.8)
 
 
 def make_prediction(t_s: float, sentiment: float, words=("hello", "world"),

@@ -1,0 +1,162 @@
+"""End-to-end: app.py served, opened in Debian's headless Chromium (never a downloaded
+browser), with the real pipeline and the bundled model.
+
+1. The bundled recording: within 60 s the sentiment number takes at least two values, the
+   transcript holds words that were spoken, the latency panel shows figures; the page asks
+   nothing of any other host; the JSONL exported through the page parses and has no media.
+2. Chromium's fake camera and microphone (a face .y4m and a speech .wav made at test time)
+   streamed by the page's webcam and microphone components: the server receives frames and
+   audio, and the page shows a face present and recognised words.
+Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from urllib.parse import urljoin, urlparse
+
+import pytest
+
+from realtime.clock import perf_s
+from realtime.ui_bench import AppServer, launch_chromium, measure_page
+from tests import media
+
+pytestmark = pytest.mark.slow
+
+VIEWPORT = {"width": 1440, "height": 1000}
+DEADLINE_S = 60.0
+LOG_KEYS = {"type", "t_s", "t_end_s", "emitted_at_s", "sentiment", "mean_1min", "words",
+            "tentative", "face", "pitch_hz", "energy_db", "smile", "brow", "jaw",
+            "face_present", "latency_ms", "drops", "model_name", "source"}
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from realtime.assets import AssetMissing, default_model_dir
+
+    if not os.environ.get("SENTIMENT_CHECKPOINT"):
+        try:
+            default_model_dir()
+        except AssetMissing as exc:
+            pytest.skip(f"no bundled live model yet: {exc}")
+    with sync_api.sync_playwright() as p:
+        yield p
+
+
+def _local(url: str) -> bool:
+    parsed = urlparse(url)
+    return parsed.scheme in ("data", "blob") or parsed.hostname in ("127.0.0.1", "localhost")
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in media.normalize_words(text) if len(w) >= 4}
+
+
+def _poll(page, check, deadline_s: float = DEADLINE_S) -> None:
+    """Calls ``check()`` every 250 ms until it returns True or the deadline passes."""
+    end_s = perf_s() + deadline_s
+    while perf_s() < end_s:
+        if check():
+            return
+        page.wait_for_timeout(250)
+
+
+@pytest.fixture
+def recording_server(tmp_path):
+    server = AppServer(log_path=tmp_path / "app.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_recording_shows_moving_sentiment_words_and_latency(playwright, recording_server,
+                                                            artifacts_dir):
+    spoken = _content_words(media.demo_text())
+    browser = launch_chromium(playwright)
+    try:
+        page = browser.new_page(viewport=VIEWPORT)
+        foreign: list[str] = []
+        page.on("request", lambda r: None if _local(r.url) else foreign.append(r.url))
+        page.goto(recording_server.url)
+        values: set[str] = set()
+        heard: set[str] = set()
+        figures: list[str] = []
+
+        def check() -> bool:
+            value = page.get_attribute("#sentiment [data-value]", "data-value")
+            if value:
+                values.add(value)
+            heard.update(_content_words(page.inner_text("#transcript")) & spoken)
+            figures[:] = page.locator("#latency td.sx-num").all_inner_texts()
+            return len(values) >= 2 and len(heard) >= 3 and len(figures) >= 2
+
+        _poll(page, check)
+        page.screenshot(path=str(artifacts_dir / "e2e_recording.png"), full_page=True)
+        log = recording_server.log()
+        assert len(values) >= 2, f"sentiment values seen: {values}\n{log}"
+        assert all(re.fullmatch(r"[+-]\d\.\d\d", v) for v in values), values
+        assert all(-3.0 <= float(v) <= 3.0 for v in values), values
+        assert len(heard) >= 3, f"spoken words on the page: {heard}\n{log}"
+        assert figures and all(re.fullmatch(r"\d+", f) for f in figures), figures
+        assert "CPU" in page.inner_text("#status") or "GPU" in page.inner_text("#status")
+
+        refresh = measure_page(page, 5.0)
+        assert refresh["ui_refresh_hz"] >= 1.5, refresh  # loose; the figure is benchmarked
+
+        page.click("#export-jsonl")
+        link = page.wait_for_selector("#export a[href*='.jsonl']", timeout=30_000)
+        body = page.request.get(urljoin(recording_server.url, link.get_attribute("href")))
+        rows = [json.loads(line) for line in body.text().splitlines()]
+        assert rows[0]["type"] == "session" and len(rows) > 3
+        for row in rows[1:]:
+            assert set(row) == LOG_KEYS, set(row) ^ LOG_KEYS
+            assert -3.0 <= row["sentiment"] <= 3.0
+        assert len(body.body()) < 2000 * len(rows)  # per row: numbers and words, no media
+        assert not foreign, f"the page fetched from other hosts: {foreign}"
+    finally:
+        browser.close()
+
+
+def test_browser_camera_and_microphone_reach_the_pipeline(playwright, tmp_path,
+                                                          artifacts_dir):
+    face = media.face_y4m(tmp_path, seconds=2.0, fps=15)
+    text = media.POSITIVE_TEXT
+    speech = media.speech_wav(tmp_path, text, rate_hz=48000)
+    spoken = _content_words(text)
+    fake = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={face}",
+            f"--use-file-for-fake-audio-capture={speech}")
+    with AppServer(("--browser",), log_path=tmp_path / "app.log") as server:
+        browser = launch_chromium(playwright, fake)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.goto(server.url)
+            page.click("#webcam :text('Click to Access Webcam')", timeout=60_000)
+            page.click("#webcam button[aria-label='capture photo']", timeout=30_000)
+            page.click("#mic button.record-button", timeout=30_000)
+            received = {"frames": 0, "audio": 0}
+            heard: set[str] = set()
+
+            def check() -> bool:
+                m = re.search(r"(\d+) frames, (\d+) audio chunks", page.inner_text("#status"))
+                if m:
+                    received.update(frames=int(m[1]), audio=int(m[2]))
+                heard.update(_content_words(page.inner_text("#transcript")) & spoken)
+                face_on = page.locator("#signals [data-face-present=true]").count() > 0
+                return received["frames"] > 0 and received["audio"] > 0 and face_on and heard
+
+            _poll(page, check)
+            page.screenshot(path=str(artifacts_dir / "e2e_browser_devices.png"),
+                            full_page=True)
+            log = server.log()
+            assert received["frames"] > 0 and received["audio"] > 0, f"{received}\n{log}"
+            assert page.locator("#signals [data-face-present=true]").count() == 1, log
+            assert heard, f"no spoken word on the page: {page.inner_text('#transcript')}\n{log}"
+        finally:
+            browser.close()
