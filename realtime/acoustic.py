@@ -9,7 +9,7 @@ model's training statistics). The vector is defined once, by `FEATURE_NAMES`:
 3 ``periodicity``: 1 - YIN's cumulative-mean-normalised difference at the chosen lag, [0, 1].
 4-16 ``mfcc_0..12``: 40 HTK mel bands (20-7600 Hz) of a Hann-windowed 512-point power
     spectrum, natural log, orthonormal DCT-II.
-17-29 ``mfcc_d_0..12``: their deltas over 5 frames (torchaudio ``compute_deltas``).
+17-29 ``mfcc_d_0..12``: their deltas over 5 frames (as torchaudio ``compute_deltas``).
 30 ``centroid_hz``: spectral centroid of the magnitude spectrum, Hz.
 31 ``rolloff_hz``: frequency below which 85% of the power lies, Hz.
 32 ``flatness``: geometric / arithmetic mean of the power spectrum, [0, 1].
@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torchaudio.functional as AF
+import torchaudio.transforms as T
 
 from realtime.clock import perf_s
 from realtime.types import AudioChunk, FeatureFrames
@@ -81,6 +82,10 @@ def to_mono_float32(samples: np.ndarray) -> np.ndarray:
     """Mono float32 from 1-D samples or 2-D (frames, channels) / (channels, frames) with up
     to 8 channels (averaged). Integer PCM is scaled to [-1, 1]; non-finite values become 0."""
     x = np.asarray(samples)
+    if np.issubdtype(x.dtype, np.integer):
+        x = x.astype(np.float32) / float(np.iinfo(x.dtype).max + 1)
+    elif not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"audio samples must be numeric, got dtype {x.dtype}")
     if x.ndim == 2:
         if x.shape[1] <= 8:
             x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
@@ -90,10 +95,6 @@ def to_mono_float32(samples: np.ndarray) -> np.ndarray:
             raise ValueError(f"audio samples must be mono or (frames, channels), got {x.shape}")
     elif x.ndim != 1:
         raise ValueError(f"audio samples must be 1-D mono or 2-D multichannel, got {x.shape}")
-    if np.issubdtype(x.dtype, np.integer):
-        x = x.astype(np.float32) / float(np.iinfo(x.dtype).max + 1)
-    elif not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"audio samples must be numeric, got dtype {x.dtype}")
     return np.nan_to_num(x.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=-1.0)
 
 
@@ -113,6 +114,10 @@ class StreamResampler:
         self._ctx = self._o * math.ceil(width / self._o)
         self._hist = np.zeros(self._ctx, np.float32)
         self._pending = np.zeros(0, np.float32)
+        if not self.identity:  # torchaudio's windowed-sinc kernel, applied with numpy
+            resampler = T.Resample(self._o, self._n)
+            self._kernel = resampler.kernel[:, 0, :].numpy().astype(np.float64)
+            self._width = int(resampler.width)
 
     @property
     def identity(self) -> bool:
@@ -137,10 +142,12 @@ class StreamResampler:
         return self._emit(m, tail)[:n_out]
 
     def _emit(self, m: int, right: np.ndarray) -> np.ndarray:
-        seg = torch.from_numpy(np.concatenate([self._hist, right]))
-        y = AF.resample(seg, self._o, self._n)
+        seg = np.concatenate([self._hist, right]).astype(np.float64)
+        padded = np.pad(seg, (self._width, self._width + self._o))
+        windows = np.lib.stride_tricks.sliding_window_view(padded, self._kernel.shape[1])
+        y = (windows[:: self._o] @ self._kernel.T).reshape(-1)
         start = self._ctx * self._n // self._o
-        out = y[start : start + m * self._n // self._o].numpy().astype(np.float32)
+        out = y[start : start + m * self._n // self._o].astype(np.float32)
         joined = np.concatenate([self._hist, right[:m]])
         self._hist = joined[-self._ctx :].copy()
         self._pending = self._pending[m:]
@@ -225,88 +232,96 @@ class AudioConditioner:
         return [run]
 
 
-def _frames(x: torch.Tensor, count: int, length: int) -> torch.Tensor:
-    return x.unfold(0, length, HOP_SAMPLES)[:count]
+def _frames(x: np.ndarray, count: int, length: int) -> np.ndarray:
+    return np.lib.stride_tricks.sliding_window_view(x, length)[::HOP_SAMPLES][:count]
 
 
 class _FrameMath:
-    """Per-frame features except deltas, for a batch of frames (shared constants)."""
+    """Per-frame features except deltas, for a batch of frames. numpy, single-threaded: the
+    batches are small and torch's intra-op threads only add overhead on a busy CPU; the
+    filterbank and DCT matrices come from torchaudio."""
 
     def __init__(self) -> None:
-        self.window = torch.hann_window(FRAME_SAMPLES, periodic=True)
+        self.window = torch.hann_window(FRAME_SAMPLES, periodic=True).numpy()
         fb = AF.melscale_fbanks(N_FFT // 2 + 1, 20.0, 7600.0, N_MELS, RATE_HZ, None, "htk")
-        self.mel = fb  # (freq, mels)
-        self.dct = AF.create_dct(N_MFCC, N_MELS, "ortho")  # (mels, mfcc)
-        self.freqs = torch.linspace(0, RATE_HZ / 2, N_FFT // 2 + 1)
+        self.mel = fb.numpy()  # (freq, mels)
+        self.dct = AF.create_dct(N_MFCC, N_MELS, "ortho").numpy()  # (mels, mfcc)
+        self.freqs = np.linspace(0, RATE_HZ / 2, N_FFT // 2 + 1, dtype=np.float32)
 
-    def compute(self, x: torch.Tensor, count: int, prev_spec: torch.Tensor | None):
+    def compute(self, x: np.ndarray, count: int, prev_spec: np.ndarray | None):
         """x: samples covering ``count`` frames plus TAU_MAX look-ahead (zero-padded at the
-        end of a run). Returns (base (count, ACOUSTIC_DIM) with deltas left 0, mfcc, last
+        end of a run). Returns (rows (count, ACOUSTIC_DIM) with deltas left 0, last
         normalised spectrum)."""
-        frames = _frames(x, count, FRAME_SAMPLES)
-        long_frames = _frames(x, count, FRAME_SAMPLES + TAU_MAX)
-        out = torch.zeros(count, ACOUSTIC_DIM)
-        power = frames.pow(2).mean(1)
-        energy_db = (10 * torch.log10(power + 1e-10)).clamp(min=ENERGY_FLOOR_DB)
-        f0, periodicity = _yin(long_frames)
+        frames = _frames(x, count, FRAME_SAMPLES).astype(np.float64)
+        out = np.zeros((count, ACOUSTIC_DIM))
+        power = (frames**2).mean(1)
+        energy_db = np.maximum(10 * np.log10(power + 1e-10), ENERGY_FLOOR_DB)
+        f0, periodicity = _yin(_frames(x, count, FRAME_SAMPLES + TAU_MAX).astype(np.float64))
         voiced = (1 - periodicity < VOICED_MAX_CMND) & (energy_db > VOICED_MIN_DB)
         out[:, ENERGY_DB_INDEX] = energy_db
-        out[:, PITCH_HZ_INDEX] = torch.where(voiced, f0, torch.zeros_like(f0))
-        out[:, VOICED_INDEX] = voiced.float()
-        out[:, VOICED_INDEX + 1] = torch.where(power > 1e-10, periodicity, 0.0)
-        centred = frames - frames.mean(1, keepdim=True)
-        spec = torch.fft.rfft(centred * self.window, n=N_FFT).abs()
-        pspec = spec.pow(2)
-        mfcc = torch.log(pspec @ self.mel + 1e-10) @ self.dct
-        out[:, MFCC_INDEX : MFCC_INDEX + N_MFCC] = mfcc
-        mag_sum = spec.sum(1).clamp(min=1e-10)
+        out[:, PITCH_HZ_INDEX] = np.where(voiced, f0, 0.0)
+        out[:, VOICED_INDEX] = voiced
+        out[:, VOICED_INDEX + 1] = np.where(power > 1e-10, periodicity, 0.0)
+        centred = frames - frames.mean(1, keepdims=True)
+        spec = np.abs(np.fft.rfft(centred * self.window, n=N_FFT))
+        pspec = spec**2
+        out[:, MFCC_INDEX : MFCC_INDEX + N_MFCC] = np.log(pspec @ self.mel + 1e-10) @ self.dct
+        mag_sum = np.maximum(spec.sum(1), 1e-10)
         out[:, SPECTRAL_INDEX] = (spec * self.freqs).sum(1) / mag_sum
-        cum = pspec.cumsum(1)
-        below = cum < 0.85 * cum[:, -1:]
-        out[:, SPECTRAL_INDEX + 1] = self.freqs[below.sum(1).clamp(max=len(self.freqs) - 1)]
-        logp = torch.log(pspec + 1e-12)
-        flat = torch.exp(logp.mean(1)) / (pspec.mean(1) + 1e-12)
-        out[:, SPECTRAL_INDEX + 2] = flat.clamp(0, 1)
+        cum = np.cumsum(pspec, 1)
+        below = (cum < 0.85 * cum[:, -1:]).sum(1)
+        out[:, SPECTRAL_INDEX + 1] = self.freqs[np.minimum(below, len(self.freqs) - 1)]
+        flat = np.exp(np.log(pspec + 1e-12).mean(1)) / (pspec.mean(1) + 1e-12)
+        out[:, SPECTRAL_INDEX + 2] = np.clip(flat, 0, 1)
         norm = spec / mag_sum[:, None]
-        previous = torch.cat([(norm[:1] if prev_spec is None else prev_spec[None]), norm[:-1]])
-        out[:, SPECTRAL_INDEX + 3] = (norm - previous).pow(2).sum(1).sqrt()
-        signs = torch.signbit(frames)
-        out[:, SPECTRAL_INDEX + 4] = (signs[:, 1:] != signs[:, :-1]).float().mean(1)
-        return out, mfcc, norm[-1]
+        previous = np.concatenate([norm[:1] if prev_spec is None else prev_spec[None], norm[:-1]])
+        out[:, SPECTRAL_INDEX + 3] = np.sqrt(((norm - previous) ** 2).sum(1))
+        signs = np.signbit(frames)
+        out[:, SPECTRAL_INDEX + 4] = (signs[:, 1:] != signs[:, :-1]).mean(1)
+        return out.astype(np.float32), norm[-1]
 
 
-def _yin(long_frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def mfcc_deltas(seq: np.ndarray) -> np.ndarray:
+    """Deltas along axis 0 over 2*DELTA_CONTEXT+1 frames with replicated edges: the same
+    values as torchaudio ``compute_deltas`` (time last), without torch's thread pool."""
+    n = DELTA_CONTEXT
+    padded = np.pad(seq, ((n, n), (0, 0)), mode="edge")
+    total = sum(k * (padded[n + k : n + k + len(seq)] - padded[n - k : n - k + len(seq)])
+                for k in range(1, n + 1))
+    return total / (n * (n + 1) * (2 * n + 1) / 3)
+
+
+def _yin(long_frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """YIN F0 (Hz) and periodicity (1 - CMND at the chosen lag) for frames of
     FRAME_SAMPLES + TAU_MAX samples: the first 400 are compared with lagged copies."""
     n = long_frames.shape[0]
     a = long_frames[:, :FRAME_SAMPLES]
     size = 1024
-    corr = torch.fft.irfft(
-        torch.conj(torch.fft.rfft(a, n=size)) * torch.fft.rfft(long_frames, n=size), n=size
-    )[:, : TAU_MAX + 1]
-    sq = torch.cat([torch.zeros(n, 1), long_frames.pow(2).cumsum(1)], 1)
-    taus = torch.arange(TAU_MAX + 1)
+    spectrum = np.conj(np.fft.rfft(a, n=size)) * np.fft.rfft(long_frames, n=size)
+    corr = np.fft.irfft(spectrum, n=size)[:, : TAU_MAX + 1]
+    sq = np.concatenate([np.zeros((n, 1)), np.cumsum(long_frames**2, 1)], 1)
+    taus = np.arange(TAU_MAX + 1)
     e_lag = sq[:, taus + FRAME_SAMPLES] - sq[:, taus]
-    diff = (sq[:, FRAME_SAMPLES : FRAME_SAMPLES + 1] + e_lag - 2 * corr).clamp(min=0)
-    running = diff[:, 1:].cumsum(1).clamp(min=1e-12)
-    cmnd = torch.ones_like(diff)
+    diff = np.maximum(sq[:, FRAME_SAMPLES : FRAME_SAMPLES + 1] + e_lag - 2 * corr, 0.0)
+    running = np.maximum(np.cumsum(diff[:, 1:], 1), 1e-12)
+    cmnd = np.ones_like(diff)
     cmnd[:, 1:] = diff[:, 1:] * taus[1:] / running
     search = cmnd[:, TAU_MIN : TAU_MAX + 1]
     below = search < YIN_THRESHOLD
-    first = torch.where(below.any(1), below.float().argmax(1), search.argmin(1))
-    idx = torch.arange(search.shape[1])
+    first = np.where(below.any(1), below.argmax(1), search.argmin(1))
+    idx = np.arange(search.shape[1])
     after = idx[None] >= first[:, None]
     in_dip = below | (idx[None] == first[:, None])
-    run = after & (torch.cumsum((after & ~in_dip).int(), 1) == 0)
-    best = torch.where(run, search, torch.full_like(search, 1e9)).argmin(1)
-    tau = best + TAU_MIN
-    lo = cmnd.gather(1, (tau - 1)[:, None])[:, 0]
-    mid = cmnd.gather(1, tau[:, None])[:, 0]
-    hi = cmnd.gather(1, (tau + 1).clamp(max=TAU_MAX)[:, None])[:, 0]
+    run = after & (np.cumsum(after & ~in_dip, 1) == 0)
+    tau = np.where(run, search, np.inf).argmin(1) + TAU_MIN
+    rows = np.arange(n)
+    lo, mid = cmnd[rows, tau - 1], cmnd[rows, tau]
+    hi = cmnd[rows, np.minimum(tau + 1, TAU_MAX)]
     denom = lo - 2 * mid + hi
-    shift = torch.where(denom.abs() > 1e-9, 0.5 * (lo - hi) / denom, torch.zeros_like(denom))
-    f0 = RATE_HZ / (tau.float() + shift.clamp(-1, 1))
-    return f0, (1 - mid).clamp(0, 1)
+    safe = np.abs(denom) > 1e-9
+    shift = np.where(safe, 0.5 * (lo - hi) / np.where(safe, denom, 1.0), 0.0)
+    f0 = RATE_HZ / (tau + np.clip(shift, -1, 1))
+    return f0, np.clip(1 - mid, 0, 1)
 
 
 class AcousticExtractor:
@@ -335,10 +350,10 @@ class AcousticExtractor:
         self._buf = np.zeros(0, np.float32)
         self._next_frame = 0  # index (within the run) of the next frame to compute
         self._buf_start = 0  # run sample index of self._buf[0]
-        self._prev_spec: torch.Tensor | None = None
-        self._held: list[torch.Tensor] = []  # computed rows waiting for delta look-ahead
+        self._prev_spec: np.ndarray | None = None
+        self._held: list[np.ndarray] = []  # computed rows waiting for delta look-ahead
         self._held_t: list[float] = []
-        self._mfcc_ctx = torch.zeros(0, N_MFCC)  # MFCCs of the last emitted frames
+        self._mfcc_ctx = np.zeros((0, N_MFCC), np.float32)  # MFCCs of the last emitted frames
 
     def insert_audio_chunk(self, chunk: AudioChunk) -> None:
         if len(self._queue) >= self._max_chunks:
@@ -356,7 +371,7 @@ class AcousticExtractor:
 
     def _run(self, now_s: float | None, final: bool) -> FeatureFrames | None:
         start = perf_s()
-        rows: list[torch.Tensor] = []
+        rows: list[np.ndarray] = []
         times: list[float] = []
         while self._queue:
             chunk = self._queue.popleft()
@@ -369,7 +384,7 @@ class AcousticExtractor:
             self._close_run(rows, times)
         if not rows:
             return None
-        values = torch.cat(rows).numpy().astype(np.float32)
+        values = np.concatenate(rows).astype(np.float32)
         done = self._captured_at_s if now_s is None else now_s + (perf_s() - start)
         return FeatureFrames(np.asarray(times, np.float64), values, done, self._captured_at_s)
 
@@ -390,11 +405,11 @@ class AcousticExtractor:
         need = FRAME_SAMPLES if final else FRAME_SAMPLES + TAU_MAX
         count = (avail - need) // HOP_SAMPLES + 1 if avail >= need else 0
         if count > 0:
-            x = torch.from_numpy(self._buf[first:])
+            x = self._buf[first:]
             span = (count - 1) * HOP_SAMPLES + FRAME_SAMPLES + TAU_MAX
             if len(x) < span:
-                x = torch.cat([x, torch.zeros(span - len(x))])
-            base, mfcc, self._prev_spec = self._math.compute(x, count, self._prev_spec)
+                x = np.concatenate([x, np.zeros(span - len(x), np.float32)])
+            base, self._prev_spec = self._math.compute(x, count, self._prev_spec)
             for i in range(count):
                 k = self._next_frame + i
                 self._held.append(base[i : i + 1])
@@ -410,12 +425,12 @@ class AcousticExtractor:
         ready = len(self._held) if final else len(self._held) - DELTA_CONTEXT
         if ready <= 0:
             return
-        held = torch.cat(self._held)
+        held = np.concatenate(self._held)
         mf = held[:, MFCC_INDEX : MFCC_INDEX + N_MFCC]
-        seq = torch.cat([self._mfcc_ctx, mf])
+        seq = np.concatenate([self._mfcc_ctx, mf])
         pad = self._mfcc_ctx.shape[0]
-        deltas = AF.compute_deltas(seq.T.contiguous(), win_length=2 * DELTA_CONTEXT + 1).T
-        out = held[:ready].clone()
+        deltas = mfcc_deltas(seq)
+        out = held[:ready].copy()
         out[:, DELTA_INDEX : DELTA_INDEX + N_MFCC] = deltas[pad : pad + ready]
         rows.append(out)
         times.extend(self._held_t[:ready])
