@@ -14,7 +14,7 @@ from html import escape
 
 import numpy as np
 
-from realtime.types import Prediction
+from realtime.types import Prediction, Signals
 
 SENTIMENT_MIN = -3.0
 SENTIMENT_MAX = 3.0
@@ -103,15 +103,16 @@ def _gauge(value: float) -> str:
     )
 
 
-def transcript_html(prediction: Prediction | None, max_words: int = 60) -> str:
+def transcript_html(committed: Sequence[str], tentative: Sequence[str],
+                    max_words: int = 60) -> str:
     """Committed words in full colour, tentative words dimmed and italic."""
-    if prediction is None or not (prediction.words or prediction.tentative):
+    if not committed and not tentative:
         body = '<span class="sx-muted">listening\u2026</span>'
     else:
-        committed = list(prediction.words)[-max_words:]
-        tentative = list(prediction.tentative)[: max(8, max_words - len(committed))]
-        parts = [f'<span class="sx-committed">{escape(w)}</span>' for w in committed]
-        parts += [f'<span class="sx-tentative">{escape(w)}</span>' for w in tentative]
+        words = list(committed)[-max_words:]
+        parts = [f'<span class="sx-committed">{escape(w)}</span>' for w in words]
+        parts += [f'<span class="sx-tentative">{escape(w)}</span>'
+                  for w in list(tentative)[: max(8, max_words - len(words))]]
         body = " ".join(parts)
     return (
         '<div class="sx-card sx-transcript"><div class="sx-title">Transcript '
@@ -135,14 +136,14 @@ def _bar(name: str, value: float) -> str:
     )
 
 
-def signals_html(prediction: Prediction | None) -> str:
+def signals_html(signals: Signals | None) -> str:
     """Voice (pitch, energy) and face (smile, brow, jaw, face present) of the latest hop."""
-    if prediction is None:
+    if signals is None:
         return (
             '<div class="sx-card sx-signals"><div class="sx-title">Signals</div>'
             '<div class="sx-muted">no signals yet</div></div>'
         )
-    s = prediction.signals
+    s = signals
     face_cls, face_txt = ("sx-on", "face present") if s.face_present else ("sx-off", "no face")
     return (
         '<div class="sx-card sx-signals"><div class="sx-title">Signals</div>'

@@ -44,6 +44,7 @@ class LogRow:
     sentiment: float
     mean_1min: float
     words: tuple[str, ...]
+    new_words: tuple[str, ...]
     tentative: tuple[str, ...]
     face: bool
     pitch_hz: float
@@ -100,10 +101,12 @@ class _Rolling:
 
 
 class SessionLog:
-    def __init__(self, max_rows: int = 72_000, max_gap_s: float = 1.0) -> None:
+    def __init__(self, max_rows: int = 72_000, max_gap_s: float = 1.0,
+                 max_transcript_words: int = 500) -> None:
         if max_rows < 1:
             raise ValueError(f"max_rows must be >= 1, got {max_rows}")
         self.max_rows = max_rows
+        self.max_transcript_words = max_transcript_words
         self.max_gap_s = max_gap_s
         self._lock = threading.Lock()
         self.reset()
@@ -112,6 +115,7 @@ class SessionLog:
         """Starts an empty session (``started_wall``: ISO wall time, for the export)."""
         with self._lock:
             self._rows: list[LogRow] = []
+            self._transcript: deque[str] = deque(maxlen=self.max_transcript_words)
             self._times: list[float] = []
             self._short = _Rolling(ROLLING_SHORT_S)
             self._long = _Rolling(ROLLING_LONG_S)
@@ -143,6 +147,7 @@ class SessionLog:
                 sentiment=value,
                 mean_1min=self._short.add(t_s, value),
                 words=tuple(prediction.words),
+                new_words=tuple(getattr(prediction, "new_words", ())),
                 tentative=tuple(prediction.tentative),
                 face=bool(prediction.face),
                 pitch_hz=float(s.pitch_hz),
@@ -158,6 +163,7 @@ class SessionLog:
             )
             self._rows.append(row)
             self._times.append(t_s)
+            self._transcript.extend(row.new_words)
             if len(self._rows) > self.max_rows:
                 cut = max(1, self.max_rows // 10)
                 del self._rows[:cut]
@@ -177,6 +183,12 @@ class SessionLog:
     def __len__(self) -> int:
         with self._lock:
             return len(self._rows)
+
+    def transcript(self, max_words: int = 60) -> list[str]:
+        """The newest committed words of the session (``new_words`` of every row)."""
+        with self._lock:
+            n = min(max_words, len(self._transcript))
+            return list(self._transcript)[len(self._transcript) - n:]
 
     @property
     def last_t_s(self) -> float:
@@ -241,8 +253,10 @@ class SessionLog:
         return "\n".join(lines) + "\n"
 
     def to_csv(self) -> str:
-        """One row per prediction; words space-joined; one column per latency stage
-        (``latency_<stage>_ms``) and per drop queue (``drops_<queue>``); empty = unknown."""
+        """One row per prediction; words (the model's window), new_words (committed since
+        the previous row: together, the whole transcript) and tentative space-joined; one
+        column per latency stage (``latency_<stage>_ms``) and per drop queue
+        (``drops_<queue>``); empty = unknown."""
         rows = self.rows()
         stages: dict[str, None] = {}
         queues: dict[str, None] = {}
@@ -250,7 +264,7 @@ class SessionLog:
             stages.update(dict.fromkeys(row.latency_ms))
             queues.update(dict.fromkeys(row.drops))
         base = ["t_s", "t_end_s", "emitted_at_s", "sentiment", "mean_1min", "words",
-                "tentative", "face", *SIGNAL_FIELDS, "model_name", "source"]
+                "new_words", "tentative", "face", *SIGNAL_FIELDS, "model_name", "source"]
         header = base + [f"latency_{s}_ms" for s in stages] + [f"drops_{q}" for q in queues]
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
@@ -258,6 +272,7 @@ class SessionLog:
         for row in rows:
             d = _finite(asdict(row))
             d["words"] = " ".join(row.words)
+            d["new_words"] = " ".join(row.new_words)
             d["tentative"] = " ".join(row.tentative)
             values = [d[k] for k in base]
             values += [_cell(row.latency_ms.get(s)) for s in stages]

@@ -7,11 +7,13 @@ enough for every 200 ms tick; `slow_panels` (timeline, masks) runs on a slower t
 
 from __future__ import annotations
 
+import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from realtime.clock import perf_s, wall_time_iso
+from realtime.types import Prediction, Signals
 from realtime.ui_control import Dashboard
 from realtime.ui_format import (
     aggregates_html,
@@ -24,6 +26,8 @@ from realtime.ui_format import (
 )
 from realtime.ui_plots import masks_html, timeline_svg
 
+VOICE_FIELDS = ("pitch_hz", "energy_db")
+FACE_FIELDS = ("smile", "brow", "jaw")
 FAST_PANELS = ("sentiment", "transcript", "signals", "latency", "status", "aggregates")
 SLOW_PANELS = ("timeline", "masks")
 
@@ -64,6 +68,7 @@ class ViewSettings:
 
 def fast_panels(dashboard: Dashboard, settings: ViewSettings, meter: RefreshMeter
                 ) -> dict[str, str]:
+    dashboard.sync()
     latest = dashboard.latest()
     st = dashboard.status()
     ps = st.pipeline
@@ -83,8 +88,8 @@ def fast_panels(dashboard: Dashboard, settings: ViewSettings, meter: RefreshMete
         source += f" \u00b7 {st.browser_frames} frames, {st.browser_audio_chunks} audio chunks"
     return {
         "sentiment": sentiment_html(latest),
-        "transcript": transcript_html(latest),
-        "signals": signals_html(latest),
+        "transcript": transcript_html(*_transcript(dashboard, latest)),
+        "signals": signals_html(None if latest is None else held_signals(dashboard, latest)),
         "latency": latency_html(pct, drops, ps.updates_per_s, meter.rate_hz,
                                 settings.latency_window_s),
         "status": status_html(ps.model_name, ps.device, ps.triton, source, ps.running,
@@ -94,6 +99,34 @@ def fast_panels(dashboard: Dashboard, settings: ViewSettings, meter: RefreshMete
                                       settings.hold_s, alert.below_for_s,
                                       dashboard.session_active),
     }
+
+
+def held_signals(dashboard: Dashboard, latest: Prediction, hold_s: float = 1.0) -> Signals:
+    """The latest signals, a missing voice value (or face value, while a face is present)
+    taken from the newest logged row of the last ``hold_s`` seconds that has one, so a
+    momentary gap does not blink; a longer silence or no face still shows as missing."""
+    s = latest.signals
+    names = VOICE_FIELDS + (FACE_FIELDS if s.face_present else ())
+    missing = [n for n in names if not math.isfinite(getattr(s, n))]
+    if not missing or not dashboard.session_active:
+        return s
+    rows = dashboard.log.rows(since_s=dashboard.log.last_t_s - hold_s)
+    held = {}
+    for name in missing:
+        value = next((getattr(r, name) for r in reversed(rows)
+                      if math.isfinite(getattr(r, name))), None)
+        if value is not None:
+            held[name] = value
+    return replace(s, **held)
+
+
+def _transcript(dashboard: Dashboard, latest) -> tuple[list[str], list[str]]:
+    """The session's committed words (from the log; the model window's words when no
+    session logs them) and the latest tentative words."""
+    if latest is None:
+        return [], []
+    committed = dashboard.log.transcript() if dashboard.session_active else []
+    return committed or list(latest.words), list(latest.tentative)
 
 
 def slow_panels(dashboard: Dashboard, settings: ViewSettings) -> dict[str, str]:

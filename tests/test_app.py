@@ -57,6 +57,8 @@ def test_panels_show_the_latest_prediction(demo):
     for i, v in enumerate([0.4, -1.256, 2.5]):
         dash.pipeline.store.publish(make_prediction(0.2 * (i + 1), v,
                                                     words=("I", "love", "<script>"),
+                                                    new_words=(("early",), ("I", "love"),
+                                                               ("<script>",))[i],
                                                     masks=masks if i == 2 else None,
                                                     latency_total_ms=100.0 + 50 * i))
     dash.sync()
@@ -69,6 +71,7 @@ def test_panels_show_the_latest_prediction(demo):
     assert "&lt;script&gt;" in fast["transcript"] and "<script>" not in fast["transcript"]
     assert 'class="sx-tentative">again<' in fast["transcript"]
     assert 'class="sx-committed">love<' in fast["transcript"]
+    assert 'class="sx-committed">early<' in fast["transcript"]  # from the session log
     assert 'data-face-present="true"' in fast["signals"] and ">180<" in fast["signals"]
     assert ">150<" in fast["latency"]  # p50 of 100, 150, 200 ms
     assert 'data-rate="ui">5.0<' in fast["latency"]
@@ -176,3 +179,30 @@ def test_initial_choice_defaults_to_the_bundled_recording():
     assert app.initial_choice(app.parse_args(["--browser"])).kind == "browser"
     args = app.parse_args([])
     assert (args.host, args.port) == ("127.0.0.1", 7860)
+
+
+def test_signals_hold_a_momentary_gap_but_not_a_missing_face(demo):
+    from dataclasses import replace
+
+    from realtime.types import Signals
+    from realtime.ui_view import held_signals
+
+    dash = demo.dashboard
+    dash.start_session()
+    store = dash.pipeline.store
+    store.publish(make_prediction(0.2, 0.1))  # pitch 180 Hz, smile 0.6, a face
+    gap = make_prediction(0.4, 0.1)
+    store.publish(replace(gap, signals=Signals(face_present=True)))
+    dash.sync()
+    held = held_signals(dash, store.latest())
+    assert (held.pitch_hz, held.energy_db, held.smile) == (180.0, -22.5, 0.6)
+    no_face = replace(gap, t_end_s=0.6, signals=Signals(pitch_hz=150.0, face_present=False))
+    store.publish(no_face)
+    dash.sync()
+    held = held_signals(dash, store.latest())
+    assert held.pitch_hz == 150.0 and held.energy_db == -22.5
+    assert np.isnan(held.smile) and not held.face_present
+    late = replace(no_face, t_end_s=5.0, signals=Signals())
+    store.publish(late)
+    dash.sync()
+    assert np.isnan(held_signals(dash, store.latest()).pitch_hz)  # silence > 1 s shows

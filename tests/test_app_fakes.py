@@ -61,7 +61,7 @@ class FakePipeline:
 
 def make_prediction(t_s: float, sentiment: float, words=("hello", "world"),
                     tentative=("again",), face: bool = True, masks=None,
-                    latency_total_ms: float = 120.0) -> Prediction:
+                    latency_total_ms: float = 120.0, new_words=()) -> Prediction:
     return Prediction(
         t_end_s=t_s,
         sentiment=sentiment,
@@ -76,4 +76,5 @@ def make_prediction(t_s: float, sentiment: float, words=("hello", "world"),
         emitted_at_s=t_s + latency_total_ms / 1000.0,
         model_name="mmlatch-test",
         masks=masks,
+        new_words=tuple(new_words),
     )

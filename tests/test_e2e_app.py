@@ -29,6 +29,7 @@ pytestmark = pytest.mark.slow
 VIEWPORT = {"width": 1440, "height": 1000}
 DEADLINE_S = 60.0
 LOG_KEYS = {"type", "t_s", "t_end_s", "emitted_at_s", "sentiment", "mean_1min", "words",
+            "new_words",
             "tentative", "face", "pitch_hz", "energy_db", "smile", "brow", "jaw",
             "face_present", "latency_ms", "drops", "model_name", "source"}
 

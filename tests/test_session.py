@@ -177,3 +177,16 @@ def test_source_choice_validates():
         SourceChoice("satellite")
     with pytest.raises(ValueError, match="upload a video or audio file"):
         SourceChoice("file")
+
+
+def test_transcript_keeps_words_that_left_the_window():
+    log = SessionLog(max_transcript_words=5)
+    spoken = "the plot was terrible and the acting was awful".split()
+    for i, word in enumerate(spoken):
+        window = tuple(spoken[max(0, i - 2): i + 1])  # the model only sees 3 words
+        log.append(make_prediction(0.2 * (i + 1), -1.0, words=window, new_words=(word,)))
+    assert log.transcript(60) == spoken[-5:]  # bounded to the newest 5
+    assert log.transcript(2) == ["was", "awful"]
+    table = list(csv.DictReader(io.StringIO(log.to_csv())))
+    assert " ".join(r["new_words"] for r in table) == " ".join(spoken)
+    assert table[-1]["words"] == "acting was awful"
