@@ -106,7 +106,8 @@ class Dashboard:
         self.sync_interval_s = sync_interval_s
         self.restart_gap_s = restart_gap_s
         self.log = SessionLog()
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the pipeline, the log and the counters
+        self._control = threading.Lock()  # start/stop, one at a time
         self._offset_s = 0.0
         self._seen_version = 0
         self._session = False
@@ -148,19 +149,31 @@ class Dashboard:
 
     # -- session ------------------------------------------------------------------------
     def start_session(self, choice: SourceChoice | None = None) -> str:
-        """Starts listening to ``choice`` (None: the current source) and a fresh log."""
-        with self._lock:
-            self._stop_recorder()
+        """Starts listening to ``choice`` (None: the current source) and a fresh log.
+
+        The new source is opened before the current one is stopped: a file that cannot be
+        read raises (with the reason) and leaves the running session as it was.
+        """
+        with self._control:
+            new = None
             if choice is not None or not self._fresh:
-                self._switch(choice or self._choice)
-            elif not self._pipeline.status().running:
-                self._pipeline.start()
-            self._fresh = False
-            self.last_error = None
-            self.log.reset(started_wall=wall_time_iso(), source=self._source_name())
-            self._offset_s = 0.0
-            self._seen_version = self._pipeline.store.version
-            self._session = True
+                choice = choice or self._choice
+                new = self._build(choice)
+            self._stop_recorder()
+            with self._lock:
+                if new is not None:
+                    self._pipeline.stop()
+                    self._pipeline, self._choice = new, choice
+                    self._browser_frames = self._browser_audio = 0
+                self._fresh = False
+                self._session = False
+                self.last_error = None
+                if not self._pipeline.status().running:
+                    self._pipeline.start()
+                self.log.reset(started_wall=wall_time_iso(), source=self._source_name())
+                self._offset_s = 0.0
+                self._seen_version = self._pipeline.store.version
+                self._session = True
             self._stop.clear()
             self._thread = threading.Thread(target=self._record, name="session-recorder",
                                             daemon=True)
@@ -169,29 +182,25 @@ class Dashboard:
 
     def stop_session(self) -> str:
         """Stops the pipeline and the recorder; the log stays for export."""
-        with self._lock:
+        with self._control:
             self._stop_recorder()
-            self._pipeline.stop()
-            self.sync()
-            was = self._session
-            self._session = False
+            with self._lock:
+                self._pipeline.stop()
+                self.sync()
+                was = self._session
+                self._session = False
             return (f"Session stopped: {len(self.log)} predictions logged" if was
                     else "No session was running")
 
     def close(self) -> None:
         self.stop_session()
 
-    def _switch(self, choice: SourceChoice | None) -> None:
+    def _build(self, choice: SourceChoice | None):
         if choice is None:
             raise ValueError("choose a source first")
         if self._factory is None:
             raise RuntimeError("this dashboard was built without a pipeline factory")
-        self._pipeline.stop()
-        new = self._factory(choice)
-        new.start()
-        self._pipeline = new
-        self._choice = choice
-        self._browser_frames = self._browser_audio = 0
+        return self._factory(choice)
 
     def _source_name(self) -> str:
         try:
@@ -239,10 +248,12 @@ class Dashboard:
             if st.running or st.error:
                 return
             self.sync()
-            offset = self.log.last_t_s + self.restart_gap_s
-            self._switch(choice)
-            self._offset_s = offset
-            self._seen_version = self._pipeline.store.version
+            new = self._build(choice)
+            self._pipeline.stop()
+            self._pipeline = new
+            new.start()
+            self._offset_s = self.log.last_t_s + self.restart_gap_s
+            self._seen_version = new.store.version
 
     # -- browser input ------------------------------------------------------------------
     def _browser_source(self):

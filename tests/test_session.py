@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,8 @@ import pytest
 from realtime.ui_control import Dashboard, SourceChoice
 from realtime.ui_session import SessionLog
 from tests.test_app_fakes import FakeBrowserSource, FakePipeline, make_prediction
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _fill(log: SessionLog, values, hop_s: float = 0.2, t0_s: float = 0.0) -> None:
@@ -190,3 +193,36 @@ def test_transcript_keeps_words_that_left_the_window():
     table = list(csv.DictReader(io.StringIO(log.to_csv())))
     assert " ".join(r["new_words"] for r in table) == " ".join(spoken)
     assert table[-1]["words"] == "acting was awful"
+
+
+def test_a_source_that_cannot_open_leaves_the_running_session_alone():
+    first = FakePipeline()
+
+    def factory(choice):
+        raise OSError(f"cannot read {choice.path}")
+
+    dash = Dashboard(first, SourceChoice("recording", path=__file__), factory,
+                     sync_interval_s=0.01)
+    dash.start_session()
+    first.store.publish(make_prediction(0.2, 1.0))
+    with pytest.raises(OSError, match="cannot read"):
+        dash.start_session(SourceChoice("file", path="broken.mp4"))
+    assert dash.pipeline is first and first.running and dash.session_active
+    first.store.publish(make_prediction(0.4, 1.0))
+    dash.sync()
+    assert len(dash.log) == 2  # the log went on
+    dash.close()
+    assert not first.running and not dash.session_active
+
+
+def test_make_source_builds_the_real_sources(tmp_path):
+    from realtime.sources import BrowserSource, FileSource, SourceError
+    from realtime.ui_control import make_source
+
+    recording = make_source(SourceChoice("recording", path=REPO / "assets" / "demo.mp4"))
+    assert isinstance(recording, FileSource) and recording.has_video and recording.has_audio
+    assert isinstance(make_source(SourceChoice("browser")), BrowserSource)
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(SourceError):
+        make_source(SourceChoice("file", path=empty))
