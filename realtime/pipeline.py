@@ -35,7 +35,7 @@ from realtime import readout
 from realtime.clock import Clock, perf_s
 from realtime.engine import Engine
 from realtime.sources.base import DropQueue, Source
-from realtime.stats import RunStats
+from realtime.stats import RunStats, process_cpu_s
 from realtime.store import PredictionStore
 from realtime.types import (
     AudioChunk,
@@ -208,23 +208,23 @@ class Pipeline:
 
     # -- stages (shared by the threads and the replay) -------------------------------
     def _on_audio(self, chunk: AudioChunk) -> None:
-        t = perf_s()
+        t, c = perf_s(), process_cpu_s()
         self._acoustic.insert_audio_chunk(chunk)
         frames = self._acoustic.process_iter()
-        self.stats.add_compute("acoustic", perf_s() - t, chunk.duration_s)
+        self.stats.add_compute("acoustic", perf_s() - t, chunk.duration_s, process_cpu_s() - c)
         self._add_frames("audio", frames)
 
     def _asr_queue_feed(self, chunk: AudioChunk) -> None:
-        t = perf_s()
+        t, c = perf_s(), process_cpu_s()
         self._asr.insert_audio_chunk(chunk)
-        self.stats.add_compute("asr", perf_s() - t)
+        self.stats.add_compute("asr", perf_s() - t, 0.0, process_cpu_s() - c)
         self._asr_pending_s += chunk.duration_s
         self._asr_captured_s = chunk.captured_at_s
 
     def _asr_step(self, final: bool) -> None:
-        t = perf_s()
+        t, c = perf_s(), process_cpu_s()
         update = self._asr.finish() if final else self._asr.process_iter()
-        self.stats.add_compute("asr", perf_s() - t, self._asr_pending_s)
+        self.stats.add_compute("asr", perf_s() - t, self._asr_pending_s, process_cpu_s() - c)
         self._asr_pending_s = 0.0
         if update is None:
             return
@@ -244,9 +244,9 @@ class Pipeline:
 
     def _finish_audio(self) -> None:
         if self._acoustic is not None:
-            t = perf_s()
+            t, c = perf_s(), process_cpu_s()
             frames = self._acoustic.finish()
-            self.stats.add_compute("acoustic", perf_s() - t)
+            self.stats.add_compute("acoustic", perf_s() - t, 0.0, process_cpu_s() - c)
             self._add_frames("audio", frames)
         if self._asr is not None:
             self._asr_step(final=True)
@@ -254,12 +254,12 @@ class Pipeline:
                 self._tentative = ()
 
     def _on_frame(self, frame: VideoFrame) -> None:
-        t = perf_s()
+        t, c = perf_s(), process_cpu_s()
         self._face.insert_frame(frame)
         frames = self._face.process_iter()
         media_s = 0.0 if self._last_frame_t_s is None else frame.t_s - self._last_frame_t_s
         self._last_frame_t_s = frame.t_s
-        self.stats.add_compute("face", perf_s() - t, max(0.0, media_s))
+        self.stats.add_compute("face", perf_s() - t, max(0.0, media_s), process_cpu_s() - c)
         self._add_frames("video", frames)
 
     def _add_frames(self, modality: str, frames: FeatureFrames | None) -> None:
@@ -274,7 +274,7 @@ class Pipeline:
             self._newest[modality] = (frames.captured_at_s, now_s)
 
     def _tick(self, t_end_s: float) -> Prediction | None:
-        t = perf_s()
+        t, c = perf_s(), process_cpu_s()
         with self._lock:
             key = (self._window.version, tuple(w.text for w in self._tentative))
             if key == self._published_key:
@@ -290,7 +290,7 @@ class Pipeline:
         built_s = self.clock.now_s()
         sentiment, masks = self.engine.predict(window.text, window.audio, window.video)
         emitted_s = self.clock.now_s()
-        self.stats.add_compute("window+model", perf_s() - t)
+        self.stats.add_compute("window+model", perf_s() - t, 0.0, process_cpu_s() - c)
         latency = readout.latencies(window, newest, built_s, emitted_s)
         prediction = Prediction(
             t_end_s=float(t_end_s), sentiment=sentiment,
@@ -339,9 +339,9 @@ class Pipeline:
                 if not chunks and self.source.ended and self.source.pending_audio() == 0:
                     break
             if not self._stop.is_set():
-                t = perf_s()
+                t, c = perf_s(), process_cpu_s()
                 self._add_frames("audio", self._acoustic.finish())
-                self.stats.add_compute("acoustic", perf_s() - t)
+                self.stats.add_compute("acoustic", perf_s() - t, 0.0, process_cpu_s() - c)
         finally:
             self._audio_done.set()
             self._asr_queue.wake()

@@ -7,6 +7,7 @@ as session seconds from the data and the clock; compute durations from `perf_s` 
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -26,6 +27,12 @@ class Percentiles:
     max: float
 
 
+def process_cpu_s() -> float:
+    """CPU seconds (user + system) used by this process so far, all threads."""
+    t = os.times()
+    return t.user + t.system
+
+
 class RunStats:
     def __init__(self, max_samples: int = 50_000) -> None:
         self._lock = threading.Lock()
@@ -33,6 +40,7 @@ class RunStats:
         self._series: dict[str, deque[float]] = {}
         self._compute_s: dict[str, float] = {}
         self._media_s: dict[str, float] = {}
+        self._cpu_s: dict[str, float] = {}
         self._emits: deque[float] = deque(maxlen=64)
 
     def add(self, series: str, value: float) -> None:
@@ -47,11 +55,15 @@ class RunStats:
             if np.isfinite(ms):
                 self.add(f"latency_ms.{stage}", ms)
 
-    def add_compute(self, stage: str, seconds: float, media_s: float = 0.0) -> None:
-        """``seconds`` of compute spent by ``stage`` on ``media_s`` seconds of input."""
+    def add_compute(self, stage: str, seconds: float, media_s: float = 0.0,
+                    cpu_s: float = 0.0) -> None:
+        """``seconds`` (wall) and ``cpu_s`` (process CPU during the call: exact only when
+        one thread drives every stage, as in a replay) spent by ``stage`` on ``media_s``
+        seconds of input."""
         with self._lock:
             self._compute_s[stage] = self._compute_s.get(stage, 0.0) + seconds
             self._media_s[stage] = self._media_s.get(stage, 0.0) + media_s
+            self._cpu_s[stage] = self._cpu_s.get(stage, 0.0) + cpu_s
 
     def emitted(self, at_s: float) -> None:
         with self._lock:
@@ -79,6 +91,11 @@ class RunStats:
                            float(x.max()))
 
     def compute(self) -> dict[str, tuple[float, float]]:
-        """stage -> (compute seconds, media seconds covered)."""
+        """stage -> (wall compute seconds, media seconds covered)."""
         with self._lock:
             return {k: (v, self._media_s.get(k, 0.0)) for k, v in self._compute_s.items()}
+
+    def cpu(self) -> dict[str, float]:
+        """stage -> process CPU seconds measured around its calls."""
+        with self._lock:
+            return dict(self._cpu_s)

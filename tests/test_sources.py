@@ -229,3 +229,25 @@ def test_browser_source_stamps_on_arrival_and_converts_audio():
     assert len(src.read_audio()) == 5 and src.drops["audio_queue"] == 7
     src.end()
     assert src.finished and src.stop(2.0)
+
+
+def test_combined_source_runs_while_one_part_is_alive_and_stop_joins_all(media):
+    from realtime.sources import CombinedSource
+
+    clock = SessionClock()
+    cam = WebcamSource(str(media["video"]), clock, max_fps=None, lost_after_s=0.1)
+    browser = BrowserSource(clock=clock)
+    both = CombinedSource(cam, browser)
+    assert both.has_audio and both.has_video
+    both.start()
+    while not cam.ended:
+        threading.Event().wait(0.02)
+    assert not both.ended and "stopped delivering frames" in both.error
+    browser.push_audio(16000, np.zeros(800, np.float32))
+    assert len(both.read_audio()) == 1 and both.read_frames()
+    assert set(both.drops) >= {"camera:" + str(media["video"]) + ".video_queue",
+                               "browser.audio_queue"}
+    assert both.stop(2.0) and both.ended
+    assert not any(t.is_alive() for t in both.threads)
+    with pytest.raises(ValueError, match="share one clock"):
+        CombinedSource(WebcamSource(0), BrowserSource())
