@@ -3,7 +3,8 @@ browser), with the real pipeline and the bundled model.
 
 1. The bundled recording: within 60 s the sentiment number takes at least two values, the
    transcript holds words that were spoken, the latency panel shows figures; the page asks
-   nothing of any other host; the JSONL exported through the page parses and has no media.
+   nothing of any other host; the JSONL exported through the page parses and has no media;
+   then, switched in the page to an uploaded audio file, its words appear.
 2. Chromium's fake camera and microphone (a face .y4m and a speech .wav made at test time)
    streamed by the page's webcam and microphone components: the server receives frames and
    audio, and the page shows a face present and recognised words.
@@ -77,7 +78,7 @@ def recording_server(tmp_path):
 
 
 def test_recording_shows_moving_sentiment_words_and_latency(playwright, recording_server,
-                                                            artifacts_dir):
+                                                            artifacts_dir, tmp_path):
     spoken = _content_words(media.demo_text())
     browser = launch_chromium(playwright)
     try:
@@ -120,6 +121,25 @@ def test_recording_shows_moving_sentiment_words_and_latency(playwright, recordin
             assert -3.0 <= row["sentiment"] <= 3.0
         assert len(body.body()) < 2000 * len(rows)  # per row: numbers and words, no media
         assert not foreign, f"the page fetched from other hosts: {foreign}"
+
+        # switch, in the page, to an uploaded audio file
+        upload = media.audio_only(tmp_path, "wav", text=media.NEGATIVE_TEXT)
+        uploaded_words = _content_words(media.NEGATIVE_TEXT) - spoken  # hate, makes, angry
+        page.get_by_label("Uploaded file").check()
+        page.set_input_files("#upload input[type=file]", str(upload))
+        page.wait_for_selector("#upload a", timeout=30_000)  # the upload has landed
+        page.click("#start")
+        page.wait_for_function("() => document.querySelector('#status')"
+                               ".innerText.includes('file:')", timeout=30_000)
+        heard.clear()
+
+        def check_upload() -> bool:
+            heard.update(_content_words(page.inner_text("#transcript")) & uploaded_words)
+            return bool(heard)
+
+        _poll(page, check_upload)
+        assert upload.name in page.inner_text("#status"), page.inner_text("#status")
+        assert heard, f"no word of the uploaded file: {page.inner_text('#transcript')}"
     finally:
         browser.close()
 
