@@ -35,12 +35,17 @@ class ModelOutput:
     aux_loss: extra training loss terms (e.g. MMMIE's MI terms), already weighted; a
         scalar tensor, or None.
     terms: the unweighted auxiliary terms by name, for logging and tests.
+    per_step: (B, T) per-step sentiment, for models built with ``per_step=True`` (the
+        utterance-level task mosi-utt, where each step is one utterance of a video); None
+        otherwise. Padded steps hold 0. ``sentiment`` stays the sequence-level value that the
+        live pipeline shows (for per-step models, the mean over valid steps).
     """
 
     sentiment: torch.Tensor
     masks: dict[str, torch.Tensor] | None = None
     aux_loss: torch.Tensor | None = None
     terms: dict[str, torch.Tensor] | None = None
+    per_step: torch.Tensor | None = None
 
 
 class DimensionMismatch(ValueError):
