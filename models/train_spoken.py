@@ -79,8 +79,9 @@ def augment(batch: Batch, aug: Augment, gen: np.random.Generator) -> Batch:
 
 def fit(model: torch.nn.Module, bundle: DatasetBundle, aug: Augment, lr: float = 5e-4,
         batch_size: int = 32, max_epochs: int = 40, patience: int = 6, seed: int = 0,
-        log=print) -> dict:
-    """Adam + L1 with augmentation; keeps the epoch with the best validation L1."""
+        log=print, on_best=None) -> dict:
+    """Adam + L1 with augmentation; keeps the epoch with the best validation L1 (and calls
+    ``on_best(model, epoch, valid_l1)`` whenever it improves, e.g. to save it)."""
     gen = np.random.default_rng(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     best, best_state, best_epoch, bad, history = float("inf"), None, 0, 0, []
@@ -96,7 +97,7 @@ def fit(model: torch.nn.Module, bundle: DatasetBundle, aug: Augment, lr: float =
             opt.zero_grad()
             total.backward()
             opt.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         pred, label = predict(model, bundle.valid)
         valid_l1 = float(np.mean(np.abs(pred - label)))
         history.append({"epoch": epoch, "train_l1": float(np.mean(losses)), "valid_l1": valid_l1})
@@ -104,6 +105,9 @@ def fit(model: torch.nn.Module, bundle: DatasetBundle, aug: Augment, lr: float =
         if valid_l1 < best - 1e-6:
             best, best_epoch, bad = valid_l1, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
+            if on_best is not None:
+                on_best(model, epoch, valid_l1)
+                model.train()
         else:
             bad += 1
             if bad >= patience:
@@ -129,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--patience", type=int, default=6)
     p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--p-audio", type=float, default=Augment.p_audio)
@@ -150,15 +155,21 @@ def main(argv: list[str] | None = None) -> int:
         value = json.loads(raw)
         overrides[key] = tuple(value) if isinstance(value, list) else value
     model = create(a.model, bundle.dims, **overrides)
-    result = fit(model, bundle, aug, lr=a.lr, max_epochs=a.epochs, patience=a.patience,
-                 seed=a.seed)
-    pred, label = predict(model, bundle.valid)
-    valid = compute(pred, label).as_dict()
     meta = {"data": "spoken-mosi", "description": bundle.description,
             "files": {k: [f.name for f in v] for k, v in files.items()},
-            "augment": asdict(aug), "lr": a.lr, "seed": a.seed,
-            "best_epoch": result["best_epoch"], "epochs": result["epochs"],
-            "valid": valid}
+            "augment": asdict(aug), "lr": a.lr, "batch_size": a.batch_size, "seed": a.seed}
+
+    def save(m, epoch: int, valid_l1: float) -> None:
+        pred, label = predict(m, bundle.valid)
+        valid = compute(pred, label).as_dict()
+        checkpoint.save(m, a.out, meta={**meta, "best_epoch": epoch, "valid": valid})
+
+    result = fit(model, bundle, aug, lr=a.lr, batch_size=a.batch_size, max_epochs=a.epochs,
+                 patience=a.patience, seed=a.seed, on_best=save)
+    pred, label = predict(model, bundle.valid)
+    valid = compute(pred, label).as_dict()
+    meta.update({"best_epoch": result["best_epoch"], "epochs": result["epochs"],
+                 "valid": valid})
     checkpoint.save(model, a.out, meta=meta)
     print(json.dumps({"valid": valid, "best_epoch": result["best_epoch"]}))
     return 0

@@ -34,6 +34,7 @@ import torch
 
 from models.data_spoken import Segment, read_segments, spoken_dir
 from models.metrics import compute
+from realtime.calibration import TapModel
 from realtime.clock import ReplayClock, perf_s
 from realtime.spoken_mosi import (
     ALT_TEST_VOICE,
@@ -50,19 +51,14 @@ from realtime.spoken_mosi import (
 REPO = Path(__file__).resolve().parents[1]
 
 
-class Recorder(torch.nn.Module):
-    """Wraps the live model and keeps the inputs of its latest call (the final window)."""
+class LastWindow:
+    """Keeps the inputs of the live model's latest call (the final window of a replay)."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.inner = model
-        self.config = model.config
-        self.name = getattr(model, "name", type(model).__name__)
+    def __init__(self) -> None:
         self.last: tuple[torch.Tensor, ...] | None = None
 
-    def forward(self, text, audio, video, lengths):
+    def __call__(self, text, audio, video, lengths) -> None:
         self.last = (text, audio, video, lengths)
-        return self.inner(text, audio, video, lengths)
 
 
 @dataclass(frozen=True)
@@ -75,7 +71,7 @@ class LiveResult:
     seconds: float
 
 
-def replay(path: Path, engine) -> LiveResult:
+def replay(path: Path, engine, tap: LastWindow) -> LiveResult:
     """One file through the live pipeline (replay mode, data-driven clock)."""
     from realtime.pipeline import Pipeline
     from realtime.sources.file import FileSource
@@ -83,13 +79,13 @@ def replay(path: Path, engine) -> LiveResult:
     clock = ReplayClock()
     source = FileSource(path, realtime=False, clock=clock)
     pipe = Pipeline(source, engine)
-    engine.model.last = None
+    tap.last = None
     start = perf_s()
     pipe.run_to_end()
     latest = pipe.store.latest()
     if pipe.error or latest is None:
         raise RuntimeError(f"{path}: the pipeline gave no prediction ({pipe.error})")
-    return LiveResult(latest.sentiment, latest.words, engine.model.last, perf_s() - start)
+    return LiveResult(latest.sentiment, latest.words, tap.last, perf_s() - start)
 
 
 def with_face(wav: Path, video: Path, out: Path) -> Path:
@@ -125,9 +121,9 @@ def run(segments: Sequence[Segment], checkpoint: Path | None, text_only: Path | 
     from models import checkpoint as ckpt
     from realtime.engine import Engine
 
-    engine = Engine.load(checkpoint)
-    engine = replace(engine, model=Recorder(engine.model))
-    base = engine.model.inner
+    engine, tap = Engine.load(checkpoint), LastWindow()
+    base = engine.model
+    engine = replace(engine, model=TapModel(base, tap))
     extra = ckpt.load(text_only) if text_only else None
     feat = Featurizer()
     labels, live, oracle, texto, rows = [], [], [], [], []
@@ -135,7 +131,7 @@ def run(segments: Sequence[Segment], checkpoint: Path | None, text_only: Path | 
         wav = wav_path(seg.id, TEST_VOICE, root)
         if not wav.is_file():
             render(seg.transcript, TEST_VOICE, wav)
-        res = replay(wav, engine)
+        res = replay(wav, engine, tap)
         labels.append(seg.label)
         live.append(res.sentiment)
         oracle.append(oracle_prediction(seg, TEST_VOICE, feat, base, root))
@@ -152,22 +148,22 @@ def run(segments: Sequence[Segment], checkpoint: Path | None, text_only: Path | 
     if texto:
         out["text_only"] = _metrics(texto, labels)
     if robust:
-        out["robustness"] = robustness(segments[:robust], live[:robust], engine, root,
+        out["robustness"] = robustness(segments[:robust], live[:robust], engine, tap, root,
                                        face_video, log)
     return out
 
 
-def robustness(segments: Sequence[Segment], live: Sequence[float], engine, root: Path,
-               face_video: Path, log=print) -> dict:
+def robustness(segments: Sequence[Segment], live: Sequence[float], engine, tap: LastWindow,
+               root: Path, face_video: Path, log=print) -> dict:
     face_d, voice_d = [], []
     for seg, base in zip(segments, live, strict=True):
         wav = wav_path(seg.id, TEST_VOICE, root)
         muxed = with_face(wav, face_video, root / "faced" / TEST_VOICE.tag / f"{seg.id}.mp4")
-        face_d.append(replay(muxed, engine).sentiment - base)
+        face_d.append(replay(muxed, engine, tap).sentiment - base)
         alt = wav_path(seg.id, ALT_TEST_VOICE, root)
         if not alt.is_file():
             render(seg.transcript, ALT_TEST_VOICE, alt)
-        voice_d.append(replay(alt, engine).sentiment - base)
+        voice_d.append(replay(alt, engine, tap).sentiment - base)
         log(f"  robustness {seg.id}: face {face_d[-1]:+.3f} voice {voice_d[-1]:+.3f}")
 
     def summary(d: list[float]) -> dict[str, float]:
