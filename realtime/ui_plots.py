@@ -5,7 +5,8 @@ coloured red -> grey -> green by value, its 1-minute rolling mean dashed, the al
 above the per-modality signals scaled to [0, 1] (voice energy and pitch, smile, and a band
 where a face was present). `masks_html`: MMLatch's top-down masks of the latest window as one
 heatmap per modality (time steps left to right, feature dimensions averaged into at most
-``max_bins`` rows, colour on the fixed scale 0..1), PNG in a data URI.
+``max_bins`` rows, one colour scale for the three: their min..max, printed), PNG in a data
+URI.
 """
 
 from __future__ import annotations
@@ -68,9 +69,12 @@ def _path(points: Sequence[tuple[float, float]]) -> str:
 
 
 def timeline_svg(rows: Sequence[LogRow], span_s: float = 120.0,
-                 threshold: float | None = None) -> str:
-    """The last ``span_s`` seconds of ``rows`` (oldest first), ending at the newest row."""
+                 threshold: float | None = None, min_span_s: float = 30.0) -> str:
+    """``rows`` (oldest first) up to the newest, over at most the last ``span_s`` seconds;
+    a younger session fills the width (at least ``min_span_s``)."""
     now_s = rows[-1].t_s if rows else 0.0
+    first_s = rows[0].t_s if rows else now_s
+    span_s = max(min_span_s, min(span_s, now_s - first_s))
     t0_s = now_s - span_s
     rows = [r for r in rows if r.t_s >= t0_s]
     parts = [
@@ -89,7 +93,7 @@ def timeline_svg(rows: Sequence[LogRow], span_s: float = 120.0,
                      f'x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{label}</text>')
     for y in (BOT_Y0, BOT_Y1):
         parts.append(f'<line class="sx-grid" x1="{LEFT}" x2="{W - RIGHT}" y1="{y}" y2="{y}"/>')
-    step = 30.0 if span_s > 60 else 10.0
+    step = next((s for s in (5.0, 10.0, 30.0, 60.0, 120.0) if span_s / s <= 6), 300.0)
     k = 0.0
     while k <= span_s + 1e-9:
         x = _x(now_s - k, t0_s, span_s)
@@ -174,15 +178,30 @@ def colourise(unit: np.ndarray) -> np.ndarray:
     return rgb.round().astype(np.uint8)
 
 
-def mask_png(mask: np.ndarray, max_bins: int = 24) -> bytes:
-    """One modality's (T, D) mask as a PNG, dimensions-bins as rows, steps as columns."""
+def mask_png(mask: np.ndarray, lo: float = 0.0, hi: float = 1.0, max_bins: int = 32) -> bytes:
+    """One modality's (T, D) mask as a PNG, dimension groups as rows, steps as columns,
+    coloured on the scale ``lo`` (dark) .. ``hi`` (bright)."""
     arr = np.asarray(mask, dtype=np.float32)
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"a mask must be (T, D) with T, D > 0, got shape {arr.shape}")
-    img = colourise(_bin_columns(arr, max_bins).T)
+    if not hi > lo:
+        raise ValueError(f"the colour scale needs lo < hi, got {lo}, {hi}")
+    img = colourise((_bin_columns(arr, max_bins).T - lo) / (hi - lo))
     buf = io.BytesIO()
     Image.fromarray(img, mode="RGB").save(buf, format="PNG")
     return buf.getvalue()
+
+
+def mask_scale(masks: Mapping[str, np.ndarray]) -> tuple[float, float]:
+    """One colour scale for all modalities (so they compare): the masks' min and max, or
+    0..1 when they are all equal or empty."""
+    finite = [a[np.isfinite(a)] for a in (np.asarray(m, np.float32) for m in masks.values())]
+    finite = [a for a in finite if a.size]
+    if not finite:
+        return 0.0, 1.0
+    lo = float(min(a.min() for a in finite))
+    hi = float(max(a.max() for a in finite))
+    return (lo, hi) if hi - lo > 1e-6 else (0.0, 1.0)
 
 
 def masks_html(masks: Mapping[str, np.ndarray] | None, t_end_s: float | None = None) -> str:
@@ -192,6 +211,7 @@ def masks_html(masks: Mapping[str, np.ndarray] | None, t_end_s: float | None = N
     if not masks:
         return head + ('<div class="sx-muted">the running model exposes no masks '
                        "(or no window yet)</div></div>")
+    lo, hi = mask_scale(masks)
     names = [m for m in MASK_ORDER if m in masks] + [m for m in masks if m not in MASK_ORDER]
     rows = []
     for name in names:
@@ -200,14 +220,14 @@ def masks_html(masks: Mapping[str, np.ndarray] | None, t_end_s: float | None = N
             rows.append(f'<div class="sx-mask-row"><span class="sx-mask-name">{escape(name)}'
                         '</span><span class="sx-muted">empty</span></div>')
             continue
-        data = base64.b64encode(mask_png(arr)).decode("ascii")
+        data = base64.b64encode(mask_png(arr, lo, hi)).decode("ascii")
         rows.append(
             f'<div class="sx-mask-row" data-modality="{escape(name)}">'
-            f'<span class="sx-mask-name">{escape(name)}<small>{arr.shape[0]}\u00d7'
+            f'<span class="sx-mask-name">{escape(name)}<small>{arr.shape[0]} steps \u00d7 '
             f'{arr.shape[1]} \u00b7 mean {float(np.nanmean(arr)):.2f}</small></span>'
             f'<img class="sx-mask-img" alt="{escape(name)} mask" '
             f'src="data:image/png;base64,{data}"/></div>')
-    scale = ('<div class="sx-mask-scale"><span>0</span><span class="sx-mask-bar"></span>'
-             "<span>1</span><span class=\"sx-muted\">steps \u2192, feature groups \u2193"
-             "</span></div>")
+    scale = (f'<div class="sx-mask-scale"><span>{lo:.2f}</span><span class="sx-mask-bar">'
+             f"</span><span>{hi:.2f}</span><span class=\"sx-muted\">gate value \u00b7 steps "
+             "\u2192, feature groups \u2193</span></div>")
     return head + "".join(rows) + scale + "</div>"
