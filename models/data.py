@@ -106,10 +106,11 @@ def cache_dir() -> Path:
 
 
 def load_dataset(name: str, *, mosi_dir: str | Path | None = None, seed: int = 0,
-                 absent_dim: int = 1) -> DatasetBundle:
+                 absent_dim: int = 1, words: str = "timestamped") -> DatasetBundle:
     """Loads a dataset by name. ``seed`` only affects ``synthetic``; the MOSI splits are
     fixed. ``absent_dim``: feature size of the all-zero audio/video inputs of ``mosi-text``
-    (which has no audio or video features)."""
+    (which has no audio or video features). ``words``: where ``mosi-text`` takes each segment's
+    words ("timestamped": the .csd word timings, needs h5py; "transcripts": transcripts.csv)."""
     if name == "synthetic":
         from models.data_synthetic import make_synthetic
 
@@ -122,5 +123,5 @@ def load_dataset(name: str, *, mosi_dir: str | Path | None = None, seed: int = 0
             raise DataError(f"CMU-MOSI folder {root} not found (pass --mosi-dir or set MOSI_DIR)")
         if name == "mosi-utt":
             return data_mosi.load_mosi_utt(root)
-        return data_mosi.load_mosi_text(root, absent_dim=absent_dim)
+        return data_mosi.load_mosi_text(root, absent_dim=absent_dim, words=words)
     raise DataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")

@@ -12,10 +12,11 @@ seed, so every run sees the same split.
 mosi-text — the CMU-MultimodalSDK standard split (52 / 10 / 31 videos, 1284 / 229 / 686
 segments). A sequence is one segment's words, cut from CMU_MOSI_ModifiedTimestampedWords.csd
 by the segment's interval (a word belongs to the segment holding its midpoint; "sp" silences
-dropped), each word a MiniLM contextual embedding (models.text_encoder.WordEncoder, the
-encoder the live pipeline uses). Labels are sequence-level. There are no audio or video
-features: those inputs are all zeros of size ``absent_dim``. Embeddings are cached under
-`models.data.cache_dir()`.
+dropped; ``words="transcripts"`` takes the same words, untimed, from transcripts.csv instead,
+for machines without h5py), each word a MiniLM contextual embedding
+(models.text_encoder.WordEncoder, the encoder the live pipeline uses). Labels are
+sequence-level. There are no audio or video features: those inputs are all zeros of size
+``absent_dim``. Embeddings are cached under `models.data.cache_dir()`.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import sys
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from models.base import InputDims
 from models.data import DataError, DatasetBundle, cache_dir, make_split
@@ -34,6 +37,7 @@ from models.data import DataError, DatasetBundle, cache_dir, make_split
 VALID_VIDEOS = 8
 VALID_SEED = 0
 WORDS_FILE = "CMU_MOSI_ModifiedTimestampedWords.csd"
+WORD_SOURCES = ("timestamped", "transcripts")
 H5PY_PIP = "h5py==3.16.0"
 
 
@@ -182,19 +186,13 @@ def _file_key(*paths: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _text_embeddings(root: Path, segments: list[str], scores) -> dict[str, np.ndarray]:
-    from models.text_encoder import MINILM_PIP, WordEncoder
-
-    key = _file_key(root / WORDS_FILE, root / "OpinionLevelSentiment.csv")
-    path = cache_dir() / f"mosi-text-{key}-{MINILM_PIP.replace('==', '-')}.npz"
-    if path.is_file():
-        with np.load(path) as z:
-            ids = json.loads(str(z["ids"]))
-            offsets, emb = z["offsets"], z["emb"]
-        return {s: emb[offsets[i]:offsets[i + 1]] for i, s in enumerate(ids)}
-    words = read_words(root)
+def _segment_word_lists(root: Path, segments: list[str], scores, source: str):
+    """segment id -> its words; also the number of segments that fell back to the transcript
+    (no timestamped word had its midpoint inside the segment)."""
     transcripts = dict(read_transcripts(root))
-    encoder = WordEncoder.load("cpu")
+    if source == "transcripts":
+        return {s: transcripts.get(s, "").lower().split() for s in segments}, len(segments)
+    words = read_words(root)
     out, fallback = {}, 0
     for s in segments:
         video, _ = _split_id(s)
@@ -203,7 +201,31 @@ def _text_embeddings(root: Path, segments: list[str], scores) -> dict[str, np.nd
         seg = segment_words(*words[video], scores[s][0], scores[s][1])
         if not seg:
             seg, fallback = transcripts.get(s, "").lower().split(), fallback + 1
-        out[s] = encoder.encode(seg or ["[UNK]"])
+        out[s] = seg
+    return out, fallback
+
+
+def _text_embeddings(root: Path, segments: list[str], scores, source: str):
+    from models.text_encoder import MINILM_PIP, WordEncoder
+
+    files = [root / "OpinionLevelSentiment.csv", root / "transcripts.csv"]
+    if source == "timestamped":
+        files.append(root / WORDS_FILE)
+    for f in files:
+        if not f.is_file():
+            raise DataError(f"{f} not found (see shared/data/mosi/README.md)")
+    key = _file_key(*files)
+    path = cache_dir() / f"mosi-text-{source}-{key}-{MINILM_PIP.replace('==', '-')}.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            ids = json.loads(str(z["ids"]))
+            offsets, emb = z["offsets"], z["emb"]
+        return {s: emb[offsets[i]:offsets[i + 1]] for i, s in enumerate(ids)}
+    word_lists, _ = _segment_word_lists(root, segments, scores, source)
+    encoder = WordEncoder.load("cpu")
+    out = {}
+    for s in tqdm(segments, desc=f"MiniLM words ({source})", file=sys.stderr, leave=False):
+        out[s] = encoder.encode(word_lists[s] or ["[UNK]"])
     path.parent.mkdir(parents=True, exist_ok=True)
     offsets = np.cumsum([0] + [len(out[s]) for s in segments])
     tmp = path.with_suffix(".tmp.npz")
@@ -213,7 +235,9 @@ def _text_embeddings(root: Path, segments: list[str], scores) -> dict[str, np.nd
     return out
 
 
-def load_mosi_text(root: Path, absent_dim: int = 1) -> DatasetBundle:
+def load_mosi_text(root: Path, absent_dim: int = 1, words: str = "timestamped") -> DatasetBundle:
+    if words not in WORD_SOURCES:
+        raise DataError(f"unknown word source {words!r}; known: {', '.join(WORD_SOURCES)}")
     folds_path = root / "standard_folds.json"
     if not folds_path.is_file():
         raise DataError(f"{folds_path} not found")
@@ -224,7 +248,7 @@ def load_mosi_text(root: Path, absent_dim: int = 1) -> DatasetBundle:
         raise DataError(f"{folds_path} is not a valid folds file: {exc}") from exc
     scores = read_scores(root)
     segments = sorted(scores, key=lambda s: (_split_id(s)[0], _split_id(s)[1]))
-    emb = _text_embeddings(root, segments, scores)
+    emb = _text_embeddings(root, segments, scores, words)
     splits = {}
     for p, videos in parts.items():
         ids = [s for s in segments if _split_id(s)[0] in videos]
@@ -239,5 +263,5 @@ def load_mosi_text(root: Path, absent_dim: int = 1) -> DatasetBundle:
         train=splits["train"], valid=splits["valid"], test=splits["test"],
         description=(f"CMU-MOSI standard split, MiniLM word embeddings: "
                      f"{len(splits['train'])} / {len(splits['valid'])} / {len(splits['test'])} "
-                     "segments; audio and video absent (zeros)"),
+                     f"segments, words from {words}; audio and video absent (zeros)"),
     )

@@ -5,7 +5,9 @@ channel k is ~1 at every step (plus noise), the other code channels ~0. The vide
 of ``group_size`` channels; group k carries the sequence's signal s ~ U(-1, 1) at every step
 (plus noise ``noise``), the other groups carry distractors: zero-mean noise of std
 ``distractor``, fresh at every step. The label is 2.5 * s: only the group the text points at
-matters, and which group that is changes from sequence to sequence. Audio is noise.
+matters, and which group that is changes from sequence to sequence. Audio is noise (std 1)
+plus a weak copy of the code (+1 on channel k mod 4), so every pair of modalities shares
+information (the code), as MMMIE's InfoNCE terms assume.
 
 So the text decides which visual channels are relevant: a top-down mask on the video input
 (what MMLatch's feedback learns) removes the distractors before the video encoder, while a
@@ -18,6 +20,8 @@ import numpy as np
 
 from models.base import InputDims
 from models.data import DatasetBundle, make_split
+
+AUDIO_DIM = 4
 
 
 def _sequences(rng: np.random.Generator, n: int, steps: int, groups: int, group_size: int,
@@ -33,7 +37,8 @@ def _sequences(rng: np.random.Generator, n: int, steps: int, groups: int, group_
         vx = rng.normal(0.0, distractor, size=(t, groups * group_size)).astype(np.float32)
         sel = slice(code[i] * group_size, (code[i] + 1) * group_size)
         vx[:, sel] = signal[i] + rng.normal(0.0, noise, size=(t, group_size))
-        ax = rng.normal(0.0, 1.0, size=(t, 4)).astype(np.float32)
+        ax = rng.normal(0.0, 1.0, size=(t, AUDIO_DIM)).astype(np.float32)
+        ax[:, code[i] % AUDIO_DIM] += 1.0
         text.append(tx)
         audio.append(ax)
         video.append(vx)
@@ -53,7 +58,7 @@ def make_synthetic(seed: int = 0, n_train: int = 512, n_valid: int = 128, n_test
         )
         ids = [f"syn-{part}-{i}" for i in range(n)]
         splits.append(make_split(text, audio, video, labels, ids, per_step=False))
-    dims = InputDims(groups + 2, 4, groups * group_size)
+    dims = InputDims(groups + 2, AUDIO_DIM, groups * group_size)
     return DatasetBundle(
         name="synthetic", dims=dims, per_step=False, train=splits[0], valid=splits[1],
         test=splits[2],

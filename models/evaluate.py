@@ -15,6 +15,7 @@ import torch
 from models import checkpoint
 from models.base import check_dims
 from models.data import DATASETS, load_dataset
+from models.data_mosi import WORD_SOURCES
 from models.train import evaluate_split
 
 
@@ -27,13 +28,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--split", default="test", choices=("train", "valid", "test"))
     p.add_argument("--mosi-dir", default=None)
     p.add_argument("--seed", type=int, default=0, help="generator seed (synthetic only)")
+    p.add_argument("--words", default="timestamped", choices=WORD_SOURCES,
+                   help="mosi-text word source (see models.train)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     model = checkpoint.load(args.checkpoint)
     dims = model.config.dims
     bundle = load_dataset(args.data, mosi_dir=args.mosi_dir, seed=args.seed,
-                          absent_dim=dims.audio if dims.audio == dims.video else 1)
+                          absent_dim=dims.audio if dims.audio == dims.video else 1,
+                          words=args.words)
     check_dims(dims, bundle.dims, f"checkpoint {args.checkpoint}")
     if bool(getattr(model.config, "per_step", False)) != bundle.per_step:
         raise SystemExit(f"{args.checkpoint} was built with per_step="

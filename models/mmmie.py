@@ -7,7 +7,9 @@ The paper has no public code; this is our reading of it, term by term.
 * MI minimisation between each input and its features (``use_vib``): a variational
   information bottleneck. A stochastic encoder q(z_m | x_m) = N(mu_m, diag(sigma_m^2)) with
   mu, log sigma^2 linear in e_m; training samples z_m = mu + sigma * eps (reparameterised),
-  eval() uses z_m = mu (deterministic). The term is KL(q(z_m | x_m) || N(0, I)), an upper bound
+  eval() uses z_m = mu (deterministic). The encoder starts nearly deterministic (log sigma^2
+  bias -4, as in Alemi et al.'s VIB, where sigma = softplus(x - 5)); the KL then trades noise
+  for compression. The term is KL(q(z_m | x_m) || N(0, I)), an upper bound
   on I(X_m; Z_m), per step, averaged over valid steps, dimensions and modalities, weighted by
   ``beta``. Off: z_m = e_m and no KL.
 * MI maximisation between every modality pair (``use_infonce``): InfoNCE between pooled
@@ -42,6 +44,7 @@ from models.base import MODALITIES, InputDims, ModelOutput, check_dims
 from models.layers import SentimentHead, SequenceLSTM, safe_lengths, step_mask
 
 PAIRS = (("text", "audio"), ("text", "video"), ("audio", "video"))
+INIT_LOGVAR = -4.0
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ class MMMIEConfig:
     dropout: float = 0.1
     max_positions: int = 512
     use_vib: bool = True
-    beta: float = 1e-3
+    beta: float = 0.1
     use_infonce: bool = True
     nce_weight: float = 0.1
     temperature: float = 0.2
@@ -92,6 +95,8 @@ class MMMIE(nn.Module):
         )
         self.mu = nn.ModuleDict({m: nn.Linear(c.d_model, c.d_model) for m in MODALITIES})
         self.logvar = nn.ModuleDict({m: nn.Linear(c.d_model, c.d_model) for m in MODALITIES})
+        for layer in self.logvar.values():
+            nn.init.constant_(layer.bias, INIT_LOGVAR)
         self.identity = nn.Parameter(torch.randn(len(MODALITIES), c.d_model) * 0.02)
         self.position = nn.Parameter(torch.randn(c.max_positions, c.d_model) * 0.02)
         layer = nn.TransformerEncoderLayer(

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from models import checkpoint
 from models.data import DATASETS, DatasetBundle, Split, load_dataset
+from models.data_mosi import WORD_SOURCES
 from models.layers import step_mask
 from models.metrics import Metrics, compute
 from models.registry import NAMES, create
@@ -156,14 +157,15 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
     bundle = load_dataset(args.data, mosi_dir=args.mosi_dir, seed=args.seed,
-                          absent_dim=args.absent_dim)
+                          absent_dim=args.absent_dim, words=args.words)
     seed_everything(args.seed)
     model = create(args.model, bundle.dims, per_step=bundle.per_step, **parse_overrides(args.set))
     cfg = TrainConfig(lr=args.lr, batch_size=args.batch_size, max_epochs=args.max_epochs,
                       patience=args.patience, seed=args.seed)
     result = train(model, bundle, cfg, progress=not args.no_progress)
     metrics, _ = evaluate_split(model, bundle.test)
-    meta = {"data": args.data, "seed": args.seed, "best_epoch": result.best_epoch,
+    meta = {"data": args.data, "description": bundle.description, "seed": args.seed,
+            "best_epoch": result.best_epoch,
             "epochs": result.epochs, "valid_l1": result.best_valid_loss,
             "test": metrics.as_dict(), "train": cfg.__dict__}
     if args.out:
@@ -190,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
     p.add_argument("--absent-dim", type=int, default=1,
                    help="size of the all-zero audio/video inputs of mosi-text")
+    p.add_argument("--words", default="timestamped", choices=WORD_SOURCES,
+                   help="mosi-text word source: timestamped words (.csd, needs h5py) or "
+                   "transcripts.csv")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="model config override (JSON value), repeatable")
     p.add_argument("--threads", type=int, default=1)
