@@ -41,9 +41,10 @@ class ScriptedWhisper:
     """A stand-in for WhisperModel.transcribe: the words of a fixed script (session times)
     that lie wholly inside the transcribed audio, optionally plus an unstable last word."""
 
-    def __init__(self, script, unstable: bool = False):
+    def __init__(self, script, unstable: bool = False, tail: str | None = None):
         self.script = script
         self.unstable = unstable
+        self.tail = tail  # a word invented in the last 0.1 s of every transcribed buffer
         self.asr: StreamingASR | None = None
         self.calls: list[tuple[float, float, str | None]] = []
 
@@ -56,6 +57,9 @@ class ScriptedWhisper:
             for s, e, text in self.script
             if s >= b0 - 0.01 and e <= b1
         ]
+        if self.tail:
+            words.append(SimpleNamespace(word=" " + self.tail, start=b1 - b0 - 0.1,
+                                         end=b1 - b0, probability=0.1))
         if self.unstable:
             end = words[-1].end if words else 0.0
             words.append(SimpleNamespace(word=f" noise{len(self.calls)}", start=end,
@@ -70,8 +74,9 @@ def scripted(samples: np.ndarray, t0_s: float = 0.0, step_s: float = 0.35):
             for k in range(n)]
 
 
-def make(script, config: AsrConfig | None = None, unstable: bool = False):
-    fake = ScriptedWhisper(script, unstable)
+def make(script, config: AsrConfig | None = None, unstable: bool = False,
+         tail: str | None = None):
+    fake = ScriptedWhisper(script, unstable, tail)
     asr = StreamingASR(fake, config or AsrConfig())
     fake.asr = asr
     return asr, fake
@@ -105,6 +110,16 @@ def test_unstable_words_are_never_committed_mid_utterance(speech):
     mid = [w.text for u in updates[:-1] if not u.closed for w in u.committed]
     assert not any(t.startswith("noise") for t in mid)
     assert [w.text for w in words if not w.text.startswith("noise")] == [t for *_, t in script]
+
+
+def test_words_invented_after_the_speech_are_dropped(speech):
+    audio = np.concatenate([speech, np.zeros(RATE, np.float32)])
+    script = [w for w in scripted(speech) if w[1] < len(speech) / RATE - 0.6]
+    asr, fake = make(script, tail="Thanks.")
+    words, updates = feed(asr, audio)
+    assert any(u.closed for u in updates[:-1])
+    assert "Thanks." not in [w.text for w in words]
+    assert [w.text for w in words] == [t for *_, t in script]
 
 
 def test_word_times_are_session_seconds(speech):
