@@ -305,9 +305,13 @@ class StreamingASR:
         return out
 
     def _commit(self, words: list[Word]) -> list[Word]:
+        """Mark words committed. Start times strictly increase along the stream (Whisper can
+        give two words the same start; the later one is moved 1 ms on)."""
         out = []
         for w in words:
-            done = Word(w.t0_s, w.t1_s, w.text, True, w.probability)
+            last = self._committed[-1].t0_s if self._committed else float("-inf")
+            t0 = max(w.t0_s, last + 0.001)
+            done = Word(t0, max(w.t1_s, t0), w.text, True, w.probability)
             self._committed.append(done)
             self._committed_end_s = max(self._committed_end_s, done.t1_s)
             out.append(done)

@@ -211,7 +211,7 @@ def test_replayed_speech_is_transcribed(whisper, speech):
     hypothesis = " ".join(w.text for w in words)
     assert media.wer(TEXT, hypothesis) <= 0.2, hypothesis
     starts = [w.t0_s for w in words]
-    assert starts == sorted(starts)
+    assert all(b > a for a, b in zip(starts, starts[1:], strict=False))  # strictly increasing
     assert starts[0] == pytest.approx(20.5, abs=0.4)  # speech starts 0.5 s into the audio
     assert words[-1].t1_s <= 20.0 + len(audio) / RATE + 0.01
     latencies = [u.computed_at_s - w.t1_s for u in updates for w in u.committed]
