@@ -23,8 +23,8 @@ value is finite: silence gives energy -100 dB, f0 0, voiced 0.
 
 `AudioConditioner` (also used by `realtime.asr`) turns `AudioChunk`s of any rate and
 channel layout into one contiguous 16 kHz mono stream: stereo is averaged, other rates are
-resampled with a streaming windowed-sinc resampler (exactly torchaudio's ``resample`` of the
-whole signal), short gaps are zero-filled, overlaps trimmed, and long gaps start a new run.
+resampled without seams (`realtime.sources.audio.Resampler16k`, the sources' resampler),
+short gaps are zero-filled, overlaps trimmed, and long gaps start a new run.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torchaudio.functional as AF
-import torchaudio.transforms as T
 
 from realtime.clock import perf_s
+from realtime.sources.audio import Resampler16k
 from realtime.types import AudioChunk, FeatureFrames
 
 RATE_HZ = 16000
@@ -98,62 +98,6 @@ def to_mono_float32(samples: np.ndarray) -> np.ndarray:
     return np.nan_to_num(x.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=-1.0)
 
 
-class StreamResampler:
-    """Chunk-by-chunk resampling equal to torchaudio ``resample`` on the whole signal.
-
-    Input is consumed in whole blocks of ``orig/gcd`` samples, each with enough real
-    neighbours on both sides for the sinc filter; the right context delays output by a few
-    milliseconds. `flush` emits the rest (zero right context, as torchaudio does at the end).
-    """
-
-    def __init__(self, orig_hz: int, new_hz: int) -> None:
-        g = math.gcd(int(orig_hz), int(new_hz))
-        self.orig_hz, self.new_hz = int(orig_hz), int(new_hz)
-        self._o, self._n = self.orig_hz // g, self.new_hz // g
-        width = math.ceil(6 * self._o / (min(self._o, self._n) * 0.99)) + 1
-        self._ctx = self._o * math.ceil(width / self._o)
-        self._hist = np.zeros(self._ctx, np.float32)
-        self._pending = np.zeros(0, np.float32)
-        if not self.identity:  # torchaudio's windowed-sinc kernel, applied with numpy
-            resampler = T.Resample(self._o, self._n)
-            self._kernel = resampler.kernel[:, 0, :].numpy().astype(np.float64)
-            self._width = int(resampler.width)
-
-    @property
-    def identity(self) -> bool:
-        return self.orig_hz == self.new_hz
-
-    def push(self, x: np.ndarray) -> np.ndarray:
-        if self.identity:
-            return x
-        self._pending = np.concatenate([self._pending, x])
-        blocks = (len(self._pending) - self._ctx) // self._o
-        if blocks <= 0:
-            return np.zeros(0, np.float32)
-        return self._emit(blocks * self._o, self._pending[: blocks * self._o + self._ctx])
-
-    def flush(self) -> np.ndarray:
-        if self.identity or len(self._pending) == 0:
-            return np.zeros(0, np.float32)
-        n_out = math.ceil(len(self._pending) * self._n / self._o)
-        m = math.ceil(len(self._pending) / self._o) * self._o
-        tail = np.zeros(m + self._ctx, np.float32)
-        tail[: len(self._pending)] = self._pending
-        return self._emit(m, tail)[:n_out]
-
-    def _emit(self, m: int, right: np.ndarray) -> np.ndarray:
-        seg = np.concatenate([self._hist, right]).astype(np.float64)
-        padded = np.pad(seg, (self._width, self._width + self._o))
-        windows = np.lib.stride_tricks.sliding_window_view(padded, self._kernel.shape[1])
-        y = (windows[:: self._o] @ self._kernel.T).reshape(-1)
-        start = self._ctx * self._n // self._o
-        out = y[start : start + m * self._n // self._o].astype(np.float32)
-        joined = np.concatenate([self._hist, right[:m]])
-        self._hist = joined[-self._ctx :].copy()
-        self._pending = self._pending[m:]
-        return out
-
-
 @dataclass(frozen=True)
 class AudioRun:
     """Contiguous mono samples at the conditioner's rate; ``restart``: a long gap (or a new
@@ -172,10 +116,11 @@ class AudioConditioner:
     which the run restarts at the chunk's time; an earlier one loses its overlap.
     """
 
-    def __init__(self, rate_hz: int = RATE_HZ, max_gap_s: float = 1.0, jitter_s: float = 0.1):
-        self.rate_hz = int(rate_hz)
+    rate_hz = RATE_HZ
+
+    def __init__(self, max_gap_s: float = 1.0, jitter_s: float = 0.1):
         self.max_gap_s, self.jitter_s = float(max_gap_s), float(jitter_s)
-        self._resampler: StreamResampler | None = None
+        self._resampler: Resampler16k | None = None
         self._in_end_s: float | None = None  # session time just after the last input sample
         self._out_t0_s = 0.0
         self._out_count = 0
@@ -191,7 +136,7 @@ class AudioConditioner:
         x = to_mono_float32(chunk.samples)
         runs: list[AudioRun] = []
         t0 = float(chunk.t0_s)
-        if self._resampler is not None and self._resampler.orig_hz != rate:
+        if self._resampler is not None and self._resampler.rate_hz != rate:
             runs += self._end_run()
         if self._in_end_s is not None and self._resampler is not None:
             delta = t0 - self._in_end_s
@@ -205,11 +150,11 @@ class AudioConditioner:
                 self.overlap_dropped_s += cut / rate
                 x = x[cut:]
         if self._resampler is None:
-            self._resampler = StreamResampler(rate, self.rate_hz)
+            self._resampler = Resampler16k(rate)
             self._out_t0_s, self._out_count, self._restart = t0, 0, True
             self._in_end_s = t0
         self._in_end_s += len(x) / rate
-        runs += self._wrap(self._resampler.push(x))
+        runs += self._wrap(self._resampler(x))
         return runs
 
     def flush(self) -> list[AudioRun]:
@@ -340,7 +285,7 @@ class AcousticExtractor:
         self._math = _FrameMath()
         self._queue: deque[AudioChunk] = deque()
         self._max_chunks = int(max_chunks)
-        self._conditioner = AudioConditioner(RATE_HZ, max_gap_s=max_gap_s)
+        self._conditioner = AudioConditioner(max_gap_s=max_gap_s)
         self.drops = 0
         self._captured_at_s = 0.0
         self._reset_run(0.0)

@@ -130,7 +130,7 @@ class StreamingASR:
         self.model = model
         self.config = config or AsrConfig()
         self._queue: deque[AudioChunk] = deque()
-        self._conditioner = AudioConditioner(RATE_HZ, max_gap_s=self.config.max_gap_s)
+        self._conditioner = AudioConditioner(max_gap_s=self.config.max_gap_s)
         self._committed: deque[Word] = deque(maxlen=64)
         self._committed_end_s = float("-inf")
         self._captured_at_s = 0.0

@@ -16,7 +16,6 @@ from realtime.acoustic import (
     VOICED_INDEX,
     AcousticExtractor,
     AudioConditioner,
-    StreamResampler,
     extract_features,
 )
 from realtime.types import AudioChunk
@@ -123,14 +122,21 @@ def test_44k1_stereo_is_downmixed_and_resampled():
 
 
 @pytest.mark.parametrize("orig", [44100, 48000, 22050, 8000])
-def test_stream_resampler_matches_torchaudio(orig):
-    x = np.random.default_rng(2).standard_normal(orig).astype(np.float32) * 0.1
-    r = StreamResampler(orig, RATE)
-    pieces = [r.push(x[i : i + 777]) for i in range(0, len(x), 777)] + [r.flush()]
-    y = np.concatenate(pieces)
+def test_resampled_stream_keeps_time_and_matches_whole_signal(orig):
+    x = np.zeros(orig, np.float32)
+    x[orig // 10] = 1.0  # an impulse at 0.1 s
+    x += np.sin(2 * np.pi * 440 * np.arange(orig) / orig).astype(np.float32) * 0.1
+    cond = AudioConditioner()
+    runs = [r for i in range(0, orig, 777)
+            for r in cond.push(AudioChunk(i / orig, x[i : i + 777], orig, 0.0))]
+    runs += cond.flush()
+    y = np.concatenate([r.samples for r in runs])
+    assert runs[0].t0_s == 0.0 and not any(r.restart for r in runs[1:])
+    assert len(y) == RATE
     ref = AF.resample(torch.from_numpy(x), orig, RATE).numpy()
-    assert y.shape == ref.shape
-    assert np.abs(y - ref).max() < 1e-5
+    assert np.argmax(np.abs(y - np.sin(2 * np.pi * 440 * np.arange(RATE) / RATE) * 0.1)) \
+        == pytest.approx(RATE // 10, abs=1)
+    assert np.abs(y[100:-100] - ref[100:-100]).max() < 0.05
 
 
 def test_deltas_match_torchaudio():
@@ -140,7 +146,7 @@ def test_deltas_match_torchaudio():
 
 
 def test_short_gap_is_zero_filled_and_long_gap_restarts():
-    cond = AudioConditioner(RATE, max_gap_s=1.0)
+    cond = AudioConditioner(max_gap_s=1.0)
     a = cond.push(AudioChunk(0.0, np.ones(1600, np.float32), RATE, 0.1))
     b = cond.push(AudioChunk(0.5, np.ones(1600, np.float32), RATE, 0.6))  # 0.4 s gap
     c = cond.push(AudioChunk(5.0, np.ones(1600, np.float32), RATE, 5.1))  # 4.4 s gap
