@@ -23,6 +23,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from realtime.clock import perf_s  # noqa: E402
 from realtime.ui_control import (  # noqa: E402
     SOURCE_KINDS,
     SOURCE_LABELS,
@@ -51,18 +52,23 @@ SLOW_TICK_S = 0.5
 
 
 class PageState:
-    """Per browser tab: its refresh meter and the HTML it was last sent (to skip repeats)."""
+    """Per browser tab: its refresh meter, when the slow panels are due, and the HTML it
+    was last sent (unchanged panels are skipped)."""
 
     def __init__(self) -> None:
         self.meter = RefreshMeter()
+        self.slow_due_s = 0.0
         self.sent: dict[str, str] = {}
 
-    def changed(self, panels: dict[str, str]) -> list:
+    def changed(self, panels: dict[str, str], order) -> list:
+        """The outputs for the panels named in ``order``: new HTML, or a skip when it is
+        what this page already shows or was not computed this time."""
         import gradio as gr
 
         out = []
-        for name, html in panels.items():
-            if self.sent.get(name) == html:
+        for name in order:
+            html = panels.get(name)
+            if html is None or self.sent.get(name) == html:
                 out.append(gr.skip())
             else:
                 self.sent[name] = html
@@ -151,26 +157,27 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None):
         assert [c.elem_id for c in fast_out] == list(FAST_PANELS)
         assert [c.elem_id for c in slow_out] == list(SLOW_PANELS)
 
-        def on_fast(state: PageState, thr, hold_s, span_min):
-            state.meter.tick()
-            panels = fast_panels(dashboard, _settings(thr, hold_s, span_min), state.meter)
-            return [*state.changed(panels), state]
+        async def on_tick(state: PageState, thr, hold_s, span_min):
+            """Every 200 ms: the fast panels; the timeline and masks every SLOW_TICK_S.
+            Async: it runs on the server's event loop (a few ms, never waits on a lock)."""
+            now_s = perf_s()
+            settings = _settings(thr, hold_s, span_min)
+            state.meter.tick(now_s)
+            panels = fast_panels(dashboard, settings, state.meter)
+            if now_s >= state.slow_due_s:
+                state.slow_due_s = now_s + SLOW_TICK_S
+                panels.update(slow_panels(dashboard, settings))
+            return [*state.changed(panels, [*FAST_PANELS, *SLOW_PANELS])]
 
-        def on_slow(state: PageState, thr, hold_s, span_min):
-            panels = slow_panels(dashboard, _settings(thr, hold_s, span_min))
-            return [*state.changed(panels), state]
-
-        settings_in = [threshold, hold, span]
-        fast = gr.Timer(FAST_TICK_S)
-        # "multiple": the page asks every 200 ms even while an answer is on its way, so a
-        # slow round trip (a busy CPU) does not halve the refresh rate; answers are cheap.
-        fast.tick(on_fast, [page, *settings_in], [*fast_out, page], show_progress="hidden",
-                  trigger_mode="multiple", api_visibility="private", concurrency_limit=None)
-        slow = gr.Timer(SLOW_TICK_S)
-        slow.tick(on_slow, [page, *settings_in], [*slow_out, page], show_progress="hidden",
-                  api_visibility="private", concurrency_limit=None)
-        demo.load(on_fast, [page, *settings_in], [*fast_out, page], show_progress="hidden")
-        demo.load(on_slow, [page, *settings_in], [*slow_out, page], show_progress="hidden")
+        tick_in = [page, threshold, hold, span]
+        tick_out = [*fast_out, *slow_out]
+        timer = gr.Timer(FAST_TICK_S)
+        # One timer (one event per tick). "multiple": the page asks every 200 ms even while
+        # an answer is on its way, so a slow round trip (a busy CPU) does not halve the
+        # refresh rate; answers are cheap and read-only. The page state is changed in place.
+        timer.tick(on_tick, tick_in, tick_out, show_progress="hidden", trigger_mode="multiple",
+                   api_visibility="private", concurrency_limit=None)
+        demo.load(on_tick, tick_in, tick_out, show_progress="hidden")
 
         def on_source(k):
             return (gr.update(visible=k == "file"), gr.update(visible=k == "devices"),

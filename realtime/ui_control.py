@@ -222,10 +222,13 @@ class Dashboard:
             except Exception as exc:  # noqa: BLE001 - shown in the status panel, never lost
                 self.last_error = f"session recorder: {type(exc).__name__}: {exc}"
 
-    def sync(self) -> int:
+    def sync(self, blocking: bool = True) -> int:
         """Copies predictions published since the last call into the log; returns how many
-        (predictions that left the store's history unseen are counted as dropped rows)."""
-        with self._lock:
+        (predictions that left the store's history unseen are counted as dropped rows).
+        ``blocking=False``: returns 0 at once while a source switch holds the lock."""
+        if not self._lock.acquire(blocking=blocking):
+            return 0
+        try:
             store = self._pipeline.store
             version = store.version
             new = version - self._seen_version
@@ -237,6 +240,8 @@ class Dashboard:
             self.log.dropped_rows += max(0, new - len(history))
             self._seen_version = version
             return self.log.extend(fresh, self._offset_s, self._source_name())
+        finally:
+            self._lock.release()
 
     def _maybe_loop(self) -> None:
         with self._lock:

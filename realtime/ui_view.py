@@ -68,7 +68,7 @@ class ViewSettings:
 
 def fast_panels(dashboard: Dashboard, settings: ViewSettings, meter: RefreshMeter
                 ) -> dict[str, str]:
-    dashboard.sync()
+    dashboard.sync(blocking=False)
     latest = dashboard.latest()
     st = dashboard.status()
     ps = st.pipeline
