@@ -40,11 +40,41 @@ from realtime.types import AudioChunk, Word
 
 RATE_HZ = 16000
 VAD_WINDOW = 512  # Silero's window at 16 kHz (32 ms)
-VAD_CONTEXT_WINDOWS = 32  # ~1 s of already-scored audio re-fed for the LSTM state
+VAD_CONTEXT = 64  # samples of the previous window Silero v6 sees before each window
 
 _models: dict[tuple[str, str, int], object] = {}
 _models_lock = threading.Lock()
 _encoder = threading.local()  # .frames: mel frames the encoder sees in this thread's call
+
+
+class SileroStream:
+    """Silero VAD (faster-whisper's bundled onnx) over a stream: push samples, get one speech
+    probability per 512-sample window, the LSTM state and the 64-sample context carried from
+    call to call, so the values equal those of the whole signal scored at once. Uses the
+    session of faster-whisper 1.2.1's ``SileroVADModel`` (pinned in requirements.txt)."""
+
+    def __init__(self) -> None:
+        from faster_whisper.vad import get_vad_model
+
+        self._session = get_vad_model().session  # shared, thread-safe onnxruntime session
+        self._h = np.zeros((1, 1, 128), np.float32)
+        self._c = np.zeros((1, 1, 128), np.float32)
+        self._context = np.zeros(VAD_CONTEXT, np.float32)
+        self._pending = np.zeros(0, np.float32)
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        self._pending = np.concatenate([self._pending, samples])
+        n = len(self._pending) // VAD_WINDOW
+        if n == 0:
+            return np.zeros(0, np.float32)
+        windows = self._pending[: n * VAD_WINDOW].reshape(n, VAD_WINDOW)
+        self._pending = self._pending[n * VAD_WINDOW :]
+        before = np.concatenate([self._context[None], windows[:-1, -VAD_CONTEXT:]])
+        self._context = windows[-1, -VAD_CONTEXT:].copy()
+        probs, self._h, self._c = self._session.run(
+            None, {"input": np.concatenate([before, windows], 1), "h": self._h, "c": self._c}
+        )
+        return np.asarray(probs, np.float32).reshape(-1)
 
 
 def _short_window_encode(model) -> None:
@@ -150,7 +180,7 @@ class StreamingASR:
     def _start_run(self, t0_s: float) -> None:
         self._audio = np.zeros(0, np.float32)
         self._buf_t0_s = t0_s
-        self._vad_buf = np.zeros(VAD_CONTEXT_WINDOWS * VAD_WINDOW, np.float32)
+        self._silero = SileroStream()
         self._vad_t_s = t0_s  # session time up to which VAD has scored
         self._in_speech = False
         self._utterance = False
@@ -182,16 +212,8 @@ class StreamingASR:
                 committed += self._close()
 
     def _vad(self, samples: np.ndarray) -> None:
-        from faster_whisper.vad import get_vad_model
-
-        self._vad_buf = np.concatenate([self._vad_buf, samples])
-        ctx = VAD_CONTEXT_WINDOWS * VAD_WINDOW
-        n = (len(self._vad_buf) - ctx) // VAD_WINDOW
-        if n <= 0:
-            return
-        scored = self._vad_buf[: ctx + n * VAD_WINDOW]
-        probs = np.asarray(get_vad_model()(scored)).reshape(-1)[-n:]
-        self._vad_buf = self._vad_buf[n * VAD_WINDOW :]
+        probs = self._silero.push(samples)
+        n = len(probs)
         thr = self.config.vad_threshold
         for i, p in enumerate(probs):
             t0 = self._vad_t_s + i * VAD_WINDOW / RATE_HZ

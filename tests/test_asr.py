@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from realtime import assets
-from realtime.asr import AsrConfig, StreamingASR, load_whisper, normalize
+from realtime.asr import AsrConfig, SileroStream, StreamingASR, load_whisper, normalize
 from realtime.types import AudioChunk
 from tests import media
 
@@ -186,6 +186,22 @@ def test_long_input_gap_closes_the_utterance(speech):
     more, _ = feed(asr, speech, t0_s=50.0)
     assert [w.text for w in words + more] == [t for *_, t in script]
     assert all(w.t0_s >= 50.0 for w in more)
+
+
+def test_streaming_vad_equals_whole_signal(speech):
+    from faster_whisper.vad import get_vad_model
+
+    x = speech[: len(speech) // 512 * 512]
+    whole = get_vad_model()(x).reshape(-1)
+    vad = SileroStream()
+    sizes = [100, 1600, 3, 5000]
+    parts, i, k = [], 0, 0
+    while i < len(x):
+        parts.append(vad.push(x[i : i + sizes[k % 4]]))
+        i, k = i + sizes[k % 4], k + 1
+    streamed = np.concatenate(parts)
+    assert streamed.shape == whole.shape and np.abs(streamed - whole).max() < 1e-4
+    assert streamed[:10].min() > 0.8 and streamed[-3:].max() < 0.5  # speech, then its end
 
 
 def test_normalize():
