@@ -234,10 +234,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     segments = pick([s for s in read_segments(a.mosi_dir) if s.split == "test"], a.limit, a.seed)
     result = run(segments, a.checkpoint, a.text_only, a.robust, spoken_dir(), a.face_video)
     result.update({"limit": a.limit, "seed": a.seed})
+    # Per-segment rows hold MOSI transcripts and labels: they stay in the user cache, never
+    # in the repository; the repository gets the aggregate figures only.
+    rows_path = spoken_dir() / "eval" / f"per_segment-{a.limit}-{a.seed}.json"
+    rows_path.parent.mkdir(parents=True, exist_ok=True)
+    rows_path.write_text(json.dumps(result.pop("per_segment"), indent=1) + "\n")
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(json.dumps(result, indent=1) + "\n")
-    summary = {k: v for k, v in result.items() if k != "per_segment"}
-    print(json.dumps(summary, indent=1))
+    print(json.dumps(result, indent=1))
+    print(f"per-segment results: {rows_path}")
     if a.write_doc:
         write_doc(result, REPO / "docs" / "spoken_mosi.md")
     return 0
