@@ -133,3 +133,30 @@ def test_calibration_picks_up_a_planted_face_signal(tmp_path, monkeypatch):
     personal = checkpoint.load(out)
     assert personal.meta["session_samples"] == 64
     assert personal.config == base.config
+
+
+def test_tap_records_what_the_live_model_sees():
+    from dataclasses import dataclass
+
+    from models.base import InputDims
+    from models.registry import create
+
+    @dataclass
+    class FakeEngine:
+        model: torch.nn.Module
+
+    torch.manual_seed(0)
+    model = create("late_fusion", InputDims(4, 3, 5), hidden=4, head_hidden=4).eval()
+    clock = FakeClock()
+    rec = SessionRecorder(clock.now_s, min_interval_s=0.0)
+    engine = rec.tap(FakeEngine(model))
+    assert engine.model.config == model.config and engine.model.name == "late_fusion"
+    x = [torch.randn(1, 5, d) for d in (4, 3, 5)]
+    with torch.inference_mode():
+        plain = model(*x, torch.tensor([3])).sentiment
+        rec.set_label(1.5)
+        tapped = engine.model(*x, torch.tensor([3])).sentiment
+    assert torch.equal(plain, tapped)  # the tap never changes predictions
+    session = rec.session()
+    assert len(session) == 1 and session.labels[0] == 1.5
+    np.testing.assert_array_equal(session.text[0], x[0][0, :3].numpy())  # padding cut
