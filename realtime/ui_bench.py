@@ -1,7 +1,7 @@
 """Measures how often the dashboard page really refreshes, in a headless Chromium.
 
     python -m realtime.ui_bench [--seconds 10] [--source PATH] [--checkpoint DIR]
-                                [--out benchmarks/results/ui_refresh.json]
+                                [--out benchmarks/results/ui_refresh.json] [--screenshot PNG]
 
 It starts ``app.py`` on a free port (the pipeline replaying the bundled recording, as
 ``make demo`` does), opens the page in Debian's Chromium (never a downloaded browser),
@@ -139,6 +139,18 @@ def measure_page(page, seconds: float) -> dict:
             "pipeline_updates_per_s_reported": _number(updates)}
 
 
+def save_screenshot(page, path: Path, colours: int = 256) -> Path:
+    """The full page as a PNG with a ``colours`` palette (small enough for docs/)."""
+    import io
+
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")
+    image.quantize(colours, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+    return path
+
+
 def _number(text: str | None) -> float | None:
     try:
         return float(text) if text else None
@@ -146,7 +158,8 @@ def _number(text: str | None) -> float | None:
         return None
 
 
-def run(seconds: float, app_args: tuple[str, ...], log_path: Path) -> dict:
+def run(seconds: float, app_args: tuple[str, ...], log_path: Path,
+        screenshot: Path | None = None) -> dict:
     from playwright.sync_api import sync_playwright
 
     with AppServer(app_args, log_path=log_path) as server, sync_playwright() as p:
@@ -158,6 +171,8 @@ def run(seconds: float, app_args: tuple[str, ...], log_path: Path) -> dict:
                 "() => document.querySelector('#sentiment [data-value]')?.dataset.value",
                 timeout=180_000)
             result = measure_page(page, seconds)
+            if screenshot is not None:
+                save_screenshot(page, screenshot)
         finally:
             browser.close()
     load1, load5, _ = os.getloadavg()
@@ -174,13 +189,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", type=Path)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks/results/ui_refresh.json")
     ap.add_argument("--log", type=Path, default=Path("/tmp/ui_bench_app.log"))
+    ap.add_argument("--screenshot", type=Path, help="save the page as PNG after measuring")
     args = ap.parse_args(argv)
     app_args: tuple[str, ...] = ()
     if args.source:
         app_args += ("--source", str(args.source))
     if args.checkpoint:
         app_args += ("--checkpoint", str(args.checkpoint))
-    result = run(args.seconds, app_args, args.log)
+    result = run(args.seconds, app_args, args.log, args.screenshot)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

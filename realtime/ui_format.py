@@ -291,8 +291,8 @@ def aggregates_html(
                   f"below {threshold:+.1f} for {hold_s:.0f} s</div>")
     return (
         f'<div class="sx-card sx-aggregates"><div class="sx-title">Session '
-        f'<span class="sx-muted">{state} \u00b7 {rows} predictions \u00b7 '
-        f"{duration_s / 60:.1f} min</span></div>"
+        f'<span class="sx-muted">{state} \u00b7 {duration_s / 60:.1f} min \u00b7 '
+        f"{rows} updates</span></div>"
         f'<div class="sx-agg">{mean_cell(mean_1min, "1-min mean")}'
         f'{mean_cell(mean_5min, "5-min mean")}'
         f'<div><b data-negative-share="{share}">{share}</b><span>time negative</span></div>'

@@ -55,6 +55,7 @@ footer {{display: none !important;}}
 .sx-title {{font-size: 12px; letter-spacing: .08em; text-transform: uppercase;
   color: {MUTED}; margin-bottom: 8px; display:flex; justify-content:space-between; gap:8px;}}
 .sx-muted {{color: {MUTED};}}
+.sx-title > .sx-muted {{text-transform: none; letter-spacing: 0; white-space: nowrap;}}
 .sx-sentiment {{text-align: center; padding-top: 18px;}}
 .sx-big {{font-size: 92px; line-height: 1; font-weight: 800;
   font-variant-numeric: tabular-nums; letter-spacing: -0.02em; transition: color .25s;}}
@@ -89,7 +90,8 @@ footer {{display: none !important;}}
 .sx-meter-fill {{display:block; height:100%; background: linear-gradient(90deg, #f59e0b,
   #fbbf24); border-radius: 4px; transition: width .2s;}}
 .sx-meter-value {{width: 36px; text-align:right; font-variant-numeric: tabular-nums;}}
-.sx-face {{margin-left: 6px; padding: 1px 8px; border-radius: 999px; font-size: 12px;}}
+.sx-face {{margin-left: 6px; padding: 1px 8px; border-radius: 999px; font-size: 12px;
+  white-space: nowrap;}}
 .sx-on {{background: rgba(45,212,191,.15); color:#5eead4; border: 1px solid #0f766e;}}
 .sx-off {{background: rgba(148,163,184,.1); color:{MUTED}; border: 1px solid {BORDER};}}
 .sx-table {{width:100%; border-collapse: collapse; font-size: 13px; margin-bottom: 6px;}}

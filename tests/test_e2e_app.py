@@ -107,6 +107,9 @@ def test_recording_shows_moving_sentiment_words_and_latency(playwright, recordin
         assert len(heard) >= 3, f"spoken words on the page: {heard}\n{log}"
         assert figures and all(re.fullmatch(r"\d+", f) for f in figures), figures
         assert "CPU" in page.inner_text("#status") or "GPU" in page.inner_text("#status")
+        player = page.evaluate("() => { const v = document.querySelector('#player video');"
+                               " return v && {paused: v.paused, t: v.currentTime}; }")
+        assert player and not player["paused"] and player["t"] > 0, player  # video visible
 
         # the page keeps refreshing (loose: a shared, busy CPU slows it; the timer's 200 ms
         # is a unit test and the rate is benchmarked by realtime.ui_bench)
