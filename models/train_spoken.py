@@ -49,17 +49,23 @@ class Augment:
 
 
 def random_faces(steps: int, dim: int, aug: Augment, gen: np.random.Generator) -> np.ndarray:
-    """(steps, dim) rows that look like live face features: a per-sample expression (Beta
-    distributed, mostly small, like blendshape scores) jittered per step, a small head pose in
-    the remaining columns, and the face-present flag set."""
+    """(steps, dim) rows that look like live face features, drawn broadly so that real faces
+    fall inside what training saw: a per-sample expression (each score U(0,1)**g with g in
+    [1, 6]: mostly small, sometimes large) jittered per step, a per-sample head pose (about
+    +-30 degrees, in the live units of degrees / 90) with per-step jitter, and the
+    face-present flag. With probability 0.2 the face only appears part-way (earlier steps
+    are no-face zeros, as when a face enters the frame)."""
     rows = np.zeros((steps, dim), np.float32)
     k = min(aug.blend_columns, dim)
-    base = gen.beta(0.6, 3.0, size=k)
-    rows[:, :k] = np.clip(base + gen.normal(0, 0.05, size=(steps, k)), 0, 1)
+    base = gen.random(k) ** gen.uniform(1.0, 6.0)
+    rows[:, :k] = np.clip(base + gen.normal(0, 0.08, size=(steps, k)), 0, 1)
     if dim > k:
-        rows[:, k:] = gen.normal(0, 0.15, size=(steps, dim - k))
+        pose = gen.normal(0, 0.3, size=dim - k)
+        rows[:, k:] = pose + gen.normal(0, 0.05, size=(steps, dim - k))
     if aug.face_present_index is not None:
         rows[:, aug.face_present_index] = 1.0
+        if steps > 1 and gen.random() < 0.2:
+            rows[: int(gen.integers(1, steps))] = 0.0
     return rows
 
 
