@@ -116,3 +116,20 @@ def test_segment_words_by_midpoint():
     # midpoints 0.25 0.75 1.2 1.8 2.6: a word belongs where its midpoint falls
     assert segment_words(intervals, words, 0.0, 1.9) == ["hello", "world", "again"]
     assert segment_words(intervals, words, 1.9, 3.0) == ["later"]
+
+
+def test_mosi_timestamped_words_real(mosi_dir):
+    pytest.importorskip("h5py")
+    from models.data_mosi import _segment_word_lists, read_scores, read_transcripts
+
+    words = read_words(mosi_dir)
+    assert len(words) == 93
+    scores = read_scores(mosi_dir)
+    segments = sorted(scores)
+    lists, fallback = _segment_word_lists(mosi_dir, segments, scores, "timestamped")
+    assert fallback <= 5
+    assert lists["03bSnISJMiM_1"] == "anyhow it was really good".split()
+    transcripts = dict(read_transcripts(mosi_dir))
+    same = sum(" ".join(lists[s]) == transcripts[s].lower() for s in segments)
+    assert same / len(segments) > 0.85  # the rest differ by a word at a boundary
+    assert all("sp" not in lists[s] for s in segments)
