@@ -18,12 +18,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import argparse  # noqa: E402
+import shutil  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
+import threading  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from realtime.clock import perf_s  # noqa: E402
+from realtime.ui_chunks import ChunkStore  # noqa: E402
 from realtime.ui_control import (  # noqa: E402
     SOURCE_KINDS,
     SOURCE_LABELS,
@@ -84,6 +87,7 @@ def _settings(threshold, hold_s, span_min) -> ViewSettings:
 def build_ui(dashboard: Dashboard, export_dir: Path | None = None):
     """The page (a ``gr.Blocks``) for ``dashboard``; see `build_demo`."""
     import gradio as gr  # imported here so that command-line errors come at once
+    from gradio.utils import get_upload_folder
 
     export_dir = export_dir or Path(tempfile.mkdtemp(prefix="sentiment-export-"))
     choice = dashboard.choice
@@ -92,7 +96,9 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None):
     recording = DEMO_RECORDING if DEMO_RECORDING.exists() else None
     kinds = [k for k in SOURCE_KINDS if k != "recording" or recording is not None]
 
-    with gr.Blocks(title="Live sentiment", analytics_enabled=False) as demo:
+    # uploads and exports older than an hour are removed every 10 minutes (and all at exit)
+    with gr.Blocks(title="Live sentiment", analytics_enabled=False,
+                   delete_cache=(600, 3600)) as demo:
         page = gr.State(PageState)
         with gr.Row(equal_height=True, elem_classes="sx-top"):
             gr.HTML('<div class="sx-header"><h1>Live sentiment</h1><span>face \u00b7 voice '
@@ -108,7 +114,8 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None):
                 with gr.Group(visible=kind == "browser") as browser_box:
                     webcam = gr.Image(sources=["webcam"], streaming=True, type="numpy",
                                       label="Webcam", elem_id="webcam", height=220)
-                    mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy",
+                    # each chunk arrives as an uploaded file that on_audio reads and deletes
+                    mic = gr.Audio(sources=["microphone"], streaming=True, type="filepath",
                                    label="Microphone", elem_id="mic")
             with gr.Column(scale=8, min_width=480):
                 timeline = gr.HTML(elem_id="timeline")
@@ -214,13 +221,30 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None):
         def on_frame(image) -> None:
             dashboard.push_frame(image)
 
-        def on_audio(audio) -> None:
-            dashboard.push_audio(audio)
+        chunks = ChunkStore(get_upload_folder())
+
+        def replayed() -> Path | None:
+            choice = dashboard.choice
+            return choice.path if choice is not None and choice.kind == "file" else None
+
+        def on_audio(payload) -> None:
+            """The raw upload (no preprocessing, so Gradio makes no second copy)."""
+            path = payload.get("path") if isinstance(payload, dict) else None
+            if path:
+                dashboard.push_audio(chunks.take(path, keep=replayed()))
+                dashboard.ui_drops["browser_audio_lost"] = chunks.dropped
+
+        def on_mic_stop() -> None:
+            threading.Event().wait(1.0)  # let the last chunk in flight be handled
+            chunks.sweep(final=True, keep=replayed())
+            dashboard.ui_drops["browser_audio_lost"] = chunks.dropped
 
         webcam.stream(on_frame, webcam, None, stream_every=0.2, show_progress="hidden",
                       concurrency_limit=None, time_limit=None, api_visibility="private")
         mic.stream(on_audio, mic, None, stream_every=0.2, show_progress="hidden",
-                   concurrency_limit=None, time_limit=None, api_visibility="private")
+                   time_limit=None, api_visibility="private", preprocess=False)
+        mic.stop_recording(on_mic_stop, None, None, show_progress="hidden",
+                           api_visibility="private")
     return demo
 
 
@@ -299,6 +323,21 @@ def _interrupt(signum, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    private_tmp = None
+    if not os.environ.get("GRADIO_TEMP_DIR"):  # uploads and chunks: ours, gone at exit
+        private_tmp = tempfile.mkdtemp(prefix="sentiment-gradio-")
+        os.environ["GRADIO_TEMP_DIR"] = private_tmp
+    try:
+        return _serve(args)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if private_tmp is not None:
+            shutil.rmtree(private_tmp, ignore_errors=True)
+
+
+def _serve(args: argparse.Namespace) -> int:
     try:
         auth = parse_auth(args.auth or os.environ.get(AUTH_ENV))
     except ValueError as exc:
@@ -318,7 +357,6 @@ def main(argv: list[str] | None = None) -> int:
     except (EngineError, AssetMissing, SourceError, OSError) as exc:
         raise SystemExit(f"Cannot start: {exc}") from None
     demo = build_demo(pipeline, choice, factory)
-    signal.signal(signal.SIGTERM, _interrupt)
     try:
         demo.dashboard.start_session()
         demo.queue(default_concurrency_limit=4)

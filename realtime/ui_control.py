@@ -115,6 +115,7 @@ class Dashboard:
         self._thread: threading.Thread | None = None
         self._browser_frames = 0
         self._browser_audio = 0
+        self.ui_drops: dict[str, int] = {}  # input the page sent that never got here
         self.last_error: str | None = None
 
     # -- what the panels read ---------------------------------------------------------

@@ -77,7 +77,7 @@ def fast_panels(dashboard: Dashboard, settings: ViewSettings, meter: RefreshMete
     pct = latency_percentiles([r.latency_ms for r in recent])
     if not pct and latest is not None:
         pct = latency_percentiles([latest.latency_ms])
-    drops = dict(ps.drops)
+    drops = {**ps.drops, **dashboard.ui_drops}
     if latest is not None:
         for queue, n in latest.drops.items():
             drops[queue] = max(int(n), drops.get(queue, 0))

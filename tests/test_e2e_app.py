@@ -7,7 +7,8 @@ browser), with the real pipeline and the bundled model.
    then, switched in the page to an uploaded audio file, its words appear.
 2. Chromium's fake camera and microphone (a face .y4m and a speech .wav made at test time)
    streamed by the page's webcam and microphone components: the server receives frames and
-   audio, and the page shows a face present and recognised words.
+   audio, the page shows a face present and recognised words, and no streamed media is
+   left on disk.
 Screenshots go to test-artifacts/.
 """
 
@@ -28,6 +29,8 @@ from tests import media
 pytestmark = pytest.mark.slow
 
 VIEWPORT = {"width": 1440, "height": 1000}
+MEDIA_SUFFIXES = {".wav", ".mp3", ".webm", ".ogg", ".m4a", ".png", ".jpg", ".jpeg", ".webp",
+                  ".mp4"}
 DEADLINE_S = 60.0
 LOG_KEYS = {"type", "t_s", "t_end_s", "emitted_at_s", "sentiment", "mean_1min", "words",
             "new_words",
@@ -158,7 +161,9 @@ def test_browser_camera_and_microphone_reach_the_pipeline(playwright, tmp_path,
     fake = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
             f"--use-file-for-fake-video-capture={face}",
             f"--use-file-for-fake-audio-capture={speech}")
-    with AppServer(("--browser",), log_path=tmp_path / "app.log") as server:
+    cache = tmp_path / "gradio-cache"
+    with AppServer(("--browser",), log_path=tmp_path / "app.log",
+                   env={"GRADIO_TEMP_DIR": str(cache)}) as server:
         browser = launch_chromium(playwright, fake)
         try:
             page = browser.new_page(viewport=VIEWPORT)
@@ -184,5 +189,19 @@ def test_browser_camera_and_microphone_reach_the_pipeline(playwright, tmp_path,
             assert received["frames"] > 0 and received["audio"] > 0, f"{received}\n{log}"
             assert page.locator("#signals [data-face-present=true]").count() == 1, log
             assert heard, f"no spoken word on the page: {page.inner_text('#transcript')}\n{log}"
+
+            # no raw media stays on disk: streamed chunks are deleted once read
+            page.click("#mic button.record-button, #mic button:has-text('Stop')")
+            page.click("#webcam button[aria-label='capture photo']")
+            kept: list[Path] = []
+
+            def cache_empty() -> bool:  # chunks still queued are on disk until handled
+                kept[:] = [p for p in cache.rglob("*") if p.is_file()
+                           and p.suffix.lower() in MEDIA_SUFFIXES]
+                return not kept
+
+            _poll(page, cache_empty, deadline_s=20.0)
+            sizes = sorted(p.stat().st_size for p in kept)
+            assert not kept, f"media left in Gradio's cache: {len(kept)} files, bytes {sizes}"
         finally:
             browser.close()

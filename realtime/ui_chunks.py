@@ -1,0 +1,73 @@
+"""Microphone chunks streamed by the page, read once and never left on disk.
+
+Gradio's streaming microphone uploads every chunk (~0.2 s) as a file ``audio.wav`` in its own
+folder under Gradio's upload folder, then hands the newest one to the stream handler. A
+chunk that arrives while the previous one is still being handled replaces it, so under load
+some chunks are never handed over: their audio is lost (counted as dropped) and their files
+would stay behind. `ChunkStore.take` reads a handed-over chunk and deletes its file at once;
+`ChunkStore.sweep` deletes chunk files that were already there at the previous sweep (none
+is handled that late) and counts them; ``sweep(final=True)`` (after the recording stops)
+deletes them all. Only files inside the upload folder are ever read or deleted.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+CHUNK_NAME = "audio.wav"
+
+
+class ChunkStore:
+    def __init__(self, root: str | Path, sweep_every: int = 25) -> None:
+        self.root = Path(root).resolve()
+        self.sweep_every = sweep_every
+        self.dropped = 0
+        self.taken = 0
+        self._seen: set[Path] = set()
+        self._lock = threading.Lock()
+
+    def _inside(self, path: Path) -> bool:
+        return path.is_relative_to(self.root) and path != self.root
+
+    def take(self, path: str | Path, keep: Path | None = None):
+        """``(rate_hz, int16 samples)`` of the chunk at ``path``, whose file (and folder,
+        when empty) is then deleted; None for a path outside the upload folder. Every
+        ``sweep_every`` chunks, a sweep (sparing ``keep``)."""
+        from gradio.processing_utils import audio_from_file
+
+        path = Path(path).resolve()
+        if not self._inside(path):
+            return None
+        try:
+            return audio_from_file(str(path))
+        finally:
+            _delete(path, self.root)
+            with self._lock:
+                self.taken += 1
+                due = self.taken % self.sweep_every == 0
+            if due:
+                self.sweep(keep=keep)
+
+    def sweep(self, final: bool = False, keep: Path | None = None) -> int:
+        """Deletes chunk files left unhandled (all of them when ``final``); returns how
+        many. ``keep``: a file to spare (an uploaded recording that is being replayed)."""
+        spare = keep.resolve() if keep is not None else None
+        with self._lock:
+            now = {p.resolve() for p in self.root.glob(f"*/{CHUNK_NAME}")} - {spare}
+            stale = now if final else now & self._seen
+            for path in stale:
+                _delete(path, self.root)
+            self._seen = now - stale
+            self.dropped += len(stale)
+            return len(stale)
+
+
+def _delete(path: Path, root: Path) -> None:
+    path.unlink(missing_ok=True)
+    folder = path.parent
+    try:
+        if folder != root and not any(folder.iterdir()):
+            folder.rmdir()
+    except OSError:
+        pass  # gone already, or refilled meanwhile: either way nothing of ours is left
