@@ -104,15 +104,17 @@ def _gauge(value: float) -> str:
 
 
 def transcript_html(committed: Sequence[str], tentative: Sequence[str],
-                    max_words: int = 60) -> str:
-    """Committed words in full colour, tentative words dimmed and italic."""
+                    max_words: int = 60, max_tentative: int = 12) -> str:
+    """The newest ``max_words`` committed words in full colour, then at most
+    ``max_tentative`` tentative words (the hypothesis for the last second or two of speech)
+    dimmed and italic."""
     if not committed and not tentative:
         body = '<span class="sx-muted">listening\u2026</span>'
     else:
         words = list(committed)[-max_words:]
         parts = [f'<span class="sx-committed">{escape(w)}</span>' for w in words]
         parts += [f'<span class="sx-tentative">{escape(w)}</span>'
-                  for w in list(tentative)[: max(8, max_words - len(words))]]
+                  for w in list(tentative)[:max_tentative]]
         body = " ".join(parts)
     return (
         '<div class="sx-card sx-transcript"><div class="sx-title">Transcript '

@@ -78,7 +78,8 @@ footer {{display: none !important;}}
   border-bottom: 1px dashed #475569;}}
 .sx-legend {{text-transform:none; letter-spacing:0; font-size:12px;}}
 .sx-grid2 {{display:grid; grid-template-columns: 1fr 1.4fr; gap: 16px;}}
-.sx-sub {{font-size: 13px; color: {MUTED}; margin-bottom: 6px;}}
+.sx-sub {{font-size: 13px; color: {MUTED}; margin-bottom: 6px; display:flex;
+  justify-content: space-between; align-items: center; gap: 4px;}}
 .sx-kv {{display:flex; align-items: baseline; gap: 6px; margin: 3px 0; font-size: 14px;}}
 .sx-kv > span:first-child {{color:{MUTED}; min-width: 92px;}}
 .sx-kv b {{font-size: 20px; font-variant-numeric: tabular-nums;}}

@@ -1,7 +1,7 @@
 """From the dashboard's state to each panel's HTML, and the session log export.
 
 `fast_panels` (sentiment, transcript, signals, latency, status, session aggregates) is cheap
-enough for every 200 ms tick; `slow_panels` (timeline, masks) runs on a slower timer.
+enough for every tick (5.6 Hz); `slow_panels` (timeline, masks) every 0.5 s.
 `RefreshMeter` measures how often a page is actually refreshed (ticks served per second).
 """
 

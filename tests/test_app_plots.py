@@ -87,3 +87,12 @@ def test_masks_share_one_stretched_scale():
     assert ">0.45<" in html and ">0.55<" in html and "4 steps" in html
     with pytest.raises(ValueError, match=r"\(T, D\)"):
         mask_png(np.zeros((0, 3), np.float32))
+
+
+def test_transcript_escapes_and_caps_tentative_words():
+    from realtime.ui_format import transcript_html
+
+    html = transcript_html(["I", "<b>love</b>"], ["what", "of", "the"] * 10)
+    assert "&lt;b&gt;love&lt;/b&gt;" in html and "<b>love" not in html
+    assert html.count('class="sx-tentative">') == 12 + 1  # 12 words + the legend
+    assert "listening" in transcript_html([], [])
