@@ -204,7 +204,8 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None):
                 msg = dashboard.start_session(new)
             except Exception as exc:  # noqa: BLE001 - shown to the user, nothing is lost
                 return f"**Could not start:** {type(exc).__name__}: {exc}", gr.skip()
-            video = (gr.update(value=str(path), visible=True) if path is not None
+            has_video = getattr(dashboard.pipeline.source, "has_video", False)
+            video = (gr.update(value=str(path), visible=True) if path is not None and has_video
                      else gr.update(value=None, visible=False))
             return msg, video
 

@@ -148,6 +148,8 @@ def test_recording_shows_moving_sentiment_words_and_latency(playwright, recordin
         _poll(page, check_upload)
         assert upload.name in page.inner_text("#status"), page.inner_text("#status")
         assert heard, f"no word of the uploaded file: {page.inner_text('#transcript')}"
+        assert not page.locator("#player video").is_visible()  # audio only: no player
+        assert "Session started" in page.inner_text("#message")
     finally:
         browser.close()
 
