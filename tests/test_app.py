@@ -27,7 +27,7 @@ PANELS = ("sentiment", "timeline", "transcript", "signals", "masks", "latency", 
 @pytest.fixture
 def demo():
     pipe = FakePipeline()
-    blocks = app.build_demo(pipe, SourceChoice("recording", path=REPO / "app.py"))
+    blocks = app.build_demo(pipe, SourceChoice("recording", path=app.DEMO_RECORDING))
     yield blocks
     blocks.dashboard.close()
 
