@@ -5,6 +5,13 @@ Rules (the contract with the models, which are trained on CMU-MOSI aligned the s
 * Steps. The window ending at ``t_end_s`` holds the last ``max_words`` (default 20)
   committed words whose start lies within ``max_span_s`` (default 20 s) of ``t_end_s``,
   oldest first, one step per word. After them comes at most ONE open "tail" step.
+* Utterances. Only the words of the current utterance are kept: the word steps start
+  after the last utterance boundary, which is a word ending a sentence (``.``, ``!`` or
+  ``?``, as Whisper punctuates) when ``split_sentences``, or a pause longer than
+  ``utterance_gap_s`` (default 0.6 s) between the end of one committed word and the start
+  of the next. The models learn from single CMU-MOSI opinion segments; a window that mixed
+  a positive and a negative sentence would wash both out. ``split_sentences=False`` and
+  ``utterance_gap_s=None`` keep every word within the limits above.
 * Word steps. A word spanning [t0_s, t1_s) gets its contextual MiniLM vector (the words
   are encoded together, so each vector depends on its neighbours) and the MEAN of the
   acoustic frames and of the face frames whose time t satisfies t0_s <= t < t1_s (start
@@ -41,16 +48,22 @@ import numpy as np
 from realtime.types import FeatureFrames, Window, Word
 
 TextEncoder = Callable[[Sequence[Word]], np.ndarray]
+SENTENCE_ENDS = (".", "!", "?")
 
 
 @dataclass(frozen=True)
 class WindowConfig:
     """max_words: word steps kept; max_span_s: seconds of history; max_tail_s: longest
-    tail step; max_batches: hard cap on buffered FeatureFrames batches per modality."""
+    tail step; utterance_gap_s: a pause between words longer than this (seconds) starts a
+    new utterance, and only the current one is kept (None: no pause bound);
+    split_sentences: a word ending in . ! or ? also ends the utterance; max_batches: hard
+    cap on buffered FeatureFrames batches per modality."""
 
     max_words: int = 20
     max_span_s: float = 20.0
     max_tail_s: float = 3.0
+    utterance_gap_s: float | None = 0.6
+    split_sentences: bool = True
     max_batches: int = 2048
 
 
@@ -156,6 +169,7 @@ class WordWindow:
         while self._words and self._words[0][0].t0_s < start_s:
             self._words.popleft()
         kept = [(w, c) for w, c in self._words if w.t0_s <= t_end_s][-cfg.max_words:]
+        kept = kept[_utterance_start(kept, cfg.utterance_gap_s, cfg.split_sentences):]
         words = tuple(w for w, _ in kept)
 
         at, av, ac = self.audio.arrays()
@@ -211,6 +225,19 @@ class WordWindow:
                                  f"{(len(words), self.text_dim)}")
             self._text_key, self._text = key, vectors
         return self._text
+
+
+def _utterance_start(kept: list[tuple[Word, float]], gap_s: float | None,
+                     split_sentences: bool) -> int:
+    """Index of the first word after the last utterance boundary (see the module doc)."""
+    start = 0
+    for i in range(1, len(kept)):
+        before, word = kept[i - 1][0], kept[i][0]
+        if (split_sentences and before.text.rstrip().endswith(SENTENCE_ENDS)) or (
+            gap_s is not None and word.t0_s - before.t1_s > gap_s
+        ):
+            start = i
+    return start
 
 
 def _count(t: np.ndarray, a: float, b: float, end_inclusive: bool) -> int:

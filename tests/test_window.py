@@ -164,3 +164,39 @@ def test_wrong_feature_size_is_a_clear_error():
     win, _ = make()
     with pytest.raises(ValueError, match="expected 2 features"):
         win.add_audio(frames([0.1], [[1, 2, 3]]))
+
+
+def test_a_pause_longer_than_the_utterance_gap_starts_a_new_window():
+    win, _ = make(utterance_gap_s=0.6)
+    first = [word(0.0, 0.4, "great"), word(0.5, 0.9, "film")]  # 0.1 s apart: one utterance
+    second = [word(1.6, 2.0, "awful"), word(2.1, 2.5, "plot")]  # 0.7 s after "film"
+    win.add_words(first, captured_at_s=0.9)
+    assert [w.text for w in win.build(1.0).words] == ["great", "film"]
+    win.add_words(second, captured_at_s=2.5)
+    assert [w.text for w in win.build(2.5).words] == ["awful", "plot"]
+
+
+def test_a_pause_exactly_at_the_gap_keeps_one_utterance_and_none_disables_the_bound():
+    words = [word(0.0, 0.4, "a"), word(1.0, 1.4, "b"), word(3.0, 3.4, "c")]
+    win, _ = make(utterance_gap_s=0.6)  # 0.6 s pause: same utterance; 1.6 s: a new one
+    win.add_words(words, captured_at_s=3.4)
+    assert [w.text for w in win.build(3.4).words] == ["c"]
+    win, _ = make(utterance_gap_s=1.6)
+    win.add_words(words, captured_at_s=3.4)
+    assert [w.text for w in win.build(3.4).words] == ["a", "b", "c"]
+    win, _ = make(utterance_gap_s=None)
+    win.add_words(words, captured_at_s=3.4)
+    assert [w.text for w in win.build(3.4).words] == ["a", "b", "c"]
+
+
+def test_sentence_final_punctuation_ends_an_utterance_but_a_comma_does_not():
+    words = [word(0.0, 0.4, "loved"), word(0.4, 0.8, "it."), word(0.9, 1.2, "Plot,"),
+             word(1.2, 1.5, "acting"), word(1.5, 1.9, "awful!")]
+    win, _ = make()
+    win.add_words(words[:4], captured_at_s=1.5)
+    assert [w.text for w in win.build(1.5).words] == ["Plot,", "acting"]
+    win.add_words(words[4:], captured_at_s=1.9)
+    assert [w.text for w in win.build(1.9).words] == ["Plot,", "acting", "awful!"]
+    win, _ = make(split_sentences=False)
+    win.add_words(words, captured_at_s=1.9)
+    assert len(win.build(1.9).words) == 5
