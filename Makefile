@@ -39,7 +39,9 @@ test: setup
 
 bench: setup
 	$(PY) -m realtime.bench --source assets/demo.mp4
+	$(PY) -m realtime.ui_bench
 	$(PY) -m kernels.bench
+	$(PY) -m kernels.check_gpu
 
 lint: setup
 	$(VENV)/bin/ruff check .
