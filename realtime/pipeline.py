@@ -237,6 +237,8 @@ class Pipeline:
                 self.stats.add("word_commit_ms", (now_s - word.t1_s) * 1000.0)
         with self._lock:
             self._window.add_words(fresh, self._asr_captured_s)
+            if update.closed:
+                self._window.close_utterance()
             self._unpublished_words.extend(w.text for w in fresh)
             tentative = tuple(update.tentative)
             if tentative != self._tentative:

@@ -6,12 +6,12 @@ Rules (the contract with the models, which are trained on CMU-MOSI aligned the s
   committed words whose start lies within ``max_span_s`` (default 20 s) of ``t_end_s``,
   oldest first, one step per word. After them comes at most ONE open "tail" step.
 * Utterances. Only the words of the current utterance are kept: the word steps start
-  after the last utterance boundary, which is a word ending a sentence (``.``, ``!`` or
-  ``?``, as Whisper punctuates) when ``split_sentences``, or a pause longer than
-  ``utterance_gap_s`` (default 0.6 s) between the end of one committed word and the start
-  of the next. The models learn from single CMU-MOSI opinion segments; a window that mixed
-  a positive and a negative sentence would wash both out. ``split_sentences=False`` and
-  ``utterance_gap_s=None`` keep every word within the limits above.
+  after the last utterance boundary, which is a `close_utterance` call (the pipeline makes
+  one when the ASR's voice-activity detector closes an utterance after 0.5 s of silence)
+  or a pause longer than ``utterance_gap_s`` (default 0.6 s) between the end of one
+  committed word and the start of the next. The models learn from single CMU-MOSI
+  opinion segments; a window that mixed a positive and a negative sentence would wash both
+  out. ``utterance_gap_s=None`` leaves only the explicit closes.
 * Word steps. A word spanning [t0_s, t1_s) gets its contextual MiniLM vector (the words
   are encoded together, so each vector depends on its neighbours) and the MEAN of the
   acoustic frames and of the face frames whose time t satisfies t0_s <= t < t1_s (start
@@ -48,7 +48,6 @@ import numpy as np
 from realtime.types import FeatureFrames, Window, Word
 
 TextEncoder = Callable[[Sequence[Word]], np.ndarray]
-SENTENCE_ENDS = (".", "!", "?")
 
 
 @dataclass(frozen=True)
@@ -56,14 +55,12 @@ class WindowConfig:
     """max_words: word steps kept; max_span_s: seconds of history; max_tail_s: longest
     tail step; utterance_gap_s: a pause between words longer than this (seconds) starts a
     new utterance, and only the current one is kept (None: no pause bound);
-    split_sentences: a word ending in . ! or ? also ends the utterance; max_batches: hard
-    cap on buffered FeatureFrames batches per modality."""
+    max_batches: hard cap on buffered FeatureFrames batches per modality."""
 
     max_words: int = 20
     max_span_s: float = 20.0
     max_tail_s: float = 3.0
     utterance_gap_s: float | None = 0.6
-    split_sentences: bool = True
     max_batches: int = 2048
 
 
@@ -128,7 +125,10 @@ class WordWindow:
         self.text_dim = text_dim
         self._encode = text_encoder
         self._face_index = face_present_index
-        self._words: deque[tuple[Word, float]] = deque(maxlen=4 * self.config.max_words + 64)
+        # (word, captured_at_s, utterance number); `close_utterance` starts a new number
+        self._words: deque[tuple[Word, float, int]] = deque(
+            maxlen=4 * self.config.max_words + 64)
+        self._utterance = 0
         self.audio = _FrameBuffer(audio_dim, self.config.max_batches)
         self.video = _FrameBuffer(video_dim, self.config.max_batches)
         self._text_key: tuple | None = None
@@ -146,11 +146,16 @@ class WordWindow:
                 continue
             if self._words and word.t0_s < self._words[-1][0].t0_s:
                 continue
-            self._words.append((word, float(captured_at_s)))
+            self._words.append((word, float(captured_at_s), self._utterance))
             added += 1
         if added:
             self.version += 1
         return added
+
+    def close_utterance(self) -> None:
+        """The utterance has ended: words added from now on start a new one."""
+        if self._words and self._words[-1][2] == self._utterance:
+            self._utterance += 1
 
     def add_audio(self, frames: FeatureFrames) -> None:
         self.audio.add(frames)
@@ -168,9 +173,9 @@ class WordWindow:
         self.video.trim_before(start_s)
         while self._words and self._words[0][0].t0_s < start_s:
             self._words.popleft()
-        kept = [(w, c) for w, c in self._words if w.t0_s <= t_end_s][-cfg.max_words:]
-        kept = kept[_utterance_start(kept, cfg.utterance_gap_s, cfg.split_sentences):]
-        words = tuple(w for w, _ in kept)
+        kept = [e for e in self._words if e[0].t0_s <= t_end_s][-cfg.max_words:]
+        kept = kept[_utterance_start(kept, cfg.utterance_gap_s):]
+        words = tuple(w for w, _, _ in kept)
 
         at, av, ac = self.audio.arrays()
         vt, vv, vc = self.video.arrays()
@@ -190,7 +195,7 @@ class WordWindow:
         audio = np.stack([_mean(at, av, a, b, inc) for a, b, inc in intervals])
         video = np.stack([_mean(vt, vv, a, b, inc) for a, b, inc in intervals])
 
-        newest = [c for _, c in kept]
+        newest = [c for _, c, _ in kept]
         lo_s = intervals[0][0]
         for t, c in ((at, ac), (vt, vc)):
             i0, i1 = np.searchsorted(t, lo_s, "left"), np.searchsorted(t, t_end_s, "right")
@@ -227,15 +232,12 @@ class WordWindow:
         return self._text
 
 
-def _utterance_start(kept: list[tuple[Word, float]], gap_s: float | None,
-                     split_sentences: bool) -> int:
+def _utterance_start(kept: list[tuple[Word, float, int]], gap_s: float | None) -> int:
     """Index of the first word after the last utterance boundary (see the module doc)."""
     start = 0
     for i in range(1, len(kept)):
-        before, word = kept[i - 1][0], kept[i][0]
-        if (split_sentences and before.text.rstrip().endswith(SENTENCE_ENDS)) or (
-            gap_s is not None and word.t0_s - before.t1_s > gap_s
-        ):
+        (before, _, n_before), (word, _, n) = kept[i - 1], kept[i]
+        if n != n_before or (gap_s is not None and word.t0_s - before.t1_s > gap_s):
             start = i
     return start
 

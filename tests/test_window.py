@@ -189,14 +189,13 @@ def test_a_pause_exactly_at_the_gap_keeps_one_utterance_and_none_disables_the_bo
     assert [w.text for w in win.build(3.4).words] == ["a", "b", "c"]
 
 
-def test_sentence_final_punctuation_ends_an_utterance_but_a_comma_does_not():
-    words = [word(0.0, 0.4, "loved"), word(0.4, 0.8, "it."), word(0.9, 1.2, "Plot,"),
-             word(1.2, 1.5, "acting"), word(1.5, 1.9, "awful!")]
-    win, _ = make()
-    win.add_words(words[:4], captured_at_s=1.5)
-    assert [w.text for w in win.build(1.5).words] == ["Plot,", "acting"]
-    win.add_words(words[4:], captured_at_s=1.9)
-    assert [w.text for w in win.build(1.9).words] == ["Plot,", "acting", "awful!"]
-    win, _ = make(split_sentences=False)
-    win.add_words(words, captured_at_s=1.9)
-    assert len(win.build(1.9).words) == 5
+def test_close_utterance_starts_a_new_window_and_repeated_closes_are_one():
+    win, _ = make(utterance_gap_s=None)
+    win.add_words([word(0.0, 0.4, "loved"), word(0.4, 0.8, "it")], captured_at_s=0.8)
+    win.close_utterance()
+    win.close_utterance()  # nothing new since the last close: no empty utterance
+    assert [w.text for w in win.build(0.9).words] == ["loved", "it"]  # until new words
+    win.add_words([word(0.9, 1.2, "plot"), word(1.2, 1.5, "awful")], captured_at_s=1.5)
+    assert [w.text for w in win.build(1.5).words] == ["plot", "awful"]
+    win.add_words([word(1.5, 1.9, "really")], captured_at_s=1.9)  # no close: same utterance
+    assert [w.text for w in win.build(1.9).words] == ["plot", "awful", "really"]
