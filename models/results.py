@@ -67,12 +67,32 @@ ANCHORS = {
 }
 
 
+def finished(out: Path) -> dict | None:
+    """The record of a finished run folder (metrics.json, or a checkpoint whose config.json
+    holds the test metrics: a run that finished after its parent process was stopped)."""
+    done = out / "metrics.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    config = out / "config.json"
+    if config.is_file():
+        meta = json.loads(config.read_text()).get("meta", {})
+        if "test" in meta:
+            record = {"model": json.loads(config.read_text())["model"], "data": meta["data"],
+                      "seed": meta["seed"], "metrics": meta["test"],
+                      "best_epoch": meta["best_epoch"], "epochs": meta["epochs"],
+                      "description": meta.get("description", "")}
+            done.write_text(json.dumps(record) + "\n")
+            return record
+    return None
+
+
 def run_one(model: str, data: str, seed: int, runs: Path, extra: list[str]) -> dict:
     extra = [*DATA_ARGS.get(data, []), *extra]
     out = runs / data / model / f"seed{seed}"
     done = out / "metrics.json"
-    if done.is_file():
-        return json.loads(done.read_text())
+    record = finished(out)
+    if record is not None:
+        return record
     cmd = [sys.executable, "-m", "models.train", "--model", model, "--data", data,
            "--seed", str(seed), "--out", str(out), "--no-progress", "--threads", "1", *extra]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
@@ -208,9 +228,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.render_only:
         jobs = []
         for m, d, s in schedule(args.models, args.data, args.seeds):
-            done = runs / d / m / f"seed{s}" / "metrics.json"
-            if done.is_file():
-                records.append(json.loads(done.read_text()))
+            record = finished(runs / d / m / f"seed{s}")
+            if record is not None:
+                records.append(record)
     with ThreadPoolExecutor(args.jobs) as pool:
         futures = {
             pool.submit(run_one, m, d, s, runs,
