@@ -4,13 +4,13 @@ deterministic replay, ticks on the hop grid, publish-on-change, latencies, stop 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
 
 from models.base import InputDims, ModelOutput
+from realtime.asr import AsrUpdate
 from realtime.clock import ReplayClock, SessionClock
 from realtime.engine import Engine, FeatureLayout
 from realtime.pipeline import Pipeline
@@ -23,11 +23,8 @@ LAYOUT = FeatureLayout(text_dim=4, audio_dim=3, video_dim=5, pitch_hz_index=1,
                        face_present_index=4)
 
 
-@dataclass
-class Update:
-    committed: tuple
-    tentative: tuple
-    computed_at_s: float = 0.0
+def Update(committed, tentative, closed=False) -> AsrUpdate:  # noqa: N802 (test shorthand)
+    return AsrUpdate(committed, tentative, computed_at_s=0.0, closed=closed)
 
 
 class FakeASR:
@@ -41,14 +38,14 @@ class FakeASR:
     def insert_audio_chunk(self, chunk) -> None:
         self.end_s = chunk.t1_s
 
-    def process_iter(self) -> Update:
+    def process_iter(self) -> AsrUpdate:
         whole = int(self.end_s) if self.end_s else 0
         words = tuple(Word(float(k), k + 0.5, f"w{k}", True) for k in range(self.done, whole))
         self.done = whole
         return Update(words, (Word(float(whole), whole + 0.5, f"w{whole}", False),))
 
-    def finish(self) -> Update:
-        return Update((), ())
+    def finish(self) -> AsrUpdate:
+        return Update((), (), closed=True)
 
 
 class FakeAcoustic:
