@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +34,7 @@ import numpy as np
 import torch
 
 from models.base import InputDims, check_dims
-from models.data import cache_dir, make_split
+from models.data import cache_dir, make_split, pack_steps, save_npz_atomic, unpack_steps
 
 FORMAT = 1
 BRANCHES = ("audio", "video")
@@ -67,19 +66,12 @@ class Session:
 def write_session(path: str | Path, session: Session) -> Path:
     if not len(session):
         raise SessionError("the session has no labelled windows to save")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    steps = [len(t) for t in session.text]
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, text=np.concatenate(session.text).astype(np.float32),
-             audio=np.concatenate(session.audio).astype(np.float32),
-             video=np.concatenate(session.video).astype(np.float32),
-             offsets=np.concatenate([[0], np.cumsum(steps)]).astype(np.int64),
-             labels=np.clip(np.asarray(session.labels, np.float32), -3, 3),
-             t_s=np.asarray(session.t_s, np.float64),
-             meta=np.asarray(json.dumps({"format": FORMAT, "dims": session.dims.as_tuple()})))
-    os.replace(tmp, path)
-    return path
+    arrays = pack_steps(session.text, session.audio, session.video)
+    arrays.update(
+        labels=np.clip(np.asarray(session.labels, np.float32), -3, 3),
+        t_s=np.asarray(session.t_s, np.float64),
+        meta=np.asarray(json.dumps({"format": FORMAT, "dims": session.dims.as_tuple()})))
+    return save_npz_atomic(Path(path), arrays)
 
 
 def read_session(path: str | Path) -> Session:
@@ -90,10 +82,7 @@ def read_session(path: str | Path) -> Session:
         with np.load(path, allow_pickle=False) as f:
             z = {k: f[k] for k in SESSION_KEYS}
         meta = json.loads(str(z["meta"]))
-        off = z["offsets"]
-        cut = [slice(int(a), int(b)) for a, b in zip(off[:-1], off[1:], strict=True)]
-        session = Session(tuple(z["text"][c] for c in cut), tuple(z["audio"][c] for c in cut),
-                          tuple(z["video"][c] for c in cut), z["labels"].astype(np.float32),
+        session = Session(*unpack_steps(z), z["labels"].astype(np.float32),
                           z["t_s"].astype(np.float64))
     except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
         raise SessionError(f"{path} is not a valid session file: {exc}") from exc

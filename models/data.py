@@ -125,3 +125,32 @@ def load_dataset(name: str, *, mosi_dir: str | Path | None = None, seed: int = 0
             return data_mosi.load_mosi_utt(root)
         return data_mosi.load_mosi_text(root, absent_dim=absent_dim, words=words)
     raise DataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+
+
+def pack_steps(text: Sequence[np.ndarray], audio: Sequence[np.ndarray],
+               video: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+    """Ragged per-sample (T_i, D_m) sequences as one float32 array per modality plus
+    ``offsets`` (N+1,) int64: sample i owns steps offsets[i]:offsets[i+1]."""
+    steps = [len(t) for t in text]
+    return {
+        "text": np.concatenate(text).astype(np.float32),
+        "audio": np.concatenate(audio).astype(np.float32),
+        "video": np.concatenate(video).astype(np.float32),
+        "offsets": np.concatenate([[0], np.cumsum(steps)]).astype(np.int64),
+    }
+
+
+def unpack_steps(arrays) -> tuple[tuple[np.ndarray, ...], ...]:
+    """Inverse of `pack_steps`: (text, audio, video), each a tuple of per-sample arrays."""
+    off = arrays["offsets"]
+    cut = [slice(int(a), int(b)) for a, b in zip(off[:-1], off[1:], strict=True)]
+    return tuple(tuple(arrays[m][c] for c in cut) for m in ("text", "audio", "video"))
+
+
+def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Writes ``arrays`` to ``path`` through a temporary file renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+    return path

@@ -32,7 +32,16 @@ import numpy as np
 import torch
 
 from models.base import InputDims
-from models.data import DataError, DatasetBundle, Split, cache_dir, make_split
+from models.data import (
+    DataError,
+    DatasetBundle,
+    Split,
+    cache_dir,
+    make_split,
+    pack_steps,
+    save_npz_atomic,
+    unpack_steps,
+)
 
 FORMAT = 1
 SPLITS = ("train", "valid", "test")
@@ -131,25 +140,17 @@ def write_split(path: str | Path, data: SpokenSplit) -> Path:
     """Writes ``data`` atomically (a temporary file renamed into place)."""
     if not len(data):
         raise DataError(f"refusing to write an empty spoken-MOSI split to {path}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     lengths = [len(t) for t in data.text]
     if [len(a) for a in data.audio] != lengths or [len(v) for v in data.video] != lengths:
         raise DataError("text, audio and video must have the same steps per segment")
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(
-        tmp,
-        text=np.concatenate(data.text).astype(np.float32),
-        audio=np.concatenate(data.audio).astype(np.float32),
-        video=np.concatenate(data.video).astype(np.float32),
-        offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+    arrays = pack_steps(data.text, data.audio, data.video)
+    arrays.update(
         labels=np.asarray(data.labels, np.float32),
         ids=np.asarray(data.ids, dtype=str),
         words=np.asarray(data.words, dtype=str),
         meta=np.asarray(json.dumps(asdict(data.meta))),
     )
-    os.replace(tmp, path)
-    return path
+    return save_npz_atomic(Path(path), arrays)
 
 
 def read_split(path: str | Path) -> SpokenSplit:
@@ -163,16 +164,15 @@ def read_split(path: str | Path) -> SpokenSplit:
         meta_doc["acoustic_features"] = tuple(meta_doc["acoustic_features"])
         meta_doc["face_features"] = tuple(meta_doc["face_features"])
         meta = SpokenMeta(**meta_doc)
-        off = arrays["offsets"]
-        cut = [slice(int(a), int(b)) for a, b in zip(off[:-1], off[1:], strict=True)]
+        text, audio, video = unpack_steps(arrays)
         out = SpokenSplit(
             meta=meta,
             ids=tuple(str(i) for i in arrays["ids"]),
             labels=arrays["labels"].astype(np.float32),
             words=tuple(str(w) for w in arrays["words"]),
-            text=tuple(arrays["text"][c] for c in cut),
-            audio=tuple(arrays["audio"][c] for c in cut),
-            video=tuple(arrays["video"][c] for c in cut),
+            text=text,
+            audio=audio,
+            video=video,
         )
     except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
         raise DataError(f"{path} is not a valid spoken-MOSI file: {exc}") from exc
