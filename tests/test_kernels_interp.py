@@ -20,13 +20,18 @@ REPO = Path(__file__).resolve().parents[1]
 REQUIRED_SHAPES = [[3, 7, 35], [2, 13, 74], [1, 1, 300], [4, 50, 33]]
 
 
+def interpreted(*args: str, timeout: int = 300) -> str:
+    """stdout of ``python ARGS`` run with TRITON_INTERPRET=1 in a fresh process."""
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    res = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=timeout)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res.stdout
+
+
 @pytest.fixture(scope="module")
 def report() -> dict:
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    res = subprocess.run([sys.executable, "-m", "kernels.interp_check"], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
-    return json.loads(res.stdout)
+    return json.loads(interpreted("-m", "kernels.interp_check"))
 
 
 def test_triton_path_really_ran(report):
@@ -100,11 +105,7 @@ def test_bench_code_runs_on_cpu_under_interpreter():
             "rows += bench.bench_grouped(5, (7, 3, 2), torch.float32, 0.0, fake, 100.0, 'cpu')\n"
             "s = bench.summarize(rows)\n"
             "print('ROWS', len(rows), s['largest_batch'], s['speedup_fwd_bwd_vs_eager'])\n")
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
-                         text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert "ROWS 6 2 1.0" in res.stdout
+    assert "ROWS 6 2 1.0" in interpreted("-c", code)
 
 
 @pytest.mark.slow
@@ -114,11 +115,7 @@ def test_whole_mmlatch_step_agrees_between_triton_and_reference():
             "r = check_model('mmlatch', 2, 5, device='cpu', dims=(38, 7, 5), hidden=16,"
             " head_hidden=8)\n"
             "print(json.dumps({'result': r, 'launches': dict(launch.LAUNCHES)}))\n")
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
-                         text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
-    out = json.loads(res.stdout.strip().splitlines()[-1])
+    out = json.loads(interpreted("-c", code, timeout=600).strip().splitlines()[-1])
     r, launches = out["result"], out["launches"]
     if "skipped" in r:
         pytest.skip(r["skipped"])
