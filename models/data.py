@@ -9,6 +9,9 @@ Datasets (`DATASETS`):
 * ``mosi-utt``: CMU-MOSI utterance features of bc-LSTM (models.data_mosi), per-step.
 * ``mosi-text``: CMU-MOSI standard split, MiniLM word embeddings (models.data_mosi).
 * ``synthetic``: a generated task with planted top-down structure (models.data_synthetic).
+* ``spoken-mosi``: CMU-MOSI transcripts read by espeak-ng voices through the live extractors,
+  the live window at each segment's end (models.data_spoken; built by
+  ``python -m realtime.spoken_mosi`` into the user cache or $SPOKEN_MOSI_DIR).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import torch
 
 from models.base import InputDims
 
-DATASETS: tuple[str, ...] = ("mosi-utt", "mosi-text", "synthetic")
+DATASETS: tuple[str, ...] = ("mosi-utt", "mosi-text", "synthetic", "spoken-mosi")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -110,7 +113,10 @@ def load_dataset(name: str, *, mosi_dir: str | Path | None = None, seed: int = 0
     """Loads a dataset by name. ``seed`` only affects ``synthetic``; the MOSI splits are
     fixed. ``absent_dim``: feature size of the all-zero audio/video inputs of ``mosi-text``
     (which has no audio or video features). ``words``: where ``mosi-text`` takes each segment's
-    words ("timestamped": the .csd word timings, needs h5py; "transcripts": transcripts.csv)."""
+    words ("timestamped": the .csd word timings, needs h5py; "transcripts": transcripts.csv).
+    ``spoken-mosi`` reads its cached files (`models.data_spoken.load_spoken_mosi`: training
+    files of every voice, asr and oracle words; validation and test from the most realistic
+    word source present) and names ``python -m realtime.spoken_mosi`` when they are absent."""
     if name == "synthetic":
         from models.data_synthetic import make_synthetic
 
@@ -124,6 +130,10 @@ def load_dataset(name: str, *, mosi_dir: str | Path | None = None, seed: int = 0
         if name == "mosi-utt":
             return data_mosi.load_mosi_utt(root)
         return data_mosi.load_mosi_text(root, absent_dim=absent_dim, words=words)
+    if name == "spoken-mosi":
+        from models.data_spoken import load_spoken_mosi
+
+        return load_spoken_mosi()
     raise DataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
 
 

@@ -45,15 +45,20 @@ from models.data import (
 
 FORMAT = 1
 SPLITS = ("train", "valid", "test")
-WORD_SOURCES = ("asr", "oracle")
+# asr: one offline Whisper pass; oracle: the transcript; live: the final window of a replay
+# through the streaming pipeline (realtime.eval_live), exactly what the live model sees.
+WORD_SOURCES = ("asr", "oracle", "live")
+# validation prefers the most realistic words available
+VALID_PREFERENCE = ("live", "asr", "oracle")
 SPOKEN_ENV = "SPOKEN_MOSI_DIR"
 
 
 @dataclass(frozen=True)
 class SpokenMeta:
     """How a file was made. voice: espeak-ng voice name; rate_wpm: espeak-ng speed;
-    words: "asr" (Whisper words and timings) or "oracle" (the MOSI transcript, timed by
-    spreading the words over the voiced span); asr_model: Whisper model name ("" for oracle);
+    words: "asr" (one offline Whisper pass: words and timings), "oracle" (the MOSI transcript,
+    timed by spreading the words over the voiced span) or "live" (the streaming pipeline's
+    final window); asr_model: Whisper model name ("" for oracle);
     acoustic_features / face_features: the extractors' FEATURE_NAMES."""
 
     split: str
@@ -204,21 +209,36 @@ def find_files(split: str, words: str | None = None, root: Path | None = None) -
     return sorted(p for p in root.glob(pattern) if not p.name.endswith(".tmp.npz"))
 
 
-def train_valid_bundle(root: str | Path | None = None, words: str = "both"
+def valid_files(root: Path, voice_tag_: str | None = None) -> list[Path]:
+    """The validation files of the most realistic word source present (`VALID_PREFERENCE`),
+    of one voice (tag, e.g. ``en-us-nyc-160``) or of every voice."""
+    for words in VALID_PREFERENCE:
+        found = [p for p in find_files("valid", words, root)
+                 if voice_tag_ is None or p.name.split("__")[1] == voice_tag_]
+        if found:
+            return found
+    return []
+
+
+def train_valid_bundle(root: str | Path | None = None, words: str = "both",
+                       valid_voice: str | None = None
                        ) -> tuple[DatasetBundle, dict[str, list[Path]]]:
-    """Training files of ``words`` ("asr", "oracle" or "both": every voice of each),
-    validation files recognised by ASR when there are any (else oracle), and the test files
-    likewise; returns the bundle and the files used per split."""
+    """Training files of ``words`` ("asr", "oracle", "live" or "both": asr and oracle, every
+    voice of each); validation files of ``valid_voice`` (a voice tag; None: any) from the most
+    realistic word source present (live, else asr, else oracle), and the test files likewise;
+    returns the bundle and the files used per split."""
     root = Path(root) if root is not None else spoken_dir()
-    sources = WORD_SOURCES if words == "both" else (words,)
+    sources = ("asr", "oracle") if words == "both" else (words,)
     if not set(sources) <= set(WORD_SOURCES):
         raise ValueError(f"words must be one of {WORD_SOURCES} or 'both'")
-    files = {"train": [p for w in sources for p in find_files("train", w, root)]}
-    for s in ("valid", "test"):
-        files[s] = find_files(s, "asr", root) or find_files(s, "oracle", root)
+    files = {"train": [p for w in sources for p in find_files("train", w, root)],
+             "valid": valid_files(root, valid_voice)}
+    files["test"] = next((f for w in VALID_PREFERENCE if (f := find_files("test", w, root))),
+                         [])
     for s in ("train", "valid"):
         if not files[s]:
-            raise DataError(f"no spoken-MOSI {s} files in {root}: build them with "
+            which = f" of voice {valid_voice}" if s == "valid" and valid_voice else ""
+            raise DataError(f"no spoken-MOSI {s} files{which} in {root}: build them with "
                             f"python -m realtime.spoken_mosi --split {s}")
     parts = {s: [read_split(p) for p in files[s]] for s in SPLITS}
     dims = parts["train"][0].dims
@@ -228,7 +248,7 @@ def train_valid_bundle(root: str | Path | None = None, words: str = "both"
         test = Split(torch.zeros((0, 1, dims.text)), torch.zeros((0, 1, dims.audio)),
                      torch.zeros((0, 1, dims.video)), torch.zeros(0, dtype=torch.long),
                      torch.zeros(0), ())
-    voices = sorted({f"{p.meta.voice}@{p.meta.rate_wpm} ({p.meta.words})"
+    voices = sorted({f"{p.meta.voice}@{p.meta.rate_wpm} ({p.meta.split}, {p.meta.words})"
                      for s in SPLITS for p in parts[s]})
     bundle = DatasetBundle(
         name="spoken-mosi", dims=dims, per_step=False, train=to_split(parts["train"]),
@@ -240,5 +260,15 @@ def train_valid_bundle(root: str | Path | None = None, words: str = "both"
 
 
 def load_spoken_mosi(root: str | Path | None = None, words: str = "both") -> DatasetBundle:
-    """The "spoken-mosi" dataset (for `models.data.load_dataset`)."""
-    return train_valid_bundle(root, words)[0]
+    """The "spoken-mosi" dataset (for `models.data.load_dataset`, which trains and then tests:
+    so the test split is required here)."""
+    root = Path(root) if root is not None else spoken_dir()
+    if not root.is_dir():
+        raise DataError(f"no spoken-MOSI cache at {root}: build it with python -m "
+                        f"realtime.spoken_mosi --split train (then --split valid, --split test)"
+                        f" or set ${SPOKEN_ENV}")
+    bundle = train_valid_bundle(root, words)[0]
+    if not len(bundle.test):
+        raise DataError(f"no spoken-MOSI test files in {root}: build them with python -m "
+                        "realtime.spoken_mosi --split test")
+    return bundle

@@ -14,8 +14,16 @@ independently (`Augment`):
   independently of the label, so the model learns that a face alone carries no sentiment
   here. (The live face branch is therefore trained for robustness, not from labelled faces.)
 
-Selection: the epoch with the lowest validation L1 (the validation voices are never the test
-voice). The checkpoint's meta records the data, augmentation and metrics.
+Selection: the epoch with the lowest validation L1 on the validation voice (never trained
+on, never the test voice), from its most realistic word source (`data_spoken.VALID_PREFERENCE`:
+the streaming pipeline's final windows when built). The checkpoint's meta records the data,
+augmentation and metrics.
+
+Choosing among trained candidates (`select`, ``--score DIR ...``): the rule, fixed before any
+candidate was scored on the held-out-voice set, is the highest validation Acc2 non0, ties by
+the lower validation MAE (L1).
+
+    python -m models.train_spoken --score assets/model DIR2 DIR3
 """
 
 from __future__ import annotations
@@ -129,13 +137,38 @@ def face_present_index(bundle_meta_face: tuple[str, ...]) -> int | None:
     return bundle_meta_face.index("face_present") if "face_present" in bundle_meta_face else None
 
 
+def score(folders: list[Path], valid, log=print) -> list[dict]:
+    """Validation metrics of each checkpoint folder on the `Split` ``valid``, best first by
+    the selection rule (`select`)."""
+    rows = []
+    for folder in folders:
+        model = checkpoint.load(folder).eval()
+        pred, label = predict(model, valid)
+        rows.append({"checkpoint": str(folder), "model": getattr(model, "name", "?"),
+                     **{k: round(v, 4) for k, v in compute(pred, label).as_dict().items()}})
+    ranked = select(rows)
+    for r in ranked:
+        log(f"{r['checkpoint']}: Acc2 non0 {r['acc2_non0']:.4f} MAE {r['mae']:.4f} "
+            f"F1 non0 {r['f1_non0']:.4f} Acc7 {r['acc7']:.4f} Corr {r['corr']:.4f}")
+    return ranked
+
+
+def select(rows: list[dict]) -> list[dict]:
+    """The selection rule: highest Acc2 non0, ties by lower MAE."""
+    return sorted(rows, key=lambda r: (-r["acc2_non0"], r["mae"]))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", choices=NAMES, default="mmlatch")
     p.add_argument("--data", type=Path, default=None, help="spoken-MOSI folder (default cache)")
     p.add_argument("--words", choices=("asr", "oracle", "both"), default="both",
                    help="which training files to use (validation always prefers asr)")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, default=None, help="checkpoint folder to write")
+    p.add_argument("--valid-voice", default=None,
+                   help="validation voice tag, e.g. en-us-nyc-160 (default: any)")
+    p.add_argument("--score", type=Path, nargs="+", default=None, metavar="DIR",
+                   help="only score these checkpoints on the validation set, best first")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--patience", type=int, default=6)
     p.add_argument("--lr", type=float, default=5e-4)
@@ -148,11 +181,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="model config override (JSON value)")
     a = p.parse_args(argv)
+    if a.score is None and a.out is None:
+        p.error("--out is required (unless --score)")
     torch.set_num_threads(a.threads)
     seed_everything(a.seed)
     from models.data_spoken import read_split, spoken_dir, train_valid_bundle
 
-    bundle, files = train_valid_bundle(a.data or spoken_dir(), a.words)
+    bundle, files = train_valid_bundle(a.data or spoken_dir(), a.words, a.valid_voice)
+    if a.score is not None:
+        ranked = score(a.score, bundle.valid)
+        print(json.dumps({"valid_files": [f.name for f in files["valid"]],
+                          "segments": len(bundle.valid), "ranked": ranked}, indent=1))
+        return 0
     face_names = read_split(files["train"][0]).meta.face_features
     aug = Augment(a.p_audio, a.p_text, a.p_face, face_present_index(face_names))
     overrides = {}

@@ -17,6 +17,12 @@ Reported, with the MOSI metrics (Acc2 has0/non0, F1, Acc7, MAE, Corr):
   when a face stream is added (the bundled assets/demo.mp4 video muxed under the audio) and
   when a different, also unseen, voice reads the transcript (`ALT_TEST_VOICE`).
 
+Final windows are cached per clip (`Replayer`; they do not depend on the model), so a run
+resumes, ``--windows-only`` replays without scoring, and ``--split valid`` writes the
+validation voice's live windows as a spoken-MOSI file for model selection
+(`models.train_spoken --score`). Segments are taken in a fixed random order (`ordered`), so
+``--limit N`` is the first N of that order and smaller subsets are nested in larger ones.
+
 Results go to docs/spoken_mosi.json and, with ``--write-doc``, docs/spoken_mosi.md.
 """
 
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -39,11 +46,11 @@ from realtime.clock import ReplayClock, perf_s
 from realtime.spoken_mosi import (
     ALT_TEST_VOICE,
     TEST_VOICE,
+    VALID_VOICES,
     Featurizer,
     Voice,
     acoustic_frames,
     oracle_words,
-    pick,
     render,
     wav_path,
 )
@@ -71,6 +78,66 @@ class LiveResult:
     seconds: float
 
 
+@dataclass(frozen=True)
+class FinalWindow:
+    """The live model's input at the end of one replay: (T, D_m) arrays per modality, the
+    words it holds, and the replay's compute time in seconds. The window does not depend on
+    the model (the ASR, extractors and window never read the prediction), so any model can
+    be scored on it: the live prediction is ``clip(model(window), -3, 3)``."""
+
+    text: np.ndarray
+    audio: np.ndarray
+    video: np.ndarray
+    words: tuple[str, ...]
+    replay_s: float
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        arrays = (self.text, self.audio, self.video)
+        return (*(torch.from_numpy(np.ascontiguousarray(x))[None] for x in arrays),
+                torch.tensor([len(self.text)]))
+
+
+class Replayer:
+    """Replays clips through the live pipeline (`Pipeline.run_to_end`) and caches each final
+    window under ``root/live/<kind>/<id>.npz``, so runs resume and every candidate model is
+    scored on the same windows. The pipeline (Whisper, MiniLM, extractors) loads on the first
+    clip that is not cached."""
+
+    def __init__(self, root: Path, checkpoint: Path | None = None) -> None:
+        self.root, self.checkpoint = root, checkpoint
+        self._engine = self._tap = None
+
+    def _load(self) -> None:
+        from realtime.engine import Engine
+
+        engine, self._tap = Engine.load(self.checkpoint), LastWindow()
+        self._engine = replace(engine, model=TapModel(engine.model, self._tap))
+
+    def window(self, media: Path, kind: str, segment_id: str) -> FinalWindow:
+        path = self.root / "live" / kind / f"{segment_id}.npz"
+        if path.is_file():
+            with np.load(path) as z:
+                return FinalWindow(z["text"], z["audio"], z["video"],
+                                   tuple(str(w) for w in z["words"]), float(z["replay_s"]))
+        if self._engine is None:
+            self._load()
+        res = replay(media, self._engine, self._tap)
+        if res.window is None:
+            raise RuntimeError(f"{media}: the pipeline published without calling the model")
+        n = int(res.window[3][0])
+        win = FinalWindow(*(x[0, :n].numpy().astype(np.float32) for x in res.window[:3]),
+                          res.words, res.seconds)
+        again = predict_window(self._engine.model.inner, win.tensors())
+        if abs(again - res.sentiment) > 1e-4:  # the cached window must reproduce the output
+            raise RuntimeError(f"{media}: final window gives {again}, published {res.sentiment}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        np.savez(tmp, text=win.text, audio=win.audio, video=win.video,
+                 words=np.asarray(win.words, dtype=str), replay_s=win.replay_s)
+        tmp.replace(path)
+        return win
+
+
 def replay(path: Path, engine, tap: LastWindow) -> LiveResult:
     """One file through the live pipeline (replay mode, data-driven clock)."""
     from realtime.pipeline import Pipeline
@@ -90,6 +157,8 @@ def replay(path: Path, engine, tap: LastWindow) -> LiveResult:
 
 def with_face(wav: Path, video: Path, out: Path) -> Path:
     """The clip with the bundled face video (looped, cut to the audio) as its picture."""
+    if out.is_file():
+        return out
     out.parent.mkdir(parents=True, exist_ok=True)
     cmd = ["ffmpeg", "-y", "-loglevel", "error", "-stream_loop", "-1", "-i", str(video),
            "-i", str(wav), "-map", "0:v", "-map", "1:a", "-shortest", "-r", "15",
@@ -116,55 +185,75 @@ def _metrics(pred: Sequence[float], label: Sequence[float]) -> dict[str, float]:
     return {k: round(v, 4) for k, v in compute(pred, label).as_dict().items()}
 
 
+def clip_of(seg: Segment, voice: Voice, root: Path) -> Path:
+    """The segment read by ``voice`` (rendered once, kept as WAV)."""
+    wav = wav_path(seg.id, voice, root)
+    if not wav.is_file():
+        render(seg.transcript, voice, wav)
+    return wav
+
+
+def ordered(segments: Sequence[Segment], limit: int | None, seed: int) -> list[Segment]:
+    """The segments in a fixed random order (``seed``), cut to the first ``limit``: subsets of
+    different sizes are nested, so a run cut short has replayed a random subset, and a
+    later run with that ``limit`` finds every window cached."""
+    out = sorted(segments, key=lambda s: s.id)
+    random.Random(seed).shuffle(out)
+    return out[:limit] if limit is not None else out
+
+
+def live_windows(segments: Sequence[Segment], voice: Voice, split: str, rep: Replayer,
+                 log=print) -> list[FinalWindow]:
+    out = []
+    for i, seg in enumerate(segments):
+        out.append(rep.window(clip_of(seg, voice, rep.root), f"{split}/{voice.tag}", seg.id))
+        if (i + 1) % 25 == 0 or i + 1 == len(segments):
+            log(f"  live windows {split} {voice}: {i + 1}/{len(segments)}")
+    return out
+
+
 def run(segments: Sequence[Segment], checkpoint: Path | None, text_only: Path | None,
         robust: int, root: Path, face_video: Path, log=print) -> dict:
     from models import checkpoint as ckpt
-    from realtime.engine import Engine
+    from realtime.assets import default_model_dir
 
-    engine, tap = Engine.load(checkpoint), LastWindow()
-    base = engine.model
-    engine = replace(engine, model=TapModel(base, tap))
-    extra = ckpt.load(text_only) if text_only else None
+    folder = checkpoint or default_model_dir()
+    model, rep = ckpt.load(folder).eval(), Replayer(root)
+    extra = ckpt.load(text_only).eval() if text_only else None
     feat = Featurizer()
-    labels, live, oracle, texto, rows = [], [], [], [], []
-    for i, seg in enumerate(segments):
-        wav = wav_path(seg.id, TEST_VOICE, root)
-        if not wav.is_file():
-            render(seg.transcript, TEST_VOICE, wav)
-        res = replay(wav, engine, tap)
-        labels.append(seg.label)
-        live.append(res.sentiment)
-        oracle.append(oracle_prediction(seg, TEST_VOICE, feat, base, root))
-        if extra is not None and res.window is not None:
-            texto.append(predict_window(extra, res.window))
-        rows.append({"id": seg.id, "label": seg.label, "live": round(res.sentiment, 4),
-                     "oracle": round(oracle[-1], 4), "words": " ".join(res.words),
-                     "transcript": seg.transcript.lower(), "replay_s": round(res.seconds, 2)})
-        log(f"{i + 1}/{len(segments)} {seg.id}: label {seg.label:+.2f} live "
-            f"{res.sentiment:+.2f} oracle {oracle[-1]:+.2f} ({res.seconds:.1f} s)")
+    wins = live_windows(segments, TEST_VOICE, "test", rep, log)
+    labels = [s.label for s in segments]
+    live = [predict_window(model, w.tensors()) for w in wins]
+    oracle = [oracle_prediction(s, TEST_VOICE, feat, model, root) for s in segments]
+    rows = [{"id": s.id, "label": s.label, "live": round(p, 4), "oracle": round(o, 4),
+             "words": " ".join(w.words), "transcript": s.transcript.lower(),
+             "replay_s": round(w.replay_s, 2)}
+            for s, p, o, w in zip(segments, live, oracle, wins, strict=True)]
     out = {"segments": len(segments), "test_voice": str(TEST_VOICE),
-           "live": _metrics(live, labels), "oracle": _metrics(oracle, labels),
-           "model": engine.model_name, "per_segment": rows}
-    if texto:
-        out["text_only"] = _metrics(texto, labels)
+           "checkpoint": folder.name, "live": _metrics(live, labels),
+           "oracle": _metrics(oracle, labels), "model": getattr(model, "name", "model"),
+           "replay_s": {"total": round(sum(w.replay_s for w in wins), 1),
+                        "median": round(float(np.median([w.replay_s for w in wins])), 2)},
+           "per_segment": rows}
+    if extra is not None:
+        out["text_only"] = _metrics([predict_window(extra, w.tensors()) for w in wins], labels)
     if robust:
-        out["robustness"] = robustness(segments[:robust], live[:robust], engine, tap, root,
+        out["robustness"] = robustness(segments[:robust], live[:robust], model, rep,
                                        face_video, log)
     return out
 
 
-def robustness(segments: Sequence[Segment], live: Sequence[float], engine, tap: LastWindow,
-               root: Path, face_video: Path, log=print) -> dict:
+def robustness(segments: Sequence[Segment], live: Sequence[float], model, rep: Replayer,
+               face_video: Path, log=print) -> dict:
     face_d, voice_d, acoustic_d = [], [], []
-    feat, model = Featurizer(), engine.model.inner
+    feat, root = Featurizer(), rep.root
     for seg, base in zip(segments, live, strict=True):
-        wav = wav_path(seg.id, TEST_VOICE, root)
+        wav = clip_of(seg, TEST_VOICE, root)
         muxed = with_face(wav, face_video, root / "faced" / TEST_VOICE.tag / f"{seg.id}.mp4")
-        face_d.append(replay(muxed, engine, tap).sentiment - base)
-        alt = wav_path(seg.id, ALT_TEST_VOICE, root)
-        if not alt.is_file():
-            render(seg.transcript, ALT_TEST_VOICE, alt)
-        voice_d.append(replay(alt, engine, tap).sentiment - base)
+        faced = rep.window(muxed, f"test/{TEST_VOICE.tag}+face", seg.id)
+        face_d.append(predict_window(model, faced.tensors()) - base)
+        alt = rep.window(clip_of(seg, ALT_TEST_VOICE, root), f"test/{ALT_TEST_VOICE.tag}", seg.id)
+        voice_d.append(predict_window(model, alt.tensors()) - base)
         # the voice alone (same oracle words, so no ASR difference): what the audio branch does
         acoustic_d.append(oracle_prediction(seg, ALT_TEST_VOICE, feat, model, root)
                           - oracle_prediction(seg, TEST_VOICE, feat, model, root))
@@ -189,8 +278,9 @@ def _row(name: str, m: dict[str, float]) -> str:
 def write_doc(result: dict, path: Path) -> Path:
     """Replaces the generated block of the results doc (between the markers) with tables."""
     n, limit = result["segments"], result.get("limit")
-    scope = (f"a fixed random subset of {n} of the 686 test segments (seed {result['seed']})"
-             if limit else f"all {n} test segments")
+    scope = (f"the first {n} of the 686 test segments in a fixed random order (seed "
+             f"{result['seed']}, `realtime.eval_live.ordered`)" if limit and limit < 686
+             else f"all {n} test segments")
     lines = [
         f"Test split: {scope}; test voice `{result['test_voice']}` (unseen in training and "
         f"validation); model `{result['model']}`.", "",
@@ -228,25 +318,63 @@ def write_doc(result: dict, path: Path) -> Path:
     return path
 
 
+def write_live_split(segments: Sequence[Segment], voice: Voice, split: str, rep: Replayer,
+                     log=print) -> Path:
+    """The live pipeline's final windows of ``segments`` as a spoken-MOSI file with word
+    source ``live`` (`models.data_spoken`): the most realistic validation set."""
+    from models.data_spoken import SpokenMeta, SpokenSplit, file_name, write_split
+    from realtime.acoustic import FEATURE_NAMES as ACOUSTIC_NAMES
+    from realtime.face import FEATURE_NAMES as FACE_NAMES
+
+    wins = live_windows(segments, voice, split, rep, log)
+    meta = SpokenMeta(split, voice.name, voice.rate_wpm, "live", "tiny.en streaming",
+                      tuple(ACOUSTIC_NAMES), tuple(FACE_NAMES))
+    data = SpokenSplit(meta, tuple(s.id for s in segments),
+                       np.array([s.label for s in segments], np.float32),
+                       tuple(" ".join(w.words) for w in wins), tuple(w.text for w in wins),
+                       tuple(w.audio for w in wins), tuple(w.video for w in wins))
+    return write_split(rep.root / file_name(split, voice.name, voice.rate_wpm, "live"), data)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", type=Path, default=None, help="default: assets/model")
     p.add_argument("--text-only", type=Path, default=None, help="a text-only checkpoint")
-    p.add_argument("--limit", type=int, default=None, help="random subset of N test segments")
+    p.add_argument("--split", choices=("test", "valid"), default="test",
+                   help="valid: write the live windows of VALID_VOICES as a spoken-MOSI file "
+                        "(word source 'live') for model selection; no scores")
+    p.add_argument("--limit", type=int, default=None, help="random subset of N segments")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--robust", type=int, default=0, help="robustness on the first N segments")
+    p.add_argument("--windows-only", action="store_true",
+                   help="only replay and cache the final windows (no scores)")
     p.add_argument("--mosi-dir", type=Path, default=None)
     p.add_argument("--face-video", type=Path, default=REPO / "assets" / "demo.mp4")
     p.add_argument("--json", type=Path, default=REPO / "docs" / "spoken_mosi.json")
     p.add_argument("--write-doc", action="store_true", help="rewrite docs/spoken_mosi.md")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
-    segments = pick([s for s in read_segments(a.mosi_dir) if s.split == "test"], a.limit, a.seed)
-    result = run(segments, a.checkpoint, a.text_only, a.robust, spoken_dir(), a.face_video)
+    segments = ordered([s for s in read_segments(a.mosi_dir) if s.split == a.split],
+                       a.limit, a.seed)
+    root = spoken_dir()
+    if a.split == "valid":
+        for voice in VALID_VOICES:
+            print(f"wrote {write_live_split(segments, voice, 'valid', Replayer(root))}")
+        return 0
+    if a.windows_only:  # robustness clips first: the live windows may then run to a cutoff
+        rep = Replayer(root)
+        for seg in segments[: a.robust]:
+            wav = clip_of(seg, TEST_VOICE, root)
+            muxed = with_face(wav, a.face_video, root / "faced" / TEST_VOICE.tag / f"{seg.id}.mp4")
+            rep.window(muxed, f"test/{TEST_VOICE.tag}+face", seg.id)
+            rep.window(clip_of(seg, ALT_TEST_VOICE, root), f"test/{ALT_TEST_VOICE.tag}", seg.id)
+        live_windows(segments, TEST_VOICE, "test", rep)
+        return 0
+    result = run(segments, a.checkpoint, a.text_only, a.robust, root, a.face_video)
     result.update({"limit": a.limit, "seed": a.seed})
     # Per-segment rows hold MOSI transcripts and labels: they stay in the user cache, never
     # in the repository; the repository gets the aggregate figures only.
-    rows_path = spoken_dir() / "eval" / f"per_segment-{a.limit}-{a.seed}.json"
+    rows_path = root / "eval" / f"per_segment-{result['checkpoint']}-{a.limit}-{a.seed}.json"
     rows_path.parent.mkdir(parents=True, exist_ok=True)
     rows_path.write_text(json.dumps(result.pop("per_segment"), indent=1) + "\n")
     a.json.parent.mkdir(parents=True, exist_ok=True)

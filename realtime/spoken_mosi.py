@@ -39,7 +39,6 @@ import numpy as np
 
 from models.data_spoken import (
     SPLITS,
-    WORD_SOURCES,
     Segment,
     SpokenMeta,
     SpokenSplit,
@@ -79,9 +78,11 @@ class Voice:
         return f"{self.name}@{self.rate_wpm}"
 
 
-# Training and validation voices are never used for the test rendering.
+# Training, validation (model selection) and test voices are three disjoint sets: the
+# validation voice is never trained on, so selection sees an unfamiliar voice and its ASR
+# errors, as the test does; the test voices are never used for training or selection.
 TRAIN_VOICES = (Voice("en-gb", 150), Voice("en-us+m3", 160), Voice("en-us+f2", 175))
-VALID_VOICES = (Voice("en-gb", 150),)
+VALID_VOICES = (Voice("en-us-nyc", 160),)
 TEST_VOICE = Voice("en-us", 165)
 ALT_TEST_VOICE = Voice("en-gb-x-rp+f4", 155)
 
@@ -290,12 +291,20 @@ def _clip_path(seg: Segment, voice: Voice, root: Path, keep: bool) -> Path:
 def build(split: str, voice: Voice, words: str = "asr", mosi_dir: Path | None = None,
           limit: int | None = None, seed: int = 0, root: Path | None = None,
           keep_wav: bool = False, asr_model: str = "tiny.en",
-          log: Callable[[str], None] = print) -> Path:
-    """Renders, recognises and featurises one split with one voice; returns the file."""
-    if split not in SPLITS or words not in WORD_SOURCES:
-        raise ValueError(f"split must be one of {SPLITS}, words one of {WORD_SOURCES}")
+          log: Callable[[str], None] = print, recognised_only: bool = False) -> Path:
+    """Renders, recognises and featurises one split with one voice; returns the file.
+    ``recognised_only``: with ``asr`` words, only the segments already in the recognised-words
+    cache (an interrupted `recognise` run leaves a prefix of the split in id order)."""
+    if split not in SPLITS or words not in ("asr", "oracle"):
+        raise ValueError(f"split must be one of {SPLITS}, words 'asr' or 'oracle' here "
+                         "('live' files are written by realtime.eval_live)")
     root = Path(root) if root is not None else spoken_dir()
     segments = pick([s for s in read_segments(mosi_dir) if s.split == split], limit, seed)
+    if words == "asr" and recognised_only:
+        cached = _load_cached(_asr_cache(split, voice, root))
+        segments = [s for s in segments if s.id in cached]
+        if not segments:
+            raise ValueError(f"no recognised {split} segments of {voice} in the cache yet")
     recognised = (recognise(segments, voice, split, root, asr_model, keep_wav, log)
                   if words == "asr" else {})
     feat = Featurizer()
@@ -337,7 +346,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--split", choices=SPLITS, required=True)
     p.add_argument("--voice", type=Voice.parse, action="append",
                    help="NAME@RATE, repeatable (default: the split's standard voices)")
-    p.add_argument("--words", choices=WORD_SOURCES, default="asr")
+    p.add_argument("--words", choices=("asr", "oracle"), default="asr")
+    p.add_argument("--recognised-only", action="store_true",
+                   help="asr words: only the segments already recognised (cached)")
     p.add_argument("--mosi-dir", type=Path, default=None)
     p.add_argument("--limit", type=int, default=None, help="random subset of N segments")
     p.add_argument("--seed", type=int, default=0)
@@ -371,7 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                           f"({(perf_s() - start) / (i + 1):.2f} s/segment)", flush=True)
             continue
         path = build(a.split, voice, a.words, a.mosi_dir, a.limit, a.seed, a.out,
-                     keep_wav=a.keep_wav or a.split == "test")
+                     keep_wav=a.keep_wav or a.split == "test",
+                     recognised_only=a.recognised_only)
         print(f"wrote {path}")
     return 0
 
