@@ -1,12 +1,14 @@
 """Live multimodal sentiment dashboard (Gradio).
 
     python app.py [--source PATH | --camera N [--mic NAME] | --browser] [--host H]
-                  [--port P] [--auth USER:PASS] [--share] [--checkpoint DIR]
+                  [--port P] [--auth USER:PASS] [--share] [--model DIR]
 
 Default: the bundled recording (assets/demo.mp4) on http://127.0.0.1:7860. The page reads
 only the pipeline's prediction store (through `realtime.ui_control.Dashboard`); no model
 work happens in a web handler. Binding anything but loopback, or sharing, needs --auth or
 SENTIMENT_AUTH=user:pass. Analytics are off; the page loads nothing from the internet.
+The "Personal calibration" panel (`realtime.ui_calibrate_page`) records labelled feature
+windows, calibrates a personal model in a subprocess and switches the live model.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import threading  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from realtime.clock import perf_s  # noqa: E402
+from realtime.ui_calibrate_page import calibration_panel, make_calibrator  # noqa: E402
 from realtime.ui_chunks import ChunkStore  # noqa: E402
 from realtime.ui_control import (  # noqa: E402
     SOURCE_KINDS,
@@ -84,7 +87,7 @@ def _settings(threshold, hold_s, span_min) -> ViewSettings:
                         span_s=float(span_min) * 60.0)
 
 
-def build_ui(dashboard: Dashboard, export_dir: Path | None = None):
+def build_ui(dashboard: Dashboard, export_dir: Path | None = None, calibrator=None):
     """The page (a ``gr.Blocks``) for ``dashboard``; see `build_demo`."""
     import gradio as gr  # imported here so that command-line errors come at once
     from gradio.utils import get_upload_folder
@@ -158,6 +161,8 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None):
                     jsonl_btn = gr.Button("Export JSONL", elem_id="export-jsonl")
                 exported = gr.File(label="Session log (no video or audio)",
                                    elem_id="export", interactive=False, visible=False)
+        if calibrator is not None:
+            calibration_panel(calibrator)
 
         fast_out = [sentiment, transcript, signals, latency, status, aggregates]
         slow_out = [timeline, masks]
@@ -249,20 +254,31 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None):
     return demo
 
 
-def build_demo(pipeline, choice: SourceChoice | None = None, pipeline_factory=None):
+def build_demo(pipeline, choice: SourceChoice | None = None, pipeline_factory=None,
+               model_dir: Path | None = None, data_dir: Path | None = None):
     """The dashboard page (a ``gr.Blocks``) for a `realtime.pipeline.Pipeline`.
 
     ``choice`` says what the pipeline listens to (for the player and for looping);
     ``pipeline_factory`` builds the pipeline for another source (default: a new
-    `Pipeline` on ``pipeline.engine``). The controller is ``demo.dashboard``; call its
-    ``start_session()`` to start and ``close()`` when done.
+    `Pipeline` on ``pipeline.engine``). ``model_dir``: the folder the engine's model came
+    from (None: the default); ``data_dir``: where calibration keeps its files (None: the
+    user data folder, `realtime.calibration.user_data_dir`). The controllers are
+    ``demo.dashboard`` (call ``start_session()`` to start) and ``demo.calibrator``; call
+    `close_demo` when done.
     """
     if pipeline_factory is None and getattr(pipeline, "engine", None) is not None:
         pipeline_factory = engine_pipeline_factory(pipeline.engine)
     dashboard = Dashboard(pipeline, choice, pipeline_factory)
-    demo = build_ui(dashboard)
-    demo.dashboard = dashboard
+    calibrator = make_calibrator(dashboard, model_dir, data_dir)
+    demo = build_ui(dashboard, calibrator=calibrator)
+    demo.dashboard, demo.calibrator = dashboard, calibrator
     return demo
+
+
+def close_demo(demo) -> None:
+    """Stops the session, recording and any calibration run."""
+    demo.calibrator.close()
+    demo.dashboard.close()
 
 
 # -- command line ------------------------------------------------------------------------
@@ -297,8 +313,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--auth", help=f"USER:PASS (or set {AUTH_ENV})")
     p.add_argument("--share", action="store_true", help="a public Gradio link (needs auth)")
-    p.add_argument("--checkpoint", type=Path, default=os.environ.get(CHECKPOINT_ENV) or None,
-                   help=f"model directory (default: ${CHECKPOINT_ENV}, else assets/model)")
+    p.add_argument("--model", "--checkpoint", dest="checkpoint", type=Path,
+                   default=os.environ.get(CHECKPOINT_ENV) or None,
+                   help=f"model folder, e.g. a personal model (default: ${CHECKPOINT_ENV}, "
+                   "else assets/model)")
     p.add_argument("--no-loop", action="store_true", help="play a recording once")
     return p.parse_args(argv)
 
@@ -357,7 +375,7 @@ def _serve(args: argparse.Namespace) -> int:
         pipeline = factory(choice)
     except (EngineError, AssetMissing, SourceError, OSError) as exc:
         raise SystemExit(f"Cannot start: {exc}") from None
-    demo = build_demo(pipeline, choice, factory)
+    demo = build_demo(pipeline, choice, factory, model_dir=args.checkpoint)
     try:
         demo.dashboard.start_session()
         demo.queue(default_concurrency_limit=4)
@@ -367,7 +385,7 @@ def _serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        demo.dashboard.close()
+        close_demo(demo)
     return 0
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from models.base import InputDims, check_dims
 from models.data import cache_dir, make_split, pack_steps, save_npz_atomic, unpack_steps
 
 FORMAT = 1
+MIN_SAMPLES = 8  # fewer labelled windows than this are refused: nothing to learn from
 BRANCHES = ("audio", "video")
 SESSION_KEYS = ("text", "audio", "video", "offsets", "labels", "t_s", "meta")
 
@@ -105,9 +107,11 @@ def is_branch_parameter(name: str) -> bool:
 
 
 def calibrate(base: torch.nn.Module, session: Session, epochs: int = 40, lr: float = 1e-3,
-              batch_size: int = 16, seed: int = 0) -> torch.nn.Module:
+              batch_size: int = 16, seed: int = 0,
+              on_epoch: Callable[[int, float], None] | None = None) -> torch.nn.Module:
     """A copy of ``base`` whose audio/video branch parameters are fitted (L1) to the
-    session's labels; every other parameter is unchanged. Returned in eval mode."""
+    session's labels; every other parameter is unchanged. Returned in eval mode.
+    ``on_epoch(epoch, mean_l1)`` is called after each epoch (1-based) for progress."""
     check_dims(base.config.dims, session.dims, where="the base model")
     model = copy.deepcopy(base)
     model.name = getattr(base, "name", None)
@@ -123,8 +127,9 @@ def calibrate(base: torch.nn.Module, session: Session, epochs: int = 40, lr: flo
     torch.manual_seed(seed)
     opt = torch.optim.Adam(trainable, lr=lr)
     model.train()
-    for _ in range(epochs):
+    for epoch in range(1, epochs + 1):
         order = gen.permutation(len(split))
+        total = 0.0
         for start in range(0, len(order), batch_size):
             b = split.batch(order[start:start + batch_size])
             out = model(b.text, b.audio, b.video, b.lengths)
@@ -132,6 +137,9 @@ def calibrate(base: torch.nn.Module, session: Session, epochs: int = 40, lr: flo
             opt.zero_grad()
             loss.backward()
             opt.step()
+            total += float(loss.detach()) * len(b.labels)
+        if on_epoch is not None:
+            on_epoch(epoch, total / len(order))
     for p in model.parameters():
         p.requires_grad_(True)
     return model.eval()
@@ -167,12 +175,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--min-samples", type=int, default=MIN_SAMPLES,
+                   help="refuse sessions with fewer labelled windows (default %(default)s)")
+    p.add_argument("--progress", action="store_true",
+                   help="print 'epoch E/N l1 X' after each epoch (for the dashboard)")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
-    session = read_session(a.session)
+    try:
+        session = read_session(a.session)
+        if len(session) < a.min_samples:
+            raise SessionError(f"{a.session}: only {len(session)} labelled windows; "
+                               f"calibration needs at least {a.min_samples}")
+    except SessionError as exc:
+        raise SystemExit(f"calibrate: {exc}") from None
     base_dir = a.base or default_base_dir()
-    base = checkpoint.load(base_dir)
-    model = calibrate(base, session, epochs=a.epochs, lr=a.lr, seed=a.seed)
+    try:
+        base = checkpoint.load(base_dir)
+    except checkpoint.CheckpointError as exc:
+        raise SystemExit(f"calibrate: the base model: {exc}") from None
+
+    def progress(epoch: int, l1: float) -> None:
+        if a.progress:
+            print(f"epoch {epoch}/{a.epochs} l1 {l1:.4f}", flush=True)
+
+    model = calibrate(base, session, epochs=a.epochs, lr=a.lr, seed=a.seed, on_epoch=progress)
     before = float(np.mean(np.abs(predict_session(base, session) - session.labels)))
     after = float(np.mean(np.abs(predict_session(model, session) - session.labels)))
     meta = {**getattr(base, "meta", {}), "calibrated_from": str(base_dir),

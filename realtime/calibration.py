@@ -12,11 +12,17 @@ only -- never audio samples, video frames or words. Then
 fine-tunes the voice and face branches and saves a personal model.
 
 Never reads the clock: the session time comes from the ``now_s`` callable it is given (the
-pipeline's clock). Thread-safe (the tick thread adds, the UI thread labels and saves).
+pipeline's clock; when that clock starts again -- a new pipeline after a source switch or a
+looped recording -- the recorder shifts it so its times keep increasing). Thread-safe (the
+tick thread adds, the UI thread labels and saves).
+
+`user_data_dir` is where the dashboard keeps sessions and personal models.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -29,6 +35,26 @@ import torch
 from models.calibrate import Session, write_session
 
 THUMBS_UP, THUMBS_DOWN = 2.0, -2.0
+DATA_ENV = "SENTIMENT_DATA_DIR"
+APP_DIR_NAME = "live-sentiment-monitor"
+
+
+def user_data_dir() -> Path:
+    """Where calibration sessions and personal models live: ``$SENTIMENT_DATA_DIR`` if set,
+    else the platform's per-user data folder (``$XDG_DATA_HOME`` or ``~/.local/share`` on
+    Linux, ``~/Library/Application Support`` on macOS, ``%LOCALAPPDATA%`` on Windows) /
+    live-sentiment-monitor. Never inside the repository; not created here."""
+    override = os.environ.get(DATA_ENV)
+    if override:
+        return Path(override).expanduser()
+    home = Path.home()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = home / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share")
+    return base / APP_DIR_NAME
 
 
 def label_from_thumbs(up: bool) -> float:
@@ -51,6 +77,13 @@ class TapModel(torch.nn.Module):
         self._on_input(text, audio, video, lengths)
         return self.inner(text, audio, video, lengths)
 
+    def swap(self, model: torch.nn.Module) -> None:
+        """Wraps ``model`` from now on (the caller holds the engine's model lock)."""
+        self.inner = model
+        self.config = model.config
+        self.name = getattr(model, "name", type(model).__name__)
+        self.meta = getattr(model, "meta", {})
+
 
 class SessionRecorder:
     def __init__(self, now_s: Callable[[], float], max_samples: int = 3000,
@@ -61,8 +94,10 @@ class SessionRecorder:
         self._samples: deque[tuple[float, float, np.ndarray, np.ndarray, np.ndarray]] = deque()
         self._label: float | None = None
         self._last_t_s = -np.inf
+        self._shift_s = 0.0  # added to now_s() once its clock has started again
         self._lock = threading.Lock()
-        self.dropped = 0
+        self.dropped = 0  # kept windows pushed out by newer ones (over max_samples)
+        self.unlabelled = 0  # windows offered while no label was set (not kept)
 
     # -- the user's side ---------------------------------------------------------------
     def set_label(self, value: float | None) -> None:
@@ -83,9 +118,16 @@ class SessionRecorder:
     def add(self, text: np.ndarray, audio: np.ndarray, video: np.ndarray) -> bool:
         """One window (T, D_m) per modality; kept when a label is set and at least
         ``min_interval_s`` passed since the last kept one. Returns whether it was kept."""
-        t_s = float(self._now_s())
+        raw_s = float(self._now_s())
         with self._lock:
-            if self._label is None or t_s - self._last_t_s < self.min_interval_s:
+            t_s = raw_s + self._shift_s
+            if t_s < self._last_t_s:  # a new clock: continue after the last kept window
+                self._shift_s = self._last_t_s + self.min_interval_s - raw_s
+                t_s = raw_s + self._shift_s
+            if self._label is None:
+                self.unlabelled += 1
+                return False
+            if t_s - self._last_t_s < self.min_interval_s:
                 return False
             if len(self._samples) >= self.max_samples:
                 self._samples.popleft()
@@ -95,13 +137,14 @@ class SessionRecorder:
             self._last_t_s = t_s
             return True
 
+    def add_tensors(self, text, audio, video, lengths) -> bool:
+        """`add` for the model's batch-of-one input tensors (padding cut at ``lengths[0]``)."""
+        n = int(lengths[0])
+        return self.add(*(x[0, :n].detach().cpu().numpy() for x in (text, audio, video)))
+
     def tap(self, engine):
         """The engine with its model wrapped so every window it sees reaches `add`."""
-        def on_input(text, audio, video, lengths) -> None:
-            n = int(lengths[0])
-            self.add(*(x[0, :n].detach().cpu().numpy() for x in (text, audio, video)))
-
-        return replace(engine, model=TapModel(engine.model, on_input))
+        return replace(engine, model=TapModel(engine.model, self.add_tensors))
 
     def session(self) -> Session:
         with self._lock:
@@ -116,6 +159,9 @@ class SessionRecorder:
         return write_session(path, self.session())
 
     def clear(self) -> None:
+        """Forgets the kept windows and the counters (the label stays)."""
         with self._lock:
             self._samples.clear()
             self._last_t_s = -np.inf
+            self._shift_s = 0.0
+            self.dropped = self.unlabelled = 0

@@ -153,6 +153,11 @@ footer {{display: none !important;}}
   background: rgba(148,163,184,.08); border: 1px solid {BORDER}; color:{MUTED};}}
 #player video {{max-height: 260px;}}
 .sx-table th {{white-space: nowrap;}}
+.sx-calib {{display:flex; flex-direction:column; gap: 8px;}}
+.sx-calib-counts {{display:grid; grid-template-columns: 1fr; gap: 0;}}
+.sx-small {{font-size: 12px; overflow-wrap: anywhere;}}
+.sx-rec {{display:inline-block; width:8px; height:8px; border-radius:50%;
+  background:#f87171; margin-right:6px; animation: sxpulse 1.2s infinite;}}
 """
 
 # Keeps the page dark whatever the OS prefers, and the player in step with the pipeline:

@@ -9,6 +9,8 @@ browser), with the real pipeline and the bundled model.
    streamed by the page's webcam and microphone components: the server receives frames and
    audio, the page shows a face present and recognised words, and no streamed media is
    left on disk.
+3. Personal calibration: thumbs up while the recording plays, save, the page shows the
+   count of labelled windows and the saved file's path (features and labels only).
 Screenshots go to test-artifacts/.
 """
 
@@ -205,5 +207,51 @@ def test_browser_camera_and_microphone_reach_the_pipeline(playwright, tmp_path,
             _poll(page, cache_empty, deadline_s=20.0)
             sizes = sorted(p.stat().st_size for p in kept)
             assert not kept, f"media left in Gradio's cache: {len(kept)} files, bytes {sizes}"
+        finally:
+            browser.close()
+
+
+def test_thumbs_up_while_the_recording_plays_saves_a_labelled_session(playwright, tmp_path,
+                                                                      artifacts_dir):
+    """Personal calibration in the page: thumbs up while the bundled recording plays, the
+    kept count grows, Save writes a features-only session into SENTIMENT_DATA_DIR and the
+    page shows its path."""
+    import numpy as np
+
+    from models.calibrate import SESSION_KEYS
+
+    data = tmp_path / "data"
+    with AppServer(log_path=tmp_path / "app.log",
+                   env={"SENTIMENT_DATA_DIR": str(data)}) as server:
+        browser = launch_chromium(playwright)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.goto(server.url)
+            page.click("#calibration >> text=Personal calibration")  # open the accordion
+            page.click("#calib-up")
+            kept = {"n": 0}
+
+            def counted() -> bool:
+                value = page.get_attribute("#calib-status [data-kept]", "data-kept")
+                kept["n"] = int(value or 0)
+                return kept["n"] >= 3
+
+            _poll(page, counted)
+            assert kept["n"] >= 3, f"labelled windows kept: {kept}\n{server.log()}"
+            status = page.locator("#calib-status .sx-calib")
+            assert status.get_attribute("data-label") == "2.00"
+            assert status.get_attribute("data-recording") == "true"
+            page.click("#calib-save")
+            page.wait_for_selector("#calib-message :text('Saved')", timeout=30_000)
+            saved = list((data / "calibration").glob("session-*.npz"))
+            assert len(saved) == 1, saved
+            assert str(saved[0]) in page.inner_text("#calib-message")
+            page.wait_for_selector(f"#calib-status [data-path=session]:text('{saved[0].name}')",
+                                   timeout=10_000)
+            page.screenshot(path=str(artifacts_dir / "e2e_calibration.png"), full_page=True)
+            with np.load(saved[0], allow_pickle=False) as z:
+                assert set(z.files) == set(SESSION_KEYS)
+                assert len(z["labels"]) >= 3 and set(z["labels"].tolist()) == {2.0}
+                assert all(z[k].dtype == np.float32 for k in ("text", "audio", "video"))
         finally:
             browser.close()
