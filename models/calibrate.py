@@ -39,6 +39,7 @@ from models.data import cache_dir, make_split, pack_steps, save_npz_atomic, unpa
 
 FORMAT = 1
 MIN_SAMPLES = 8  # fewer labelled windows than this are refused: nothing to learn from
+EPOCHS = 40
 BRANCHES = ("audio", "video")
 SESSION_KEYS = ("text", "audio", "video", "offsets", "labels", "t_s", "meta")
 
@@ -106,7 +107,7 @@ def is_branch_parameter(name: str) -> bool:
     return False
 
 
-def calibrate(base: torch.nn.Module, session: Session, epochs: int = 40, lr: float = 1e-3,
+def calibrate(base: torch.nn.Module, session: Session, epochs: int = EPOCHS, lr: float = 1e-3,
               batch_size: int = 16, seed: int = 0,
               on_epoch: Callable[[int, float], None] | None = None) -> torch.nn.Module:
     """A copy of ``base`` whose audio/video branch parameters are fitted (L1) to the
@@ -172,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base", type=Path, default=None, help="default: assets/model")
     p.add_argument("--out", type=Path, default=None,
                    help=f"personal checkpoint folder (default {personal_model_dir()})")
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--epochs", type=int, default=EPOCHS)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--min-samples", type=int, default=MIN_SAMPLES,

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from models.calibrate import MIN_SAMPLES, SessionError, read_session
+from models.calibrate import EPOCHS, MIN_SAMPLES, SessionError, read_session
 from realtime.calibration import SessionRecorder, TapModel, user_data_dir
 from realtime.clock import wall_time_iso
 from realtime.ui_calibrate_job import CalibrationJob, PersonalModel, Progress, read_personal
@@ -43,7 +43,7 @@ class Calibrator:
 
     def __init__(self, engine, now_s: Callable[[], float], base_dir: Path | None,
                  data_dir: Path | None = None, live_dir: Path | None = None,
-                 epochs: int = 30, max_samples: int = 3000, min_samples: int = MIN_SAMPLES
+                 epochs: int = EPOCHS, max_samples: int = 3000, min_samples: int = MIN_SAMPLES
                  ) -> None:
         self.engine = engine
         self.base_dir = base_dir

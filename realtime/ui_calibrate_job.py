@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from realtime.clock import perf_s
+
 EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+) l1 ([0-9.eE+-]+|nan)$")
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,6 +44,7 @@ class Progress:
     after: float | None = None
     model_dir: Path | None = None
     message: str = ""
+    elapsed_s: float = 0.0  # since the run started (compute time, `perf_s`)
 
     @property
     def running(self) -> bool:
@@ -95,6 +98,7 @@ class CalibrationJob:
         self._progress = Progress("running", session, samples, 0, epochs,
                                   message="starting\u2026")
         self._tail: deque[str] = deque(maxlen=8)
+        self._t0_s = perf_s()
         self._lock = threading.Lock()
         self._stopping = False
         self._on_done = on_done
@@ -108,6 +112,7 @@ class CalibrationJob:
 
     def start(self) -> CalibrationJob:
         shutil.rmtree(self._tmp, ignore_errors=True)
+        self._t0_s = perf_s()
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
         self._proc = subprocess.Popen(self._cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True, bufsize=1)
@@ -129,7 +134,8 @@ class CalibrationJob:
 
     def _set(self, **changes) -> None:
         with self._lock:
-            self._progress = replace(self._progress, **changes)
+            self._progress = replace(self._progress, elapsed_s=perf_s() - self._t0_s,
+                                     **changes)
 
     def _follow(self) -> None:
         proc = self._proc

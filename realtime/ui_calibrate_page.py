@@ -84,8 +84,10 @@ def calibration_html(cal: Calibrator) -> str:
         detail = f"epoch {p.epoch}/{p.epochs} \u00b7 train L1 {_num(p.l1)}"
         if p.state == "done":
             detail = (f"{p.samples} windows \u00b7 session L1 {_num(p.before)} \u2192 "
-                      f"{_num(p.after)}")
-        prog = (f'<div class="sx-calib-run" data-state="{p.state}" data-epoch="{p.epoch}">'
+                      f"{_num(p.after)} \u00b7 {p.elapsed_s:.0f} s")
+        prog = (f'<div class="sx-calib-run" data-state="{p.state}" data-epoch="{p.epoch}" '
+                f'data-samples="{p.samples}" data-before="{_num(p.before, "{:.4f}")}" '
+                f'data-after="{_num(p.after, "{:.4f}")}">'
                 f'<div class="sx-sub"><span>calibration: <b>{escape(p.state)}</b></span>'
                 f"<span>{escape(detail)}</span></div>"
                 f'<div class="sx-meter-track"><span class="sx-meter-fill" '
@@ -167,9 +169,11 @@ def calibration_panel(cal: Calibrator) -> None:
 
     def labelled(value):
         def set_it():
-            started = "" if cal.recording or not cal.available else cal.start_recording()
             text = cal.set_label(value)
-            return f"{text}. {started}".strip()
+            if value is not None and cal.available and not cal.recording:  # record with it
+                cal.start_recording()
+                return f"{text}; recording started."
+            return text
         return set_it
 
     out = [message, status]

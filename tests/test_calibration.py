@@ -3,6 +3,8 @@ that the calibrated model must pick up and the shipped default model must not.""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -62,6 +64,47 @@ def test_recorder_keeps_only_labelled_windows_spaced_and_bounded(tmp_path):
     assert back.audio[0][0, 0] == 1.0
     with np.load(path) as z:  # features only: no samples, frames or words
         assert set(z.files) == set(SESSION_KEYS)
+
+
+def test_recorder_counts_unlabelled_windows_and_survives_a_clock_restart(tmp_path):
+    clock = FakeClock()
+    rec = SessionRecorder(clock.now_s, min_interval_s=0.5)
+    clock.t_s = 5.0
+    assert not rec.add(*_window()) and rec.unlabelled == 1
+    rec.set_label(1.0)
+    assert rec.add(*_window())
+    clock.t_s = 0.1  # a new pipeline: its clock starts again
+    assert rec.add(*_window())
+    clock.t_s = 0.3
+    assert not rec.add(*_window())  # spacing still holds on the shifted time
+    clock.t_s = 0.7
+    assert rec.add(*_window())
+    np.testing.assert_allclose(rec.session().t_s, [5.0, 5.5, 6.1])
+    rec.clear()
+    assert len(rec) == 0 and rec.unlabelled == 0 and rec.label == 1.0
+    clock.t_s = 0.0
+    assert rec.add(*_window()) and rec.session().t_s.tolist() == [0.0]
+
+
+def test_user_data_dir_follows_the_environment(tmp_path, monkeypatch):
+    from realtime.calibration import DATA_ENV, user_data_dir
+
+    monkeypatch.setenv(DATA_ENV, str(tmp_path / "mine"))
+    assert user_data_dir() == tmp_path / "mine"
+    monkeypatch.delenv(DATA_ENV)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    if sys.platform.startswith("linux"):
+        assert user_data_dir() == tmp_path / "xdg" / "live-sentiment-monitor"
+    assert not user_data_dir().exists()  # never created by asking
+
+
+def test_cli_refuses_too_few_samples(tmp_path):
+    small = Session(*(tuple(np.ones((2, d), np.float32) for _ in range(3)) for d in (4, 3, 5)),
+                    np.ones(3, np.float32), np.arange(3.0))
+    session = write_session(tmp_path / "s.npz", small)
+    with pytest.raises(SystemExit, match="only 3 labelled windows.*at least 8"):
+        main(["--session", str(session), "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
 
 
 def test_session_errors(tmp_path):

@@ -160,6 +160,7 @@ def test_calibrate_in_the_background_then_load_it_live(live, cal, base_dir, tmp_
     assert done.samples == n and done.epoch == done.epochs == 3
     assert done.before is not None and done.after is not None and done.before >= 0
     assert done.model_dir == session.with_name("personal-" + session.stem[len("session-"):])
+    assert done.elapsed_s > 0 and f'data-samples="{n}"' in calibration_html(cal)
     assert 'data-state="done"' in calibration_html(cal)
     personal = read_personal(done.model_dir)
     assert personal is not None and personal.samples == n
@@ -233,3 +234,58 @@ def test_base_model_dir_of_a_personal_model_is_its_base(base_dir, tmp_path):
     assert base_model_dir(personal) == base_dir
     assert base_model_dir(base_dir) == base_dir
     assert read_personal(base_dir) is None and read_personal(personal).samples == 9
+
+
+def _handler(demo, elem_id: str, event: str = "click"):
+    """The function the page calls for ``event`` on the component ``elem_id``."""
+    comp = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == elem_id)
+    return next(f.fn for f in demo.fns.values() if (comp._id, event) in f.targets)
+
+
+def test_page_handlers_label_save_refuse_and_load(live, base_dir, tmp_path):
+    demo = app.build_demo(live.pipeline, model_dir=base_dir, data_dir=tmp_path / "data")
+    cal = demo.calibrator
+    try:
+        msg, html = _handler(demo, "calib-up")()  # a label starts recording
+        assert msg == "Label +2.0; recording started." and 'data-recording="true"' in html
+        live.pipeline.run_to_end()
+        tick = next(f.fn for f in demo.fns.values()
+                    if any(e == "tick" for _, e in f.targets) and f.outputs
+                    and f.outputs[0].elem_id == "calib-status")
+        html, _ = tick({})
+        kept = len(cal.recorder)
+        assert kept >= 4 and f'data-kept="{kept}"' in html
+        unchanged = tick({"html": html, "choices": cal.model_choices()})
+        assert not any(isinstance(x, str) for x in unchanged), unchanged  # skipped: no resend
+        msg, _ = _handler(demo, "calib-label", "release")(-0.5)
+        assert cal.recorder.label == -0.5 and "-0.5" in msg
+        msg, _ = _handler(demo, "calib-none")()
+        assert cal.recorder.label is None and "No label" in msg
+        msg, html = _handler(demo, "calib-save")()
+        assert f"Saved {kept} labelled windows" in msg and cal.last_session.name in msg
+        assert cal.last_session.is_file() and cal.last_session.name in html
+        cal.min_samples = kept + 5
+        msg, _ = _handler(demo, "calib-run")()
+        assert msg.startswith("\u26a0") and "Too few samples" in msg and not cal.progress.running
+        assert "No calibration is running" in _handler(demo, "calib-cancel")()[0]
+
+        personal = checkpoint.save(checkpoint.load(base_dir),
+                                   cal.folder / "personal-2026-01-01T00-00-00",
+                                   meta={"calibrated_from": str(base_dir), "session_samples": 40,
+                                         "session_l1_before": 1.5, "session_l1_after": 0.5})
+        update = _handler(demo, "calib-refresh")()
+        assert (f"{personal.name} \u00b7 40 windows \u00b7 L1 1.50\u21920.50", str(personal)) in \
+            update["choices"]
+        msg, html, update = _handler(demo, "calib-load")(str(personal))
+        assert msg == f"Live model: mmlatch \u00b7 {personal.name}" and update["value"] == str(
+            personal)
+        status = fast_panels(demo.dashboard, ViewSettings(), RefreshMeter())["status"]
+        assert personal.name in status and personal.name in html
+        broken = cal.folder / "personal-broken"
+        broken.mkdir()
+        (broken / "config.json").write_text("{not json")
+        msg, _, update = _handler(demo, "calib-load")(str(broken))
+        assert msg.startswith("\u26a0") and "Could not load" in msg and "unchanged" in msg
+        assert update["value"] == str(personal) and personal.name in live.engine.model_name
+    finally:
+        app.close_demo(demo)
