@@ -34,6 +34,37 @@ def safe_lengths(lengths: torch.Tensor, steps: int) -> torch.Tensor:
     return lengths.clamp(min=1, max=max(steps, 1))
 
 
+_ZERO_INPUT_SHORTCUT = [False]
+
+
+def set_zero_input_shortcut(enabled: bool) -> None:
+    """Process-wide switch (off by default; models.train --zero-input-shortcut turns it on):
+    `SequenceLSTM` runs an all-zero input batch (an absent modality, e.g. mosi-text's audio
+    and video) as ONE zero sequence of the batch's full length and gathers every row's
+    outputs from it. Same maths: with zero inputs a forward state depends only on the step
+    index and a backward state only on the steps left to the row's end. Outputs agree with the
+    normal path to float rounding (tested); gradients reach the same weights."""
+    _ZERO_INPUT_SHORTCUT[0] = bool(enabled)
+
+
+def _zero_input_lstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """`lstm` over an all-zero padded batch (B, T, D) -> (B, T, dirs * hidden), zero at
+    padding, from one full-length zero sequence."""
+    batch, steps = x.shape[0], x.shape[1]
+    one, _ = lstm(x[:1].new_zeros(1, steps, x.shape[2]))  # (1, T, dirs * H)
+    h = lstm.hidden_size
+    t = torch.arange(steps, device=x.device)[None, :].expand(batch, -1)
+    valid = step_mask(lengths, steps)
+    fwd = one[0, :, :h][t]
+    if not lstm.bidirectional:
+        return fwd * valid[..., None].to(fwd.dtype)
+    # backward state at step t of a row of length L has seen L - t steps: the full-length
+    # sequence's backward output at step T - L + t
+    shifted = (t + steps - lengths[:, None].to(t.device)).clamp(0, steps - 1)
+    bwd = one[0, :, h:][shifted]
+    return torch.cat([fwd, bwd], dim=-1) * valid[..., None].to(fwd.dtype)
+
+
 class SequenceLSTM(nn.Module):
     """An LSTM over padded sequences (packed, so padding never reaches the state).
 
@@ -50,11 +81,14 @@ class SequenceLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         steps = x.shape[1]
-        packed = pack_padded_sequence(
-            x, lengths.cpu(), batch_first=True, enforce_sorted=False
-        )
-        out, _ = self.lstm(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=steps)
+        if _ZERO_INPUT_SHORTCUT[0] and not bool(torch.any(x)):
+            out = _zero_input_lstm(self.lstm, x, lengths)
+        else:
+            packed = pack_padded_sequence(
+                x, lengths.cpu(), batch_first=True, enforce_sorted=False
+            )
+            out, _ = self.lstm(packed)
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=steps)
         if self.bidirectional:
             out = out[..., : self.hidden] + out[..., self.hidden :]
         return self.drop(out)

@@ -23,9 +23,10 @@ from torch import nn
 from tqdm import tqdm
 
 from models import checkpoint
+from models.crossfit import crossfit, halves
 from models.data import DATASETS, DatasetBundle, Split, load_dataset
 from models.data_mosi import WORD_SOURCES
-from models.layers import step_mask
+from models.layers import set_zero_input_shortcut, step_mask
 from models.metrics import Metrics, compute
 from models.registry import NAMES, create
 
@@ -39,6 +40,9 @@ class TrainConfig:
     lr_patience: int = 5
     lr_factor: float = 0.5
     seed: int = 0
+    weight_decay: float = 0.0
+    bucket: bool = False
+    crossfit: bool = False
 
 
 @dataclass
@@ -47,6 +51,7 @@ class TrainResult:
     best_valid_loss: float
     epochs: int
     history: list[dict[str, float]] = field(default_factory=list)
+    test_preds: list[np.ndarray] = field(default_factory=list)
 
 
 def seed_everything(seed: int) -> None:
@@ -63,6 +68,24 @@ def task_loss(pred: torch.Tensor, labels: torch.Tensor, lengths: torch.Tensor) -
     return ((pred - labels).abs() * valid).sum() / valid.sum().clamp(min=1.0)
 
 
+def batch_indices(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
+                  bucket: bool) -> list[np.ndarray]:
+    """One epoch's batches of row indices.
+
+    bucket=False: a random permutation cut into batches. bucket=True: rows sorted by length
+    (random order among equal lengths) are cut into batches and the batches shuffled, so a
+    batch holds sequences of similar length: far fewer padded steps to compute (the packed
+    LSTMs loop over the longest sequence of the batch). Every row is used once either way.
+    """
+    perm = rng.permutation(len(lengths))
+    if bucket:
+        perm = perm[np.argsort(np.asarray(lengths)[perm], kind="stable")]
+    batches = [perm[s:s + batch_size] for s in range(0, len(perm), batch_size)]
+    if bucket:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
 def _forward(model: nn.Module, batch):
     out = model(batch.text, batch.audio, batch.video, batch.lengths)
     pred = out.per_step if out.per_step is not None else out.sentiment
@@ -71,20 +94,24 @@ def _forward(model: nn.Module, batch):
 
 @torch.no_grad()
 def predict(model: nn.Module, split: Split, batch_size: int = 64):
-    """(predictions, labels) as flat float arrays: one value per sequence, or per valid step
-    for per-step datasets. Runs in eval mode."""
+    """(predictions, labels) as flat float arrays in the split's order: one value per
+    sequence, or per valid step for per-step datasets. Runs in eval mode. Batches are formed
+    from length-sorted rows (less padding; in eval() a row's output does not depend on the
+    other rows of its batch, so the predictions are the same up to float rounding)."""
     model.eval()
-    preds, labels = [], []
+    order = np.argsort(split.lengths.numpy(), kind="stable")
+    preds: list[np.ndarray] = [np.empty(0, np.float32)] * len(split)
+    labels: list[np.ndarray] = [np.empty(0, np.float32)] * len(split)
     for start in range(0, len(split), batch_size):
-        batch = split.batch(range(start, min(start + batch_size, len(split))))
+        rows = order[start:start + batch_size]
+        batch = split.batch(rows)
         _, pred = _forward(model, batch)
-        if pred.dim() == 2:
-            valid = step_mask(batch.lengths, pred.shape[1])
-            preds.append(pred[valid].numpy())
-            labels.append(batch.labels[valid].numpy())
-        else:
-            preds.append(pred.numpy())
-            labels.append(batch.labels.numpy())
+        for i, row in enumerate(rows):
+            if pred.dim() == 2:
+                n = int(batch.lengths[i])
+                preds[row], labels[row] = pred[i, :n].numpy(), batch.labels[i, :n].numpy()
+            else:
+                preds[row], labels[row] = pred[i:i + 1].numpy(), batch.labels[i:i + 1].numpy()
     return np.concatenate(preds), np.concatenate(labels)
 
 
@@ -96,7 +123,7 @@ def evaluate_split(model: nn.Module, split: Split) -> tuple[Metrics, float]:
 def train(model: nn.Module, bundle: DatasetBundle, cfg: TrainConfig,
           progress: bool = True) -> TrainResult:
     gen = np.random.default_rng(cfg.seed)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience
     )
@@ -106,10 +133,10 @@ def train(model: nn.Module, bundle: DatasetBundle, cfg: TrainConfig,
                disable=not progress, file=sys.stderr, leave=False)
     for epoch in bar:
         model.train()
-        order = gen.permutation(len(bundle.train))
         losses = []
-        for start in range(0, len(order), cfg.batch_size):
-            batch = bundle.train.batch(order[start:start + cfg.batch_size])
+        for rows in batch_indices(bundle.train.lengths.numpy(), cfg.batch_size, gen,
+                                  cfg.bucket):
+            batch = bundle.train.batch(rows)
             out, pred = _forward(model, batch)
             loss = task_loss(pred, batch.labels, batch.lengths)
             total = loss + out.aux_loss if out.aux_loss is not None else loss
@@ -123,6 +150,8 @@ def train(model: nn.Module, bundle: DatasetBundle, cfg: TrainConfig,
         result.history.append({"epoch": epoch, "train_l1": float(np.mean(losses)),
                                "valid_l1": valid_loss})
         bar.set_postfix(train=f"{np.mean(losses):.3f}", valid=f"{valid_loss:.3f}")
+        if cfg.crossfit:  # kept for models.crossfit; never used for training decisions
+            result.test_preds.append(predict(model, bundle.test)[0])
         if valid_loss < best - 1e-6:
             best, best_epoch, bad = valid_loss, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
@@ -155,19 +184,34 @@ def parse_overrides(items: list[str]) -> dict:
 
 def run(args: argparse.Namespace) -> dict[str, float]:
     torch.set_num_threads(args.threads)
+    set_zero_input_shortcut(args.zero_input_shortcut)
     seed_everything(args.seed)
     bundle = load_dataset(args.data, mosi_dir=args.mosi_dir, seed=args.seed,
                           absent_dim=args.absent_dim, words=args.words)
     seed_everything(args.seed)
     model = create(args.model, bundle.dims, per_step=bundle.per_step, **parse_overrides(args.set))
     cfg = TrainConfig(lr=args.lr, batch_size=args.batch_size, max_epochs=args.max_epochs,
-                      patience=args.patience, seed=args.seed)
+                      patience=args.patience, seed=args.seed, weight_decay=args.weight_decay,
+                      bucket=args.bucket, crossfit=args.crossfit and not args.valid_only)
     result = train(model, bundle, cfg, progress=not args.no_progress)
-    metrics, _ = evaluate_split(model, bundle.test)
+    valid, _ = evaluate_split(model, bundle.valid)
     meta = {"data": args.data, "description": bundle.description, "seed": args.seed,
             "best_epoch": result.best_epoch,
             "epochs": result.epochs, "valid_l1": result.best_valid_loss,
-            "test": metrics.as_dict(), "train": cfg.__dict__}
+            "valid": valid.as_dict(), "train": cfg.__dict__}
+    if args.valid_only:
+        metrics = valid
+    else:
+        metrics, _ = evaluate_split(model, bundle.test)
+        meta["test"] = metrics.as_dict()
+        if cfg.crossfit:
+            _, label = predict(model, bundle.test)
+            lengths = bundle.test.lengths.numpy() if bundle.per_step else np.ones(
+                len(bundle.test), np.int64)
+            pred, chosen = crossfit(result.test_preds, label, lengths,
+                                    halves(len(bundle.test)))
+            meta["test_crossfit"] = compute(pred, label).as_dict()
+            meta["crossfit_epochs"] = [c + 1 for c in chosen]
     if args.out:
         out = Path(args.out)
         checkpoint.save(model, out, meta=meta)
@@ -190,6 +234,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=TrainConfig.patience)
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay,
+                   help="Adam L2 weight decay")
+    p.add_argument("--bucket", action="store_true",
+                   help="length-bucketed training batches (see batch_indices)")
+    p.add_argument("--zero-input-shortcut", action="store_true",
+                   help="run LSTMs over all-zero (absent) modalities once per batch "
+                   "(models.layers.set_zero_input_shortcut; same maths, faster)")
+    p.add_argument("--crossfit", action="store_true",
+                   help="also score the test split with cross-fitted epoch selection "
+                   "(models.crossfit; meta test_crossfit)")
+    p.add_argument("--valid-only", action="store_true",
+                   help="never touch the test split: the last line is the VALIDATION metrics "
+                   "(for choosing settings)")
     p.add_argument("--absent-dim", type=int, default=1,
                    help="size of the all-zero audio/video inputs of mosi-text")
     p.add_argument("--words", default="timestamped", choices=WORD_SOURCES,
