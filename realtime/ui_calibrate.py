@@ -167,7 +167,11 @@ class Calibrator:
         while out.exists():
             k += 1
             out = session.with_name(f"{MODEL_PREFIX}{name}-{k}")
-        self._job = CalibrationJob(session, n, self.base_dir, out, self.epochs).start()
+        job = CalibrationJob(session, n, self.base_dir, out, self.epochs)
+        try:
+            self._job = job.start()
+        except OSError as exc:
+            raise CalibrationError(f"Could not start the calibration: {exc}") from exc
         return f"Calibrating on {session.name} ({n} labelled windows)\u2026"
 
     def stop_calibration(self) -> str:
@@ -189,8 +193,10 @@ class Calibrator:
     def model_choices(self) -> list[tuple[str, str]]:
         name = self._default[1] if self._default is not None else (
             self.base_dir.name if self.base_dir is not None else "?")
-        return [(f"Default model ({name})", DEFAULT),
-                *((m.label, str(m.path)) for m in self.personal_models())]
+        found = [(m.label, str(m.path)) for m in self.personal_models()]
+        if self.live != DEFAULT and self.live not in {v for _, v in found}:
+            found.insert(0, (Path(self.live).name, self.live))  # loaded from elsewhere
+        return [(f"Default model ({name})", DEFAULT), *found]
 
     def load_model(self, choice: str | None) -> str:
         """Makes ``choice`` (DEFAULT or a personal model folder) the live model; the

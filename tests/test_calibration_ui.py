@@ -227,13 +227,21 @@ def test_without_an_engine_the_panel_says_so_and_actions_are_refused(tmp_path):
         app.close_demo(demo)
 
 
-def test_base_model_dir_of_a_personal_model_is_its_base(base_dir, tmp_path):
+def test_started_on_a_personal_model_it_names_it_and_calibrates_from_its_base(
+        base_dir, av_file, tmp_path):
+    """``python app.py --model DIR`` with a personal model from anywhere."""
     model = checkpoint.load(base_dir)
-    personal = checkpoint.save(model, tmp_path / "p", meta={
+    personal = checkpoint.save(model, tmp_path / "elsewhere" / "mine", meta={
         "calibrated_from": str(base_dir), "session_samples": 9})
     assert base_model_dir(personal) == base_dir
     assert base_model_dir(base_dir) == base_dir
     assert read_personal(base_dir) is None and read_personal(personal).samples == 9
+    live = Live(personal, av_file)
+    cal = Calibrator(live.engine, lambda: 0.0, base_model_dir(personal),
+                     data_dir=tmp_path / "data", live_dir=personal)
+    assert live.engine.model_name == "mmlatch \u00b7 mine"
+    assert cal.model_choices() == [("Default model (base)", DEFAULT), ("mine", str(personal))]
+    assert cal.load_model(DEFAULT) == "Live model: mmlatch" and cal.live == DEFAULT
 
 
 def _handler(demo, elem_id: str, event: str = "click"):
