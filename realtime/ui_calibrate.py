@@ -58,6 +58,7 @@ class Calibrator:
         self._lock = threading.Lock()
         self._default = None  # (model, name) of the default model, once loaded
         self.live: str = DEFAULT
+        self.source_live: Callable[[], bool] = lambda: True  # is anything feeding the model?
         if engine is None:
             return
         if live_dir is None or base_dir is None or Path(live_dir).resolve() == Path(

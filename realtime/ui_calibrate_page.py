@@ -52,8 +52,10 @@ def make_calibrator(dashboard, model_dir: Path | None = None, data_dir: Path | N
     def now_s() -> float:
         return float(dashboard.pipeline.clock.now_s())
 
-    return Calibrator(engine, now_s, base_model_dir(model_dir), data_dir=data_dir,
-                      live_dir=model_dir, **kw)
+    cal = Calibrator(engine, now_s, base_model_dir(model_dir), data_dir=data_dir,
+                     live_dir=model_dir, **kw)
+    cal.source_live = lambda: bool(dashboard.session_active)
+    return cal
 
 
 def _num(value: float | None, pattern: str = "{:.2f}") -> str:
@@ -76,6 +78,8 @@ def calibration_html(cal: Calibrator) -> str:
     lab = ('<span class="sx-chip"><i>label</i> none (not kept)</span>' if label is None else
            f'<span class="sx-chip"><i>label</i> <b style="color:{sentiment_css(label)}">'
            f"{label:+.1f}</b></span>")
+    idle = ('<div class="sx-calm">The session is stopped: start it (Source, Start session) '
+            "to record.</div>" if cal.recording and not cal.source_live() else "")
     saved = cal.last_session
     p = cal.progress
     prog = ""
@@ -101,6 +105,7 @@ def calibration_html(cal: Calibrator) -> str:
         f'data-saved="{escape(str(saved or ""))}">'
         f'<div class="sx-status" style="justify-content:flex-start">{pill}{lab}'
         f'<span class="sx-chip"><i>live model</i> {escape(cal.engine.model_name)}</span></div>'
+        f"{idle}"
         f'<div class="sx-calib-counts">'
         f'<div class="sx-kv"><span>kept</span><b data-count="kept">{kept}</b>'
         f'<span class="sx-unit">labelled windows ({cal.unsaved} unsaved)</span></div>'

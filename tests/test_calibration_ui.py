@@ -261,6 +261,7 @@ def test_page_handlers_label_save_refuse_and_load(live, base_dir, tmp_path):
                     if any(e == "tick" for _, e in f.targets) and f.outputs
                     and f.outputs[0].elem_id == "calib-status")
         html, _ = tick({})
+        assert "The session is stopped" in html  # replayed here, not a running session
         kept = len(cal.recorder)
         assert kept >= 4 and f'data-kept="{kept}"' in html
         unchanged = tick({"html": html, "choices": cal.model_choices()})

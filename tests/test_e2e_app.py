@@ -241,6 +241,7 @@ def test_thumbs_up_while_the_recording_plays_saves_a_labelled_session(playwright
             status = page.locator("#calib-status .sx-calib")
             assert status.get_attribute("data-label") == "2.00"
             assert status.get_attribute("data-recording") == "true"
+            assert "session is stopped" not in page.inner_text("#calib-status")
             page.click("#calib-save")
             page.wait_for_selector("#calib-message :text('Saved')", timeout=30_000)
             saved = list((data / "calibration").glob("session-*.npz"))
