@@ -1,6 +1,7 @@
 """Personal calibration: fine-tune the voice and face branches on a recorded session.
 
-    python -m models.calibrate --session FILE [--base DIR] [--out DIR]
+    python -m models.calibrate --session FILE [--base DIR] [--out DIR] [--epochs N]
+                               [--min-samples N] [--progress]
 
 The default model learned sentiment from words only (spoken MOSI has no labelled voices or
 faces). A session recorded by the dashboard (`realtime.calibration.SessionRecorder`) pairs
