@@ -209,10 +209,11 @@ def find_files(split: str, words: str | None = None, root: Path | None = None) -
     return sorted(p for p in root.glob(pattern) if not p.name.endswith(".tmp.npz"))
 
 
-def valid_files(root: Path, voice_tag_: str | None = None) -> list[Path]:
-    """The validation files of the most realistic word source present (`VALID_PREFERENCE`),
-    of one voice (tag, e.g. ``en-us-nyc-160``) or of every voice."""
-    for words in VALID_PREFERENCE:
+def valid_files(root: Path, voice_tag_: str | None = None,
+                words_: str | None = None) -> list[Path]:
+    """The validation files of the most realistic word source present (`VALID_PREFERENCE`;
+    or only ``words_``), of one voice (tag, e.g. ``en-us-nyc-160``) or of every voice."""
+    for words in (words_,) if words_ else VALID_PREFERENCE:
         found = [p for p in find_files("valid", words, root)
                  if voice_tag_ is None or p.name.split("__")[1] == voice_tag_]
         if found:
@@ -221,18 +222,18 @@ def valid_files(root: Path, voice_tag_: str | None = None) -> list[Path]:
 
 
 def train_valid_bundle(root: str | Path | None = None, words: str = "both",
-                       valid_voice: str | None = None
+                       valid_voice: str | None = None, valid_words: str | None = None
                        ) -> tuple[DatasetBundle, dict[str, list[Path]]]:
     """Training files of ``words`` ("asr", "oracle", "live" or "both": asr and oracle, every
     voice of each); validation files of ``valid_voice`` (a voice tag; None: any) from the most
-    realistic word source present (live, else asr, else oracle), and the test files likewise;
-    returns the bundle and the files used per split."""
+    realistic word source present (live, else asr, else oracle; or only ``valid_words``), and
+    the test files likewise; returns the bundle and the files used per split."""
     root = Path(root) if root is not None else spoken_dir()
     sources = ("asr", "oracle") if words == "both" else (words,)
     if not set(sources) <= set(WORD_SOURCES):
         raise ValueError(f"words must be one of {WORD_SOURCES} or 'both'")
     files = {"train": [p for w in sources for p in find_files("train", w, root)],
-             "valid": valid_files(root, valid_voice)}
+             "valid": valid_files(root, valid_voice, valid_words)}
     files["test"] = next((f for w in VALID_PREFERENCE if (f := find_files("test", w, root))),
                          [])
     for s in ("train", "valid"):

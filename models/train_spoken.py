@@ -167,8 +167,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None, help="checkpoint folder to write")
     p.add_argument("--valid-voice", default=None,
                    help="validation voice tag, e.g. en-us-nyc-160 (default: any)")
+    p.add_argument("--valid-words", choices=("live", "asr", "oracle"), default=None,
+                   help="validation word source for epoch selection (default: the most "
+                        "realistic present)")
     p.add_argument("--score", type=Path, nargs="+", default=None, metavar="DIR",
                    help="only score these checkpoints on the validation set, best first")
+    p.add_argument("--score-file", type=Path, default=None,
+                   help="with --score: a spoken-MOSI file to score on instead (e.g. the "
+                        "validation voice's oracle words, for the ASR gap)")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--patience", type=int, default=6)
     p.add_argument("--lr", type=float, default=5e-4)
@@ -185,14 +191,21 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--out is required (unless --score)")
     torch.set_num_threads(a.threads)
     seed_everything(a.seed)
-    from models.data_spoken import read_split, spoken_dir, train_valid_bundle
+    from models.data_spoken import read_split, spoken_dir, to_split, train_valid_bundle
 
-    bundle, files = train_valid_bundle(a.data or spoken_dir(), a.words, a.valid_voice)
     if a.score is not None:
-        ranked = score(a.score, bundle.valid)
-        print(json.dumps({"valid_files": [f.name for f in files["valid"]],
-                          "segments": len(bundle.valid), "ranked": ranked}, indent=1))
+        if a.score_file is not None:
+            used, valid = [a.score_file], to_split([read_split(a.score_file)])
+        else:
+            _, files = train_valid_bundle(a.data or spoken_dir(), a.words, a.valid_voice)
+            used = files["valid"]
+            valid = to_split([read_split(f) for f in used])
+        ranked = score(a.score, valid)
+        print(json.dumps({"valid_files": [f.name for f in used], "segments": len(valid),
+                          "ranked": ranked}, indent=1))
         return 0
+    bundle, files = train_valid_bundle(a.data or spoken_dir(), a.words, a.valid_voice,
+                                       a.valid_words)
     face_names = read_split(files["train"][0]).meta.face_features
     aug = Augment(a.p_audio, a.p_text, a.p_face, face_present_index(face_names))
     overrides = {}
