@@ -1,29 +1,21 @@
 """End-to-end measurement of the default model on spoken MOSI's test split.
 
-    python -m realtime.eval_live --limit 100 --write-doc
+    python -m realtime.eval_live --text-only DIR --robust 24 --write-doc
 
-For each test segment (or a fixed-seed random subset, ``--limit``), the transcript is read by
-the TEST voice (`realtime.spoken_mosi.TEST_VOICE`, never used for training or validation) into
-a WAV file, and that file goes through the full live pipeline in replay mode
-(`Pipeline.run_to_end`: streaming Whisper with its commit policy, acoustic features, the
-word window, the model); the prediction is the last one published, at the segment's end.
-Reported, with the MOSI metrics (Acc2 has0/non0, F1, Acc7, MAE, Corr):
+Each test segment (or the first ``--limit`` of a fixed random order, `ordered`: subsets are
+nested) is read by the TEST voice (`spoken_mosi.TEST_VOICE`, never used for training or
+selection) into a WAV file replayed through the full live pipeline (`Pipeline.run_to_end`:
+streaming Whisper, acoustic features, the word window, the model); the prediction is the last
+one published. Reported with the MOSI metrics: ``live``; ``oracle``: the same model on the
+oracle transcript with the same audio (the gap is the ASR's cost); ``text_only``: a text-only
+model (``--text-only DIR``) on the live final windows; robustness (``--robust N``, first N
+segments): the change of the live prediction with a face stream added (assets/demo.mp4 muxed
+under the audio) and with another unseen voice (`ALT_TEST_VOICE`).
 
-* ``live``: the default model through the live pipeline;
-* ``oracle``: the same model on the oracle transcript (the MOSI words, timed over the voiced
-  span) with the same audio features: the gap to ``live`` is the ASR's cost;
-* ``text_only``: a text-only model (``--text-only DIR``) on the live pipeline's final windows;
-* robustness (``--robust N``, on the first N segments): the change of the live prediction
-  when a face stream is added (the bundled assets/demo.mp4 video muxed under the audio) and
-  when a different, also unseen, voice reads the transcript (`ALT_TEST_VOICE`).
-
-Final windows are cached per clip (`Replayer`; they do not depend on the model), so a run
-resumes, ``--windows-only`` replays without scoring, and ``--split valid`` writes the
+Final windows are cached per clip (`Replayer`; they do not depend on the model), so runs
+resume, ``--windows-only`` replays without scoring, and ``--split valid`` writes the
 validation voice's live windows as a spoken-MOSI file for model selection
-(`models.train_spoken --score`). Segments are taken in a fixed random order (`ordered`), so
-``--limit N`` is the first N of that order and smaller subsets are nested in larger ones.
-
-Results go to docs/spoken_mosi.json and, with ``--write-doc``, docs/spoken_mosi.md.
+(`models.train_spoken --score`). Results: docs/spoken_mosi.json, docs/spoken_mosi.md.
 """
 
 from __future__ import annotations
@@ -213,7 +205,7 @@ def live_windows(segments: Sequence[Segment], voice: Voice, split: str, rep: Rep
 
 
 def run(segments: Sequence[Segment], checkpoint: Path | None, text_only: Path | None,
-        robust: int, root: Path, face_video: Path, log=print) -> dict:
+        robust: int, root: Path, face_video: Path, log=print, also: Sequence[Path] = ()) -> dict:
     from models import checkpoint as ckpt
     from realtime.assets import default_model_dir
 
@@ -237,6 +229,12 @@ def run(segments: Sequence[Segment], checkpoint: Path | None, text_only: Path | 
            "per_segment": rows}
     if extra is not None:
         out["text_only"] = _metrics([predict_window(extra, w.tensors()) for w in wins], labels)
+    for other in also:  # other candidates on the same windows (reported, never for choosing)
+        m = ckpt.load(other).eval()
+        out.setdefault("also", {})[other.name] = {
+            "live": _metrics([predict_window(m, w.tensors()) for w in wins], labels),
+            "oracle": _metrics([oracle_prediction(s, TEST_VOICE, feat, m, root)
+                                for s in segments], labels)}
     if robust:
         out["robustness"] = robustness(segments[:robust], live[:robust], model, rep,
                                        face_video, log)
@@ -307,6 +305,14 @@ def write_doc(result: dict, path: Path) -> Path:
             w = rob["alt_voice_same_words"]
             lines.append(f"| other unseen voice, same (oracle) words | {w['mean_abs']:.3f} | "
                          f"{w['p90_abs']:.3f} | {w['max_abs']:.3f} |")
+    if result.get("also"):
+        lines += ["", "Other candidates on the same windows (for reference; the choice was made "
+                  "on validation before these were computed):", "",
+                  "| candidate | live Acc2 non0 | live MAE | oracle Acc2 non0 | oracle MAE |",
+                  "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {k} | {v['live']['acc2_non0']:.3f} | {v['live']['mae']:.3f} | "
+                  f"{v['oracle']['acc2_non0']:.3f} | {v['oracle']['mae']:.3f} |"
+                  for k, v in result["also"].items()]
     block = "\n".join(lines)
     begin, end = "<!-- eval_live:begin -->", "<!-- eval_live:end -->"
     text = path.read_text() if path.is_file() else f"# Spoken MOSI results\n\n{begin}\n{end}\n"
@@ -340,6 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", type=Path, default=None, help="default: assets/model")
     p.add_argument("--text-only", type=Path, default=None, help="a text-only checkpoint")
+    p.add_argument("--also", type=Path, nargs="*", default=[], metavar="DIR",
+                   help="other checkpoints to report on the same windows")
     p.add_argument("--split", choices=("test", "valid"), default="test",
                    help="valid: write the live windows of VALID_VOICES as a spoken-MOSI file "
                         "(word source 'live') for model selection; no scores")
@@ -370,7 +378,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             rep.window(clip_of(seg, ALT_TEST_VOICE, root), f"test/{ALT_TEST_VOICE.tag}", seg.id)
         live_windows(segments, TEST_VOICE, "test", rep)
         return 0
-    result = run(segments, a.checkpoint, a.text_only, a.robust, root, a.face_video)
+    result = run(segments, a.checkpoint, a.text_only, a.robust, root, a.face_video,
+                 also=a.also)
     result.update({"limit": a.limit, "seed": a.seed})
     # Per-segment rows hold MOSI transcripts and labels: they stay in the user cache, never
     # in the repository; the repository gets the aggregate figures only.

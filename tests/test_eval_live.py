@@ -75,8 +75,12 @@ def test_write_doc_states_the_nested_subset(tmp_path):
     write_doc({**base, "segments": 300, "limit": 300}, doc)
     assert "the first 300 of the 686 test segments in a fixed random order (seed 0" in \
         doc.read_text()
-    write_doc({**base, "segments": 686, "limit": None}, doc)
-    assert "all 686 test segments" in doc.read_text() and "first 300" not in doc.read_text()
+    worse = {**m, "acc2_non0": 0.75, "mae": 1.1}
+    write_doc({**base, "segments": 686, "limit": None,
+               "also": {"mmmie": {"live": worse, "oracle": m}}}, doc)
+    text = doc.read_text()
+    assert "all 686 test segments" in text and "first 300" not in text
+    assert "| mmmie | 0.750 | 1.100 | 0.800 | 0.900 |" in text
 
 
 @pytest.mark.parametrize("limit", [0, 5])
