@@ -349,8 +349,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--also", type=Path, nargs="*", default=[], metavar="DIR",
                    help="other checkpoints to report on the same windows")
     p.add_argument("--split", choices=("test", "valid"), default="test",
-                   help="valid: write the live windows of VALID_VOICES as a spoken-MOSI file "
-                        "(word source 'live') for model selection; no scores")
+                   help="valid: write VALID_VOICES' live windows as a spoken-MOSI file (word "
+                        "source 'live') for model selection; no scores")
+    p.add_argument("--write-split", action="store_true",
+                   help="test: write TEST_VOICE's live windows as a spoken-MOSI file; no scores")
     p.add_argument("--limit", type=int, default=None, help="random subset of N segments")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--robust", type=int, default=0, help="robustness on the first N segments")
@@ -365,9 +367,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     segments = ordered([s for s in read_segments(a.mosi_dir) if s.split == a.split],
                        a.limit, a.seed)
     root = spoken_dir()
-    if a.split == "valid":
-        for voice in VALID_VOICES:
-            print(f"wrote {write_live_split(segments, voice, 'valid', Replayer(root))}")
+    if a.split == "valid" or a.write_split:
+        for voice in VALID_VOICES if a.split == "valid" else (TEST_VOICE,):
+            print(f"wrote {write_live_split(segments, voice, a.split, Replayer(root))}")
         return 0
     if a.windows_only:  # robustness clips first: the live windows may then run to a cutoff
         rep = Replayer(root)
@@ -381,8 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run(segments, a.checkpoint, a.text_only, a.robust, root, a.face_video,
                  also=a.also)
     result.update({"limit": a.limit, "seed": a.seed})
-    # Per-segment rows hold MOSI transcripts and labels: they stay in the user cache, never
-    # in the repository; the repository gets the aggregate figures only.
+    # per-segment rows (MOSI transcripts, labels) stay in the user cache, never in the repo
     rows_path = root / "eval" / f"per_segment-{result['checkpoint']}-{a.limit}-{a.seed}.json"
     rows_path.parent.mkdir(parents=True, exist_ok=True)
     rows_path.write_text(json.dumps(result.pop("per_segment"), indent=1) + "\n")
