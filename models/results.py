@@ -6,7 +6,12 @@
 Each run is ``python -m models.train`` in a subprocess (one CPU thread); its metrics (the
 JSON last line) are stored in RUNS/results.json as they finish, so an interrupted table resumes
 where it stopped. The markdown reports mean ± std over seeds (accuracies and F1 in %), the
-per-seed binary accuracy, and the anchors from the literature with their sources.
+per-seed binary accuracy, and the anchors from the literature with their sources. mosi-utt
+is shown twice from the same runs: with the epoch chosen on its validation videos (the
+issue's protocol) and with cross-fitted epoch selection (models.crossfit), because those
+validation videos are contaminated (models.leakage, whose probe table is printed with it).
+Run folders are keyed by a hash of the training arguments (`run_dir`), so a changed recipe
+never resumes from old runs.
 """
 
 from __future__ import annotations
