@@ -200,12 +200,13 @@ def test_browser_camera_and_microphone_reach_the_pipeline(playwright, tmp_path,
             kept: list[Path] = []
 
             def cache_empty() -> bool:  # chunks still queued are on disk until handled
-                kept[:] = [p for p in cache.rglob("*") if p.is_file()
-                           and p.suffix.lower() in MEDIA_SUFFIXES]
+                # os.walk, not rglob: the app deletes chunk folders while we look
+                kept[:] = [Path(d, f) for d, _, files in os.walk(cache) for f in files
+                           if Path(f).suffix.lower() in MEDIA_SUFFIXES]
                 return not kept
 
             _poll(page, cache_empty, deadline_s=20.0)
-            sizes = sorted(p.stat().st_size for p in kept)
+            sizes = sorted(p.stat().st_size for p in kept if p.exists())
             assert not kept, f"media left in Gradio's cache: {len(kept)} files, bytes {sizes}"
         finally:
             browser.close()
