@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import random
 import sys
@@ -28,6 +29,7 @@ from models.data import DATASETS, DatasetBundle, Split, load_dataset
 from models.data_mosi import WORD_SOURCES
 from models.layers import set_zero_input_shortcut, step_mask
 from models.metrics import Metrics, compute
+from models.recipes import EPOCH_PREDS
 from models.registry import NAMES, create
 
 
@@ -43,6 +45,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     bucket: bool = False
     crossfit: bool = False
+    input_noise: float = 0.0
 
 
 @dataclass
@@ -86,6 +89,23 @@ def batch_indices(lengths: np.ndarray, batch_size: int, rng: np.random.Generator
     return batches
 
 
+def add_input_noise(batch, sigma: float, gen: torch.Generator):
+    """The batch with N(0, sigma^2) added to every present modality at its valid steps
+    (inputs are standardised, so sigma is in units of a feature's training std). An absent
+    (all-zero) modality and padded steps stay zero. Training-time augmentation only."""
+    if sigma <= 0:
+        return batch
+    valid = step_mask(batch.lengths, batch.text.shape[1]).to(batch.text.dtype)[..., None]
+
+    def noisy(x: torch.Tensor) -> torch.Tensor:
+        if not bool(torch.any(x)):
+            return x
+        return x + sigma * torch.randn(x.shape, generator=gen, dtype=x.dtype) * valid
+
+    return dataclasses.replace(batch, text=noisy(batch.text), audio=noisy(batch.audio),
+                               video=noisy(batch.video))
+
+
 def _forward(model: nn.Module, batch):
     out = model(batch.text, batch.audio, batch.video, batch.lengths)
     pred = out.per_step if out.per_step is not None else out.sentiment
@@ -127,6 +147,7 @@ def train(model: nn.Module, bundle: DatasetBundle, cfg: TrainConfig,
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience
     )
+    noise_gen = torch.Generator().manual_seed(cfg.seed)
     best, best_state, best_epoch, bad = float("inf"), None, 0, 0
     result = TrainResult(0, float("inf"), 0)
     bar = tqdm(range(1, cfg.max_epochs + 1), desc=f"train {getattr(model, 'name', '')}",
@@ -136,7 +157,7 @@ def train(model: nn.Module, bundle: DatasetBundle, cfg: TrainConfig,
         losses = []
         for rows in batch_indices(bundle.train.lengths.numpy(), cfg.batch_size, gen,
                                   cfg.bucket):
-            batch = bundle.train.batch(rows)
+            batch = add_input_noise(bundle.train.batch(rows), cfg.input_noise, noise_gen)
             out, pred = _forward(model, batch)
             loss = task_loss(pred, batch.labels, batch.lengths)
             total = loss + out.aux_loss if out.aux_loss is not None else loss
@@ -192,7 +213,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     model = create(args.model, bundle.dims, per_step=bundle.per_step, **parse_overrides(args.set))
     cfg = TrainConfig(lr=args.lr, batch_size=args.batch_size, max_epochs=args.max_epochs,
                       patience=args.patience, seed=args.seed, weight_decay=args.weight_decay,
-                      bucket=args.bucket, crossfit=args.crossfit and not args.valid_only)
+                      bucket=args.bucket, crossfit=args.crossfit and not args.valid_only,
+                      input_noise=args.input_noise)
     result = train(model, bundle, cfg, progress=not args.no_progress)
     valid, _ = evaluate_split(model, bundle.valid)
     meta = {"data": args.data, "description": bundle.description, "seed": args.seed,
@@ -216,6 +238,9 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         out = Path(args.out)
         checkpoint.save(model, out, meta=meta)
         (out / "history.json").write_text(json.dumps(result.history, indent=1) + "\n")
+        if cfg.crossfit:  # for models.crossfit across recipes (models.results)
+            np.savez_compressed(out / EPOCH_PREDS, preds=np.stack(result.test_preds),
+                                labels=label, lengths=lengths)
     print(f"{args.model} on {args.data} seed {args.seed}: best epoch {result.best_epoch} of "
           f"{result.epochs}, valid L1 {result.best_valid_loss:.4f}")
     return metrics.as_dict()
@@ -241,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zero-input-shortcut", action="store_true",
                    help="run LSTMs over all-zero (absent) modalities once per batch "
                    "(models.layers.set_zero_input_shortcut; same maths, faster)")
+    p.add_argument("--input-noise", type=float, default=TrainConfig.input_noise,
+                   metavar="SIGMA", help="train-time Gaussian noise on the (standardised) "
+                   "inputs, in feature std units (add_input_noise)")
     p.add_argument("--crossfit", action="store_true",
                    help="also score the test split with cross-fitted epoch selection "
                    "(models.crossfit; meta test_crossfit)")
