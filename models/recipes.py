@@ -5,8 +5,9 @@ from the bc-LSTM train videos are in-sample for the features, so they cannot cho
 training recipe any better than they choose an epoch. Settings other than the issue's recipe
 may only be reported through cross-fitting, never by picking the best table row.
 
-The recipes, fixed before any of them was scored on test (2026-12-01, 21:16 UTC, when their first runs started), each for a
-reason seen in the issue recipe's own training curves, not in test scores:
+The recipes were fixed before any of them was scored on test (2026-12-01, 21:16 UTC, when
+their first runs started), each for a reason seen in the issue recipe's own training curves,
+not in test scores:
 
 * ``issue``: the issue's recipe (batch 32).
 * ``batch8``: batch 8. With batch 32 an epoch of the 54 training videos is 2 updates; train
