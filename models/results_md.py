@@ -63,7 +63,7 @@ def _rows(records: list[dict], model: str, data: str, field: str) -> list[dict]:
 def table(records: list[dict], data: str, models: list[str],
           field: str = "metrics") -> list[str]:
     """Mean ± std per model; ``field``: "metrics" (the epoch chosen on validation) or
-    "metrics_crossfit" (models.crossfit)."""
+    "metrics_crossfit" (models.crossfit) or "metrics_pooled" (models.recipes)."""
     lines = ["| model | seeds | " + " | ".join(HEADERS[k] for k in KEYS) + " |",
              "| --- | --- | " + " | ".join("---" for _ in KEYS) + " |"]
     for m in models:

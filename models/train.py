@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from models import checkpoint
 from models.crossfit import crossfit, halves
-from models.data import DATASETS, DatasetBundle, Split, load_dataset
+from models.data import DATASETS, Batch, DatasetBundle, Split, load_dataset
 from models.data_mosi import WORD_SOURCES
 from models.layers import set_zero_input_shortcut, step_mask
 from models.metrics import Metrics, compute
@@ -89,10 +89,10 @@ def batch_indices(lengths: np.ndarray, batch_size: int, rng: np.random.Generator
     return batches
 
 
-def add_input_noise(batch, sigma: float, gen: torch.Generator):
+def add_input_noise(batch: Batch, sigma: float, gen: torch.Generator) -> Batch:
     """The batch with N(0, sigma^2) added to every present modality at its valid steps
-    (inputs are standardised, so sigma is in units of a feature's training std). An absent
-    (all-zero) modality and padded steps stay zero. Training-time augmentation only."""
+    (mosi-utt's inputs are standardised, so there sigma is in units of a feature's training
+    std). An absent (all-zero) modality and padded steps stay zero. Training-time only."""
     if sigma <= 0:
         return batch
     valid = step_mask(batch.lengths, batch.text.shape[1]).to(batch.text.dtype)[..., None]
