@@ -1,6 +1,8 @@
 """Training recipes for mosi-utt: input noise, and the cross-fitted choice over
 (recipe, epoch) candidates (models.recipes)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -14,8 +16,7 @@ from tests.test_models_recipe import ragged_split
 def test_input_noise_has_the_asked_std_and_spares_padding_and_absent_inputs():
     split = ragged_split(n=40, seed=5)
     batch = split.batch(range(len(split)))
-    batch = type(batch)(batch.text, torch.zeros_like(batch.audio), batch.video,
-                        batch.lengths, batch.labels)
+    batch = dataclasses.replace(batch, audio=torch.zeros_like(batch.audio))
     assert add_input_noise(batch, 0.0, torch.Generator()) is batch
     noisy = add_input_noise(batch, 0.5, torch.Generator().manual_seed(3))
     valid = torch.arange(batch.text.shape[1])[None, :] < batch.lengths[:, None]
