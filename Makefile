@@ -38,10 +38,10 @@ test: setup
 	$(PY) -m pytest
 
 bench: setup
-	$(PY) -m realtime.bench --source assets/demo.mp4
-	$(PY) -m realtime.ui_bench
-	$(PY) -m kernels.bench
-	$(PY) -m kernels.check_gpu
+	$(PY) -m benchmarks.pipeline --source assets/demo.mp4
+	$(PY) -m benchmarks.ui_refresh
+	$(PY) -m benchmarks.kernel
+	$(PY) -m benchmarks.check_gpu
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -4,10 +4,10 @@
                   [--port P] [--auth USER:PASS] [--share] [--model DIR]
 
 Default: the bundled recording (assets/demo.mp4) on http://127.0.0.1:7860. The page reads
-only the pipeline's prediction store (through `realtime.ui_control.Dashboard`); no model
+only the pipeline's prediction store (through `realtime.dashboard.controller.Dashboard`); no model
 work happens in a web handler. Binding anything but loopback, or sharing, needs --auth or
 SENTIMENT_AUTH=user:pass. Analytics are off; the page loads nothing from the internet.
-The "Personal calibration" panel (`realtime.ui_calibrate_page`) records labelled feature
+The "Personal calibration" panel (`realtime.calibration.panel`) records labelled feature
 windows, calibrates a personal model in a subprocess and switches the live model.
 """
 
@@ -27,18 +27,17 @@ import tempfile  # noqa: E402
 import threading  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from realtime.calibration.panel import calibration_panel, make_calibrator  # noqa: E402
 from realtime.clock import perf_s  # noqa: E402
-from realtime.ui_calibrate_page import calibration_panel, make_calibrator  # noqa: E402
-from realtime.ui_chunks import ChunkStore  # noqa: E402
-from realtime.ui_control import (  # noqa: E402
+from realtime.dashboard.controller import (  # noqa: E402
     SOURCE_KINDS,
     SOURCE_LABELS,
     Dashboard,
     SourceChoice,
     engine_pipeline_factory,
 )
-from realtime.ui_style import CSS, HEAD, theme  # noqa: E402
-from realtime.ui_view import (  # noqa: E402
+from realtime.dashboard.mic_chunks import ChunkStore  # noqa: E402
+from realtime.dashboard.panels import (  # noqa: E402
     FAST_PANELS,
     SLOW_PANELS,
     RefreshMeter,
@@ -47,6 +46,7 @@ from realtime.ui_view import (  # noqa: E402
     fast_panels,
     slow_panels,
 )
+from realtime.dashboard.style import CSS, HEAD, theme  # noqa: E402
 
 REPO = Path(__file__).resolve().parent
 DEMO_RECORDING = REPO / "assets" / "demo.mp4"
@@ -262,7 +262,7 @@ def build_demo(pipeline, choice: SourceChoice | None = None, pipeline_factory=No
     ``pipeline_factory`` builds the pipeline for another source (default: a new
     `Pipeline` on ``pipeline.engine``). ``model_dir``: the folder the engine's model came
     from (None: the default); ``data_dir``: where calibration keeps its files (None: the
-    user data folder, `realtime.calibration.user_data_dir`). The controllers are
+    user data folder, `realtime.calibration.recorder.user_data_dir`). The controllers are
     ``demo.dashboard`` (call ``start_session()`` to start) and ``demo.calibrator``; call
     `close_demo` when done.
     """

@@ -113,14 +113,14 @@ def _sentiment_model():
 def check_models(quick: bool = False) -> list[Check]:
     def whisper(name: str) -> Callable:
         def load():
-            from realtime.asr import load_whisper
+            from realtime.extract.asr import load_whisper
 
             load_whisper(name)
 
         return load
 
     def landmarker():
-        from realtime.face import FaceExtractor
+        from realtime.extract.face import FaceExtractor
 
         FaceExtractor().close()
 

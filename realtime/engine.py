@@ -89,8 +89,9 @@ class Engine:
         models are small; on a 2-core machine shared with Whisper and mediapipe, one thread
         costs ~6x less CPU than two (no OpenMP spinning). None leaves torch's default."""
         from models.base import InputDims, check_dims
-        from realtime import acoustic, assets, face, text
-        from realtime.asr import AsrConfig, StreamingASR, load_whisper
+        from realtime import assets
+        from realtime.extract import acoustic, face, text
+        from realtime.extract.asr import AsrConfig, StreamingASR, load_whisper
 
         device = pick_device(device)
         if device == "cpu" and torch_threads is not None:

@@ -2,8 +2,8 @@
 
 Every time is float seconds on the session clock (see `realtime.clock`), named ``*_s``.
 Feature vectors are float32 numpy arrays; their sizes are defined once, in the extractor
-that makes them (`realtime.acoustic.ACOUSTIC_DIM`, `realtime.face.FACE_DIM`,
-`realtime.text.TEXT_DIM`).
+that makes them (`realtime.extract.acoustic.ACOUSTIC_DIM`, `realtime.extract.face.FACE_DIM`,
+`realtime.extract.text.TEXT_DIM`).
 """
 
 from __future__ import annotations

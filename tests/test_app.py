@@ -9,19 +9,24 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import gradio as gr
 import numpy as np
 import pytest
 
 import app
-from realtime.ui_calibrate_page import STATUS_TICK_S
-from realtime.ui_control import SourceChoice
-from realtime.ui_view import RefreshMeter, ViewSettings, export_log, fast_panels, slow_panels
-from tests.test_app_fakes import FakePipeline, make_prediction
+from realtime.calibration.panel import STATUS_TICK_S
+from realtime.dashboard.controller import SourceChoice
+from realtime.dashboard.panels import (
+    RefreshMeter,
+    ViewSettings,
+    export_log,
+    fast_panels,
+    slow_panels,
+)
+from tests.helpers import REPO  # noqa: E402
+from tests.helpers.fakes import FakePipeline, make_prediction
 
-REPO = Path(__file__).resolve().parents[1]
 PANELS = ("sentiment", "timeline", "transcript", "signals", "masks", "latency", "status")
 
 
@@ -188,8 +193,8 @@ def test_initial_choice_defaults_to_the_bundled_recording():
 def test_signals_hold_a_momentary_gap_but_not_a_missing_face(demo):
     from dataclasses import replace
 
+    from realtime.dashboard.panels import held_signals
     from realtime.types import Signals
-    from realtime.ui_view import held_signals
 
     dash = demo.dashboard
     dash.start_session()

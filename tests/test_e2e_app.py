@@ -24,9 +24,9 @@ from urllib.parse import urljoin, urlparse
 
 import pytest
 
+from benchmarks.ui_refresh import AppServer, launch_chromium, measure_page
 from realtime.clock import perf_s
-from realtime.ui_bench import AppServer, launch_chromium, measure_page
-from tests import media
+from tests.helpers import media
 
 pytestmark = pytest.mark.slow
 
@@ -117,7 +117,7 @@ def test_recording_shows_moving_sentiment_words_and_latency(playwright, recordin
         assert player and not player["paused"] and player["t"] > 0, player  # video visible
 
         # the page keeps refreshing (loose: a shared, busy CPU slows it; the timer's 200 ms
-        # is a unit test and the rate is benchmarked by realtime.ui_bench)
+        # is a unit test and the rate is benchmarked by benchmarks.ui_refresh)
         refresh = measure_page(page, 5.0)
         assert refresh["ui_ticks"] >= 3, refresh
 
@@ -219,7 +219,7 @@ def test_thumbs_up_while_the_recording_plays_saves_a_labelled_session(playwright
     page shows its path."""
     import numpy as np
 
-    from models.calibrate import SESSION_KEYS
+    from models.training.calibrate import SESSION_KEYS
 
     data = tmp_path / "data"
     with AppServer(log_path=tmp_path / "app.log",

@@ -1,0 +1,232 @@
+"""Benchmark of the fused gate-and-mask kernel against eager PyTorch and torch.compile (GPU).
+
+    python -m benchmarks.kernel [--sizes 1,32,256,1024,4096] [--dtype float32] [--p 0.0]
+
+For (B, 50, 300) inputs, from live inference (B = 1) to training batches, times forward and
+forward+backward by the median of triton.testing.do_bench, reports achieved GB/s (minimum
+traffic: forward reads x, a, b and writes y; backward reads g, x, a, b and writes dx, da, db),
+the percentage of the device's copy bandwidth measured in the same run, peak extra memory and
+the activation memory held between forward and backward; also the three-modality grouped launch
+against three separate launches at live size. Writes benchmarks/results/kernels_gate_mask_<device>
+.json and .csv. Without a CUDA device it prints "no CUDA device; skipped", writes nothing and
+exits 0. Goals at large sizes: >= 85% of copy bandwidth, >= 3x eager for forward+backward, no
+extra activation memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+RESULTS = Path(__file__).resolve().parent / "results"
+GOAL_PCT_COPY, GOAL_SPEEDUP = 85.0, 3.0
+MIB = 2**20
+
+
+@dataclass(frozen=True)
+class Row:
+    impl: str  # "triton" | "eager" | "compile" | grouped variants
+    mode: str  # "fwd" | "fwd+bwd"
+    batch: int
+    steps: int
+    dim: int
+    dtype: str
+    p: float
+    median_ms: float
+    gbps: float  # minimum traffic / median time
+    pct_copy_bw: float  # gbps / measured device copy bandwidth * 100
+    speedup_vs_eager: float
+    peak_extra_mib: float  # peak allocation above inputs (+ upstream grad) during one call
+    saved_activation_mib: float  # memory held between forward and backward beyond the output
+
+
+def eager_gate_mask(x, a, b, lengths, p: float):
+    """The plain PyTorch expression (what MMLatch's code runs): ~5 kernels, many passes."""
+    mask = (torch.sigmoid(a) + torch.sigmoid(b)) * 0.5
+    if p > 0:
+        mask = F.dropout(mask, p, training=True)
+    pad = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
+    return x * mask * pad[..., None].to(x.dtype)
+
+
+def copy_bandwidth_gbps(do_bench, nbytes: int = 1 << 30) -> float:
+    def timed() -> float:
+        src = torch.empty(nbytes // 4, dtype=torch.float32, device="cuda").uniform_()
+        dst = torch.empty_like(src)
+        return do_bench(lambda: dst.copy_(src), warmup=50, rep=300, return_mode="median")
+
+    ms = timed()
+    torch.cuda.empty_cache()
+    return 2 * nbytes / (ms * 1e-3) / 1e9
+
+
+def _memory(fn, inputs, backward: bool, out_bytes: int) -> tuple[float, float]:
+    """(peak extra MiB, saved activation MiB) for one call of fn (+ backward); NaN off CUDA."""
+    if inputs[0].device.type != "cuda":
+        return float("nan"), float("nan")
+    for t in inputs:
+        t.grad = None
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    y = fn()
+    torch.cuda.synchronize()
+    saved = torch.cuda.memory_allocated() - base - out_bytes
+    if backward:
+        y.backward(torch.ones_like(y))
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated() - base
+    del y
+    for t in inputs:
+        t.grad = None
+    return peak / MIB, max(saved, 0) / MIB
+
+
+def bench_size(B, T, D, dtype, p, impls, do_bench, copy_gbps, device="cuda") -> list[Row]:
+    from kernels import gate_mask
+
+    gen = torch.Generator(device=device).manual_seed(0)
+    x, a, b = (torch.randn((B, T, D), device=device, dtype=dtype, generator=gen)
+               for _ in range(3))
+    lengths = torch.full((B,), T, device=device, dtype=torch.int64)
+    g = torch.randn_like(x)
+    es, n = x.element_size(), x.numel()
+    fns = {"triton": lambda x, a, b: gate_mask(x, a, b, lengths, p=p, seed=1, training=True,
+                                               backend="triton"),
+           "eager": lambda x, a, b: eager_gate_mask(x, a, b, lengths, p)}
+    if "compile" in impls:
+        fns["compile"] = torch.compile(lambda x, a, b: eager_gate_mask(x, a, b, lengths, p),
+                                       dynamic=False)
+    rows, eager_ms = [], {}
+    for mode in ("fwd", "fwd+bwd"):
+        backward = mode == "fwd+bwd"
+        leaves = [t.detach().requires_grad_(backward) for t in (x, a, b)]
+        traffic = (11 if backward else 4) * n * es
+        for impl in [i for i in ("eager", "triton", "compile") if i in impls]:
+            f = fns[impl]
+            if backward:
+                def call(f=f, leaves=leaves):
+                    f(*leaves).backward(g)
+            else:
+                def call(f=f, leaves=leaves):
+                    with torch.no_grad():
+                        f(*leaves)
+            call()  # compile / warm up outside the timing
+            ms = do_bench(call, warmup=25, rep=100, grad_to_none=leaves if backward else None,
+                          return_mode="median")
+            if impl == "eager":
+                eager_ms[mode] = ms
+            with torch.set_grad_enabled(backward):
+                peak, saved = _memory(lambda f=f, lv=leaves: f(*lv), leaves, backward, n * es)
+            gbps = traffic / (ms * 1e-3) / 1e9
+            rows.append(Row(impl, mode, B, T, D, str(dtype).replace("torch.", ""), p, ms, gbps,
+                            100 * gbps / copy_gbps, eager_ms.get(mode, ms) / ms, peak, saved))
+            print(f"{impl:8s} {mode:8s} B={B:5d} {ms * 1e3:10.1f} us {gbps:8.1f} GB/s "
+                  f"{100 * gbps / copy_gbps:5.1f}% copy  x{eager_ms.get(mode, ms) / ms:5.2f} "
+                  f"peak+{peak:8.1f} MiB saved {saved:7.1f} MiB", flush=True)
+    return rows
+
+
+def bench_grouped(T, dims, dtype, p, do_bench, copy_gbps, device="cuda") -> list[Row]:
+    """Live size (B = 1): the three modalities in one launch vs three gate_mask launches."""
+    from kernels import gate_mask, gate_mask_grouped
+
+    lengths = torch.full((1,), T, device=device, dtype=torch.int64)
+    groups = [[torch.randn((1, T, d), device=device, dtype=dtype) for _ in range(3)]
+              for d in dims]
+    n_total = sum(grp[0].numel() for grp in groups)
+    es = groups[0][0].element_size()
+    kw = dict(p=p, seed=1, training=True, backend="triton")
+    runs = {"grouped3": lambda: gate_mask_grouped(*zip(*groups, strict=True), lengths, **kw),
+            "separate3": lambda: [gate_mask(*grp, lengths, **kw) for grp in groups]}
+    rows = []
+    for impl, fn in runs.items():
+        with torch.no_grad():
+            fn()
+            ms = do_bench(fn, warmup=25, rep=100, return_mode="median")
+        gbps = 4 * n_total * es / (ms * 1e-3) / 1e9
+        rows.append(Row(impl, "fwd", 1, T, sum(dims), str(dtype).replace("torch.", ""), p, ms,
+                        gbps, 100 * gbps / copy_gbps, float("nan"), float("nan"), float("nan")))
+        print(f"{impl:9s} fwd B=1 dims={dims} {ms * 1e3:8.1f} us", flush=True)
+    return rows
+
+
+def summarize(rows: list[Row]) -> dict:
+    """Goal checks at the largest batch benchmarked."""
+    big = max(r.batch for r in rows if r.impl == "triton")
+    tri = {r.mode: r for r in rows if r.impl == "triton" and r.batch == big}
+    eager = {r.mode: r for r in rows if r.impl == "eager" and r.batch == big}
+    out = {"largest_batch": big}
+    if tri:
+        out.update({
+            "pct_copy_bw_fwd": tri["fwd"].pct_copy_bw,
+            "pct_copy_bw_fwd_bwd": tri["fwd+bwd"].pct_copy_bw,
+            "speedup_fwd_bwd_vs_eager": tri["fwd+bwd"].speedup_vs_eager,
+            "saved_activation_mib_triton": tri["fwd+bwd"].saved_activation_mib,
+            "saved_activation_mib_eager": eager["fwd+bwd"].saved_activation_mib if eager else None,
+        })
+        out["goal_pct_copy_met"] = min(out["pct_copy_bw_fwd"],
+                                       out["pct_copy_bw_fwd_bwd"]) >= GOAL_PCT_COPY
+        out["goal_speedup_met"] = out["speedup_fwd_bwd_vs_eager"] >= GOAL_SPEEDUP
+        out["goal_no_activation_memory_met"] = out["saved_activation_mib_triton"] < 0.5
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1,32,256,1024,4096", help="batch sizes, comma-separated")
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--dim", type=int, default=300)
+    ap.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
+    ap.add_argument("--p", type=float, default=0.0, help="mask dropout (training mode)")
+    ap.add_argument("--group-dims", default="384,35,33", help="grouped test: D per modality")
+    ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("no CUDA device; skipped")
+        return 0
+    from triton.testing import do_bench
+
+    from kernels import active_backend
+
+    dtype = getattr(torch, args.dtype)
+    device = torch.cuda.get_device_name()
+    print(f"device: {device}; auto backend on cuda: {active_backend('cuda')}", flush=True)
+    copy_gbps = copy_bandwidth_gbps(do_bench)
+    print(f"measured copy bandwidth: {copy_gbps:.1f} GB/s", flush=True)
+    impls = ("triton", "eager") if args.no_compile else ("triton", "eager", "compile")
+    rows = []
+    for B in (int(s) for s in args.sizes.split(",")):
+        rows += bench_size(B, args.steps, args.dim, dtype, args.p, impls, do_bench, copy_gbps)
+        torch.cuda.empty_cache()
+    dims = tuple(int(d) for d in args.group_dims.split(","))
+    rows += bench_grouped(args.steps, dims, dtype, args.p, do_bench, copy_gbps)
+    slug = re.sub(r"[^a-z0-9]+", "_", device.lower()).strip("_")
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f"kernels_gate_mask_{slug}"
+    report = {"device": device, "torch": torch.__version__,
+              "triton": __import__("triton").__version__, "dtype": args.dtype, "p": args.p,
+              "copy_bandwidth_gbps": copy_gbps, "timing": "triton.testing.do_bench median",
+              "summary": summarize(rows), "rows": [asdict(r) for r in rows]}
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+    with stem.with_suffix(".csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["device", *Row.__dataclass_fields__])
+        w.writeheader()
+        for r in rows:
+            w.writerow({"device": device, **asdict(r)})
+    print(json.dumps(report["summary"], indent=1))
+    print(f"wrote {stem}.json and {stem}.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

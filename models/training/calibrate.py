@@ -1,0 +1,217 @@
+"""Personal calibration: fine-tune the voice and face branches on a recorded session.
+
+    python -m models.calibrate --session FILE [--base DIR] [--out DIR] [--epochs N]
+                               [--min-samples N] [--progress]
+
+The default model learned sentiment from words only (spoken MOSI has no labelled voices or
+faces). A session recorded by the dashboard (`realtime.calibration.recorder.SessionRecorder`) pairs
+the live model's input windows with the user's own labels; calibration trains only the
+parameters of the audio and video branches (encoders, and the top-down projections from or
+to them) on it, the text branch and the fusion staying as they were, and saves a personal
+checkpoint (`models.checkpoint` format) that the app loads like any other.
+
+Session file (models/ never imports realtime/, so the format is defined here): one ``.npz``
+
+| array | shape / dtype | meaning |
+| --- | --- | --- |
+| ``text``, ``audio``, ``video`` | (S, D_m) float32 | every sample's window steps, concatenated |
+| ``offsets`` | (N+1,) int64 | sample i owns steps offsets[i]:offsets[i+1] |
+| ``labels`` | (N,) float32 | the user's label for that window, in [-3, 3] |
+| ``t_s`` | (N,) float64 | session time of the window's end, seconds |
+| ``meta`` | () str | JSON: format, dims |
+
+Features only: no audio samples, no video frames, no words.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.base import InputDims, check_dims
+from models.data.base import cache_dir, make_split, pack_steps, save_npz_atomic, unpack_steps
+
+FORMAT = 1
+MIN_SAMPLES = 8  # fewer labelled windows than this are refused: nothing to learn from
+EPOCHS = 40
+BRANCHES = ("audio", "video")
+SESSION_KEYS = ("text", "audio", "video", "offsets", "labels", "t_s", "meta")
+
+
+class SessionError(ValueError):
+    """A session file is missing, unreadable or unusable."""
+
+
+@dataclass(frozen=True)
+class Session:
+    """Labelled windows: per sample (T_i, D_m) arrays, a label in [-3, 3] and a time."""
+
+    text: tuple[np.ndarray, ...]
+    audio: tuple[np.ndarray, ...]
+    video: tuple[np.ndarray, ...]
+    labels: np.ndarray
+    t_s: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def dims(self) -> InputDims:
+        return InputDims(self.text[0].shape[1], self.audio[0].shape[1], self.video[0].shape[1])
+
+
+def write_session(path: str | Path, session: Session) -> Path:
+    if not len(session):
+        raise SessionError("the session has no labelled windows to save")
+    arrays = pack_steps(session.text, session.audio, session.video)
+    arrays.update(
+        labels=np.clip(np.asarray(session.labels, np.float32), -3, 3),
+        t_s=np.asarray(session.t_s, np.float64),
+        meta=np.asarray(json.dumps({"format": FORMAT, "dims": session.dims.as_tuple()})))
+    return save_npz_atomic(Path(path), arrays)
+
+
+def read_session(path: str | Path) -> Session:
+    path = Path(path)
+    if not path.is_file():
+        raise SessionError(f"session file {path} not found")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            z = {k: f[k] for k in SESSION_KEYS}
+        meta = json.loads(str(z["meta"]))
+        session = Session(*unpack_steps(z), z["labels"].astype(np.float32),
+                          z["t_s"].astype(np.float64))
+    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise SessionError(f"{path} is not a valid session file: {exc}") from exc
+    if meta.get("format") != FORMAT:
+        raise SessionError(f"{path}: session format {meta.get('format')!r}, expected {FORMAT}")
+    if not len(session) or len(session.t_s) != len(session):
+        raise SessionError(f"{path}: no labelled windows, or arrays of different lengths")
+    return session
+
+
+def is_branch_parameter(name: str) -> bool:
+    """True for parameters of the audio/video branches: a dotted part that is a branch name
+    (``encoders.audio...``) or a projection from/to one (``projections.text_from_video``)."""
+    for part in name.split("."):
+        if part in BRANCHES:
+            return True
+        if "_from_" in part and any(b in part.split("_from_") for b in BRANCHES):
+            return True
+    return False
+
+
+def calibrate(base: torch.nn.Module, session: Session, epochs: int = EPOCHS, lr: float = 1e-3,
+              batch_size: int = 16, seed: int = 0,
+              on_epoch: Callable[[int, float], None] | None = None) -> torch.nn.Module:
+    """A copy of ``base`` whose audio/video branch parameters are fitted (L1) to the
+    session's labels; every other parameter is unchanged. Returned in eval mode.
+    ``on_epoch(epoch, mean_l1)`` is called after each epoch (1-based) for progress."""
+    check_dims(base.config.dims, session.dims, where="the base model")
+    model = copy.deepcopy(base)
+    model.name = getattr(base, "name", None)
+    trainable = [p for n, p in model.named_parameters() if is_branch_parameter(n)]
+    if not trainable:
+        raise SessionError(f"{type(base).__name__} has no audio/video branch parameters")
+    for n, p in model.named_parameters():
+        p.requires_grad_(is_branch_parameter(n))
+    split = make_split(list(session.text), list(session.audio), list(session.video),
+                       [float(x) for x in session.labels], [str(i) for i in range(len(session))],
+                       per_step=False)
+    gen = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(trainable, lr=lr)
+    model.train()
+    for epoch in range(1, epochs + 1):
+        order = gen.permutation(len(split))
+        total = 0.0
+        for start in range(0, len(order), batch_size):
+            b = split.batch(order[start:start + batch_size])
+            out = model(b.text, b.audio, b.video, b.lengths)
+            loss = (out.sentiment - b.labels).abs().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(b.labels)
+        if on_epoch is not None:
+            on_epoch(epoch, total / len(order))
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model.eval()
+
+
+@torch.no_grad()
+def predict_session(model: torch.nn.Module, session: Session) -> np.ndarray:
+    split = make_split(list(session.text), list(session.audio), list(session.video),
+                       [float(x) for x in session.labels], [str(i) for i in range(len(session))],
+                       per_step=False)
+    model.eval()
+    b = split.batch(range(len(split)))
+    return model(b.text, b.audio, b.video, b.lengths).sentiment.numpy()
+
+
+def default_base_dir() -> Path:
+    """The shipped default model (assets/model beside the models package)."""
+    return Path(__file__).resolve().parents[2] / "assets" / "model"
+
+
+def personal_model_dir() -> Path:
+    return cache_dir() / "personal_model"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from models import checkpoint
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--session", type=Path, required=True, help="recorded session (.npz)")
+    p.add_argument("--base", type=Path, default=None, help="default: assets/model")
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"personal checkpoint folder (default {personal_model_dir()})")
+    p.add_argument("--epochs", type=int, default=EPOCHS)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--min-samples", type=int, default=MIN_SAMPLES,
+                   help="refuse sessions with fewer labelled windows (default %(default)s)")
+    p.add_argument("--progress", action="store_true",
+                   help="print 'epoch E/N l1 X' after each epoch (for the dashboard)")
+    a = p.parse_args(argv)
+    torch.set_num_threads(1)
+    try:
+        session = read_session(a.session)
+        if len(session) < a.min_samples:
+            raise SessionError(f"{a.session}: only {len(session)} labelled windows; "
+                               f"calibration needs at least {a.min_samples}")
+    except SessionError as exc:
+        raise SystemExit(f"calibrate: {exc}") from None
+    base_dir = a.base or default_base_dir()
+    try:
+        base = checkpoint.load(base_dir)
+    except checkpoint.CheckpointError as exc:
+        raise SystemExit(f"calibrate: the base model: {exc}") from None
+
+    def progress(epoch: int, l1: float) -> None:
+        if a.progress:
+            print(f"epoch {epoch}/{a.epochs} l1 {l1:.4f}", flush=True)
+
+    model = calibrate(base, session, epochs=a.epochs, lr=a.lr, seed=a.seed, on_epoch=progress)
+    before = float(np.mean(np.abs(predict_session(base, session) - session.labels)))
+    after = float(np.mean(np.abs(predict_session(model, session) - session.labels)))
+    meta = {**getattr(base, "meta", {}), "calibrated_from": str(base_dir),
+            "session": a.session.name, "session_samples": len(session),
+            "trained_branches": list(BRANCHES), "session_l1_before": round(before, 4),
+            "session_l1_after": round(after, 4)}
+    out = checkpoint.save(model, a.out or personal_model_dir(), meta=meta)
+    print(f"personal model: {out} (session L1 {before:.3f} -> {after:.3f}); load it with "
+          f"python -m realtime --checkpoint {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,167 @@
+"""Record a session's feature stream with the user's own labels, for personal calibration.
+
+The dashboard wraps the engine's model with `SessionRecorder.tap`: every window the live
+model sees passes through `SessionRecorder.add`. While the user holds a label (a slider value
+in [-3, 3], or thumbs up / down = +2 / -2, set with `set_label`), each window is kept with that
+label, at most one per ``min_interval_s`` of session time, at most ``max_samples`` (the
+oldest dropped and counted). `save` writes the `models.training.calibrate` session format: features
+only -- never audio samples, video frames or words. Then
+
+    python -m models.calibrate --session FILE
+
+fine-tunes the voice and face branches and saves a personal model.
+
+Never reads the clock: the session time comes from the ``now_s`` callable it is given (the
+pipeline's clock; when that clock starts again -- a new pipeline after a source switch or a
+looped recording -- the recorder shifts it so its times keep increasing). Thread-safe (the
+tick thread adds, the UI thread labels and saves).
+
+`user_data_dir` is where the dashboard keeps sessions and personal models.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.training.calibrate import Session, write_session
+
+THUMBS_UP, THUMBS_DOWN = 2.0, -2.0
+DATA_ENV = "SENTIMENT_DATA_DIR"
+APP_DIR_NAME = "live-sentiment-monitor"
+
+
+def user_data_dir() -> Path:
+    """Where calibration sessions and personal models live: ``$SENTIMENT_DATA_DIR`` if set,
+    else the platform's per-user data folder (``$XDG_DATA_HOME`` or ``~/.local/share`` on
+    Linux, ``~/Library/Application Support`` on macOS, ``%LOCALAPPDATA%`` on Windows) /
+    live-sentiment-monitor. Never inside the repository; not created here."""
+    override = os.environ.get(DATA_ENV)
+    if override:
+        return Path(override).expanduser()
+    home = Path.home()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = home / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share")
+    return base / APP_DIR_NAME
+
+
+def label_from_thumbs(up: bool) -> float:
+    return THUMBS_UP if up else THUMBS_DOWN
+
+
+class TapModel(torch.nn.Module):
+    """The live model, unchanged, calling ``on_input(text, audio, video, lengths)`` before
+    each forward. Keeps ``config`` and ``name`` so the engine treats it as the model."""
+
+    def __init__(self, model: torch.nn.Module, on_input: Callable[..., None]) -> None:
+        super().__init__()
+        self.inner = model
+        self.config = model.config
+        self.name = getattr(model, "name", type(model).__name__)
+        self.meta = getattr(model, "meta", {})
+        self._on_input = on_input
+
+    def forward(self, text, audio, video, lengths):
+        self._on_input(text, audio, video, lengths)
+        return self.inner(text, audio, video, lengths)
+
+    def swap(self, model: torch.nn.Module) -> None:
+        """Wraps ``model`` from now on (the caller holds the engine's model lock)."""
+        self.inner = model
+        self.config = model.config
+        self.name = getattr(model, "name", type(model).__name__)
+        self.meta = getattr(model, "meta", {})
+
+
+class SessionRecorder:
+    def __init__(self, now_s: Callable[[], float], max_samples: int = 3000,
+                 min_interval_s: float = 0.5) -> None:
+        self._now_s = now_s
+        self.max_samples = int(max_samples)
+        self.min_interval_s = float(min_interval_s)
+        self._samples: deque[tuple[float, float, np.ndarray, np.ndarray, np.ndarray]] = deque()
+        self._label: float | None = None
+        self._last_t_s = -np.inf
+        self._shift_s = 0.0  # added to now_s() once its clock has started again
+        self._lock = threading.Lock()
+        self.dropped = 0  # kept windows pushed out by newer ones (over max_samples)
+        self.unlabelled = 0  # windows offered while no label was set (not kept)
+
+    # -- the user's side ---------------------------------------------------------------
+    def set_label(self, value: float | None) -> None:
+        """The label for the windows from now on, clipped to [-3, 3]; None stops labelling."""
+        if value is not None and not np.isfinite(value):
+            raise ValueError(f"a label must be a finite number, got {value}")
+        with self._lock:
+            self._label = None if value is None else float(np.clip(value, -3.0, 3.0))
+
+    @property
+    def label(self) -> float | None:
+        return self._label
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    # -- the pipeline's side -----------------------------------------------------------
+    def add(self, text: np.ndarray, audio: np.ndarray, video: np.ndarray) -> bool:
+        """One window (T, D_m) per modality; kept when a label is set and at least
+        ``min_interval_s`` passed since the last kept one. Returns whether it was kept."""
+        raw_s = float(self._now_s())
+        with self._lock:
+            t_s = raw_s + self._shift_s
+            if t_s < self._last_t_s:  # a new clock: continue after the last kept window
+                self._shift_s = self._last_t_s + self.min_interval_s - raw_s
+                t_s = raw_s + self._shift_s
+            if self._label is None:
+                self.unlabelled += 1
+                return False
+            if t_s - self._last_t_s < self.min_interval_s:
+                return False
+            if len(self._samples) >= self.max_samples:
+                self._samples.popleft()
+                self.dropped += 1
+            self._samples.append((t_s, self._label, *(np.array(x, np.float32, copy=True)
+                                                      for x in (text, audio, video))))
+            self._last_t_s = t_s
+            return True
+
+    def add_tensors(self, text, audio, video, lengths) -> bool:
+        """`add` for the model's batch-of-one input tensors (padding cut at ``lengths[0]``)."""
+        n = int(lengths[0])
+        return self.add(*(x[0, :n].detach().cpu().numpy() for x in (text, audio, video)))
+
+    def tap(self, engine):
+        """The engine with its model wrapped so every window it sees reaches `add`."""
+        return replace(engine, model=TapModel(engine.model, self.add_tensors))
+
+    def session(self) -> Session:
+        with self._lock:
+            samples = list(self._samples)
+        return Session(tuple(s[2] for s in samples), tuple(s[3] for s in samples),
+                       tuple(s[4] for s in samples), np.array([s[1] for s in samples],
+                                                              np.float32),
+                       np.array([s[0] for s in samples], np.float64))
+
+    def save(self, path: str | Path) -> Path:
+        """Writes the labelled windows (features only) for `python -m models.calibrate`."""
+        return write_session(path, self.session())
+
+    def clear(self) -> None:
+        """Forgets the kept windows and the counters (the label stays)."""
+        with self._lock:
+            self._samples.clear()
+            self._last_t_s = -np.inf
+            self._shift_s = 0.0
+            self.dropped = self.unlabelled = 0

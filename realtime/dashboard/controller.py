@@ -1,0 +1,288 @@
+"""The dashboard's controller: which pipeline runs, the session log it feeds, browser input.
+
+`Dashboard` owns the current `Pipeline` (one per source; switching the source builds a new
+pipeline on the same loaded `Engine`, so no model is loaded twice) and the `SessionLog`. A
+session starts with `start_session` and ends with `stop_session`; while it runs, a recorder
+thread copies every newly published prediction from the pipeline's store into the log (so
+nothing is lost when no page is open) and, for a recording with ``loop`` on, starts it again
+when it ends. The web handlers only read: the latest prediction from the store, the log and
+the status. No model work happens here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from realtime.clock import wall_time_iso
+from realtime.dashboard.session_log import SessionLog
+from realtime.types import Prediction
+
+SOURCE_KINDS = ("recording", "file", "devices", "browser")
+SOURCE_LABELS = {
+    "recording": "Bundled recording",
+    "file": "Uploaded file",
+    "devices": "This machine's camera + microphone",
+    "browser": "Browser webcam + microphone",
+}
+
+
+@dataclass(frozen=True)
+class SourceChoice:
+    """What to listen to: a recording or file (``path``), local devices (``camera`` index,
+    ``mic`` name; None = the default device) or the page's own webcam and microphone."""
+
+    kind: str
+    path: Path | None = None
+    camera: int | None = None
+    mic: str | None = None
+    loop: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in SOURCE_KINDS:
+            raise ValueError(f"unknown source kind {self.kind!r}; one of {SOURCE_KINDS}")
+        if self.kind in ("recording", "file") and self.path is None:
+            what = "the bundled recording is missing" if self.kind == "recording" else (
+                "upload a video or audio file first")
+            raise ValueError(f"no file to play: {what}")
+
+    @property
+    def replays_file(self) -> bool:
+        return self.kind in ("recording", "file")
+
+
+@dataclass(frozen=True)
+class DashboardStatus:
+    """The pipeline's own status (`realtime.pipeline.PipelineStatus`), the error to show
+    (the pipeline's or the session recorder's), and what the page has pushed in."""
+
+    pipeline: Any
+    error: str | None
+    session_active: bool
+    browser_frames: int
+    browser_audio_chunks: int
+
+
+PipelineFactory = Callable[[SourceChoice], Any]
+
+
+def make_source(choice: SourceChoice):
+    """The capture source for ``choice`` (imports the sources lazily)."""
+    from realtime import sources
+
+    if choice.replays_file:
+        return sources.FileSource(choice.path, realtime=True)
+    if choice.kind == "browser":
+        return sources.BrowserSource()
+    return sources.devices_source(camera=choice.camera, mic=choice.mic)
+
+
+def engine_pipeline_factory(engine) -> PipelineFactory:
+    """Builds `realtime.pipeline.Pipeline(make_source(choice), engine)`."""
+    from realtime.pipeline import Pipeline
+
+    def build(choice: SourceChoice):
+        return Pipeline(make_source(choice), engine)
+
+    return build
+
+
+class Dashboard:
+    def __init__(
+        self,
+        pipeline,
+        choice: SourceChoice | None = None,
+        pipeline_factory: PipelineFactory | None = None,
+        sync_interval_s: float = 0.2,
+        restart_gap_s: float = 0.5,
+    ) -> None:
+        self._pipeline = pipeline
+        self._choice = choice
+        self._factory = pipeline_factory
+        self._fresh = True  # the given pipeline has not been started by us
+        self.sync_interval_s = sync_interval_s
+        self.restart_gap_s = restart_gap_s
+        self.log = SessionLog()
+        self._lock = threading.RLock()  # the pipeline, the log and the counters
+        self._control = threading.Lock()  # start/stop, one at a time
+        self._offset_s = 0.0
+        self._seen_version = 0
+        self._session = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._browser_frames = 0
+        self._browser_audio = 0
+        self.ui_drops: dict[str, int] = {}  # input the page sent that never got here
+        self.last_error: str | None = None
+
+    # -- what the panels read ---------------------------------------------------------
+    @property
+    def pipeline(self):
+        return self._pipeline
+
+    @property
+    def choice(self) -> SourceChoice | None:
+        return self._choice
+
+    @property
+    def session_active(self) -> bool:
+        return self._session
+
+    def latest(self) -> Prediction | None:
+        return self._pipeline.store.latest()
+
+    def status(self) -> DashboardStatus:
+        st = self._pipeline.status()
+        return DashboardStatus(
+            pipeline=st, error=st.error or self.last_error, session_active=self._session,
+            browser_frames=self._browser_frames, browser_audio_chunks=self._browser_audio,
+        )
+
+    def media_time_s(self, latest: Prediction | None) -> float | None:
+        """Position in the file being replayed of the latest prediction, for the player."""
+        if latest is None or self._choice is None or not self._choice.replays_file:
+            return None
+        source = getattr(self._pipeline, "source", None)
+        return max(0.0, latest.t_end_s - float(getattr(source, "started_at_s", 0.0)))
+
+    # -- session ------------------------------------------------------------------------
+    def start_session(self, choice: SourceChoice | None = None) -> str:
+        """Starts listening to ``choice`` (None: the current source) and a fresh log.
+
+        The new source is opened before the current one is stopped: a file that cannot be
+        read raises (with the reason) and leaves the running session as it was.
+        """
+        with self._control:
+            new = None
+            if choice is not None or not self._fresh:
+                choice = choice or self._choice
+                new = self._build(choice)
+            self._stop_recorder()
+            with self._lock:
+                if new is not None:
+                    self._pipeline.stop()
+                    self._pipeline, self._choice = new, choice
+                    self._browser_frames = self._browser_audio = 0
+                self._fresh = False
+                self._session = False
+                self.last_error = None
+                if not self._pipeline.status().running:
+                    self._pipeline.start()
+                self.log.reset(started_wall=wall_time_iso(), source=self._source_name())
+                self._offset_s = 0.0
+                self._seen_version = self._pipeline.store.version
+                self._session = True
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._record, name="session-recorder",
+                                            daemon=True)
+            self._thread.start()
+            return f"Session started: {self._source_name()}"
+
+    def stop_session(self) -> str:
+        """Stops the pipeline and the recorder; the log stays for export."""
+        with self._control:
+            self._stop_recorder()
+            with self._lock:
+                self._pipeline.stop()
+                self.sync()
+                was = self._session
+                self._session = False
+            return (f"Session stopped: {len(self.log)} predictions logged" if was
+                    else "No session was running")
+
+    def close(self) -> None:
+        self.stop_session()
+
+    def _build(self, choice: SourceChoice | None):
+        if choice is None:
+            raise ValueError("choose a source first")
+        if self._factory is None:
+            raise RuntimeError("this dashboard was built without a pipeline factory")
+        return self._factory(choice)
+
+    def _source_name(self) -> str:
+        try:
+            return self._pipeline.status().source_name
+        except Exception:  # noqa: BLE001 - a name for the log is not worth failing for
+            return ""
+
+    def _stop_recorder(self) -> None:
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5.0)
+
+    def _record(self) -> None:
+        while not self._stop.wait(self.sync_interval_s):
+            try:
+                self.sync()
+                self._maybe_loop()
+            except Exception as exc:  # noqa: BLE001 - shown in the status panel, never lost
+                self.last_error = f"session recorder: {type(exc).__name__}: {exc}"
+
+    def sync(self, blocking: bool = True) -> int:
+        """Copies predictions published since the last call into the log; returns how many
+        (predictions that left the store's history unseen are counted as dropped rows).
+        ``blocking=False``: returns 0 at once while a source switch holds the lock."""
+        if not self._lock.acquire(blocking=blocking):
+            return 0
+        try:
+            store = self._pipeline.store
+            version = store.version
+            new = version - self._seen_version
+            if new <= 0 or not self._session:
+                self._seen_version = version
+                return 0
+            history = store.history()
+            fresh = history[-new:] if new <= len(history) else history
+            self.log.dropped_rows += max(0, new - len(history))
+            self._seen_version = version
+            return self.log.extend(fresh, self._offset_s, self._source_name())
+        finally:
+            self._lock.release()
+
+    def _maybe_loop(self) -> None:
+        with self._lock:
+            choice = self._choice
+            if not (self._session and choice is not None and choice.replays_file
+                    and choice.loop):
+                return
+            st = self._pipeline.status()
+            if st.running or st.error:
+                return
+            self.sync()
+            new = self._build(choice)
+            self._pipeline.stop()
+            self._pipeline = new
+            new.start()
+            self._offset_s = self.log.last_t_s + self.restart_gap_s
+            self._seen_version = new.store.version
+
+    # -- browser input ------------------------------------------------------------------
+    def _browser_source(self):
+        source = getattr(self._pipeline, "source", None)
+        return source if hasattr(source, "push_frame") else None
+
+    def push_frame(self, image) -> bool:
+        """A webcam frame from the page; False when the browser is not the source."""
+        source = self._browser_source()
+        if image is None or source is None:
+            return False
+        source.push_frame(image)
+        self._browser_frames += 1
+        return True
+
+    def push_audio(self, audio) -> bool:
+        """A ``(rate_hz, samples)`` microphone chunk from the page."""
+        source = self._browser_source()
+        if audio is None or source is None:
+            return False
+        rate_hz, samples = audio
+        if samples is None or len(samples) == 0:
+            return False
+        source.push_audio(int(rate_hz), samples)
+        self._browser_audio += 1
+        return True

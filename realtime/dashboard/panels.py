@@ -1,0 +1,153 @@
+"""From the dashboard's state to each panel's HTML, and the session log export.
+
+`fast_panels` (sentiment, transcript, signals, latency, status, session aggregates) is cheap
+enough for every tick (5.6 Hz); `slow_panels` (timeline, masks) every 0.5 s.
+`RefreshMeter` measures how often a page is actually refreshed (ticks served per second).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from realtime.clock import perf_s, wall_time_iso
+from realtime.dashboard.controller import Dashboard
+from realtime.dashboard.html import (
+    aggregates_html,
+    latency_html,
+    latency_percentiles,
+    sentiment_html,
+    signals_html,
+    status_html,
+    transcript_html,
+)
+from realtime.dashboard.plots import masks_html, timeline_svg
+from realtime.types import Prediction, Signals
+
+VOICE_FIELDS = ("pitch_hz", "energy_db")
+FACE_FIELDS = ("smile", "brow", "jaw")
+FAST_PANELS = ("sentiment", "transcript", "signals", "latency", "status", "aggregates")
+SLOW_PANELS = ("timeline", "masks")
+
+
+class RefreshMeter:
+    """Ticks per second over the last ``window_s`` seconds (durations via `perf_s`)."""
+
+    def __init__(self, window_s: float = 5.0) -> None:
+        self.window_s = window_s
+        self.count = 0
+        self._times: deque[float] = deque()
+
+    def tick(self, now_s: float | None = None) -> float:
+        now_s = perf_s() if now_s is None else now_s
+        self.count += 1
+        self._times.append(now_s)
+        while self._times and self._times[0] < now_s - self.window_s:
+            self._times.popleft()
+        return self.rate_hz
+
+    @property
+    def rate_hz(self) -> float:
+        if len(self._times) < 2 or self._times[-1] <= self._times[0]:
+            return float("nan")
+        return (len(self._times) - 1) / (self._times[-1] - self._times[0])
+
+
+@dataclass(frozen=True)
+class ViewSettings:
+    """The user's monitoring settings: alert threshold (sentiment units), how long the
+    rolling mean must stay below it (s), the timeline's span (s), the latency window (s)."""
+
+    threshold: float = -1.0
+    hold_s: float = 10.0
+    span_s: float = 120.0
+    latency_window_s: float = 30.0
+
+
+def fast_panels(dashboard: Dashboard, settings: ViewSettings, meter: RefreshMeter
+                ) -> dict[str, str]:
+    dashboard.sync(blocking=False)
+    latest = dashboard.latest()
+    st = dashboard.status()
+    ps = st.pipeline
+    log = dashboard.log
+    recent = log.rows(since_s=log.last_t_s - settings.latency_window_s)
+    pct = latency_percentiles([r.latency_ms for r in recent])
+    if not pct and latest is not None:
+        pct = latency_percentiles([latest.latency_ms])
+    drops = {**ps.drops, **dashboard.ui_drops}
+    if latest is not None:
+        for queue, n in latest.drops.items():
+            drops[queue] = max(int(n), drops.get(queue, 0))
+    agg = log.aggregates()
+    alert = log.alert(settings.threshold, settings.hold_s)
+    source = ps.source_name
+    if st.browser_frames or st.browser_audio_chunks:
+        source += f" \u00b7 {st.browser_frames} frames, {st.browser_audio_chunks} audio chunks"
+    return {
+        "sentiment": sentiment_html(latest),
+        "transcript": transcript_html(*_transcript(dashboard, latest)),
+        "signals": signals_html(None if latest is None else held_signals(dashboard, latest)),
+        "latency": latency_html(pct, drops, ps.updates_per_s, meter.rate_hz,
+                                settings.latency_window_s),
+        "status": status_html(ps.model_name, ps.device, ps.triton, source, ps.running,
+                              st.error, meter.count, dashboard.media_time_s(latest)),
+        "aggregates": aggregates_html(agg.rows, agg.duration_s, agg.mean_1min, agg.mean_5min,
+                                      agg.negative_share, alert.active, settings.threshold,
+                                      settings.hold_s, alert.below_for_s,
+                                      dashboard.session_active),
+    }
+
+
+def held_signals(dashboard: Dashboard, latest: Prediction, hold_s: float = 1.0) -> Signals:
+    """The latest signals, a missing voice value (or face value, while a face is present)
+    taken from the newest logged row of the last ``hold_s`` seconds that has one, so a
+    momentary gap does not blink; a longer silence or no face still shows as missing."""
+    s = latest.signals
+    names = VOICE_FIELDS + (FACE_FIELDS if s.face_present else ())
+    missing = [n for n in names if not math.isfinite(getattr(s, n))]
+    if not missing or not dashboard.session_active:
+        return s
+    rows = dashboard.log.rows(since_s=dashboard.log.last_t_s - hold_s)
+    held = {}
+    for name in missing:
+        value = next((getattr(r, name) for r in reversed(rows)
+                      if math.isfinite(getattr(r, name))), None)
+        if value is not None:
+            held[name] = value
+    return replace(s, **held)
+
+
+def _transcript(dashboard: Dashboard, latest) -> tuple[list[str], list[str]]:
+    """The session's committed words (from the log; the model window's words when no
+    session logs them) and the latest tentative words."""
+    if latest is None:
+        return [], []
+    committed = dashboard.log.transcript() if dashboard.session_active else []
+    return committed or list(latest.words), list(latest.tentative)
+
+
+def slow_panels(dashboard: Dashboard, settings: ViewSettings) -> dict[str, str]:
+    log = dashboard.log
+    rows = log.rows(since_s=log.last_t_s - settings.span_s - 1.0)
+    latest = dashboard.latest()
+    return {
+        "timeline": timeline_svg(rows, settings.span_s, settings.threshold),
+        "masks": masks_html(None if latest is None else latest.masks,
+                            None if latest is None else latest.t_end_s),
+    }
+
+
+def export_log(dashboard: Dashboard, fmt: str, folder: Path) -> Path:
+    """Writes the session log as ``csv`` or ``jsonl`` into ``folder``; returns the file."""
+    if fmt not in ("csv", "jsonl"):
+        raise ValueError(f"export format must be csv or jsonl, got {fmt!r}")
+    dashboard.sync()
+    text = dashboard.log.to_csv() if fmt == "csv" else dashboard.log.to_jsonl()
+    stamp = (dashboard.log.started_wall or wall_time_iso()).replace(":", "-")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"sentiment-session-{stamp}.{fmt}"
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -1,0 +1,400 @@
+"""End-to-end measurement of the default model on spoken MOSI's test split.
+
+    python -m realtime.eval.live --text-only DIR --robust 24 --write-doc
+
+Each test segment (or the first ``--limit`` of a fixed random order, `ordered`: subsets are
+nested) is read by the TEST voice (`spoken_mosi.TEST_VOICE`, never used for training or
+selection) into a WAV file replayed through the full live pipeline (`Pipeline.run_to_end`:
+streaming Whisper, acoustic features, the word window, the model); the prediction is the last
+one published. Reported with the MOSI metrics: ``live``; ``oracle``: the same model on the
+oracle transcript with the same audio (the gap is the ASR's cost); ``text_only``: a text-only
+model (``--text-only DIR``) on the live final windows; robustness (``--robust N``, first N
+segments): the change of the live prediction with a face stream added (assets/demo.mp4 muxed
+under the audio) and with another unseen voice (`ALT_TEST_VOICE`).
+
+Final windows are cached per clip (`Replayer`; they do not depend on the model), so runs
+resume, ``--windows-only`` replays without scoring, and ``--split valid`` writes the
+validation voice's live windows as a spoken-MOSI file for model selection
+(`models.training.train_spoken --score`). Results: docs/spoken_mosi.json, docs/spoken_mosi.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.data.spoken import Segment, read_segments, spoken_dir
+from models.metrics import compute
+from realtime.calibration.recorder import TapModel
+from realtime.clock import ReplayClock, perf_s
+from realtime.eval.spoken_mosi import (
+    ALT_TEST_VOICE,
+    TEST_VOICE,
+    VALID_VOICES,
+    Featurizer,
+    Voice,
+    acoustic_frames,
+    oracle_words,
+    render,
+    wav_path,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class LastWindow:
+    """Keeps the inputs of the live model's latest call (the final window of a replay)."""
+
+    def __init__(self) -> None:
+        self.last: tuple[torch.Tensor, ...] | None = None
+
+    def __call__(self, text, audio, video, lengths) -> None:
+        self.last = (text, audio, video, lengths)
+
+
+@dataclass(frozen=True)
+class LiveResult:
+    """The last published prediction of one replay and the window behind it."""
+
+    sentiment: float
+    words: tuple[str, ...]
+    window: tuple[torch.Tensor, ...] | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class FinalWindow:
+    """The live model's input at the end of one replay: (T, D_m) arrays per modality, the
+    words it holds, and the replay's compute time in seconds. The window does not depend on
+    the model (the ASR, extractors and window never read the prediction), so any model can
+    be scored on it: the live prediction is ``clip(model(window), -3, 3)``."""
+
+    text: np.ndarray
+    audio: np.ndarray
+    video: np.ndarray
+    words: tuple[str, ...]
+    replay_s: float
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        arrays = (self.text, self.audio, self.video)
+        return (*(torch.from_numpy(np.ascontiguousarray(x))[None] for x in arrays),
+                torch.tensor([len(self.text)]))
+
+
+class Replayer:
+    """Replays clips through the live pipeline (`Pipeline.run_to_end`) and caches each final
+    window under ``root/live/<kind>/<id>.npz``, so runs resume and every candidate model is
+    scored on the same windows. The pipeline (Whisper, MiniLM, extractors) loads on the first
+    clip that is not cached."""
+
+    def __init__(self, root: Path, checkpoint: Path | None = None) -> None:
+        self.root, self.checkpoint = root, checkpoint
+        self._engine = self._tap = None
+
+    def _load(self) -> None:
+        from realtime.engine import Engine
+
+        engine, self._tap = Engine.load(self.checkpoint), LastWindow()
+        self._engine = replace(engine, model=TapModel(engine.model, self._tap))
+
+    def window(self, media: Path, kind: str, segment_id: str) -> FinalWindow:
+        path = self.root / "live" / kind / f"{segment_id}.npz"
+        if path.is_file():
+            with np.load(path) as z:
+                return FinalWindow(z["text"], z["audio"], z["video"],
+                                   tuple(str(w) for w in z["words"]), float(z["replay_s"]))
+        if self._engine is None:
+            self._load()
+        res = replay(media, self._engine, self._tap)
+        if res.window is None:
+            raise RuntimeError(f"{media}: the pipeline published without calling the model")
+        n = int(res.window[3][0])
+        win = FinalWindow(*(x[0, :n].numpy().astype(np.float32) for x in res.window[:3]),
+                          res.words, res.seconds)
+        again = predict_window(self._engine.model.inner, win.tensors())
+        if abs(again - res.sentiment) > 1e-4:  # the cached window must reproduce the output
+            raise RuntimeError(f"{media}: final window gives {again}, published {res.sentiment}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        np.savez(tmp, text=win.text, audio=win.audio, video=win.video,
+                 words=np.asarray(win.words, dtype=str), replay_s=win.replay_s)
+        tmp.replace(path)
+        return win
+
+
+def replay(path: Path, engine, tap: LastWindow) -> LiveResult:
+    """One file through the live pipeline (replay mode, data-driven clock)."""
+    from realtime.pipeline import Pipeline
+    from realtime.sources.file import FileSource
+
+    clock = ReplayClock()
+    source = FileSource(path, realtime=False, clock=clock)
+    pipe = Pipeline(source, engine)
+    tap.last = None
+    start = perf_s()
+    pipe.run_to_end()
+    latest = pipe.store.latest()
+    if pipe.error or latest is None:
+        raise RuntimeError(f"{path}: the pipeline gave no prediction ({pipe.error})")
+    return LiveResult(latest.sentiment, latest.words, tap.last, perf_s() - start)
+
+
+def with_face(wav: Path, video: Path, out: Path) -> Path:
+    """The clip with the bundled face video (looped, cut to the audio) as its picture."""
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = ["ffmpeg", "-y", "-loglevel", "error", "-stream_loop", "-1", "-i", str(video),
+           "-i", str(wav), "-map", "0:v", "-map", "1:a", "-shortest", "-r", "15",
+           "-vf", "scale=320:-2", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
+           str(out)]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    return out
+
+
+def predict_window(model: torch.nn.Module, window: tuple[torch.Tensor, ...]) -> float:
+    with torch.inference_mode():
+        out = model(*window)
+    return float(np.clip(out.sentiment.reshape(-1)[0].item(), -3, 3))
+
+
+def oracle_prediction(seg: Segment, voice: Voice, feat: Featurizer, model, root: Path) -> float:
+    frames, end_s = acoustic_frames(seg, voice, root, wav_path(seg.id, voice, root))
+    win = feat.window(oracle_words(seg.transcript, frames), frames, end_s)
+    tensors = tuple(torch.from_numpy(x)[None] for x in (win.text, win.audio, win.video))
+    return predict_window(model, (*tensors, torch.tensor([win.steps])))
+
+
+def _metrics(pred: Sequence[float], label: Sequence[float]) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in compute(pred, label).as_dict().items()}
+
+
+def clip_of(seg: Segment, voice: Voice, root: Path) -> Path:
+    """The segment read by ``voice`` (rendered once, kept as WAV)."""
+    wav = wav_path(seg.id, voice, root)
+    if not wav.is_file():
+        render(seg.transcript, voice, wav)
+    return wav
+
+
+def ordered(segments: Sequence[Segment], limit: int | None, seed: int) -> list[Segment]:
+    """The segments in a fixed random order (``seed``), cut to the first ``limit``: subsets of
+    different sizes are nested, so a run cut short has replayed a random subset, and a
+    later run with that ``limit`` finds every window cached."""
+    out = sorted(segments, key=lambda s: s.id)
+    random.Random(seed).shuffle(out)
+    return out[:limit] if limit is not None else out
+
+
+def live_windows(segments: Sequence[Segment], voice: Voice, split: str, rep: Replayer,
+                 log=print) -> list[FinalWindow]:
+    out = []
+    for i, seg in enumerate(segments):
+        out.append(rep.window(clip_of(seg, voice, rep.root), f"{split}/{voice.tag}", seg.id))
+        if (i + 1) % 25 == 0 or i + 1 == len(segments):
+            log(f"  live windows {split} {voice}: {i + 1}/{len(segments)}")
+    return out
+
+
+def run(segments: Sequence[Segment], checkpoint: Path | None, text_only: Path | None,
+        robust: int, root: Path, face_video: Path, log=print, also: Sequence[Path] = ()) -> dict:
+    from models import checkpoint as ckpt
+    from realtime.assets import default_model_dir
+
+    folder = checkpoint or default_model_dir()
+    model, rep = ckpt.load(folder).eval(), Replayer(root)
+    extra = ckpt.load(text_only).eval() if text_only else None
+    feat = Featurizer()
+    wins = live_windows(segments, TEST_VOICE, "test", rep, log)
+    labels = [s.label for s in segments]
+    live = [predict_window(model, w.tensors()) for w in wins]
+    oracle = [oracle_prediction(s, TEST_VOICE, feat, model, root) for s in segments]
+    rows = [{"id": s.id, "label": s.label, "live": round(p, 4), "oracle": round(o, 4),
+             "words": " ".join(w.words), "transcript": s.transcript.lower(),
+             "replay_s": round(w.replay_s, 2)}
+            for s, p, o, w in zip(segments, live, oracle, wins, strict=True)]
+    out = {"segments": len(segments), "test_voice": str(TEST_VOICE),
+           "checkpoint": folder.name, "live": _metrics(live, labels),
+           "oracle": _metrics(oracle, labels), "model": getattr(model, "name", "model"),
+           "replay_s": {"total": round(sum(w.replay_s for w in wins), 1),
+                        "median": round(float(np.median([w.replay_s for w in wins])), 2)},
+           "per_segment": rows}
+    if extra is not None:
+        out["text_only"] = _metrics([predict_window(extra, w.tensors()) for w in wins], labels)
+    for other in also:  # other candidates on the same windows (reported, never for choosing)
+        m = ckpt.load(other).eval()
+        out.setdefault("also", {})[other.name] = {
+            "live": _metrics([predict_window(m, w.tensors()) for w in wins], labels),
+            "oracle": _metrics([oracle_prediction(s, TEST_VOICE, feat, m, root)
+                                for s in segments], labels)}
+    if robust:
+        out["robustness"] = robustness(segments[:robust], live[:robust], model, rep,
+                                       face_video, log)
+    return out
+
+
+def robustness(segments: Sequence[Segment], live: Sequence[float], model, rep: Replayer,
+               face_video: Path, log=print) -> dict:
+    face_d, voice_d, acoustic_d = [], [], []
+    feat, root = Featurizer(), rep.root
+    for seg, base in zip(segments, live, strict=True):
+        wav = clip_of(seg, TEST_VOICE, root)
+        muxed = with_face(wav, face_video, root / "faced" / TEST_VOICE.tag / f"{seg.id}.mp4")
+        faced = rep.window(muxed, f"test/{TEST_VOICE.tag}+face", seg.id)
+        face_d.append(predict_window(model, faced.tensors()) - base)
+        alt = rep.window(clip_of(seg, ALT_TEST_VOICE, root), f"test/{ALT_TEST_VOICE.tag}", seg.id)
+        voice_d.append(predict_window(model, alt.tensors()) - base)
+        # the voice alone (same oracle words, so no ASR difference): what the audio branch does
+        acoustic_d.append(oracle_prediction(seg, ALT_TEST_VOICE, feat, model, root)
+                          - oracle_prediction(seg, TEST_VOICE, feat, model, root))
+        log(f"  robustness {seg.id}: face {face_d[-1]:+.3f} voice {voice_d[-1]:+.3f} "
+            f"(same words {acoustic_d[-1]:+.3f})")
+
+    def summary(d: list[float]) -> dict[str, float]:
+        a = np.abs(np.asarray(d))
+        return {"mean_abs": round(float(a.mean()), 4), "p90_abs": round(float(
+            np.quantile(a, 0.9)), 4), "max_abs": round(float(a.max()), 4)}
+
+    return {"segments": len(segments), "face_added": summary(face_d),
+            "alt_voice": {**summary(voice_d), "voice": str(ALT_TEST_VOICE)},
+            "alt_voice_same_words": summary(acoustic_d)}
+
+
+def _row(name: str, m: dict[str, float]) -> str:
+    return (f"| {name} | {m['acc2_has0']:.3f} | {m['acc2_non0']:.3f} | {m['f1_has0']:.3f} | "
+            f"{m['f1_non0']:.3f} | {m['acc7']:.3f} | {m['mae']:.3f} | {m['corr']:.3f} |")
+
+
+def write_doc(result: dict, path: Path) -> Path:
+    """Replaces the generated block of the results doc (between the markers) with tables."""
+    n, limit = result["segments"], result.get("limit")
+    scope = (f"the first {n} of the 686 test segments in a fixed random order (seed "
+             f"{result['seed']}, `realtime.eval.live.ordered`)" if limit and limit < 686
+             else f"all {n} test segments")
+    lines = [
+        f"Test split: {scope}; test voice `{result['test_voice']}` (unseen in training and "
+        f"validation); model `{result['model']}`.", "",
+        "| variant | Acc2 has0 | Acc2 non0 | F1 has0 | F1 non0 | Acc7 | MAE | Corr |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        _row("live pipeline (streaming ASR, replay)", result["live"]),
+        _row("same model, oracle transcript", result["oracle"]),
+    ]
+    if "text_only" in result:
+        lines.append(_row("text-only model, live windows", result["text_only"]))
+    gap = 100 * (result["oracle"]["acc2_non0"] - result["live"]["acc2_non0"])
+    lines += ["", f"ASR gap (oracle - live, Acc2 non0): {gap:+.1f} points."]
+    rob = result.get("robustness")
+    if rob:
+        f, v = rob["face_added"], rob["alt_voice"]
+        lines += ["", f"Robustness on {rob['segments']} of these segments (|change| of the "
+                  "final live prediction, sentiment units on [-3, 3]):", "",
+                  "| perturbation | mean | p90 | max |", "| --- | --- | --- | --- |",
+                  f"| face stream added (assets/demo.mp4) | {f['mean_abs']:.3f} | "
+                  f"{f['p90_abs']:.3f} | {f['max_abs']:.3f} |",
+                  f"| other unseen voice (`{v['voice']}`), live ASR | {v['mean_abs']:.3f} | "
+                  f"{v['p90_abs']:.3f} | {v['max_abs']:.3f} |"]
+        if "alt_voice_same_words" in rob:
+            w = rob["alt_voice_same_words"]
+            lines.append(f"| other unseen voice, same (oracle) words | {w['mean_abs']:.3f} | "
+                         f"{w['p90_abs']:.3f} | {w['max_abs']:.3f} |")
+    if result.get("also"):
+        lines += ["", "Other candidates on the same windows (for reference; the choice was made "
+                  "on validation before these were computed):", "",
+                  "| candidate | live Acc2 non0 | live MAE | oracle Acc2 non0 | oracle MAE |",
+                  "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {k} | {v['live']['acc2_non0']:.3f} | {v['live']['mae']:.3f} | "
+                  f"{v['oracle']['acc2_non0']:.3f} | {v['oracle']['mae']:.3f} |"
+                  for k, v in result["also"].items()]
+    block = "\n".join(lines)
+    begin, end = "<!-- eval_live:begin -->", "<!-- eval_live:end -->"
+    text = path.read_text() if path.is_file() else f"# Spoken MOSI results\n\n{begin}\n{end}\n"
+    if begin not in text or end not in text:
+        text += f"\n{begin}\n{end}\n"
+    head, rest = text.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    path.write_text(f"{head}{begin}\n{block}\n{end}{tail}")
+    return path
+
+
+def write_live_split(segments: Sequence[Segment], voice: Voice, split: str, rep: Replayer,
+                     log=print) -> Path:
+    """The live pipeline's final windows of ``segments`` as a spoken-MOSI file with word
+    source ``live`` (`models.data.spoken`): the most realistic validation set."""
+    from models.data.spoken import SpokenMeta, SpokenSplit, file_name, write_split
+    from realtime.extract.acoustic import FEATURE_NAMES as ACOUSTIC_NAMES
+    from realtime.extract.face import FEATURE_NAMES as FACE_NAMES
+
+    wins = live_windows(segments, voice, split, rep, log)
+    meta = SpokenMeta(split, voice.name, voice.rate_wpm, "live", "tiny.en streaming",
+                      tuple(ACOUSTIC_NAMES), tuple(FACE_NAMES))
+    data = SpokenSplit(meta, tuple(s.id for s in segments),
+                       np.array([s.label for s in segments], np.float32),
+                       tuple(" ".join(w.words) for w in wins), tuple(w.text for w in wins),
+                       tuple(w.audio for w in wins), tuple(w.video for w in wins))
+    return write_split(rep.root / file_name(split, voice.name, voice.rate_wpm, "live"), data)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", type=Path, default=None, help="default: assets/model")
+    p.add_argument("--text-only", type=Path, default=None, help="a text-only checkpoint")
+    p.add_argument("--also", type=Path, nargs="*", default=[], metavar="DIR",
+                   help="other checkpoints to report on the same windows")
+    p.add_argument("--split", choices=("test", "valid"), default="test",
+                   help="valid: write VALID_VOICES' live windows as a spoken-MOSI file (word "
+                        "source 'live') for model selection; no scores")
+    p.add_argument("--write-split", action="store_true",
+                   help="test: write TEST_VOICE's live windows as a spoken-MOSI file; no scores")
+    p.add_argument("--limit", type=int, default=None, help="random subset of N segments")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--robust", type=int, default=0, help="robustness on the first N segments")
+    p.add_argument("--windows-only", action="store_true",
+                   help="only replay and cache the final windows (no scores)")
+    p.add_argument("--mosi-dir", type=Path, default=None)
+    p.add_argument("--face-video", type=Path, default=REPO / "assets" / "demo.mp4")
+    p.add_argument("--json", type=Path, default=REPO / "docs" / "spoken_mosi.json")
+    p.add_argument("--write-doc", action="store_true", help="rewrite docs/spoken_mosi.md")
+    a = p.parse_args(argv)
+    torch.set_num_threads(1)
+    segments = ordered([s for s in read_segments(a.mosi_dir) if s.split == a.split],
+                       a.limit, a.seed)
+    root = spoken_dir()
+    if a.split == "valid" or a.write_split:
+        for voice in VALID_VOICES if a.split == "valid" else (TEST_VOICE,):
+            print(f"wrote {write_live_split(segments, voice, a.split, Replayer(root))}")
+        return 0
+    if a.windows_only:  # robustness clips first: the live windows may then run to a cutoff
+        rep = Replayer(root)
+        for seg in segments[: a.robust]:
+            wav = clip_of(seg, TEST_VOICE, root)
+            muxed = with_face(wav, a.face_video, root / "faced" / TEST_VOICE.tag / f"{seg.id}.mp4")
+            rep.window(muxed, f"test/{TEST_VOICE.tag}+face", seg.id)
+            rep.window(clip_of(seg, ALT_TEST_VOICE, root), f"test/{ALT_TEST_VOICE.tag}", seg.id)
+        live_windows(segments, TEST_VOICE, "test", rep)
+        return 0
+    result = run(segments, a.checkpoint, a.text_only, a.robust, root, a.face_video,
+                 also=a.also)
+    result.update({"limit": a.limit, "seed": a.seed})
+    # per-segment rows (MOSI transcripts, labels) stay in the user cache, never in the repo
+    rows_path = root / "eval" / f"per_segment-{result['checkpoint']}-{a.limit}-{a.seed}.json"
+    rows_path.parent.mkdir(parents=True, exist_ok=True)
+    rows_path.write_text(json.dumps(result.pop("per_segment"), indent=1) + "\n")
+    a.json.parent.mkdir(parents=True, exist_ok=True)
+    a.json.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+    print(f"per-segment results: {rows_path}")
+    if a.write_doc:
+        write_doc(result, REPO / "docs" / "spoken_mosi.md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

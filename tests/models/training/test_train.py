@@ -1,0 +1,98 @@
+"""Training behaviour on the synthetic task, and the train / evaluate / results commands."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from models.data.synthetic import make_synthetic
+from models.metrics import KEYS
+from models.registry import create
+from models.results.run import render
+from models.training.train import TrainConfig, evaluate_split, seed_everything, task_loss, train
+from models.training.train import main as train_main
+from tests.helpers import REPO  # noqa: E402
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+def _terms(model, split):
+    model.eval()
+    with torch.no_grad():
+        b = split.batch(range(len(split)))
+        out = model(b.text, b.audio, b.video, b.lengths)
+    return {**{k: float(v) for k, v in out.terms.items()},
+            "task": float(task_loss(out.sentiment, b.labels, b.lengths))}
+
+
+def test_mmmie_terms_finite_and_fall_on_synthetic():
+    torch.set_num_threads(1)
+    data = make_synthetic(seed=0, n_train=128, n_valid=64, n_test=16, steps=8, groups=2,
+                          distractor=3.0)
+    seed_everything(0)
+    model = create("mmmie", data.dims, d_model=16, heads=2, layers=1, head_hidden=16)
+    before = _terms(model, data.valid)
+    train(model, data, TrainConfig(lr=3e-3, max_epochs=8, patience=8), progress=False)
+    after = _terms(model, data.valid)
+    assert set(before) == {"kl", "infonce", "task"}
+    for key in before:
+        assert torch.isfinite(torch.tensor([before[key], after[key]])).all()
+        assert after[key] < before[key], (key, before[key], after[key])
+
+
+@pytest.mark.slow
+def test_mmlatch_beats_no_feedback_on_gating_task():
+    """The text decides which video channels matter: top-down masks should help."""
+    torch.set_num_threads(1)
+    data = make_synthetic(seed=0, n_train=192, n_valid=64, n_test=128, steps=8, groups=4,
+                          distractor=3.0)
+    mae = {}
+    for name in ("mmlatch", "mmlatch_nofb"):
+        seed_everything(0)
+        model = create(name, data.dims, hidden=16, head_hidden=16,
+                       **({"feedback_type": "linear"} if name == "mmlatch" else {}))
+        train(model, data, TrainConfig(lr=5e-3, max_epochs=15, patience=15), progress=False)
+        mae[name] = evaluate_split(model, data.test)[0].mae
+    assert mae["mmlatch"] < mae["mmlatch_nofb"], mae
+
+
+def _cli(*args):
+    proc = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
+                          cwd=REPO, env=ENV, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+def test_train_cli_is_deterministic_and_evaluate_agrees(tmp_path):
+    args = ["models.train", "--model", "late_fusion", "--data", "synthetic", "--seed", "3",
+            "--max-epochs", "1", "--set", "hidden=8", "--set", "head_hidden=8"]
+    a = _cli(*args, "--out", str(tmp_path / "a"))
+    b = _cli(*args, "--out", str(tmp_path / "b"))
+    ma, mb = json.loads(a.stdout.splitlines()[-1]), json.loads(b.stdout.splitlines()[-1])
+    assert tuple(ma) == KEYS and ma == mb
+    assert "train" in a.stderr  # the progress bar
+    ev = _cli("models.evaluate", "--checkpoint", str(tmp_path / "a"), "--data", "synthetic",
+              "--seed", "3")
+    assert json.loads(ev.stdout.splitlines()[-1]) == pytest.approx(ma)
+    meta = json.loads((tmp_path / "a" / "config.json").read_text())["meta"]
+    assert meta["data"] == "synthetic" and meta["seed"] == 3
+
+
+def test_train_cli_rejects_bad_override():
+    with pytest.raises(TypeError, match="unknown config fields"):
+        train_main(["--model", "mmlatch", "--data", "synthetic", "--set", "hiden=3"])
+
+
+def test_results_render_mean_std_and_anchors():
+    rec = [{"model": "mmlatch", "data": "mosi-utt", "seed": s, "best_epoch": 1, "epochs": 2,
+            "description": "desc", "metrics": {k: v for k, v in zip(
+                KEYS, [0.8 + s / 100, 0.81, 0.8, 0.8, 0.3, 0.9, 0.6], strict=True)}}
+           for s in (0, 1)]
+    md = render(rec, ["mmlatch", "late_fusion"], ["mosi-utt", "mosi-text"], "cmd")
+    assert "| mmlatch | 2 | 80.5 ± 0.7 |" in md
+    assert "late_fusion |" not in md.split("Anchors")[0].split("Per seed")[0]
+    assert "80.3%" in md and "Poria et al." in md
+    assert "## mosi-text\n\nNot run." in md

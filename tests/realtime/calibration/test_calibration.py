@@ -1,0 +1,205 @@
+"""Personal calibration: the session recorder, the session file, and a planted face signal
+that the calibrated model must pick up and the shipped default model must not."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from models import checkpoint
+from models.metrics import compute
+from models.training.calibrate import (
+    SESSION_KEYS,
+    Session,
+    SessionError,
+    calibrate,
+    is_branch_parameter,
+    main,
+    predict_session,
+    read_session,
+    write_session,
+)
+from realtime.assets import default_model_dir
+from realtime.calibration.recorder import SessionRecorder, label_from_thumbs
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t_s = 0.0
+
+    def now_s(self) -> float:
+        return self.t_s
+
+
+def _window(steps: int = 3, dims=(4, 3, 5), value: float = 1.0):
+    return tuple(np.full((steps, d), value, np.float32) for d in dims)
+
+
+def test_recorder_keeps_only_labelled_windows_spaced_and_bounded(tmp_path):
+    clock = FakeClock()
+    rec = SessionRecorder(clock.now_s, max_samples=3, min_interval_s=0.5)
+    assert not rec.add(*_window())  # no label yet
+    rec.set_label(5.0)  # clipped
+    assert rec.label == 3.0
+    assert rec.add(*_window())
+    clock.t_s = 0.2
+    assert not rec.add(*_window())  # too soon
+    for i in range(4):
+        clock.t_s = 1.0 + i
+        rec.set_label(label_from_thumbs(i % 2 == 0))
+        assert rec.add(*_window(value=float(i)))
+    assert len(rec) == 3 and rec.dropped == 2
+    rec.set_label(None)
+    clock.t_s = 10.0
+    assert not rec.add(*_window())
+    with pytest.raises(ValueError, match="finite"):
+        rec.set_label(float("nan"))
+    path = rec.save(tmp_path / "s.npz")
+    back = read_session(path)
+    np.testing.assert_array_equal(back.labels, [-2.0, 2.0, -2.0])
+    np.testing.assert_array_equal(back.t_s, [2.0, 3.0, 4.0])
+    assert back.audio[0][0, 0] == 1.0
+    with np.load(path) as z:  # features only: no samples, frames or words
+        assert set(z.files) == set(SESSION_KEYS)
+
+
+def test_recorder_counts_unlabelled_windows_and_survives_a_clock_restart(tmp_path):
+    clock = FakeClock()
+    rec = SessionRecorder(clock.now_s, min_interval_s=0.5)
+    clock.t_s = 5.0
+    assert not rec.add(*_window()) and rec.unlabelled == 1
+    rec.set_label(1.0)
+    assert rec.add(*_window())
+    clock.t_s = 0.1  # a new pipeline: its clock starts again
+    assert rec.add(*_window())
+    clock.t_s = 0.3
+    assert not rec.add(*_window())  # spacing still holds on the shifted time
+    clock.t_s = 0.7
+    assert rec.add(*_window())
+    np.testing.assert_allclose(rec.session().t_s, [5.0, 5.5, 6.1])
+    rec.clear()
+    assert len(rec) == 0 and rec.unlabelled == 0 and rec.label == 1.0
+    clock.t_s = 0.0
+    assert rec.add(*_window()) and rec.session().t_s.tolist() == [0.0]
+
+
+def test_user_data_dir_follows_the_environment(tmp_path, monkeypatch):
+    from realtime.calibration.recorder import DATA_ENV, user_data_dir
+
+    monkeypatch.setenv(DATA_ENV, str(tmp_path / "mine"))
+    assert user_data_dir() == tmp_path / "mine"
+    monkeypatch.delenv(DATA_ENV)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    if sys.platform.startswith("linux"):
+        assert user_data_dir() == tmp_path / "xdg" / "live-sentiment-monitor"
+    assert not user_data_dir().exists()  # never created by asking
+
+
+def test_cli_refuses_too_few_samples(tmp_path):
+    small = Session(*(tuple(np.ones((2, d), np.float32) for _ in range(3)) for d in (4, 3, 5)),
+                    np.ones(3, np.float32), np.arange(3.0))
+    session = write_session(tmp_path / "s.npz", small)
+    with pytest.raises(SystemExit, match="only 3 labelled windows.*at least 8"):
+        main(["--session", str(session), "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
+def test_session_errors(tmp_path):
+    with pytest.raises(SessionError, match="no labelled windows"):
+        SessionRecorder(FakeClock().now_s).save(tmp_path / "empty.npz")
+    with pytest.raises(SessionError, match="not found"):
+        read_session(tmp_path / "missing.npz")
+    bad = tmp_path / "bad.npz"
+    bad.write_text("garbage")
+    with pytest.raises(SessionError, match="not a valid session"):
+        read_session(bad)
+
+
+def test_branch_parameters():
+    assert is_branch_parameter("encoders.audio.lstm.weight")
+    assert is_branch_parameter("projections.text_from_video.net.weight")
+    assert is_branch_parameter("projections.audio_from_text.net.weight")
+    assert not is_branch_parameter("encoders.text.lstm.weight")
+    assert not is_branch_parameter("head.net.0.weight")
+
+
+def _planted_session(n: int, seed: int) -> Session:
+    """Neutral words, a random voice, a face whose smile alone carries the label."""
+    from models.text_encoder import WordEncoder
+    from realtime.extract.acoustic import ACOUSTIC_DIM
+    from realtime.extract.face import FACE_DIM, FACE_PRESENT_INDEX, SMILE_INDEX, SMILE_RIGHT_INDEX
+
+    rng = np.random.default_rng(seed)
+    text_rows = WordEncoder.load().encode("so then i went to the store".split())
+    text, audio, video, labels = [], [], [], []
+    for _ in range(n):
+        positive = rng.random() < 0.5
+        steps = len(text_rows)
+        face = np.clip(rng.beta(0.6, 3.0, (steps, FACE_DIM)), 0, 1).astype(np.float32)
+        face[:, 52:55] = rng.normal(0, 0.1, (steps, 3))
+        face[:, FACE_PRESENT_INDEX] = 1.0
+        smile = rng.uniform(0.6, 0.9) if positive else rng.uniform(0.0, 0.1)
+        face[:, [SMILE_INDEX, SMILE_RIGHT_INDEX]] = smile
+        voice = rng.normal(0, 1, (steps, ACOUSTIC_DIM)).astype(np.float32)
+        text.append(text_rows.copy())
+        audio.append(voice)
+        video.append(face)
+        labels.append(2.0 if positive else -2.0)
+    return Session(tuple(text), tuple(audio), tuple(video), np.array(labels, np.float32),
+                   np.arange(n, dtype=np.float64))
+
+
+@pytest.mark.slow
+def test_calibration_picks_up_a_planted_face_signal(tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    base = checkpoint.load(default_model_dir())
+    train, held_out = _planted_session(64, seed=1), _planted_session(48, seed=2)
+
+    before = compute(predict_session(base, held_out), held_out.labels)
+    assert before.acc2_non0 <= 0.7 and abs(before.corr) < 0.5, before  # base ignores faces
+
+    tuned = calibrate(base, train, epochs=18, seed=0)
+    after = compute(predict_session(tuned, held_out), held_out.labels)
+    assert after.acc2_non0 >= 0.9 and after.corr >= 0.8, after
+    # only the voice and face branches moved
+    moved = {n for (n, p0), (_, p1) in zip(base.named_parameters(), tuned.named_parameters(),
+                                           strict=True) if not torch.equal(p0, p1)}
+    assert moved and all(is_branch_parameter(n) for n in moved), sorted(moved)
+
+    # the CLI writes a personal checkpoint that loads like any other
+    session_path = write_session(tmp_path / "session.npz", train)
+    out = tmp_path / "personal"
+    assert main(["--session", str(session_path), "--out", str(out), "--epochs", "2"]) == 0
+    personal = checkpoint.load(out)
+    assert personal.meta["session_samples"] == 64
+    assert personal.config == base.config
+
+
+def test_tap_records_what_the_live_model_sees():
+    from dataclasses import dataclass
+
+    from models.base import InputDims
+    from models.registry import create
+
+    @dataclass
+    class FakeEngine:
+        model: torch.nn.Module
+
+    torch.manual_seed(0)
+    model = create("late_fusion", InputDims(4, 3, 5), hidden=4, head_hidden=4).eval()
+    clock = FakeClock()
+    rec = SessionRecorder(clock.now_s, min_interval_s=0.0)
+    engine = rec.tap(FakeEngine(model))
+    assert engine.model.config == model.config and engine.model.name == "late_fusion"
+    x = [torch.randn(1, 5, d) for d in (4, 3, 5)]
+    with torch.inference_mode():
+        plain = model(*x, torch.tensor([3])).sentiment
+        rec.set_label(1.5)
+        tapped = engine.model(*x, torch.tensor([3])).sentiment
+    assert torch.equal(plain, tapped)  # the tap never changes predictions
+    session = rec.session()
+    assert len(session) == 1 and session.labels[0] == 1.5
+    np.testing.assert_array_equal(session.text[0], x[0][0, :3].numpy())  # padding cut

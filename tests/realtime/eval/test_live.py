@@ -1,0 +1,88 @@
+"""realtime.eval.live without replaying: nested subsets, the per-clip window cache, the
+validation "live" file, and the results-doc scope line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models.data.spoken import Segment, read_split
+from realtime.eval.live import FinalWindow, Replayer, ordered, write_doc, write_live_split
+from realtime.eval.spoken_mosi import ALT_TEST_VOICE, TEST_VOICE, TRAIN_VOICES, VALID_VOICES, Voice
+
+
+def _segments(n: int) -> list[Segment]:
+    return [Segment(f"vid{i:03d}_1", "a b c", float(i % 7 - 3), "valid") for i in range(n)]
+
+
+def test_ordered_subsets_are_nested_and_fixed():
+    segs = _segments(50)
+    full = ordered(segs, None, 0)
+    assert sorted(s.id for s in full) == [s.id for s in segs]  # a permutation
+    assert [s.id for s in full] != [s.id for s in segs]  # shuffled
+    assert ordered(segs, 10, 0) == full[:10] and ordered(segs, 30, 0)[:10] == full[:10]
+    assert ordered(list(reversed(segs)), 10, 0) == full[:10]  # input order does not matter
+    assert ordered(segs, 10, 1) != full[:10]
+
+
+def test_voices_for_training_selection_and_test_are_disjoint():
+    tests = {TEST_VOICE, ALT_TEST_VOICE}
+    assert not set(VALID_VOICES) & set(TRAIN_VOICES) and not set(VALID_VOICES) & tests
+    assert not set(TRAIN_VOICES) & tests
+
+
+def _cached_window(root, kind: str, seg_id: str, steps: int, seed: int) -> FinalWindow:
+    rng = np.random.default_rng(seed)
+    win = FinalWindow(rng.normal(size=(steps, 384)).astype(np.float32),
+                      rng.normal(size=(steps, 35)).astype(np.float32),
+                      np.zeros((steps, 56), np.float32), ("good", "film"), 1.5)
+    path = root / "live" / kind / f"{seg_id}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, text=win.text, audio=win.audio, video=win.video,
+             words=np.asarray(win.words, dtype=str), replay_s=win.replay_s)
+    return win
+
+
+def test_cached_windows_are_read_back_without_loading_the_pipeline(tmp_path):
+    voice = Voice("en-us-nyc", 160)
+    segs = _segments(3)
+    wins = [_cached_window(tmp_path, f"valid/{voice.tag}", s.id, 2 + i, i)
+            for i, s in enumerate(segs)]
+    rep = Replayer(tmp_path)
+    back = rep.window(tmp_path / "missing.wav", f"valid/{voice.tag}", segs[1].id)
+    assert rep._engine is None  # nothing replayed: the cache answered
+    np.testing.assert_array_equal(back.text, wins[1].text)
+    assert back.words == ("good", "film") and back.replay_s == 1.5
+    text, audio, video, lengths = back.tensors()
+    assert text.shape == (1, 3, 384) and video.shape == (1, 3, 56)
+    assert lengths.tolist() == [3] and lengths.dtype == torch.int64
+
+    path = write_live_split(segs, voice, "valid", rep, log=lambda _: None)
+    data = read_split(path)
+    assert path.name == "valid__en-us-nyc-160__live.npz"
+    assert data.meta.words == "live" and data.meta.voice == "en-us-nyc"
+    assert data.ids == tuple(s.id for s in segs) and data.words[0] == "good film"
+    assert [len(t) for t in data.text] == [2, 3, 4]
+    np.testing.assert_allclose(data.labels, [s.label for s in segs])
+
+
+def test_write_doc_states_the_nested_subset(tmp_path):
+    m = {"acc2_has0": 0.8, "acc2_non0": 0.8, "f1_has0": 0.8, "f1_non0": 0.8, "acc7": 0.3,
+         "mae": 0.9, "corr": 0.7}
+    doc = tmp_path / "r.md"
+    base = {"test_voice": "en-us@165", "model": "mmlatch", "live": m, "oracle": m, "seed": 0}
+    write_doc({**base, "segments": 300, "limit": 300}, doc)
+    assert "the first 300 of the 686 test segments in a fixed random order (seed 0" in \
+        doc.read_text()
+    worse = {**m, "acc2_non0": 0.75, "mae": 1.1}
+    write_doc({**base, "segments": 686, "limit": None,
+               "also": {"mmmie": {"live": worse, "oracle": m}}}, doc)
+    text = doc.read_text()
+    assert "all 686 test segments" in text and "first 300" not in text
+    assert "| mmmie | 0.750 | 1.100 | 0.800 | 0.900 |" in text
+
+
+@pytest.mark.parametrize("limit", [0, 5])
+def test_ordered_limit_edges(limit):
+    assert len(ordered(_segments(8), limit, 0)) == limit

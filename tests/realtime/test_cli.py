@@ -1,0 +1,125 @@
+"""`python -m realtime`: bad input gets a clear message and an exit status, never a
+traceback; the JSON lines carry the documented keys; the bundled recording replayed with
+--fast gives the words of its script and a face."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import realtime.engine
+from realtime.__main__ import main
+from tests.helpers import (
+    REPO,  # noqa: E402
+    media,
+)
+from tests.realtime.test_pipeline import fake_engine
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+       "PYTHONPATH": str(REPO)}
+
+
+def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "realtime", *args], cwd=REPO, env=ENV,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def run_main(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(args), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    monkeypatch.setattr(realtime.engine.Engine, "load",
+                        classmethod(lambda cls, *a, **k: fake_engine()))
+
+
+@pytest.mark.parametrize("make, expect", [
+    (lambda d: d / "missing.mp4", "no such file"),
+    (lambda d: media.empty_file(d, ".mp4"), "empty"),
+    (lambda d: media.corrupt_file(d, ".mp4", "random"), "not a readable"),
+    (lambda d: media.corrupt_file(d, ".mp4", "truncated"), "corrupt-truncated.mp4"),
+])
+def test_unusable_files_exit_2_with_a_message_and_no_traceback(tmp_path, make, expect):
+    proc = cli("--source", str(make(tmp_path)), "--fast", "--jsonl", str(tmp_path / "o.jsonl"))
+    assert proc.returncode == 2, proc.stderr
+    assert expect in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_missing_model_says_how_to_get_one(tmp_path):
+    wav = media.speech_wav(tmp_path, "hello")
+    proc = cli("--source", str(wav), "--fast", "--checkpoint", str(tmp_path / "nowhere"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "nowhere" in proc.stderr and "does not exist" in proc.stderr
+    empty = tmp_path / "empty-ckpt"
+    empty.mkdir()
+    proc = cli("--source", str(wav), "--fast", "--checkpoint", str(empty))
+    assert proc.returncode == 2 and "config.json" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_arguments_exit_2():
+    assert cli().returncode == 2
+    assert cli("--camera", "0", "--fast").returncode == 2
+
+
+@pytest.mark.parametrize("make", [
+    lambda d: media.stereo_44k_wav(d),
+    lambda d: media.audio_only(d, "m4a"),
+    lambda d: media.video_only(d, "mkv"),
+    lambda d: media.corrupt_file(d, ".webm", "truncated"),  # ends mid-stream
+], ids=["stereo-44k-wav", "audio-only-m4a", "video-only-mkv", "truncated-webm"])
+def test_odd_inputs_give_predictions_and_json_lines(fake, tmp_path, make):
+    out = tmp_path / "out.jsonl"
+    code, stdout, stderr = run_main("--source", str(make(tmp_path)), "--fast",
+                                    "--jsonl", str(out))
+    assert code == 0, stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows and len(stdout.splitlines()) == len(rows)
+    for row in rows:
+        assert {"t", "sentiment", "words", "new_words", "face", "latency_ms", "signals",
+                "drops"} <= set(row)
+        assert -3 <= row["sentiment"] <= 3 and "total" in row["latency_ms"]
+        assert set(row["signals"]) == {"pitch_hz", "energy_db", "smile", "brow", "jaw"}
+    times = [r["t"] for r in rows]
+    assert times == sorted(times) and times[0] >= 0
+    assert "predictions from" in stderr
+
+
+def test_an_unreadable_camera_is_a_clear_error(fake, tmp_path):
+    code, _, stderr = run_main("--camera", str(tmp_path / "no-camera.avi"), "--mic", "none",
+                               "--seconds", "1")
+    assert code == 2 and "could not be opened" in stderr
+
+
+@pytest.mark.slow
+def test_demo_recording_end_to_end(tmp_path):
+    from realtime.assets import AssetMissing, default_model_dir
+
+    try:
+        model_dir = default_model_dir()
+    except AssetMissing as exc:
+        pytest.skip(f"no bundled model: {exc}")
+    out = tmp_path / "demo.jsonl"
+    proc = cli("--source", str(media.DEMO_MP4), "--fast", "--jsonl", str(out), "--quiet",
+               "--checkpoint", str(model_dir), timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    # The script alternates clearly positive and clearly negative sentences: the shipped
+    # model, on windows bounded by the ASR's utterances, must swing both ways.
+    sentiments = [r["sentiment"] for r in rows]
+    assert max(sentiments) > 1.5 and min(sentiments) < -1.5, sentiments
+    assert sum(s < 0 for s in sentiments) >= 0.25 * len(rows), sentiments
+    heard = " ".join(w for r in rows for w in r["new_words"])
+    script = " ".join(line.text for line in media.demo_script())
+    assert media.wer(script, heard) <= 0.20, heard
+    assert sum(r["face"] for r in rows) >= 0.9 * len(rows)
+    assert any(r["words"] for r in rows) and all(-3 <= r["sentiment"] <= 3 for r in rows)
+    assert rows[-1]["t"] == pytest.approx(media.duration_s(media.DEMO_MP4), abs=0.5)

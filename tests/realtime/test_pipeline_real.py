@@ -1,0 +1,57 @@
+"""The pipeline on the real extractors (Whisper, mediapipe, MiniLM, torchaudio features)
+and a registry model: deterministic --fast replay, words and a face from a short clip."""
+
+from __future__ import annotations
+
+import pytest
+
+from realtime.clock import ReplayClock
+from realtime.pipeline import Pipeline
+from realtime.sources import FileSource
+from tests.helpers import media
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    registry = pytest.importorskip("models.registry", reason="models/ registry not landed")
+    from models import checkpoint
+    from models.base import InputDims
+    from realtime.engine import Engine
+    from realtime.extract import acoustic, face, text
+
+    folder = tmp_path_factory.mktemp("ckpt")
+    dims = InputDims(text.TEXT_DIM, acoustic.ACOUSTIC_DIM, face.FACE_DIM)
+    checkpoint.save(registry.create("mmlatch", dims), folder)
+    return Engine.load(folder)
+
+
+def test_real_replay_is_deterministic_and_hears_the_words(engine, tmp_path):
+    clip = media.face_video(tmp_path, seconds=4.0, fps=15,
+                            with_audio_text="I really love this movie")
+    runs = []
+    for _ in range(2):
+        pipe = Pipeline(FileSource(clip, realtime=False, clock=ReplayClock()), engine)
+        pipe.run_to_end()
+        runs.append(pipe.store.history())
+    a, b = runs
+    assert [(p.t_end_s, p.sentiment, p.words, p.face) for p in a] == [
+        (p.t_end_s, p.sentiment, p.words, p.face) for p in b]
+    heard = " ".join(w for p in a for w in p.new_words)
+    assert media.wer("I really love this movie", heard) <= 0.2, heard
+    assert all(p.face for p in a[2:])
+    last = a[-1]
+    assert -3 <= last.sentiment <= 3 and last.masks is not None
+    assert last.signals.smile >= 0 and last.model_name == "mmlatch"
+
+
+def test_engine_rejects_a_model_for_other_feature_sizes(tmp_path):
+    registry = pytest.importorskip("models.registry", reason="models/ registry not landed")
+    from models import checkpoint
+    from models.base import DimensionMismatch, InputDims
+    from realtime.engine import Engine
+
+    checkpoint.save(registry.create("mmlatch", InputDims(300, 74, 35)), tmp_path)
+    with pytest.raises(DimensionMismatch, match="text=300"):
+        Engine.load(tmp_path)
