@@ -34,6 +34,7 @@ class MulTConfig:
     dropout: float = 0.1
     head_hidden: int = 64
     per_step: bool = False
+    name: str = "mult"  # the registry name (models.registry); not saved in config.json
 
     def __post_init__(self) -> None:
         if self.d_model % self.heads:

@@ -24,9 +24,7 @@ class CheckpointError(RuntimeError):
 
 
 def save(model: nn.Module, directory: str | Path, meta: dict[str, Any] | None = None) -> Path:
-    name = getattr(model, "name", None)
-    if name is None:
-        raise CheckpointError("model has no registry name; create it with models.registry.create")
+    name = model.config.name
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
@@ -68,5 +66,9 @@ def load(directory: str | Path, map_location: str = "cpu") -> nn.Module:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{weights} does not match {directory / CONFIG}: {exc}") from exc
-    model.meta = doc.get("meta", {})
     return model.to(map_location).eval()
+
+
+def read_meta(directory: str | Path) -> dict[str, Any]:
+    """The checkpoint's metadata (training data, metrics, selection), as saved."""
+    return dict(read_config(directory).get("meta") or {})

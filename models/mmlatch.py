@@ -69,6 +69,7 @@ class MMLatchConfig:
     modalities: tuple[str, ...] = MODALITIES
     head_hidden: int = 100
     per_step: bool = False
+    name: str = "mmlatch"  # the registry name (models.registry); not saved in config.json
 
     def __post_init__(self) -> None:
         if self.feedback_type not in FEEDBACK_TYPES:

@@ -63,6 +63,7 @@ class MMMIEConfig:
     use_identity: bool = True
     head_hidden: int = 64
     per_step: bool = False
+    name: str = "mmmie"  # the registry name (models.registry); not saved in config.json
 
     def __post_init__(self) -> None:
         if self.d_model % self.heads:

@@ -68,17 +68,16 @@ def make_config(name: str, dims: InputDims, **overrides: Any):
     bad = set(overrides) - fields
     if bad:
         raise TypeError(f"{name}: unknown config fields {sorted(bad)}; known: {sorted(fields)}")
-    return s.config_cls(dims=dims, **{**dict(s.preset), **overrides})
+    return s.config_cls(dims=dims, **{**dict(s.preset), **overrides, "name": name})
 
 
 def build(name: str, config) -> nn.Module:
-    """The model for an existing config; ``model.name`` records the registry name."""
+    """The model for an existing config (whose ``name`` becomes ``name``): the registry
+    name is read back as ``model.config.name``."""
     s = spec(name)
     if not isinstance(config, s.config_cls):
         raise TypeError(f"{name} needs a {s.config_cls.__name__}, got {type(config).__name__}")
-    model = s.model_cls(config)
-    model.name = name
-    return model
+    return s.model_cls(dataclasses.replace(config, name=name))
 
 
 def create(name: str, dims: InputDims, **overrides: Any) -> nn.Module:
@@ -86,7 +85,9 @@ def create(name: str, dims: InputDims, **overrides: Any) -> nn.Module:
 
 
 def config_to_dict(config) -> dict[str, Any]:
-    return dataclasses.asdict(config)
+    """The config as saved in a checkpoint's config.json: every field but ``name``, which the
+    checkpoint stores beside it (as "model")."""
+    return {k: v for k, v in dataclasses.asdict(config).items() if k != "name"}
 
 
 def config_from_dict(name: str, data: dict[str, Any]):
@@ -95,11 +96,11 @@ def config_from_dict(name: str, data: dict[str, Any]):
     fields = {f.name for f in dataclasses.fields(s.config_cls)}
     values = {}
     for key, value in data.items():
-        if key not in fields:
+        if key not in fields or key == "name":
             raise ValueError(f"{name} config has no field {key!r}")
         if key == "dims":
             value = InputDims(**value)
         elif isinstance(value, list):
             value = tuple(value)
         values[key] = value
-    return s.config_cls(**values)
+    return s.config_cls(**values, name=name)

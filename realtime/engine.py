@@ -119,7 +119,7 @@ class Engine:
         featurizer = text.TextFeaturizer(device=device)
         return cls(
             model=model,
-            model_name=str(getattr(model, "name", type(model).__name__)),
+            model_name=model.config.name,
             device=device,
             layout=layout,
             encode_words=featurizer.encode,

@@ -116,7 +116,6 @@ def calibrate(base: torch.nn.Module, session: Session, epochs: int = EPOCHS, lr:
     ``on_epoch(epoch, mean_l1)`` is called after each epoch (1-based) for progress."""
     check_dims(base.config.dims, session.dims, where="the base model")
     model = copy.deepcopy(base)
-    model.name = getattr(base, "name", None)
     trainable = [p for n, p in model.named_parameters() if is_branch_parameter(n)]
     if not trainable:
         raise SessionError(f"{type(base).__name__} has no audio/video branch parameters")
@@ -203,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     model = calibrate(base, session, epochs=a.epochs, lr=a.lr, seed=a.seed, on_epoch=progress)
     before = float(np.mean(np.abs(predict_session(base, session) - session.labels)))
     after = float(np.mean(np.abs(predict_session(model, session) - session.labels)))
-    meta = {**getattr(base, "meta", {}), "calibrated_from": str(base_dir),
+    meta = {**checkpoint.read_meta(base_dir), "calibrated_from": str(base_dir),
             "session": a.session.name, "session_samples": len(session),
             "trained_branches": list(BRANCHES), "session_l1_before": round(before, 4),
             "session_l1_after": round(after, 4)}

@@ -144,7 +144,7 @@ def score(folders: list[Path], valid, log=print) -> list[dict]:
     for folder in folders:
         model = checkpoint.load(folder).eval()
         pred, label = predict(model, valid)
-        rows.append({"checkpoint": str(folder), "model": getattr(model, "name", "?"),
+        rows.append({"checkpoint": str(folder), "model": model.config.name,
                      **{k: round(v, 4) for k, v in compute(pred, label).as_dict().items()}})
     ranked = select(rows)
     for r in ranked:

@@ -214,12 +214,12 @@ class Calibrator:
                 if self.base_dir is None:
                     raise CalibrationError("No default model folder is known.")
                 model = self._load(load_model, self.base_dir)
-                self._default = (model, str(getattr(model, "name", type(model).__name__)))
+                self._default = (model, model.config.name)
             model, name = self._default
         else:
             folder = Path(choice)
             model = self._load(load_model, folder)
-            name = f"{getattr(model, 'name', type(model).__name__)} \u00b7 {folder.name}"
+            name = f"{model.config.name} \u00b7 {folder.name}"
         lay = engine.layout
         try:
             check_dims(model.config.dims, InputDims(lay.text_dim, lay.audio_dim, lay.video_dim),

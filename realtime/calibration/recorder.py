@@ -69,8 +69,6 @@ class TapModel(torch.nn.Module):
         super().__init__()
         self.inner = model
         self.config = model.config
-        self.name = getattr(model, "name", type(model).__name__)
-        self.meta = getattr(model, "meta", {})
         self._on_input = on_input
 
     def forward(self, text, audio, video, lengths):
@@ -81,8 +79,6 @@ class TapModel(torch.nn.Module):
         """Wraps ``model`` from now on (the caller holds the engine's model lock)."""
         self.inner = model
         self.config = model.config
-        self.name = getattr(model, "name", type(model).__name__)
-        self.meta = getattr(model, "meta", {})
 
 
 class SessionRecorder:

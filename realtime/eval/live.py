@@ -223,7 +223,7 @@ def run(segments: Sequence[Segment], checkpoint: Path | None, text_only: Path | 
             for s, p, o, w in zip(segments, live, oracle, wins, strict=True)]
     out = {"segments": len(segments), "test_voice": str(TEST_VOICE),
            "checkpoint": folder.name, "live": _metrics(live, labels),
-           "oracle": _metrics(oracle, labels), "model": getattr(model, "name", "model"),
+           "oracle": _metrics(oracle, labels), "model": model.config.name,
            "replay_s": {"total": round(sum(w.replay_s for w in wins), 1),
                         "median": round(float(np.median([w.replay_s for w in wins])), 2)},
            "per_segment": rows}

@@ -201,9 +201,9 @@ def test_checkpoint_round_trip(name, tmp_path):
     model = tiny(name, per_step=True)
     checkpoint.save(model, tmp_path, meta={"data": "synthetic"})
     loaded = checkpoint.load(tmp_path)
-    assert not loaded.training and loaded.name == name
+    assert not loaded.training and loaded.config.name == name
     assert loaded.config == model.config
-    assert loaded.meta == {"data": "synthetic"}
+    assert checkpoint.read_meta(tmp_path) == {"data": "synthetic"}
     model.eval()
     x = inputs()
     a, b = model(*x), loaded(*x)

@@ -51,8 +51,9 @@ def test_checkpoint_files_and_dims(model):
     size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
     assert size <= 20 * 1024 * 1024, f"assets/model is {size} bytes (limit 20 MB)"
     assert model.config.dims == InputDims(TEXT_DIM, ACOUSTIC_DIM, FACE_DIM)
-    assert model.meta["data"] == "spoken-mosi"
-    assert model.meta["valid"]["acc2_non0"] > 0.7  # selection-time validation accuracy
+    meta = checkpoint.read_meta(folder)
+    assert meta["data"] == "spoken-mosi"
+    assert meta["valid"]["acc2_non0"] > 0.7  # selection-time validation accuracy
     assert not model.training
 
 

@@ -79,8 +79,8 @@ def test_models_train_runs_on_a_tiny_spoken_cache(tmp_path, monkeypatch, capsys)
           "--set", "hidden=8", "--no-progress", "--out", str(out)])
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(metrics) >= {"acc2_non0", "mae", "corr"} and np.isfinite(metrics["mae"])
-    model = checkpoint.load(out)
-    assert model.meta["data"] == "spoken-mosi"
+    assert checkpoint.load(out).config.name == "late_fusion"
+    assert checkpoint.read_meta(out)["data"] == "spoken-mosi"
 
 
 def test_validation_prefers_live_words_of_the_chosen_voice(tmp_path):

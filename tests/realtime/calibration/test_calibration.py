@@ -174,7 +174,7 @@ def test_calibration_picks_up_a_planted_face_signal(tmp_path, monkeypatch):
     out = tmp_path / "personal"
     assert main(["--session", str(session_path), "--out", str(out), "--epochs", "2"]) == 0
     personal = checkpoint.load(out)
-    assert personal.meta["session_samples"] == 64
+    assert checkpoint.read_meta(out)["session_samples"] == 64
     assert personal.config == base.config
 
 
@@ -193,7 +193,7 @@ def test_tap_records_what_the_live_model_sees():
     clock = FakeClock()
     rec = SessionRecorder(clock.now_s, min_interval_s=0.0)
     engine = rec.tap(FakeEngine(model))
-    assert engine.model.config == model.config and engine.model.name == "late_fusion"
+    assert engine.model.config == model.config and engine.model.config.name == "late_fusion"
     x = [torch.randn(1, 5, d) for d in (4, 3, 5)]
     with torch.inference_mode():
         plain = model(*x, torch.tensor([3])).sentiment
