@@ -99,19 +99,41 @@ def test_an_unreadable_camera_is_a_clear_error(fake, tmp_path):
     assert code == 2 and "could not be opened" in stderr
 
 
-@pytest.mark.slow
-def test_demo_recording_end_to_end(tmp_path):
+GOLDEN = REPO / "tests" / "realtime" / "golden" / "demo_fast.jsonl"
+
+
+@pytest.fixture(scope="module")
+def demo_rows(tmp_path_factory) -> list[dict]:
+    """`python -m realtime --source assets/demo.mp4 --fast` with the bundled model, once."""
     from realtime.assets import AssetMissing, default_model_dir
 
     try:
         model_dir = default_model_dir()
     except AssetMissing as exc:
         pytest.skip(f"no bundled model: {exc}")
-    out = tmp_path / "demo.jsonl"
+    out = tmp_path_factory.mktemp("demo") / "demo.jsonl"
     proc = cli("--source", str(media.DEMO_MP4), "--fast", "--jsonl", str(out), "--quiet",
                "--checkpoint", str(model_dir), timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_demo_predictions_match_the_reference_run(demo_rows):
+    """The restructure changed no behaviour: the same times, words and sentiments as the
+    reference run recorded before it (tests/realtime/golden/demo_fast.jsonl). A deliberate
+    change of the pipeline's output regenerates it: run the command of `demo_rows` and keep
+    each line's ``t``, ``sentiment`` and ``words``."""
+    reference = [json.loads(line) for line in GOLDEN.read_text().splitlines()]
+    assert [r["t"] for r in demo_rows] == [r["t"] for r in reference]
+    for row, ref in zip(demo_rows, reference, strict=True):
+        assert row["words"] == ref["words"], (row["t"], row["words"], ref["words"])
+        assert abs(row["sentiment"] - ref["sentiment"]) <= 1e-3, (row["t"], row, ref)
+
+
+@pytest.mark.slow
+def test_demo_recording_end_to_end(demo_rows):
+    rows = demo_rows
     # The script alternates clearly positive and clearly negative sentences: the shipped
     # model, on windows bounded by the ASR's utterances, must swing both ways.
     sentiments = [r["sentiment"] for r in rows]
