@@ -1,0 +1,146 @@
+"""The tree's rules (docs/ARCHITECTURE.md): imports point one way, no import cycles, and only
+`realtime.clock` reads the wall clock. Read from the source with `ast`; nothing is imported."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO
+
+PACKAGES = ("kernels", "models", "realtime", "benchmarks")
+# package -> the project packages it may import (besides itself)
+ALLOWED = {
+    "kernels": set(),
+    "models": {"kernels"},
+    "realtime": {"models", "kernels"},
+    "benchmarks": {"realtime", "models", "kernels"},
+}
+CLOCK_CALLS = {("time", "time"), ("time", "monotonic"), ("time", "perf_counter"),
+               ("time", "time_ns"), ("time", "monotonic_ns"), ("time", "perf_counter_ns"),
+               ("datetime", "now"), ("datetime", "utcnow"), ("datetime", "today")}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def project_modules() -> dict[str, Path]:
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((REPO / package).rglob("*.py")):
+            found[module_name(path)] = path
+    found["app"] = REPO / "app.py"
+    return found
+
+
+def imports(path: Path, name: str) -> Iterator[tuple[str, int]]:
+    """Every module imported anywhere in the file (top level or inside functions), with its
+    line; relative imports resolved against ``name``."""
+    is_package = path.name == "__init__.py"
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = name.split(".")
+                anchor = anchor[: len(anchor) - node.level + (1 if is_package else 0)]
+                base = ".".join([*anchor, base] if base else anchor)
+            yield base, node.lineno
+            for alias in node.names:  # `from models import checkpoint` imports a module
+                yield f"{base}.{alias.name}", node.lineno
+
+
+def resolve(target: str, modules: dict[str, Path]) -> str | None:
+    """The project module that ``target`` names (or the nearest package above it)."""
+    while target:
+        if target in modules:
+            return target
+        target = target.rpartition(".")[0]
+    return None
+
+
+@pytest.fixture(scope="module")
+def graph() -> dict[str, set[tuple[str, int]]]:
+    modules = project_modules()
+    edges: dict[str, set[tuple[str, int]]] = {}
+    for name, path in modules.items():
+        edges[name] = set()
+        for target, line in imports(path, name):
+            found = resolve(target, modules)
+            if found and found != name and not name.startswith(found + "."):
+                edges[name].add((found, line))
+    return edges
+
+
+def test_the_graph_sees_the_project(graph):
+    assert {"kernels.gate_mask", "models.mmlatch", "realtime.pipeline", "app"} <= set(graph)
+    assert any(t.startswith("kernels") for t, _ in graph["models.mmlatch"])
+    assert ("realtime.engine", 0) not in graph["realtime.pipeline"]  # lines are real
+    assert any(t == "realtime.engine" and line > 0 for t, line in graph["realtime.pipeline"])
+
+
+def test_imports_point_one_way(graph):
+    bad = []
+    for name, targets in graph.items():
+        top = name.split(".")[0]
+        if top == "app":
+            continue
+        for target, line in targets:
+            other = target.split(".")[0]
+            if other != top and other not in ALLOWED[top]:
+                bad.append(f"{name}:{line} imports {target}")
+    assert not bad, "\n".join(bad)
+
+
+def test_the_core_of_realtime_does_not_import_its_consumers(graph):
+    consumers = ("realtime.dashboard", "realtime.calibration", "realtime.eval")
+    bad = [f"{name}:{line} imports {target}"
+           for name, targets in graph.items()
+           if name.startswith(("realtime.", "models.", "kernels."))
+           and not name.startswith(consumers)
+           for target, line in targets if target.startswith(consumers)]
+    assert not bad, "\n".join(bad)
+
+
+def test_no_import_cycles(graph):
+    edges = {name: {t for t, _ in targets} for name, targets in graph.items()}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            if state.get(nxt) == 1:
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(edges):
+        if node not in state:
+            visit(node)
+    assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_only_the_clock_reads_the_wall_clock():
+    readers = []
+    for name, path in project_modules().items():
+        if name == "realtime.clock":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                    and (node.value.id, node.attr) in CLOCK_CALLS):
+                readers.append(f"{name}:{node.lineno} {node.value.id}.{node.attr}")
+    assert not readers, "\n".join(readers)
