@@ -37,11 +37,10 @@ from models.data.base import (
     DatasetBundle,
     Split,
     cache_dir,
+    default_mosi_dir,
     make_split,
-    pack_steps,
-    save_npz_atomic,
-    unpack_steps,
 )
+from models.data.sessions import pack_steps, save_npz_atomic, unpack_steps
 
 FORMAT = 1
 SPLITS = ("train", "valid", "test")
@@ -104,7 +103,6 @@ class Segment:
 
 def read_segments(mosi_dir: str | Path | None = None) -> list[Segment]:
     """Every segment of the standard split with a transcript and a label, sorted by id."""
-    from models.data.base import default_mosi_dir
     from models.data.mosi import read_scores, read_transcripts
 
     root = Path(mosi_dir) if mosi_dir is not None else default_mosi_dir()
@@ -261,8 +259,8 @@ def train_valid_bundle(root: str | Path | None = None, words: str = "both",
 
 
 def load_spoken_mosi(root: str | Path | None = None, words: str = "both") -> DatasetBundle:
-    """The "spoken-mosi" dataset (for `models.data.base.load_dataset`, which trains and then tests:
-    so the test split is required here)."""
+    """The "spoken-mosi" dataset (for `models.data.registry.load_dataset`, which trains and
+    then tests: so the test split is required here)."""
     root = Path(root) if root is not None else spoken_dir()
     if not root.is_dir():
         raise DataError(f"no spoken-MOSI cache at {root}: build it with python -m "

@@ -31,7 +31,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from models.data.base import REPO_ROOT, DataError, cache_dir, load_dataset
+from models.data.base import REPO_ROOT, DataError, cache_dir
+from models.data.registry import load_dataset
 from models.results.report import DATA, DATA_ARGS, MODELS, render
 from models.training import leakage, recipes
 

@@ -14,8 +14,8 @@ import torch
 
 from models import checkpoint
 from models.base import check_dims
-from models.data.base import DATASETS, load_dataset
 from models.data.mosi import WORD_SOURCES
+from models.data.registry import DATASETS, load_dataset
 from models.training.train import evaluate_split
 
 

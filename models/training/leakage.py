@@ -17,7 +17,8 @@ import argparse
 import numpy as np
 
 from models.base import MODALITIES
-from models.data.base import DatasetBundle, Split, load_dataset
+from models.data.base import DatasetBundle, Split
+from models.data.registry import load_dataset
 
 ALPHA = 10.0
 

@@ -24,8 +24,9 @@ from torch import nn
 from tqdm import tqdm
 
 from models import checkpoint
-from models.data.base import DATASETS, Batch, DatasetBundle, Split, load_dataset
+from models.data.base import Batch, DatasetBundle, Split
 from models.data.mosi import WORD_SOURCES
+from models.data.registry import DATASETS, load_dataset
 from models.layers import set_zero_input_shortcut, step_mask
 from models.metrics import Metrics, compute
 from models.registry import NAMES, create
