@@ -9,7 +9,8 @@ from models.base import InputDims
 from models.data.base import DatasetBundle, make_split
 from models.metrics import KEYS
 from models.registry import create
-from models.results.run import render, run_dir
+from models.results.report import render
+from models.results.run import DATA_ARGS, MODELS, run_dir
 from models.training.crossfit import crossfit, halves
 from models.training.leakage import markdown, probe
 from models.training.train import batch_indices, predict, task_loss
@@ -125,7 +126,7 @@ def test_results_render_both_protocols_and_recipe_keyed_runs(tmp_path):
     records = [rec("mmlatch", s, 0.79, 0.82) for s in (0, 1)] + [
         rec("late_fusion", s, 0.80, 0.80) for s in (0, 1)]
     md = render(records, ["mmlatch", "late_fusion"], ["mosi-utt"], "cmd",
-                probe=["| ridge probe on |"])
+                probe=["| ridge probe on |"], data_args=DATA_ARGS, grid_models=MODELS)
     assert "| mmlatch | 2 | 79.0 ± 0.0 |" in md and "| mmlatch | 2 | 82.0 ± 0.0 |" in md
     assert "| ridge probe on |" in md
     assert "mmlatch, epoch chosen on the validation videos (the issue's protocol): Acc2 has0 " \

@@ -11,7 +11,8 @@ import torch
 from models.data.synthetic import make_synthetic
 from models.metrics import KEYS
 from models.registry import create
-from models.results.run import render
+from models.results.report import render
+from models.results.run import DATA_ARGS, MODELS
 from models.training.train import TrainConfig, evaluate_split, seed_everything, task_loss, train
 from models.training.train import main as train_main
 from tests.helpers import REPO  # noqa: E402
@@ -91,8 +92,25 @@ def test_results_render_mean_std_and_anchors():
             "description": "desc", "metrics": {k: v for k, v in zip(
                 KEYS, [0.8 + s / 100, 0.81, 0.8, 0.8, 0.3, 0.9, 0.6], strict=True)}}
            for s in (0, 1)]
-    md = render(rec, ["mmlatch", "late_fusion"], ["mosi-utt", "mosi-text"], "cmd")
+    md = render(rec, ["mmlatch", "late_fusion"], ["mosi-utt", "mosi-text"], "cmd",
+                data_args=DATA_ARGS, grid_models=MODELS)
+    assert ("extra per-dataset arguments: {'mosi-utt': ['--crossfit'], 'mosi-text': "
+            "['--max-epochs', '15', '--bucket', '--zero-input-shortcut']}.") in md
     assert "| mmlatch | 2 | 80.5 ± 0.7 |" in md
     assert "late_fusion |" not in md.split("Anchors")[0].split("Per seed")[0]
     assert "80.3%" in md and "Poria et al." in md
     assert "## mosi-text\n\nNot run." in md
+
+
+def test_the_results_grid_lives_in_run_and_the_page_module_never_imports_it():
+    from models.results import run
+
+    code = "import sys, models.results.report; print('models.results.run' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=REPO)
+    assert out.stdout.strip() == "False"
+    assert run.MODELS == ("mmlatch", "mmmie", "late_fusion", "text_only", "mult", "mmlatch_nofb")
+    assert run.DATA == ("mosi-utt", "mosi-text")
+    assert run.train_args("mosi-text", ["--max-epochs=5"], "transcripts") == [
+        "--max-epochs", "15", "--bucket", "--zero-input-shortcut", "--max-epochs=5",
+        "--words", "transcripts"]
