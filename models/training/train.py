@@ -27,7 +27,7 @@ from models import checkpoint
 from models.data.base import Batch, DatasetBundle, Split
 from models.data.mosi import WORD_SOURCES
 from models.data.registry import DATASETS, load_dataset
-from models.layers import set_zero_input_shortcut, step_mask
+from models.layers import step_mask
 from models.metrics import Metrics, compute
 from models.registry import NAMES, create
 from models.training.crossfit import crossfit, halves
@@ -206,12 +206,12 @@ def parse_overrides(items: list[str]) -> dict:
 
 def run(args: argparse.Namespace) -> dict[str, float]:
     torch.set_num_threads(args.threads)
-    set_zero_input_shortcut(args.zero_input_shortcut)
     seed_everything(args.seed)
     bundle = load_dataset(args.data, mosi_dir=args.mosi_dir, seed=args.seed,
                           absent_dim=args.absent_dim, words=args.words)
     seed_everything(args.seed)
-    model = create(args.model, bundle.dims, per_step=bundle.per_step, **parse_overrides(args.set))
+    model = create(args.model, bundle.dims, per_step=bundle.per_step,
+                   **{"zero_input_shortcut": args.zero_input_shortcut, **parse_overrides(args.set)})
     cfg = TrainConfig(lr=args.lr, batch_size=args.batch_size, max_epochs=args.max_epochs,
                       patience=args.patience, seed=args.seed, weight_decay=args.weight_decay,
                       bucket=args.bucket, crossfit=args.crossfit and not args.valid_only,
@@ -266,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="length-bucketed training batches (see batch_indices)")
     p.add_argument("--zero-input-shortcut", action="store_true",
                    help="run LSTMs over all-zero (absent) modalities once per batch "
-                   "(models.layers.set_zero_input_shortcut; same maths, faster)")
+                   "(model option zero_input_shortcut, models.layers.SequenceLSTM; same "
+                   "maths, faster; not saved in the checkpoint)")
     p.add_argument("--input-noise", type=float, default=TrainConfig.input_noise,
                    metavar="SIGMA", help="train-time Gaussian noise on the (standardised) "
                    "inputs, in feature std units (add_input_noise)")

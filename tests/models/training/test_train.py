@@ -114,3 +114,28 @@ def test_the_results_grid_lives_in_run_and_the_page_module_never_imports_it():
     assert run.train_args("mosi-text", ["--max-epochs=5"], "transcripts") == [
         "--max-epochs", "15", "--bucket", "--zero-input-shortcut", "--max-epochs=5",
         "--words", "transcripts"]
+
+
+def test_train_cli_zero_input_shortcut_is_a_model_option(monkeypatch, capsys):
+    """--zero-input-shortcut builds the model with the option (nothing process-wide) and
+    gives the same metrics as a run without it."""
+    from models.training import train as train_module
+
+    built = []
+
+    def spy(*args, **kwargs):
+        built.append(create(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(train_module, "create", spy)
+    args = ["--model", "late_fusion", "--data", "synthetic", "--seed", "3", "--max-epochs", "1",
+            "--set", "hidden=8", "--set", "head_hidden=8", "--no-progress"]
+    metrics = []
+    for extra in ([], ["--zero-input-shortcut"]):
+        train_main(args + extra)
+        metrics.append(json.loads(capsys.readouterr().out.splitlines()[-1]))
+    assert [m.config.zero_input_shortcut for m in built] == [False, True]
+    assert built[1].encoders["audio"].rnn.zero_input_shortcut
+    assert not create("late_fusion", built[0].config.dims).encoders["audio"].rnn \
+        .zero_input_shortcut
+    assert metrics[0] == metrics[1]
