@@ -94,9 +94,3 @@ def make_split(text, audio, video, labels, ids, per_step: bool) -> Split:
 def default_mosi_dir() -> Path:
     """$MOSI_DIR, else ../shared/data/mosi beside the repository."""
     return Path(os.environ.get("MOSI_DIR", REPO_ROOT.parent / "shared" / "data" / "mosi"))
-
-
-def cache_dir() -> Path:
-    """Per-user cache for derived features (never inside the repository)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "live-sentiment-monitor"

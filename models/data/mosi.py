@@ -16,7 +16,7 @@ dropped; ``words="transcripts"`` takes the same words, untimed, from transcripts
 for machines without h5py), each word a MiniLM contextual embedding
 (models.text_encoder.WordEncoder, the encoder the live pipeline uses). Labels are
 sequence-level. There are no audio or video features: those inputs are all zeros of size
-``absent_dim``. Embeddings are cached under `models.data.base.cache_dir()`.
+``absent_dim``. Embeddings are cached under `models.cache.cache_dir()`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ import numpy as np
 from tqdm import tqdm
 
 from models.base import InputDims
-from models.data.base import DataError, DatasetBundle, cache_dir, make_split
+from models.cache import cache_dir
+from models.data.base import DataError, DatasetBundle, make_split
 
 VALID_VIDEOS = 8
 VALID_SEED = 0

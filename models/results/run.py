@@ -31,7 +31,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from models.data.base import REPO_ROOT, DataError, cache_dir
+from models.cache import cache_dir
+from models.data.base import REPO_ROOT, DataError
 from models.data.registry import load_dataset
 from models.results.report import render
 from models.training import leakage, recipes

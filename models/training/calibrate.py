@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from models.base import check_dims
-from models.data.base import cache_dir, make_split
+from models.cache import cache_dir
+from models.data.base import make_split
 from models.data.sessions import Session, SessionError, read_session
 
 MIN_SAMPLES = 8  # fewer labelled windows than this are refused: nothing to learn from
