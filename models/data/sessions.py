@@ -22,6 +22,7 @@ Features only: no audio samples, no video frames, no words.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from models.base import InputDims
 
 FORMAT = 1
 SESSION_KEYS = ("text", "audio", "video", "offsets", "labels", "t_s", "meta")
+
+logger = logging.getLogger(__name__)
 
 
 def pack_steps(text: Sequence[np.ndarray], audio: Sequence[np.ndarray],
@@ -94,7 +97,9 @@ def write_session(path: str | Path, session: Session) -> Path:
         labels=np.clip(np.asarray(session.labels, np.float32), -3, 3),
         t_s=np.asarray(session.t_s, np.float64),
         meta=np.asarray(json.dumps({"format": FORMAT, "dims": session.dims.as_tuple()})))
-    return save_npz_atomic(Path(path), arrays)
+    out = save_npz_atomic(Path(path), arrays)
+    logger.info("wrote a session of %d labelled windows to %s", len(session), out)
+    return out
 
 
 def read_session(path: str | Path) -> Session:

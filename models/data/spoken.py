@@ -23,6 +23,7 @@ live window at the end of every segment (``realtime.window.WordWindow.build``), 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -50,6 +51,8 @@ WORD_SOURCES = ("asr", "oracle", "live")
 # validation prefers the most realistic words available
 VALID_PREFERENCE = ("live", "asr", "oracle")
 SPOKEN_ENV = "SPOKEN_MOSI_DIR"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,9 @@ def write_split(path: str | Path, data: SpokenSplit) -> Path:
         words=np.asarray(data.words, dtype=str),
         meta=np.asarray(json.dumps(asdict(data.meta))),
     )
-    return save_npz_atomic(Path(path), arrays)
+    out = save_npz_atomic(Path(path), arrays)
+    logger.info("wrote %d spoken-MOSI segments to %s", len(data), out)
+    return out
 
 
 def read_split(path: str | Path) -> SpokenSplit:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,12 +26,15 @@ import torch
 
 from models.base import check_dims
 from models.cache import cache_dir
+from models.cli import add_log_level, configure_logging
 from models.data.base import make_split
 from models.data.sessions import Session, SessionError, read_session
 
 MIN_SAMPLES = 8  # fewer labelled windows than this are refused: nothing to learn from
 EPOCHS = 40
 BRANCHES = ("audio", "video")
+
+logger = logging.getLogger(__name__)
 
 
 def is_branch_parameter(name: str) -> bool:
@@ -75,6 +79,7 @@ def calibrate(base: torch.nn.Module, session: Session, epochs: int = EPOCHS, lr:
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(b.labels)
+        logger.debug("calibration epoch %d/%d: L1 %.4f", epoch, epochs, total / len(order))
         if on_epoch is not None:
             on_epoch(epoch, total / len(order))
     for p in model.parameters():
@@ -116,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="refuse sessions with fewer labelled windows (default %(default)s)")
     p.add_argument("--progress", action="store_true",
                    help="print 'epoch E/N l1 X' after each epoch (for the dashboard)")
-    a = p.parse_args(argv)
+    a = add_log_level(p).parse_args(argv)
+    configure_logging(a.log_level)
     torch.set_num_threads(1)
     try:
         session = read_session(a.session)

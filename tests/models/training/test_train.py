@@ -70,14 +70,18 @@ def _cli(*args):
 def test_train_cli_is_deterministic_and_evaluate_agrees(tmp_path):
     args = ["models.train", "--model", "late_fusion", "--data", "synthetic", "--seed", "3",
             "--max-epochs", "1", "--set", "hidden=8", "--set", "head_hidden=8"]
-    a = _cli(*args, "--out", str(tmp_path / "a"))
+    a = _cli(*args, "--out", str(tmp_path / "a"), "--log-level", "INFO")
     b = _cli(*args, "--out", str(tmp_path / "b"))
     ma, mb = json.loads(a.stdout.splitlines()[-1]), json.loads(b.stdout.splitlines()[-1])
     assert tuple(ma) == KEYS and ma == mb
-    assert "train" in a.stderr  # the progress bar
+    assert "train late_fusion" in b.stderr  # the progress bar, named after the model
+    assert f"INFO models.checkpoint: saved late_fusion checkpoint to {tmp_path / 'a'}" in a.stderr
+    assert "INFO models.training.train: epoch 1:" in a.stderr
+    assert " INFO " not in b.stderr  # default --log-level WARNING
     ev = _cli("models.evaluate", "--checkpoint", str(tmp_path / "a"), "--data", "synthetic",
               "--seed", "3")
     assert json.loads(ev.stdout.splitlines()[-1]) == pytest.approx(ma)
+    assert ev.stdout.startswith(f"late_fusion from {tmp_path / 'a'} on synthetic test: ")
     meta = json.loads((tmp_path / "a" / "config.json").read_text())["meta"]
     assert meta["data"] == "synthetic" and meta["seed"] == 3
 
@@ -139,3 +143,20 @@ def test_train_cli_zero_input_shortcut_is_a_model_option(monkeypatch, capsys):
     assert not create("late_fusion", built[0].config.dims).encoders["audio"].rnn \
         .zero_input_shortcut
     assert metrics[0] == metrics[1]
+
+
+@pytest.mark.parametrize("module", ["models.training.train", "models.training.evaluate",
+                                    "models.training.calibrate", "models.results.run",
+                                    "models.training.train_spoken", "models.training.leakage"])
+def test_every_models_cli_takes_log_level(module, capsys):
+    import importlib
+
+    main = importlib.import_module(module).main
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    assert "--log-level {DEBUG,INFO,WARNING,ERROR}" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main(["--log-level", "LOUD"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'LOUD'" in capsys.readouterr().err
