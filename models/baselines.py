@@ -35,6 +35,8 @@ class MulTConfig:
     head_hidden: int = 64
     per_step: bool = False
     name: str = "mult"  # the registry name (models.registry); not saved in config.json
+    # accepted like every model's execution option; MulT has no LSTM, so it changes nothing
+    zero_input_shortcut: bool = False
 
     def __post_init__(self) -> None:
         if self.d_model % self.heads:

@@ -5,6 +5,7 @@ model from these two files alone, in eval mode."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from models.registry import build, config_from_dict, config_to_dict
 FORMAT = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
+
+logger = logging.getLogger(__name__)
 
 
 class CheckpointError(RuntimeError):
@@ -32,6 +35,7 @@ def save(model: nn.Module, directory: str | Path, meta: dict[str, Any] | None = 
     doc = {"format": FORMAT, "model": name, "config": config_to_dict(model.config),
            "meta": meta or {}}
     (directory / CONFIG).write_text(json.dumps(doc, indent=2) + "\n")
+    logger.info("saved %s checkpoint to %s", name, directory)
     return directory
 
 
@@ -66,6 +70,7 @@ def load(directory: str | Path, map_location: str = "cpu") -> nn.Module:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{weights} does not match {directory / CONFIG}: {exc}") from exc
+    logger.debug("loaded %s checkpoint from %s", doc["model"], directory)
     return model.to(map_location).eval()
 
 

@@ -34,19 +34,6 @@ def safe_lengths(lengths: torch.Tensor, steps: int) -> torch.Tensor:
     return lengths.clamp(min=1, max=max(steps, 1))
 
 
-_ZERO_INPUT_SHORTCUT = [False]
-
-
-def set_zero_input_shortcut(enabled: bool) -> None:
-    """Process-wide switch (off by default; models.train --zero-input-shortcut turns it on):
-    `SequenceLSTM` runs an all-zero input batch (an absent modality, e.g. mosi-text's audio
-    and video) as ONE zero sequence of the batch's full length and gathers every row's
-    outputs from it. Same maths: with zero inputs a forward state depends only on the step
-    index and a backward state only on the steps left to the row's end. Outputs agree with the
-    normal path to float rounding (tested); gradients reach the same weights."""
-    _ZERO_INPUT_SHORTCUT[0] = bool(enabled)
-
-
 def _zero_input_lstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """`lstm` over an all-zero padded batch (B, T, D) -> (B, T, dirs * hidden), zero at
     padding, from one full-length zero sequence."""
@@ -70,18 +57,28 @@ class SequenceLSTM(nn.Module):
 
     bidirectional: the two directions' outputs are summed (MMLatch's merge), so the output
     size is ``hidden`` either way. Output (B, T, hidden), zero at padding.
+
+    zero_input_shortcut (off by default; the model config option of the same name, set by
+    ``models.train --zero-input-shortcut``): an all-zero input batch (an absent modality, e.g.
+    mosi-text's audio and video) runs as ONE zero sequence of the batch's full length and
+    every row's outputs are gathered from it. Same maths: with zero inputs a forward state
+    depends only on the step index and a backward state only on the steps left to the row's
+    end. Outputs agree with the normal path to float rounding (tested); gradients reach the
+    same weights.
     """
 
-    def __init__(self, input_size: int, hidden: int, bidirectional: bool, dropout: float):
+    def __init__(self, input_size: int, hidden: int, bidirectional: bool, dropout: float,
+                 zero_input_shortcut: bool = False):
         super().__init__()
         self.hidden = hidden
         self.bidirectional = bidirectional
+        self.zero_input_shortcut = zero_input_shortcut
         self.lstm = nn.LSTM(input_size, hidden, batch_first=True, bidirectional=bidirectional)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         steps = x.shape[1]
-        if _ZERO_INPUT_SHORTCUT[0] and not bool(torch.any(x)):
+        if self.zero_input_shortcut and not bool(torch.any(x)):
             out = _zero_input_lstm(self.lstm, x, lengths)
         else:
             packed = pack_padded_sequence(
@@ -126,11 +123,13 @@ class Attention(nn.Module):
 
 class AttentiveEncoder(nn.Module):
     """MMLatch's unimodal encoder: BiLSTM (directions summed) then self-attention over time.
-    (B, T, D_in) -> (B, T, hidden)."""
+    (B, T, D_in) -> (B, T, hidden). ``zero_input_shortcut``: see `SequenceLSTM`."""
 
-    def __init__(self, input_size: int, hidden: int, dropout: float):
+    def __init__(self, input_size: int, hidden: int, dropout: float,
+                 zero_input_shortcut: bool = False):
         super().__init__()
-        self.rnn = SequenceLSTM(input_size, hidden, bidirectional=True, dropout=dropout)
+        self.rnn = SequenceLSTM(input_size, hidden, bidirectional=True, dropout=dropout,
+                                zero_input_shortcut=zero_input_shortcut)
         self.attention = Attention(hidden, dropout)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

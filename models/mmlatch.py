@@ -70,6 +70,8 @@ class MMLatchConfig:
     head_hidden: int = 100
     per_step: bool = False
     name: str = "mmlatch"  # the registry name (models.registry); not saved in config.json
+    # execution option, same maths (models.layers.SequenceLSTM); not saved in config.json
+    zero_input_shortcut: bool = False
 
     def __post_init__(self) -> None:
         if self.feedback_type not in FEEDBACK_TYPES:
@@ -88,11 +90,13 @@ class MMLatchConfig:
 class FeedbackProjection(nn.Module):
     """h_y (B, T, hidden) -> pre-sigmoid mask logits (B, T, D_x)."""
 
-    def __init__(self, hidden: int, out_size: int, kind: str, dropout: float):
+    def __init__(self, hidden: int, out_size: int, kind: str, dropout: float,
+                 zero_input_shortcut: bool = False):
         super().__init__()
         self.kind = kind
         if kind == "lstm":
-            self.net = SequenceLSTM(hidden, out_size, bidirectional=False, dropout=dropout)
+            self.net = SequenceLSTM(hidden, out_size, bidirectional=False, dropout=dropout,
+                                    zero_input_shortcut=zero_input_shortcut)
         else:
             self.net = nn.Linear(hidden, out_size)
 
@@ -146,7 +150,8 @@ class MMLatch(nn.Module):
         c = config
         sizes = dict(zip(MODALITIES, c.dims.as_tuple(), strict=True))
         self.encoders = nn.ModuleDict(
-            {m: AttentiveEncoder(sizes[m], c.hidden, c.dropout) for m in c.modalities}
+            {m: AttentiveEncoder(sizes[m], c.hidden, c.dropout, c.zero_input_shortcut)
+             for m in c.modalities}
         )
         self.projections = nn.ModuleDict()
         if c.feedback:
@@ -154,7 +159,8 @@ class MMLatch(nn.Module):
                 for y in MODALITIES:
                     if y != x:
                         self.projections[f"{x}_from_{y}"] = FeedbackProjection(
-                            c.hidden, sizes[x], c.feedback_type, dropout=0.1
+                            c.hidden, sizes[x], c.feedback_type, dropout=0.1,
+                            zero_input_shortcut=c.zero_input_shortcut,
                         )
         if c.fusion == "attention":
             self.fuser = CrossAttentionFuser(c.hidden, c.dropout, residual=c.per_step)

@@ -64,6 +64,8 @@ class MMMIEConfig:
     head_hidden: int = 64
     per_step: bool = False
     name: str = "mmmie"  # the registry name (models.registry); not saved in config.json
+    # execution option, same maths (models.layers.SequenceLSTM); not saved in config.json
+    zero_input_shortcut: bool = False
 
     def __post_init__(self) -> None:
         if self.d_model % self.heads:
@@ -92,7 +94,8 @@ class MMMIE(nn.Module):
              for m in MODALITIES}
         )
         self.rnns = nn.ModuleDict(
-            {m: SequenceLSTM(c.d_model, c.d_model, True, c.dropout) for m in MODALITIES}
+            {m: SequenceLSTM(c.d_model, c.d_model, True, c.dropout, c.zero_input_shortcut)
+             for m in MODALITIES}
         )
         self.mu = nn.ModuleDict({m: nn.Linear(c.d_model, c.d_model) for m in MODALITIES})
         self.logvar = nn.ModuleDict({m: nn.Linear(c.d_model, c.d_model) for m in MODALITIES})

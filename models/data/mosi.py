@@ -16,7 +16,7 @@ dropped; ``words="transcripts"`` takes the same words, untimed, from transcripts
 for machines without h5py), each word a MiniLM contextual embedding
 (models.text_encoder.WordEncoder, the encoder the live pipeline uses). Labels are
 sequence-level. There are no audio or video features: those inputs are all zeros of size
-``absent_dim``. Embeddings are cached under `models.data.base.cache_dir()`.
+``absent_dim``. Embeddings are cached under `models.cache.cache_dir()`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -32,13 +33,16 @@ import numpy as np
 from tqdm import tqdm
 
 from models.base import InputDims
-from models.data.base import DataError, DatasetBundle, cache_dir, make_split
+from models.cache import cache_dir
+from models.data.base import DataError, DatasetBundle, make_split
 
 VALID_VIDEOS = 8
 VALID_SEED = 0
 WORDS_FILE = "CMU_MOSI_ModifiedTimestampedWords.csd"
 WORD_SOURCES = ("timestamped", "transcripts")
 H5PY_PIP = "h5py==3.16.0"
+
+logger = logging.getLogger(__name__)
 
 
 def _read_csv(path: Path, min_cols: int) -> list[list[str]]:
@@ -217,6 +221,7 @@ def _text_embeddings(root: Path, segments: list[str], scores, source: str):
     key = _file_key(*files)
     path = cache_dir() / f"mosi-text-{source}-{key}-{MINILM_PIP.replace('==', '-')}.npz"
     if path.is_file():
+        logger.debug("MiniLM word embeddings from the cache %s", path)
         with np.load(path) as z:
             ids = json.loads(str(z["ids"]))
             offsets, emb = z["offsets"], z["emb"]
@@ -232,6 +237,7 @@ def _text_embeddings(root: Path, segments: list[str], scores, source: str):
     np.savez(tmp, ids=json.dumps(segments), offsets=offsets,
              emb=np.concatenate([out[s] for s in segments]))
     tmp.replace(path)
+    logger.info("cached MiniLM word embeddings of %d segments in %s", len(segments), path)
     return out
 
 

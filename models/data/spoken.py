@@ -4,7 +4,7 @@ extractors (built by ``python -m realtime.eval.spoken_mosi``), read back here as
 models/ never imports realtime/, so the builder and this reader share a file format:
 
 One ``.npz`` per (split, voice, word source) under ``spoken_dir()``
-(``<user cache>/live-sentiment-monitor/spoken_mosi/``), named
+(``models.cache.cache_dir() / "spoken_mosi"``), named
 ``<split>__<voice tag>__<words>.npz`` (see `file_name`). Each holds the model input of the
 live window at the end of every segment (``realtime.window.WordWindow.build``), ragged:
 
@@ -23,6 +23,7 @@ live window at the end of every segment (``realtime.window.WordWindow.build``), 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -32,16 +33,15 @@ import numpy as np
 import torch
 
 from models.base import InputDims
+from models.cache import cache_dir
 from models.data.base import (
     DataError,
     DatasetBundle,
     Split,
-    cache_dir,
+    default_mosi_dir,
     make_split,
-    pack_steps,
-    save_npz_atomic,
-    unpack_steps,
 )
+from models.data.sessions import pack_steps, save_npz_atomic, unpack_steps
 
 FORMAT = 1
 SPLITS = ("train", "valid", "test")
@@ -51,6 +51,8 @@ WORD_SOURCES = ("asr", "oracle", "live")
 # validation prefers the most realistic words available
 VALID_PREFERENCE = ("live", "asr", "oracle")
 SPOKEN_ENV = "SPOKEN_MOSI_DIR"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,6 @@ class Segment:
 
 def read_segments(mosi_dir: str | Path | None = None) -> list[Segment]:
     """Every segment of the standard split with a transcript and a label, sorted by id."""
-    from models.data.base import default_mosi_dir
     from models.data.mosi import read_scores, read_transcripts
 
     root = Path(mosi_dir) if mosi_dir is not None else default_mosi_dir()
@@ -155,7 +156,9 @@ def write_split(path: str | Path, data: SpokenSplit) -> Path:
         words=np.asarray(data.words, dtype=str),
         meta=np.asarray(json.dumps(asdict(data.meta))),
     )
-    return save_npz_atomic(Path(path), arrays)
+    out = save_npz_atomic(Path(path), arrays)
+    logger.info("wrote %d spoken-MOSI segments to %s", len(data), out)
+    return out
 
 
 def read_split(path: str | Path) -> SpokenSplit:
@@ -261,8 +264,8 @@ def train_valid_bundle(root: str | Path | None = None, words: str = "both",
 
 
 def load_spoken_mosi(root: str | Path | None = None, words: str = "both") -> DatasetBundle:
-    """The "spoken-mosi" dataset (for `models.data.base.load_dataset`, which trains and then tests:
-    so the test split is required here)."""
+    """The "spoken-mosi" dataset (for `models.data.registry.load_dataset`, which trains and
+    then tests: so the test split is required here)."""
     root = Path(root) if root is not None else spoken_dir()
     if not root.is_dir():
         raise DataError(f"no spoken-MOSI cache at {root}: build it with python -m "

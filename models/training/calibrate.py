@@ -10,91 +10,31 @@ parameters of the audio and video branches (encoders, and the top-down projectio
 to them) on it, the text branch and the fusion staying as they were, and saves a personal
 checkpoint (`models.checkpoint` format) that the app loads like any other.
 
-Session file (models/ never imports realtime/, so the format is defined here): one ``.npz``
-
-| array | shape / dtype | meaning |
-| --- | --- | --- |
-| ``text``, ``audio``, ``video`` | (S, D_m) float32 | every sample's window steps, concatenated |
-| ``offsets`` | (N+1,) int64 | sample i owns steps offsets[i]:offsets[i+1] |
-| ``labels`` | (N,) float32 | the user's label for that window, in [-3, 3] |
-| ``t_s`` | (N,) float64 | session time of the window's end, seconds |
-| ``meta`` | () str | JSON: format, dims |
-
-Features only: no audio samples, no video frames, no words.
+The session file format is `models.data.sessions`.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import json
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from models.base import InputDims, check_dims
-from models.data.base import cache_dir, make_split, pack_steps, save_npz_atomic, unpack_steps
+from models.base import check_dims
+from models.cache import cache_dir
+from models.cli import add_log_level, configure_logging
+from models.data.base import make_split
+from models.data.sessions import Session, SessionError, read_session
 
-FORMAT = 1
 MIN_SAMPLES = 8  # fewer labelled windows than this are refused: nothing to learn from
 EPOCHS = 40
 BRANCHES = ("audio", "video")
-SESSION_KEYS = ("text", "audio", "video", "offsets", "labels", "t_s", "meta")
 
-
-class SessionError(ValueError):
-    """A session file is missing, unreadable or unusable."""
-
-
-@dataclass(frozen=True)
-class Session:
-    """Labelled windows: per sample (T_i, D_m) arrays, a label in [-3, 3] and a time."""
-
-    text: tuple[np.ndarray, ...]
-    audio: tuple[np.ndarray, ...]
-    video: tuple[np.ndarray, ...]
-    labels: np.ndarray
-    t_s: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    @property
-    def dims(self) -> InputDims:
-        return InputDims(self.text[0].shape[1], self.audio[0].shape[1], self.video[0].shape[1])
-
-
-def write_session(path: str | Path, session: Session) -> Path:
-    if not len(session):
-        raise SessionError("the session has no labelled windows to save")
-    arrays = pack_steps(session.text, session.audio, session.video)
-    arrays.update(
-        labels=np.clip(np.asarray(session.labels, np.float32), -3, 3),
-        t_s=np.asarray(session.t_s, np.float64),
-        meta=np.asarray(json.dumps({"format": FORMAT, "dims": session.dims.as_tuple()})))
-    return save_npz_atomic(Path(path), arrays)
-
-
-def read_session(path: str | Path) -> Session:
-    path = Path(path)
-    if not path.is_file():
-        raise SessionError(f"session file {path} not found")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            z = {k: f[k] for k in SESSION_KEYS}
-        meta = json.loads(str(z["meta"]))
-        session = Session(*unpack_steps(z), z["labels"].astype(np.float32),
-                          z["t_s"].astype(np.float64))
-    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise SessionError(f"{path} is not a valid session file: {exc}") from exc
-    if meta.get("format") != FORMAT:
-        raise SessionError(f"{path}: session format {meta.get('format')!r}, expected {FORMAT}")
-    if not len(session) or len(session.t_s) != len(session):
-        raise SessionError(f"{path}: no labelled windows, or arrays of different lengths")
-    return session
+logger = logging.getLogger(__name__)
 
 
 def is_branch_parameter(name: str) -> bool:
@@ -139,6 +79,7 @@ def calibrate(base: torch.nn.Module, session: Session, epochs: int = EPOCHS, lr:
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(b.labels)
+        logger.debug("calibration epoch %d/%d: L1 %.4f", epoch, epochs, total / len(order))
         if on_epoch is not None:
             on_epoch(epoch, total / len(order))
     for p in model.parameters():
@@ -180,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="refuse sessions with fewer labelled windows (default %(default)s)")
     p.add_argument("--progress", action="store_true",
                    help="print 'epoch E/N l1 X' after each epoch (for the dashboard)")
-    a = p.parse_args(argv)
+    a = add_log_level(p).parse_args(argv)
+    configure_logging(a.log_level)
     torch.set_num_threads(1)
     try:
         session = read_session(a.session)

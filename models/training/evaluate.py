@@ -14,8 +14,9 @@ import torch
 
 from models import checkpoint
 from models.base import check_dims
-from models.data.base import DATASETS, load_dataset
+from models.cli import add_log_level, configure_logging
 from models.data.mosi import WORD_SOURCES
+from models.data.registry import DATASETS, load_dataset
 from models.training.train import evaluate_split
 
 
@@ -31,7 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--words", default="timestamped", choices=WORD_SOURCES,
                    help="mosi-text word source (see models.training.train)")
     p.add_argument("--threads", type=int, default=1)
-    args = p.parse_args(argv)
+    args = add_log_level(p).parse_args(argv)
+    configure_logging(args.log_level)
     torch.set_num_threads(args.threads)
     model = checkpoint.load(args.checkpoint)
     dims = model.config.dims
@@ -39,13 +41,14 @@ def main(argv: list[str] | None = None) -> None:
                           absent_dim=dims.audio if dims.audio == dims.video else 1,
                           words=args.words)
     check_dims(dims, bundle.dims, f"checkpoint {args.checkpoint}")
-    if bool(getattr(model.config, "per_step", False)) != bundle.per_step:
+    if model.config.per_step != bundle.per_step:
         raise SystemExit(f"{args.checkpoint} was built with per_step="
                          f"{model.config.per_step} but {args.data} is "
                          f"{'per-step' if bundle.per_step else 'sequence-level'}")
-    metrics, _ = evaluate_split(model, getattr(bundle, args.split))
-    print(f"{getattr(model, 'name', '?')} from {args.checkpoint} on {args.data} {args.split}: "
-          f"{len(getattr(bundle, args.split))} sequences")
+    split = {"train": bundle.train, "valid": bundle.valid, "test": bundle.test}[args.split]
+    metrics, _ = evaluate_split(model, split)
+    print(f"{model.config.name} from {args.checkpoint} on {args.data} {args.split}: "
+          f"{len(split)} sequences")
     print(json.dumps(metrics.as_dict()))
 
 

@@ -17,7 +17,9 @@ import argparse
 import numpy as np
 
 from models.base import MODALITIES
-from models.data.base import DatasetBundle, Split, load_dataset
+from models.cli import add_log_level, configure_logging
+from models.data.base import DatasetBundle, Split
+from models.data.registry import load_dataset
 
 ALPHA = 10.0
 
@@ -64,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m models.training.leakage", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mosi-dir", default=None)
-    args = p.parse_args(argv)
+    args = add_log_level(p).parse_args(argv)
+    configure_logging(args.log_level)
     print("\n".join(markdown(probe(load_dataset("mosi-utt", mosi_dir=args.mosi_dir)))))
 
 

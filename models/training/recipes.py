@@ -27,6 +27,7 @@ sees the test labels.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,8 @@ RECIPES: dict[str, tuple[str, ...]] = {
 RECIPE_MODELS = ("mmlatch", "mmmie", "late_fusion")
 EPOCH_PREDS = "test_epoch_preds.npz"  # written by models.training.train --crossfit
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Pooled:
@@ -55,6 +58,7 @@ def load_epoch_preds(run: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     path = run / EPOCH_PREDS
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: rerun that run with models.train --crossfit")
+    logger.debug("per-epoch test predictions from %s", path)
     with np.load(path) as f:
         return f["preds"], f["labels"], f["lengths"]
 

@@ -13,6 +13,7 @@ import argparse
 import copy
 import dataclasses
 import json
+import logging
 import random
 import sys
 from dataclasses import dataclass, field
@@ -24,13 +25,17 @@ from torch import nn
 from tqdm import tqdm
 
 from models import checkpoint
-from models.data.base import DATASETS, Batch, DatasetBundle, Split, load_dataset
+from models.cli import add_log_level, configure_logging
+from models.data.base import Batch, DatasetBundle, Split
 from models.data.mosi import WORD_SOURCES
-from models.layers import set_zero_input_shortcut, step_mask
+from models.data.registry import DATASETS, load_dataset
+from models.layers import step_mask
 from models.metrics import Metrics, compute
 from models.registry import NAMES, create
 from models.training.crossfit import crossfit, halves
 from models.training.recipes import EPOCH_PREDS
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -150,7 +155,7 @@ def train(model: nn.Module, bundle: DatasetBundle, cfg: TrainConfig,
     noise_gen = torch.Generator().manual_seed(cfg.seed)
     best, best_state, best_epoch, bad = float("inf"), None, 0, 0
     result = TrainResult(0, float("inf"), 0)
-    bar = tqdm(range(1, cfg.max_epochs + 1), desc=f"train {getattr(model, 'name', '')}",
+    bar = tqdm(range(1, cfg.max_epochs + 1), desc=f"train {model.config.name}",
                disable=not progress, file=sys.stderr, leave=False)
     for epoch in bar:
         model.train()
@@ -171,6 +176,7 @@ def train(model: nn.Module, bundle: DatasetBundle, cfg: TrainConfig,
         result.history.append({"epoch": epoch, "train_l1": float(np.mean(losses)),
                                "valid_l1": valid_loss})
         bar.set_postfix(train=f"{np.mean(losses):.3f}", valid=f"{valid_loss:.3f}")
+        logger.info("epoch %d: train L1 %.4f, valid L1 %.4f", epoch, np.mean(losses), valid_loss)
         if cfg.crossfit:  # kept for models.training.crossfit; never used for training decisions
             result.test_preds.append(predict(model, bundle.test)[0])
         if valid_loss < best - 1e-6:
@@ -205,12 +211,12 @@ def parse_overrides(items: list[str]) -> dict:
 
 def run(args: argparse.Namespace) -> dict[str, float]:
     torch.set_num_threads(args.threads)
-    set_zero_input_shortcut(args.zero_input_shortcut)
     seed_everything(args.seed)
     bundle = load_dataset(args.data, mosi_dir=args.mosi_dir, seed=args.seed,
                           absent_dim=args.absent_dim, words=args.words)
     seed_everything(args.seed)
-    model = create(args.model, bundle.dims, per_step=bundle.per_step, **parse_overrides(args.set))
+    model = create(args.model, bundle.dims, per_step=bundle.per_step,
+                   **{"zero_input_shortcut": args.zero_input_shortcut, **parse_overrides(args.set)})
     cfg = TrainConfig(lr=args.lr, batch_size=args.batch_size, max_epochs=args.max_epochs,
                       patience=args.patience, seed=args.seed, weight_decay=args.weight_decay,
                       bucket=args.bucket, crossfit=args.crossfit and not args.valid_only,
@@ -238,6 +244,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         out = Path(args.out)
         checkpoint.save(model, out, meta=meta)
         (out / "history.json").write_text(json.dumps(result.history, indent=1) + "\n")
+        logger.info("wrote %s (checkpoint, history.json)", out)
         if cfg.crossfit:  # for models.training.crossfit across recipes (models.results.run)
             np.savez_compressed(out / EPOCH_PREDS, preds=np.stack(result.test_preds),
                                 labels=label, lengths=lengths)
@@ -265,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="length-bucketed training batches (see batch_indices)")
     p.add_argument("--zero-input-shortcut", action="store_true",
                    help="run LSTMs over all-zero (absent) modalities once per batch "
-                   "(models.layers.set_zero_input_shortcut; same maths, faster)")
+                   "(model option zero_input_shortcut, models.layers.SequenceLSTM; same "
+                   "maths, faster; not saved in the checkpoint)")
     p.add_argument("--input-noise", type=float, default=TrainConfig.input_noise,
                    metavar="SIGMA", help="train-time Gaussian noise on the (standardised) "
                    "inputs, in feature std units (add_input_noise)")
@@ -284,11 +292,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model config override (JSON value), repeatable")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-progress", action="store_true")
-    return p
+    return add_log_level(p)
 
 
 def main(argv: list[str] | None = None) -> None:
-    metrics = run(build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
+    metrics = run(args)
     print(json.dumps(metrics))
 
 

@@ -31,6 +31,8 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -38,10 +40,13 @@ import numpy as np
 import torch
 
 from models import checkpoint
-from models.data.base import Batch, DatasetBundle
+from models.cli import add_log_level, configure_logging
+from models.data.base import Batch, DatasetBundle, Split
 from models.metrics import compute
 from models.registry import NAMES, create
-from models.training.train import predict, seed_everything, task_loss
+from models.training.train import parse_overrides, predict, seed_everything, task_loss
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,17 @@ class Augment:
     p_face: float = 0.5
     face_present_index: int | None = None
     blend_columns: int = 52
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """`fit`'s outcome: the kept (best-validation) epoch, its validation L1, the epochs run,
+    and per epoch {"epoch", "train_l1", "valid_l1"} (as in models.training.train)."""
+
+    best_epoch: int
+    valid_l1: float
+    epochs: int
+    history: tuple[dict[str, float], ...]
 
 
 def random_faces(steps: int, dim: int, aug: Augment, gen: np.random.Generator) -> np.ndarray:
@@ -93,7 +109,7 @@ def augment(batch: Batch, aug: Augment, gen: np.random.Generator) -> Batch:
 
 def fit(model: torch.nn.Module, bundle: DatasetBundle, aug: Augment, lr: float = 5e-4,
         batch_size: int = 32, max_epochs: int = 40, patience: int = 6, seed: int = 0,
-        log=print, on_best=None) -> dict:
+        on_best: Callable[[torch.nn.Module, int, float], None] | None = None) -> FitResult:
     """Adam + L1 with augmentation; keeps the epoch with the best validation L1 (and calls
     ``on_best(model, epoch, valid_l1)`` whenever it improves, e.g. to save it)."""
     gen = np.random.default_rng(seed)
@@ -115,7 +131,7 @@ def fit(model: torch.nn.Module, bundle: DatasetBundle, aug: Augment, lr: float =
         pred, label = predict(model, bundle.valid)
         valid_l1 = float(np.mean(np.abs(pred - label)))
         history.append({"epoch": epoch, "train_l1": float(np.mean(losses)), "valid_l1": valid_l1})
-        log(f"epoch {epoch}: train L1 {np.mean(losses):.3f}, valid L1 {valid_l1:.3f}")
+        logger.info("epoch %d: train L1 %.3f, valid L1 %.3f", epoch, np.mean(losses), valid_l1)
         if valid_l1 < best - 1e-6:
             best, best_epoch, bad = valid_l1, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
@@ -129,15 +145,14 @@ def fit(model: torch.nn.Module, bundle: DatasetBundle, aug: Augment, lr: float =
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    return {"best_epoch": best_epoch, "valid_l1": best, "epochs": len(history),
-            "history": history}
+    return FitResult(best_epoch, best, len(history), tuple(history))
 
 
 def face_present_index(bundle_meta_face: tuple[str, ...]) -> int | None:
     return bundle_meta_face.index("face_present") if "face_present" in bundle_meta_face else None
 
 
-def score(folders: list[Path], valid, log=print) -> list[dict]:
+def score(folders: list[Path], valid: Split) -> list[dict]:
     """Validation metrics of each checkpoint folder on the `Split` ``valid``, best first by
     the selection rule (`select`)."""
     rows = []
@@ -148,8 +163,8 @@ def score(folders: list[Path], valid, log=print) -> list[dict]:
                      **{k: round(v, 4) for k, v in compute(pred, label).as_dict().items()}})
     ranked = select(rows)
     for r in ranked:
-        log(f"{r['checkpoint']}: Acc2 non0 {r['acc2_non0']:.4f} MAE {r['mae']:.4f} "
-            f"F1 non0 {r['f1_non0']:.4f} Acc7 {r['acc7']:.4f} Corr {r['corr']:.4f}")
+        logger.info("%s: Acc2 non0 %.4f MAE %.4f F1 non0 %.4f Acc7 %.4f Corr %.4f",
+                    r["checkpoint"], r["acc2_non0"], r["mae"], r["f1_non0"], r["acc7"], r["corr"])
     return ranked
 
 
@@ -186,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--p-face", type=float, default=Augment.p_face)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="model config override (JSON value)")
-    a = p.parse_args(argv)
+    a = add_log_level(p).parse_args(argv)
+    configure_logging(a.log_level)
     if a.score is None and a.out is None:
         p.error("--out is required (unless --score)")
     torch.set_num_threads(a.threads)
@@ -208,17 +224,12 @@ def main(argv: list[str] | None = None) -> int:
                                        a.valid_words)
     face_names = read_split(files["train"][0]).meta.face_features
     aug = Augment(a.p_audio, a.p_text, a.p_face, face_present_index(face_names))
-    overrides = {}
-    for item in a.set:
-        key, _, raw = item.partition("=")
-        value = json.loads(raw)
-        overrides[key] = tuple(value) if isinstance(value, list) else value
-    model = create(a.model, bundle.dims, **overrides)
+    model = create(a.model, bundle.dims, **parse_overrides(a.set))
     meta = {"data": "spoken-mosi", "description": bundle.description,
             "files": {k: [f.name for f in v] for k, v in files.items()},
             "augment": asdict(aug), "lr": a.lr, "batch_size": a.batch_size, "seed": a.seed}
 
-    def save(m, epoch: int, valid_l1: float) -> None:
+    def save(m: torch.nn.Module, epoch: int, valid_l1: float) -> None:
         pred, label = predict(m, bundle.valid)
         valid = compute(pred, label).as_dict()
         checkpoint.save(m, a.out, meta={**meta, "best_epoch": epoch, "valid": valid})
@@ -227,10 +238,10 @@ def main(argv: list[str] | None = None) -> int:
                  patience=a.patience, seed=a.seed, on_best=save)
     pred, label = predict(model, bundle.valid)
     valid = compute(pred, label).as_dict()
-    meta.update({"best_epoch": result["best_epoch"], "epochs": result["epochs"],
+    meta.update({"best_epoch": result.best_epoch, "epochs": result.epochs,
                  "valid": valid})
     checkpoint.save(model, a.out, meta=meta)
-    print(json.dumps({"valid": valid, "best_epoch": result["best_epoch"]}))
+    print(json.dumps({"valid": valid, "best_epoch": result.best_epoch}))
     return 0
 
 

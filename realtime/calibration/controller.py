@@ -18,7 +18,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from models.training.calibrate import EPOCHS, MIN_SAMPLES, SessionError, read_session
+from models.data.sessions import SessionError, read_session
+from models.training.calibrate import EPOCHS, MIN_SAMPLES
 from realtime.calibration.job import CalibrationJob, PersonalModel, Progress, read_personal
 from realtime.calibration.recorder import SessionRecorder, TapModel, user_data_dir
 from realtime.clock import wall_time_iso

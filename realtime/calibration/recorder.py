@@ -4,7 +4,7 @@ The dashboard wraps the engine's model with `SessionRecorder.tap`: every window 
 model sees passes through `SessionRecorder.add`. While the user holds a label (a slider value
 in [-3, 3], or thumbs up / down = +2 / -2, set with `set_label`), each window is kept with that
 label, at most one per ``min_interval_s`` of session time, at most ``max_samples`` (the
-oldest dropped and counted). `save` writes the `models.training.calibrate` session format: features
+oldest dropped and counted). `save` writes the `models.data.sessions` session format: features
 only -- never audio samples, video frames or words. Then
 
     python -m models.calibrate --session FILE
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.training.calibrate import Session, write_session
+from models.data.sessions import Session, write_session
 
 THUMBS_UP, THUMBS_DOWN = 2.0, -2.0
 DATA_ENV = "SENTIMENT_DATA_DIR"

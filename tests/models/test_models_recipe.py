@@ -9,7 +9,8 @@ from models.base import InputDims
 from models.data.base import DatasetBundle, make_split
 from models.metrics import KEYS
 from models.registry import create
-from models.results.run import render, run_dir
+from models.results.report import render
+from models.results.run import DATA_ARGS, MODELS, run_dir
 from models.training.crossfit import crossfit, halves
 from models.training.leakage import markdown, probe
 from models.training.train import batch_indices, predict, task_loss
@@ -125,7 +126,7 @@ def test_results_render_both_protocols_and_recipe_keyed_runs(tmp_path):
     records = [rec("mmlatch", s, 0.79, 0.82) for s in (0, 1)] + [
         rec("late_fusion", s, 0.80, 0.80) for s in (0, 1)]
     md = render(records, ["mmlatch", "late_fusion"], ["mosi-utt"], "cmd",
-                probe=["| ridge probe on |"])
+                probe=["| ridge probe on |"], data_args=DATA_ARGS, grid_models=MODELS)
     assert "| mmlatch | 2 | 79.0 ± 0.0 |" in md and "| mmlatch | 2 | 82.0 ± 0.0 |" in md
     assert "| ridge probe on |" in md
     assert "mmlatch, epoch chosen on the validation videos (the issue's protocol): Acc2 has0 " \
@@ -137,30 +138,83 @@ def test_results_render_both_protocols_and_recipe_keyed_runs(tmp_path):
     assert a.name == "seed0" and a.parent.name == "mmlatch"
 
 
-@pytest.mark.parametrize("bidirectional", [True, False])
-def test_zero_input_shortcut_is_the_same_maths(bidirectional):
+def _count_shortcuts(monkeypatch) -> list[int]:
+    """Counts the batches that take the zero-input shortcut (models.layers._zero_input_lstm)."""
     from models import layers
 
+    calls = [0]
+    real = layers._zero_input_lstm
+
+    def counted(*args):
+        calls[0] += 1
+        return real(*args)
+
+    monkeypatch.setattr(layers, "_zero_input_lstm", counted)
+    return calls
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_zero_input_shortcut_is_the_same_maths(bidirectional, monkeypatch):
+    from models import layers
+
+    calls = _count_shortcuts(monkeypatch)
     torch.manual_seed(0)
-    lstm = layers.SequenceLSTM(3, 5, bidirectional=bidirectional, dropout=0.0)
+    plain = layers.SequenceLSTM(3, 5, bidirectional=bidirectional, dropout=0.0)
+    short = layers.SequenceLSTM(3, 5, bidirectional=bidirectional, dropout=0.0,
+                                zero_input_shortcut=True)
+    short.load_state_dict(plain.state_dict())
     x, lengths = torch.zeros(4, 7, 3), torch.tensor([7, 3, 1, 5])
-    outs, grads = [], []
-    try:
-        for on in (False, True):
-            layers.set_zero_input_shortcut(on)
-            lstm.zero_grad()
-            out = lstm(x, lengths)
-            (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum().backward()
-            outs.append(out.detach())
-            grads.append([p.grad.clone() for p in lstm.parameters()])
-        # a nonzero input never takes the shortcut
-        y = torch.ones(4, 7, 3)
-        assert torch.equal(lstm(y, lengths), (layers.set_zero_input_shortcut(False),
-                                              lstm(y, lengths))[1])
-    finally:
-        layers.set_zero_input_shortcut(False)
+    outs, grads, taken = [], [], []
+    for lstm in (plain, short):
+        before = calls[0]
+        out = lstm(x, lengths)
+        (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum().backward()
+        outs.append(out.detach())
+        grads.append([p.grad.clone() for p in lstm.parameters()])
+        taken.append(calls[0] - before)
+    assert taken == [0, 1]  # only the LSTM built with the option takes the shortcut
+    # a nonzero input never takes the shortcut
+    y = torch.ones(4, 7, 3)
+    assert torch.equal(short(y, lengths), plain(y, lengths)) and calls[0] == 1
     assert float(outs[0].abs().sum()) > 0
     assert torch.allclose(outs[0], outs[1], atol=1e-6)
     assert float(outs[1][2, 1:].abs().sum()) == 0.0  # padding stays zero
     for a, b in zip(*grads, strict=True):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["mmlatch", "mmmie"])
+def test_zero_input_shortcut_is_a_model_option_not_saved(name, tmp_path, monkeypatch):
+    """Set per model (no process-wide state), same outputs, and not written to config.json:
+    a model saved with it has the same config.json as one saved without, and loads without it."""
+    import json
+
+    from models import checkpoint
+    from models.base import InputDims
+    from models.registry import create
+
+    calls = _count_shortcuts(monkeypatch)
+    dims = InputDims(4, 3, 5)
+    small = {"hidden": 8, "head_hidden": 8} if name == "mmlatch" else {
+        "d_model": 8, "heads": 2, "layers": 1, "head_hidden": 8}
+    torch.manual_seed(0)
+    plain = create(name, dims, **small).eval()
+    short = create(name, dims, zero_input_shortcut=True, **small).eval()
+    short.load_state_dict(plain.state_dict())
+    assert short.config.zero_input_shortcut and not plain.config.zero_input_shortcut
+    torch.manual_seed(1)
+    lengths = torch.tensor([6, 2, 4])
+    text = torch.randn(3, 6, 4) * (torch.arange(6)[None, :, None] < lengths[:, None, None])
+    audio, video = torch.zeros(3, 6, 3), torch.zeros(3, 6, 5)
+    with torch.no_grad():
+        a = plain(text, audio, video, lengths).sentiment
+        assert calls[0] == 0
+        b = short(text, audio, video, lengths).sentiment
+    assert torch.allclose(a, b, atol=1e-5)
+    if name == "mmlatch":  # its audio/video encoders see the zero inputs
+        assert calls[0] >= 2
+    checkpoint.save(plain, tmp_path / "plain")
+    checkpoint.save(short, tmp_path / "short")
+    docs = [json.loads((tmp_path / d / "config.json").read_text()) for d in ("plain", "short")]
+    assert docs[0] == docs[1] and "zero_input_shortcut" not in docs[0]["config"]
+    assert not checkpoint.load(tmp_path / "short").config.zero_input_shortcut

@@ -106,12 +106,6 @@ def test_base_with_a_missing_part_file(monkeypatch, tmp_path):
         assets.whisper_model_dir("base")
 
 
-def test_user_cache_dir_follows_xdg(monkeypatch, tmp_path):
-    monkeypatch.delenv("SENTIMENT_MONITOR_CACHE", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert assets.user_cache_dir() == tmp_path / "sentiment-monitor"
-
-
 def test_default_model_dir(monkeypatch, tmp_path):
     monkeypatch.setattr(assets, "repo_assets_dir", lambda: tmp_path)
     with pytest.raises(AssetMissing, match="model.safetensors"):

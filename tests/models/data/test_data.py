@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from models.data.base import DataError, load_dataset, make_split
+from models.data.base import DataError, make_split
 from models.data.mosi import read_words, segment_words
+from models.data.registry import load_dataset
 from models.data.synthetic import make_synthetic
+from tests.helpers import REPO
 
 
 def test_synthetic_is_deterministic_and_planted():
@@ -133,3 +135,18 @@ def test_mosi_timestamped_words_real(mosi_dir):
     same = sum(" ".join(lists[s]) == transcripts[s].lower() for s in segments)
     assert same / len(segments) > 0.85  # the rest differ by a word at a boundary
     assert all("sp" not in lists[s] for s in segments)
+
+
+def test_loaders_import_the_containers_not_the_registry():
+    """mosi, spoken and synthetic build `DatasetBundle`s without importing the registry that
+    names them (no import cycle); the registry still knows every dataset."""
+    import subprocess
+
+    code = ("import sys, models.data.mosi, models.data.spoken, models.data.synthetic; "
+            "print('models.data.registry' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=REPO)
+    assert out.stdout.strip() == "False"
+    from models.data.registry import DATASETS
+
+    assert DATASETS == ("mosi-utt", "mosi-text", "synthetic", "spoken-mosi")

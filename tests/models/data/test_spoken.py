@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from models import checkpoint
-from models.data.base import DATASETS, DataError, load_dataset
+from models.data.base import DataError
+from models.data.registry import DATASETS, load_dataset
 from models.data.spoken import (
     SPOKEN_ENV,
     SpokenMeta,

@@ -85,7 +85,15 @@ def test_train_writes_the_epoch_predictions_that_pooled_reads(tmp_path):
 
 def test_results_page_shows_every_recipe_and_the_pooled_choice(tmp_path):
     from models.metrics import KEYS
-    from models.results.run import attach_pooled, recipe_jobs, render, run_dir, train_args
+    from models.results.report import render
+    from models.results.run import (
+        DATA_ARGS,
+        MODELS,
+        attach_pooled,
+        recipe_jobs,
+        run_dir,
+        train_args,
+    )
 
     lengths = np.array([3, 2, 4, 1])
     labels = np.linspace(-2.5, 2.5, int(lengths.sum())).astype(np.float32)
@@ -118,7 +126,7 @@ def test_results_page_shows_every_recipe_and_the_pooled_choice(tmp_path):
     assert all(r["pooled_chosen"] == (("batch8", 1), ("batch8", 1)) for r in mm)
     assert all(r["metrics_pooled"]["acc2_has0"] == 1.0 for r in mm)
     md = render(records, ["mmlatch", "late_fusion"], ["mosi-utt"], "cmd",
-                recipe_records=recipe_records)
+                recipe_records=recipe_records, data_args=DATA_ARGS, grid_models=MODELS)
     assert "### Cross-fitted choice of recipe and epoch (models.training.recipes)" in md
     assert "| batch8 | `--batch-size=8` | 80.0 / 80.0 | 80.0 / 80.0 |" in md
     assert "| mmlatch | 2 | 100.0 ± 0.0 |" in md

@@ -66,10 +66,11 @@ def test_fit_learns_a_text_signal_and_keeps_the_best_epoch():
     model = create("late_fusion", dims, hidden=8, head_hidden=8)
     seen = []
     result = fit(model, bundle, Augment(face_present_index=3, blend_columns=2), lr=5e-3,
-                 max_epochs=10, patience=10, log=lambda _: None,
+                 max_epochs=10, patience=10,
                  on_best=lambda m, e, v: seen.append((e, v)))
-    valid = [h["valid_l1"] for h in result["history"]]
-    assert result["valid_l1"] == min(valid) and seen[-1] == (result["best_epoch"], min(valid))
+    valid = [h["valid_l1"] for h in result.history]
+    assert result.valid_l1 == min(valid) and seen[-1] == (result.best_epoch, min(valid))
+    assert result.epochs == len(valid) == 10
     assert min(valid) < 0.6 * valid[0]
     assert not model.training
 

@@ -11,7 +11,8 @@ import torch
 from models.data.synthetic import make_synthetic
 from models.metrics import KEYS
 from models.registry import create
-from models.results.run import render
+from models.results.report import render
+from models.results.run import DATA_ARGS, MODELS
 from models.training.train import TrainConfig, evaluate_split, seed_everything, task_loss, train
 from models.training.train import main as train_main
 from tests.helpers import REPO  # noqa: E402
@@ -69,14 +70,18 @@ def _cli(*args):
 def test_train_cli_is_deterministic_and_evaluate_agrees(tmp_path):
     args = ["models.train", "--model", "late_fusion", "--data", "synthetic", "--seed", "3",
             "--max-epochs", "1", "--set", "hidden=8", "--set", "head_hidden=8"]
-    a = _cli(*args, "--out", str(tmp_path / "a"))
+    a = _cli(*args, "--out", str(tmp_path / "a"), "--log-level", "INFO")
     b = _cli(*args, "--out", str(tmp_path / "b"))
     ma, mb = json.loads(a.stdout.splitlines()[-1]), json.loads(b.stdout.splitlines()[-1])
     assert tuple(ma) == KEYS and ma == mb
-    assert "train" in a.stderr  # the progress bar
+    assert "train late_fusion" in b.stderr  # the progress bar, named after the model
+    assert f"INFO models.checkpoint: saved late_fusion checkpoint to {tmp_path / 'a'}" in a.stderr
+    assert "INFO models.training.train: epoch 1:" in a.stderr
+    assert " INFO " not in b.stderr  # default --log-level WARNING
     ev = _cli("models.evaluate", "--checkpoint", str(tmp_path / "a"), "--data", "synthetic",
               "--seed", "3")
     assert json.loads(ev.stdout.splitlines()[-1]) == pytest.approx(ma)
+    assert ev.stdout.startswith(f"late_fusion from {tmp_path / 'a'} on synthetic test: ")
     meta = json.loads((tmp_path / "a" / "config.json").read_text())["meta"]
     assert meta["data"] == "synthetic" and meta["seed"] == 3
 
@@ -91,8 +96,67 @@ def test_results_render_mean_std_and_anchors():
             "description": "desc", "metrics": {k: v for k, v in zip(
                 KEYS, [0.8 + s / 100, 0.81, 0.8, 0.8, 0.3, 0.9, 0.6], strict=True)}}
            for s in (0, 1)]
-    md = render(rec, ["mmlatch", "late_fusion"], ["mosi-utt", "mosi-text"], "cmd")
+    md = render(rec, ["mmlatch", "late_fusion"], ["mosi-utt", "mosi-text"], "cmd",
+                data_args=DATA_ARGS, grid_models=MODELS)
+    assert ("extra per-dataset arguments: {'mosi-utt': ['--crossfit'], 'mosi-text': "
+            "['--max-epochs', '15', '--bucket', '--zero-input-shortcut']}.") in md
     assert "| mmlatch | 2 | 80.5 ± 0.7 |" in md
     assert "late_fusion |" not in md.split("Anchors")[0].split("Per seed")[0]
     assert "80.3%" in md and "Poria et al." in md
     assert "## mosi-text\n\nNot run." in md
+
+
+def test_the_results_grid_lives_in_run_and_the_page_module_never_imports_it():
+    from models.results import run
+
+    code = "import sys, models.results.report; print('models.results.run' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=REPO)
+    assert out.stdout.strip() == "False"
+    assert run.MODELS == ("mmlatch", "mmmie", "late_fusion", "text_only", "mult", "mmlatch_nofb")
+    assert run.DATA == ("mosi-utt", "mosi-text")
+    assert run.train_args("mosi-text", ["--max-epochs=5"], "transcripts") == [
+        "--max-epochs", "15", "--bucket", "--zero-input-shortcut", "--max-epochs=5",
+        "--words", "transcripts"]
+
+
+def test_train_cli_zero_input_shortcut_is_a_model_option(monkeypatch, capsys):
+    """--zero-input-shortcut builds the model with the option (nothing process-wide) and
+    gives the same metrics as a run without it."""
+    from models.training import train as train_module
+
+    built = []
+
+    def spy(*args, **kwargs):
+        built.append(create(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(train_module, "create", spy)
+    args = ["--model", "late_fusion", "--data", "synthetic", "--seed", "3", "--max-epochs", "1",
+            "--set", "hidden=8", "--set", "head_hidden=8", "--no-progress"]
+    metrics = []
+    for extra in ([], ["--zero-input-shortcut"]):
+        train_main(args + extra)
+        metrics.append(json.loads(capsys.readouterr().out.splitlines()[-1]))
+    assert [m.config.zero_input_shortcut for m in built] == [False, True]
+    assert built[1].encoders["audio"].rnn.zero_input_shortcut
+    assert not create("late_fusion", built[0].config.dims).encoders["audio"].rnn \
+        .zero_input_shortcut
+    assert metrics[0] == metrics[1]
+
+
+@pytest.mark.parametrize("module", ["models.training.train", "models.training.evaluate",
+                                    "models.training.calibrate", "models.results.run",
+                                    "models.training.train_spoken", "models.training.leakage"])
+def test_every_models_cli_takes_log_level(module, capsys):
+    import importlib
+
+    main = importlib.import_module(module).main
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    assert "--log-level {DEBUG,INFO,WARNING,ERROR}" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main(["--log-level", "LOUD"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'LOUD'" in capsys.readouterr().err

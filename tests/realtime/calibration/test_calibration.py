@@ -10,18 +10,9 @@ import pytest
 import torch
 
 from models import checkpoint
+from models.data.sessions import SESSION_KEYS, Session, SessionError, read_session, write_session
 from models.metrics import compute
-from models.training.calibrate import (
-    SESSION_KEYS,
-    Session,
-    SessionError,
-    calibrate,
-    is_branch_parameter,
-    main,
-    predict_session,
-    read_session,
-    write_session,
-)
+from models.training.calibrate import calibrate, is_branch_parameter, main, predict_session
 from realtime.assets import default_model_dir
 from realtime.calibration.recorder import SessionRecorder, label_from_thumbs
 

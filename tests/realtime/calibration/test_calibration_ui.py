@@ -18,8 +18,8 @@ import torch
 import app
 from models import checkpoint
 from models.base import InputDims
+from models.data.sessions import SESSION_KEYS, read_session
 from models.registry import create
-from models.training.calibrate import SESSION_KEYS, read_session
 from realtime.calibration.controller import DEFAULT, CalibrationError, Calibrator
 from realtime.calibration.job import read_personal
 from realtime.calibration.panel import base_model_dir, calibration_html
