@@ -25,11 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from models.offline import apply_offline_env
 from realtime.clock import SessionClock, perf_s, wall_time_iso
 from realtime.stats import Percentiles, RunStats
-
-for _key, _value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1")):
-    os.environ.setdefault(_key, _value)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STAGES = ("audio_capture_to_features", "video_capture_to_features", "audio_features_to_window",
@@ -149,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--tag", default="", help="suffix for the result file names")
     args = p.parse_args(argv)
+    apply_offline_env()
 
     from realtime.engine import Engine, EngineError
     from realtime.pipeline import Pipeline

@@ -29,14 +29,13 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from models.offline import OFFLINE_ENV
 from realtime.clock import perf_s
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run")
-OFFLINE_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
-               "TRANSFORMERS_OFFLINE": "1"}
 
 
 def free_port() -> int:

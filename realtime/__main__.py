@@ -19,15 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from pathlib import Path
 from typing import TextIO
 
+from models.offline import apply_offline_env
 from realtime.types import Prediction
-
-for _key, _value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1")):
-    os.environ.setdefault(_key, _value)
 
 
 def prediction_json(p: Prediction, origin_s: float) -> dict:
@@ -175,6 +172,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     args = parse_args(argv)
+    apply_offline_env()
     try:
         return run(args, out, err)
     except KeyboardInterrupt:

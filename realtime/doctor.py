@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from models.offline import apply_offline_env
 from realtime import assets
 
 
@@ -241,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m realtime.doctor", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="locate models, do not load them")
     args = parser.parse_args(argv)
+    apply_offline_env()
     checks = run_checks(quick=args.quick)
     for check in checks:
         print(check.line(), flush=True)

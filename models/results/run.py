@@ -32,6 +32,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from models.data.base import REPO_ROOT, DataError, cache_dir, load_dataset
+from models.offline import OFFLINE_ENV
 from models.results.report import DATA, DATA_ARGS, MODELS, render
 from models.training import leakage, recipes
 
@@ -95,8 +96,7 @@ def run_one(model: str, data: str, seed: int, runs: Path, extra: list[str]) -> d
         return record
     cmd = [sys.executable, "-m", "models.training.train", "--model", model, "--data", data,
            "--seed", str(seed), "--out", str(out), "--no-progress", "--threads", "1", *extra]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, **OFFLINE_ENV, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")

@@ -13,6 +13,7 @@ import sys
 import pytest
 
 import realtime.engine
+from models.offline import OFFLINE_ENV
 from realtime.__main__ import main
 from tests.helpers import (
     REPO,  # noqa: E402
@@ -20,8 +21,7 @@ from tests.helpers import (
 )
 from tests.realtime.test_pipeline import fake_engine
 
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-       "PYTHONPATH": str(REPO)}
+ENV = {**os.environ, **OFFLINE_ENV, "PYTHONPATH": str(REPO)}
 
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
