@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 import app
+from realtime.calibration.controller import Calibrator
 from realtime.calibration.panel import STATUS_TICK_S
-from realtime.dashboard.controller import SourceChoice
+from realtime.dashboard.controller import Dashboard, SourceChoice
 from realtime.dashboard.panels import (
     RefreshMeter,
     ViewSettings,
@@ -33,9 +34,9 @@ PANELS = ("sentiment", "timeline", "transcript", "signals", "masks", "latency", 
 @pytest.fixture
 def demo():
     pipe = FakePipeline()
-    blocks = app.build_demo(pipe, SourceChoice("recording", path=app.DEMO_RECORDING))
-    yield blocks
-    blocks.dashboard.close()
+    built = app.build_demo(pipe, SourceChoice("recording", path=app.DEMO_RECORDING))
+    yield built
+    app.close_demo(built)
 
 
 def _elem_ids(blocks: gr.Blocks) -> dict[str, gr.components.Component]:
@@ -43,11 +44,13 @@ def _elem_ids(blocks: gr.Blocks) -> dict[str, gr.components.Component]:
 
 
 def test_build_demo_has_every_panel_and_a_5hz_timer(demo):
-    ids = _elem_ids(demo)
+    assert isinstance(demo.page, gr.Blocks)
+    assert isinstance(demo.dashboard, Dashboard) and isinstance(demo.calibrator, Calibrator)
+    ids = _elem_ids(demo.page)
     for name in PANELS:
         assert name in ids, name
         assert isinstance(ids[name], gr.HTML)
-    timers = [b for b in demo.blocks.values() if isinstance(b, gr.Timer)]
+    timers = [b for b in demo.page.blocks.values() if isinstance(b, gr.Timer)]
     # the panels' timer, and the calibration panel's (slower) one
     assert sorted(t.value for t in timers) == [app.FAST_TICK_S, STATUS_TICK_S]
     assert app.FAST_TICK_S <= 0.2 < app.SLOW_TICK_S  # >= 5 Hz; plots less often
