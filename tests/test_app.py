@@ -190,7 +190,8 @@ def test_initial_choice_defaults_to_the_bundled_recording():
     assert (dev.kind, dev.camera, dev.mic) == ("devices", 1, "USB")
     assert app.initial_choice(app.parse_args(["--browser"])).kind == "browser"
     args = app.parse_args([])
-    assert (args.host, args.port) == ("127.0.0.1", 7860)
+    assert (args.host, args.port, args.log_level) == ("127.0.0.1", 7860, "WARNING")
+    assert app.parse_args(["--log-level", "info"]).log_level == "INFO"
 
 
 def test_signals_hold_a_momentary_gap_but_not_a_missing_face(demo):

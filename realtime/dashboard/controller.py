@@ -209,6 +209,7 @@ class Dashboard:
             self._thread = threading.Thread(target=self._record, name="session-recorder",
                                             daemon=True)
             self._thread.start()
+            log.info("session started: %s", self._source_name())
             return f"Session started: {self._source_name()}"
 
     def stop_session(self) -> str:

@@ -7,6 +7,7 @@ enough for every tick (5.6 Hz); `slow_panels` (timeline, masks) every 0.5 s.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import deque
 from dataclasses import dataclass, replace
@@ -30,6 +31,7 @@ VOICE_FIELDS = ("pitch_hz", "energy_db")
 FACE_FIELDS = ("smile", "brow", "jaw")
 FAST_PANELS = ("sentiment", "transcript", "signals", "latency", "status", "aggregates")
 SLOW_PANELS = ("timeline", "masks")
+log = logging.getLogger(__name__)
 
 
 class RefreshMeter:
@@ -150,4 +152,5 @@ def export_log(dashboard: Dashboard, fmt: str, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"sentiment-session-{stamp}.{fmt}"
     path.write_text(text, encoding="utf-8")
+    log.info("exported the session log (%d rows) to %s", len(dashboard.log), path)
     return path
