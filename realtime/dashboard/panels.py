@@ -19,12 +19,13 @@ from realtime.dashboard.html import (
     aggregates_html,
     latency_html,
     latency_percentiles,
+    masks_html,
     sentiment_html,
     signals_html,
     status_html,
+    timeline_svg,
     transcript_html,
 )
-from realtime.dashboard.plots import masks_html, timeline_svg
 from realtime.types import Prediction, Signals
 
 VOICE_FIELDS = ("pitch_hz", "energy_db")
