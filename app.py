@@ -25,6 +25,7 @@ import signal  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
@@ -74,10 +75,18 @@ class PageState:
 
     def __init__(self) -> None:
         self.meter = RefreshMeter()
-        self.slow_due_s = 0.0
+        self._slow_due_s = 0.0
         self.sent: dict[str, str] = {}
 
-    def changed(self, panels: dict[str, str], order) -> list:
+    def slow_due(self, now_s: float) -> bool:
+        """Whether the slow panels are due at ``now_s``; when they are, the next time is
+        set `SLOW_TICK_S` later."""
+        if now_s < self._slow_due_s:
+            return False
+        self._slow_due_s = now_s + SLOW_TICK_S
+        return True
+
+    def changed(self, panels: dict[str, str], order: Sequence[str]) -> list:
         """The outputs for the panels named in ``order``: new HTML, or a skip when it is
         what this page already shows or was not computed this time."""
         import gradio as gr
@@ -188,8 +197,7 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
             settings = _settings(thr, hold_s, span_min)
             state.meter.tick(now_s)
             panels = fast_panels(dashboard, settings, state.meter)
-            if now_s >= state.slow_due_s:
-                state.slow_due_s = now_s + SLOW_TICK_S
+            if state.slow_due(now_s):
                 panels.update(slow_panels(dashboard, settings))
             return [*state.changed(panels, [*FAST_PANELS, *SLOW_PANELS])]
 

@@ -121,6 +121,14 @@ def test_exported_logs_parse(demo, tmp_path):
         export_log(dash, "mp4", tmp_path)
 
 
+def test_page_state_says_when_the_slow_panels_are_due():
+    state = app.PageState()
+    assert state.slow_due(10.0)  # the first tick draws them
+    assert not state.slow_due(10.0 + app.SLOW_TICK_S / 2)
+    assert state.slow_due(10.0 + app.SLOW_TICK_S)
+    assert not state.slow_due(10.0 + app.SLOW_TICK_S * 1.5)
+
+
 def test_page_state_skips_unchanged_and_uncomputed_panels():
     state = app.PageState()
     first = state.changed({"a": "<b>1</b>", "b": "x"}, ["a", "b", "c"])
