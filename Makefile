@@ -40,7 +40,7 @@ bench: setup
 	$(PY) -m benchmarks.kernel
 	$(PY) -m benchmarks.check_gpu
 
-lint: setup
+lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 doctor: setup
