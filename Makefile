@@ -4,9 +4,6 @@ PY        := $(VENV)/bin/python
 PIP       := $(VENV)/bin/pip
 STAMP     := $(VENV)/.installed
 DEBS      := libportaudio2 ffmpeg espeak-ng sox chromium
-export GRADIO_ANALYTICS_ENABLED := False
-export HF_HUB_OFFLINE := 1
-export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: setup debs demo test bench lint doctor clean
 
@@ -43,7 +40,7 @@ bench: setup
 	$(PY) -m benchmarks.kernel
 	$(PY) -m benchmarks.check_gpu
 
-lint: setup
+lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 doctor: setup

@@ -1,7 +1,7 @@
 """Live multimodal sentiment dashboard (Gradio).
 
     python app.py [--source PATH | --camera N [--mic NAME] | --browser] [--host H]
-                  [--port P] [--auth USER:PASS] [--share] [--model DIR]
+                  [--port P] [--auth USER:PASS] [--share] [--model DIR] [--log-level L]
 
 Default: the bundled recording (assets/demo.mp4) on http://127.0.0.1:7860. The page reads
 only the pipeline's prediction store (through `realtime.dashboard.controller.Dashboard`); no model
@@ -13,26 +13,33 @@ windows, calibrates a personal model in a subprocess and switches the live model
 
 from __future__ import annotations
 
-import os
+from models.offline import apply_offline_env
 
-os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+apply_offline_env()  # before gradio or transformers is imported
 
 import argparse  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
 
+from models.cli import add_log_level, configure_logging  # noqa: E402
+from realtime.calibration.controller import Calibrator  # noqa: E402
 from realtime.calibration.panel import calibration_panel, make_calibrator  # noqa: E402
 from realtime.clock import perf_s  # noqa: E402
 from realtime.dashboard.controller import (  # noqa: E402
     SOURCE_KINDS,
     SOURCE_LABELS,
     Dashboard,
+    LivePipeline,
+    PipelineFactory,
     SourceChoice,
     engine_pipeline_factory,
 )
@@ -47,6 +54,11 @@ from realtime.dashboard.panels import (  # noqa: E402
     slow_panels,
 )
 from realtime.dashboard.style import CSS, HEAD, theme  # noqa: E402
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parent
 DEMO_RECORDING = REPO / "assets" / "demo.mp4"
@@ -63,10 +75,18 @@ class PageState:
 
     def __init__(self) -> None:
         self.meter = RefreshMeter()
-        self.slow_due_s = 0.0
+        self._slow_due_s = 0.0
         self.sent: dict[str, str] = {}
 
-    def changed(self, panels: dict[str, str], order) -> list:
+    def slow_due(self, now_s: float) -> bool:
+        """Whether the slow panels are due at ``now_s``; when they are, the next time is
+        set `SLOW_TICK_S` later."""
+        if now_s < self._slow_due_s:
+            return False
+        self._slow_due_s = now_s + SLOW_TICK_S
+        return True
+
+    def changed(self, panels: dict[str, str], order: Sequence[str]) -> list:
         """The outputs for the panels named in ``order``: new HTML, or a skip when it is
         what this page already shows or was not computed this time."""
         import gradio as gr
@@ -87,7 +107,8 @@ def _settings(threshold, hold_s, span_min) -> ViewSettings:
                         span_s=float(span_min) * 60.0)
 
 
-def build_ui(dashboard: Dashboard, export_dir: Path | None = None, calibrator=None):
+def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
+             calibrator: Calibrator | None = None) -> gr.Blocks:
     """The page (a ``gr.Blocks``) for ``dashboard``; see `build_demo`."""
     import gradio as gr  # imported here so that command-line errors come at once
     from gradio.utils import get_upload_folder
@@ -176,8 +197,7 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None, calibrator=No
             settings = _settings(thr, hold_s, span_min)
             state.meter.tick(now_s)
             panels = fast_panels(dashboard, settings, state.meter)
-            if now_s >= state.slow_due_s:
-                state.slow_due_s = now_s + SLOW_TICK_S
+            if state.slow_due(now_s):
                 panels.update(slow_panels(dashboard, settings))
             return [*state.changed(panels, [*FAST_PANELS, *SLOW_PANELS])]
 
@@ -208,6 +228,7 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None, calibrator=No
                                    loop=bool(loop_on) and k in ("recording", "file"))
                 msg = dashboard.start_session(new)
             except Exception as exc:  # noqa: BLE001 - shown to the user, nothing is lost
+                log.warning("could not start a %s session: %s: %s", k, type(exc).__name__, exc)
                 return f"**Could not start:** {type(exc).__name__}: {exc}", gr.skip()
             has_video = getattr(dashboard.pipeline.source, "has_video", False)
             video = (gr.update(value=str(path), visible=True) if path is not None and has_video
@@ -238,12 +259,12 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None, calibrator=No
             path = payload.get("path") if isinstance(payload, dict) else None
             if path:
                 dashboard.push_audio(chunks.take(path, keep=replayed()))
-                dashboard.ui_drops["browser_audio_lost"] = chunks.dropped
+                dashboard.set_page_drops("browser_audio_lost", chunks.dropped)
 
         def on_mic_stop() -> None:
             threading.Event().wait(1.0)  # let the last chunk in flight be handled
             chunks.sweep(final=True, keep=replayed())
-            dashboard.ui_drops["browser_audio_lost"] = chunks.dropped
+            dashboard.set_page_drops("browser_audio_lost", chunks.dropped)
 
         webcam.stream(on_frame, webcam, None, stream_every=0.2, show_progress="hidden",
                       concurrency_limit=None, time_limit=None, api_visibility="private")
@@ -254,28 +275,36 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None, calibrator=No
     return demo
 
 
-def build_demo(pipeline, choice: SourceChoice | None = None, pipeline_factory=None,
-               model_dir: Path | None = None, data_dir: Path | None = None):
-    """The dashboard page (a ``gr.Blocks``) for a `realtime.pipeline.Pipeline`.
+@dataclass(frozen=True)
+class Demo:
+    """The dashboard page and its controllers: ``dashboard`` (call ``start_session()`` to
+    start) and ``calibrator`` (the "Personal calibration" panel's)."""
+
+    page: gr.Blocks
+    dashboard: Dashboard
+    calibrator: Calibrator
+
+
+def build_demo(pipeline: LivePipeline, choice: SourceChoice | None = None,
+               pipeline_factory: PipelineFactory | None = None,
+               model_dir: Path | None = None, data_dir: Path | None = None) -> Demo:
+    """The dashboard page for a `realtime.pipeline.Pipeline`, with its controllers.
 
     ``choice`` says what the pipeline listens to (for the player and for looping);
     ``pipeline_factory`` builds the pipeline for another source (default: a new
     `Pipeline` on ``pipeline.engine``). ``model_dir``: the folder the engine's model came
     from (None: the default); ``data_dir``: where calibration keeps its files (None: the
-    user data folder, `realtime.calibration.recorder.user_data_dir`). The controllers are
-    ``demo.dashboard`` (call ``start_session()`` to start) and ``demo.calibrator``; call
-    `close_demo` when done.
+    user data folder, `realtime.calibration.recorder.user_data_dir`). Call `close_demo`
+    when done.
     """
     if pipeline_factory is None and getattr(pipeline, "engine", None) is not None:
         pipeline_factory = engine_pipeline_factory(pipeline.engine)
     dashboard = Dashboard(pipeline, choice, pipeline_factory)
     calibrator = make_calibrator(dashboard, model_dir, data_dir)
-    demo = build_ui(dashboard, calibrator=calibrator)
-    demo.dashboard, demo.calibrator = dashboard, calibrator
-    return demo
+    return Demo(build_ui(dashboard, calibrator=calibrator), dashboard, calibrator)
 
 
-def close_demo(demo) -> None:
+def close_demo(demo: Demo) -> None:
     """Stops the session, recording and any calibration run."""
     demo.calibrator.close()
     demo.dashboard.close()
@@ -318,6 +347,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"model folder, e.g. a personal model (default: ${CHECKPOINT_ENV}, "
                    "else assets/model)")
     p.add_argument("--no-loop", action="store_true", help="play a recording once")
+    add_log_level(p)
     return p.parse_args(argv)
 
 
@@ -342,6 +372,7 @@ def _interrupt(signum, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    configure_logging(args.log_level)
     signal.signal(signal.SIGTERM, _interrupt)
     private_tmp = None
     if not os.environ.get("GRADIO_TEMP_DIR"):  # uploads and chunks: ours, gone at exit
@@ -368,7 +399,7 @@ def _serve(args: argparse.Namespace) -> int:
     from realtime.engine import Engine, EngineError
     from realtime.sources import SourceError
 
-    print("Loading models (once)\u2026", flush=True)
+    log.info("loading models (once)")
     try:
         engine = Engine.load(checkpoint_dir=args.checkpoint)
         factory = engine_pipeline_factory(engine)
@@ -378,8 +409,8 @@ def _serve(args: argparse.Namespace) -> int:
     demo = build_demo(pipeline, choice, factory, model_dir=args.checkpoint)
     try:
         demo.dashboard.start_session()
-        demo.queue(default_concurrency_limit=4)
-        demo.launch(server_name=args.host, server_port=args.port, share=args.share,
+        demo.page.queue(default_concurrency_limit=4)
+        demo.page.launch(server_name=args.host, server_port=args.port, share=args.share,
                     auth=auth, ssr_mode=False, theme=theme(), css=CSS, head=HEAD,
                     footer_links=[], show_error=True, quiet=False, enable_monitoring=False)
     except KeyboardInterrupt:

@@ -1,6 +1,7 @@
 """GPU agreement check: the Triton path against the PyTorch reference, on a CUDA device.
 
-    python -m benchmarks.check_gpu [--model mmlatch] [--batch 8] [--steps 50]
+    python -m benchmarks.check_gpu [--model mmlatch] [--batch 8] [--steps 50] [--json OUT]
+                                   [--log-level INFO]
 
 1. The kernel checks of kernels.interp_check, run on CUDA (relative errors vs float64).
 2. A whole MMLatch step (forward, loss, backward) with every gate_mask call on the Triton
@@ -8,7 +9,8 @@
    prediction, masks, loss and every parameter gradient must agree. Mask dropout draws
    backend-specific streams, so the cross-backend step runs with mask_dropout=0 (other dropout
    on, same CUDA RNG); a step with mask dropout on checks Triton-path reproducibility.
-Prints JSON and writes benchmarks/results/kernels_check_gpu_<device>.json. Without CUDA it
+Prints JSON and writes benchmarks/results/kernels_check_gpu_<device>.json (or --json OUT,
+or a file of that name in --out DIR). Without CUDA it
 prints "no CUDA device; skipped" and exits 0. Exit 1 when a check fails.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 import sys
 from pathlib import Path
@@ -24,6 +27,9 @@ import torch
 
 from kernels import backend_scope
 from kernels.interp_check import rel_err, run_checks
+from models.cli import add_log_level, configure_logging
+
+log = logging.getLogger(__name__)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL_TOL = 1e-4  # fp32 through LSTMs and attention: only summation-order differences remain
@@ -110,20 +116,26 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="mmlatch")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--steps", type=int, default=50)
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--out", type=Path, default=RESULTS, help="folder of the results file")
+    ap.add_argument("--json", type=Path,
+                    help="the results file (default: OUT/kernels_check_gpu_<device>.json)")
+    add_log_level(ap)
     args = ap.parse_args(argv)
+    configure_logging(args.log_level)
     if not torch.cuda.is_available():
         print("no CUDA device; skipped")
         return 0
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     device = torch.cuda.get_device_name()
+    log.info("kernel checks on %s", device)
     kernel = run_checks("cuda")
+    log.info("whole %s step, Triton vs reference", args.model)
     model = check_model(args.model, args.batch, args.steps)
     report = {"device": device, "ok": _ok(kernel, model), "kernel": kernel, "model_step": model}
     slug = re.sub(r"[^a-z0-9]+", "_", device.lower()).strip("_")
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"kernels_check_gpu_{slug}.json"
+    path = args.json or args.out / f"kernels_check_gpu_{slug}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
     print(f"{'OK' if report['ok'] else 'FAILED'}; wrote {path}")

@@ -1,6 +1,7 @@
 """Benchmark of the fused gate-and-mask kernel against eager PyTorch and torch.compile (GPU).
 
     python -m benchmarks.kernel [--sizes 1,32,256,1024,4096] [--dtype float32] [--p 0.0]
+                                [--no-compile] [--json OUT] [--log-level INFO]
 
 For (B, 50, 300) inputs, from live inference (B = 1) to training batches, times forward and
 forward+backward by the median of triton.testing.do_bench, reports achieved GB/s (minimum
@@ -8,9 +9,9 @@ traffic: forward reads x, a, b and writes y; backward reads g, x, a, b and write
 the percentage of the device's copy bandwidth measured in the same run, peak extra memory and
 the activation memory held between forward and backward; also the three-modality grouped launch
 against three separate launches at live size. Writes benchmarks/results/kernels_gate_mask_<device>
-.json and .csv. Without a CUDA device it prints "no CUDA device; skipped", writes nothing and
-exits 0. Goals at large sizes: >= 85% of copy bandwidth, >= 3x eager for forward+backward, no
-extra activation memory.
+.json (or --json OUT) and the .csv next to it. Without a CUDA device it prints "no CUDA device;
+skipped", writes nothing and exits 0. Goals at large sizes: >= 85% of copy bandwidth, >= 3x
+eager for forward+backward, no extra activation memory.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import logging
 import re
 import sys
 from dataclasses import asdict, dataclass
@@ -26,6 +28,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from models.cli import add_log_level, configure_logging
+
+log = logging.getLogger(__name__)
 RESULTS = Path(__file__).resolve().parent / "results"
 GOAL_PCT_COPY, GOAL_SPEEDUP = 85.0, 3.0
 MIB = 2**20
@@ -46,6 +51,13 @@ class Row:
     speedup_vs_eager: float
     peak_extra_mib: float  # peak allocation above inputs (+ upstream grad) during one call
     saved_activation_mib: float  # memory held between forward and backward beyond the output
+
+    def line(self) -> str:
+        """One row of the printed table."""
+        return (f"{self.impl:8s} {self.mode:8s} B={self.batch:5d} {self.median_ms * 1e3:10.1f} us "
+                f"{self.gbps:8.1f} GB/s {self.pct_copy_bw:5.1f}% copy  "
+                f"x{self.speedup_vs_eager:5.2f} peak+{self.peak_extra_mib:8.1f} MiB "
+                f"saved {self.saved_activation_mib:7.1f} MiB")
 
 
 def eager_gate_mask(x, a, b, lengths, p: float):
@@ -129,9 +141,6 @@ def bench_size(B, T, D, dtype, p, impls, do_bench, copy_gbps, device="cuda") -> 
             gbps = traffic / (ms * 1e-3) / 1e9
             rows.append(Row(impl, mode, B, T, D, str(dtype).replace("torch.", ""), p, ms, gbps,
                             100 * gbps / copy_gbps, eager_ms.get(mode, ms) / ms, peak, saved))
-            print(f"{impl:8s} {mode:8s} B={B:5d} {ms * 1e3:10.1f} us {gbps:8.1f} GB/s "
-                  f"{100 * gbps / copy_gbps:5.1f}% copy  x{eager_ms.get(mode, ms) / ms:5.2f} "
-                  f"peak+{peak:8.1f} MiB saved {saved:7.1f} MiB", flush=True)
     return rows
 
 
@@ -155,7 +164,6 @@ def bench_grouped(T, dims, dtype, p, do_bench, copy_gbps, device="cuda") -> list
         gbps = 4 * n_total * es / (ms * 1e-3) / 1e9
         rows.append(Row(impl, "fwd", 1, T, sum(dims), str(dtype).replace("torch.", ""), p, ms,
                         gbps, 100 * gbps / copy_gbps, float("nan"), float("nan"), float("nan")))
-        print(f"{impl:9s} fwd B=1 dims={dims} {ms * 1e3:8.1f} us", flush=True)
     return rows
 
 
@@ -189,8 +197,12 @@ def main(argv=None) -> int:
     ap.add_argument("--p", type=float, default=0.0, help="mask dropout (training mode)")
     ap.add_argument("--group-dims", default="384,35,33", help="grouped test: D per modality")
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--out", type=Path, default=RESULTS, help="folder of the result files")
+    ap.add_argument("--json", type=Path, help="the results file (default: "
+                    "OUT/kernels_gate_mask_<device>.json); the .csv is written next to it")
+    add_log_level(ap)
     args = ap.parse_args(argv)
+    configure_logging(args.log_level)
     if not torch.cuda.is_available():
         print("no CUDA device; skipped")
         return 0
@@ -206,25 +218,33 @@ def main(argv=None) -> int:
     impls = ("triton", "eager") if args.no_compile else ("triton", "eager", "compile")
     rows = []
     for B in (int(s) for s in args.sizes.split(",")):
-        rows += bench_size(B, args.steps, args.dim, dtype, args.p, impls, do_bench, copy_gbps)
+        log.info("batch %d", B)
+        sized = bench_size(B, args.steps, args.dim, dtype, args.p, impls, do_bench, copy_gbps)
+        for row in sized:
+            print(row.line(), flush=True)
+        rows += sized
         torch.cuda.empty_cache()
     dims = tuple(int(d) for d in args.group_dims.split(","))
-    rows += bench_grouped(args.steps, dims, dtype, args.p, do_bench, copy_gbps)
+    grouped = bench_grouped(args.steps, dims, dtype, args.p, do_bench, copy_gbps)
+    for row in grouped:
+        print(f"{row.impl:9s} fwd B=1 dims={dims} {row.median_ms * 1e3:8.1f} us", flush=True)
+    rows += grouped
     slug = re.sub(r"[^a-z0-9]+", "_", device.lower()).strip("_")
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"kernels_gate_mask_{slug}"
+    json_path = args.json or args.out / f"kernels_gate_mask_{slug}.json"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    csv_path = json_path.with_suffix(".csv")
     report = {"device": device, "torch": torch.__version__,
               "triton": __import__("triton").__version__, "dtype": args.dtype, "p": args.p,
               "copy_bandwidth_gbps": copy_gbps, "timing": "triton.testing.do_bench median",
               "summary": summarize(rows), "rows": [asdict(r) for r in rows]}
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
-    with stem.with_suffix(".csv").open("w", newline="") as fh:
+    json_path.write_text(json.dumps(report, indent=1) + "\n")
+    with csv_path.open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=["device", *Row.__dataclass_fields__])
         w.writeheader()
         for r in rows:
             w.writerow({"device": device, **asdict(r)})
     print(json.dumps(report["summary"], indent=1))
-    print(f"wrote {stem}.json and {stem}.csv")
+    print(f"wrote {json_path} and {csv_path}")
     return 0
 
 

@@ -2,8 +2,10 @@
 pipeline and report what a user would feel.
 
     python -m benchmarks.pipeline --source assets/demo.mp4 [--minutes 10] [--checkpoint DIR]
+                                  [--tag TAG] [--json OUT] [--log-level INFO]
 
-Writes ``benchmarks/results/realtime_bench[_TAG].json`` and ``.png`` with: per-stage latency
+Writes ``benchmarks/results/realtime_bench[_TAG].json`` (or ``--json OUT``) and the plot next
+to it (``.png``) with: per-stage latency
 p50/p95/p99 (ms); word commit latency (end of a spoken word -> its commit); each stage's
 compute as a fraction of real time (CPU seconds per media second, measured in a one-thread
 replay first so each stage's CPU is its own; the total from the real-speed run); drops;
@@ -19,17 +21,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from models.cli import add_log_level, configure_logging
+from models.offline import apply_offline_env
 from realtime.clock import SessionClock, perf_s, wall_time_iso
 from realtime.stats import Percentiles, RunStats
 
-for _key, _value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1")):
-    os.environ.setdefault(_key, _value)
+log = logging.getLogger(__name__)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STAGES = ("audio_capture_to_features", "video_capture_to_features", "audio_features_to_window",
@@ -146,9 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", type=Path, help="sentiment model folder (default bundled)")
     p.add_argument("--asr-model", default="tiny.en")
     p.add_argument("--hop", type=float, default=0.2)
-    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--out", type=Path, default=RESULTS, help="folder of the result files")
     p.add_argument("--tag", default="", help="suffix for the result file names")
+    p.add_argument("--json", type=Path, help="the results file (default: "
+                   "OUT/realtime_bench[_TAG].json); the plot is written next to it (.png)")
+    add_log_level(p)
     args = p.parse_args(argv)
+    configure_logging(args.log_level)
+    apply_offline_env()
 
     from realtime.engine import Engine, EngineError
     from realtime.pipeline import Pipeline
@@ -162,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     except (EngineError, SourceError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    log.info("one-thread replay of %s for each stage's CPU", args.source)
     stage_cpu = cpu_pass(engine, args.source, args.hop)
+    log.info("real-speed replay%s", f" for {args.minutes:g} min" if args.minutes else "")
     rows: list[tuple[float, dict]] = []
     pipeline = Pipeline(source, engine, hop_s=args.hop,
                         on_prediction=lambda pr: rows.append((pr.t_end_s, pr.latency_ms)))
@@ -179,16 +190,17 @@ def main(argv: list[str] | None = None) -> int:
             "load_average_start": load_start, "error": pipeline.error}
     summary = summarize(pipeline.stats, [(t - source.started_at_s, lat) for t, lat in rows],
                         max(replay_s, 1e-6), wall_s, cpu_s, pipeline.drops, meta, stage_cpu)
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = "realtime_bench" + (f"_{args.tag}" if args.tag else "")
-    (args.out / f"{stem}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    json_path = args.json or args.out / f"{stem}.json"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(summary, indent=2) + "\n")
     plot([(t - source.started_at_s, lat) for t, lat in rows], pipeline.stats, summary,
-         args.out / f"{stem}.png")
+         json_path.with_suffix(".png"))
     lat = summary["latency_ms"]
     print(json.dumps({k: summary[k] for k in ("replayed_s", "total_compute_fraction_of_real_time",
                                               "word_commit_ms", "targets_met")}, indent=1))
     print("p95 ms:", {k: v["p95"] for k, v in lat.items() if v})
-    print(f"wrote {args.out / stem}.json and .png")
+    print(f"wrote {json_path} and .png")
     return 0
 
 

@@ -1,7 +1,8 @@
 """Measures how often the dashboard page really refreshes, in a headless Chromium.
 
     python -m benchmarks.ui_refresh [--seconds 10] [--repeats 3] [--source PATH] [--checkpoint DIR]
-                                [--out benchmarks/results/ui_refresh.json] [--screenshot PNG]
+                                    [--json benchmarks/results/ui_refresh.json] [--screenshot PNG]
+                                    [--log-level INFO]
 
 It starts ``app.py`` on a free port (the pipeline replaying the bundled recording, as
 ``make demo`` does), opens the page in Debian's Chromium (never a downloaded browser),
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import socket
@@ -29,14 +31,16 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from models.cli import add_log_level, configure_logging
+from models.offline import OFFLINE_ENV
 from realtime.clock import perf_s
+
+log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run")
-OFFLINE_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
-               "TRANSFORMERS_OFFLINE": "1"}
 
 
 def free_port() -> int:
@@ -61,6 +65,7 @@ class AppServer:
 
     def start(self, timeout_s: float = 240.0) -> AppServer:
         env = {**os.environ, **OFFLINE_ENV, **self.env}
+        log.info("starting app.py %s on port %d", " ".join(self.args), self.port)
         out = open(self.log_path, "w") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, str(REPO / "app.py"), *self.args, "--port", str(self.port)],
@@ -169,6 +174,7 @@ def run(seconds: float, app_args: tuple[str, ...], log_path: Path,
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
             page.goto(server.url)
+            log.info("page open at %s; waiting for the first prediction", server.url)
             page.wait_for_function(
                 "() => document.querySelector('#sentiment [data-value]')?.dataset.value",
                 timeout=180_000)
@@ -193,18 +199,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="consecutive windows")
     ap.add_argument("--source", type=Path)
     ap.add_argument("--checkpoint", type=Path)
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks/results/ui_refresh.json")
+    ap.add_argument("--json", "--out", dest="json", type=Path,
+                    default=REPO / "benchmarks/results/ui_refresh.json", help="results file")
     ap.add_argument("--log", type=Path, default=Path("/tmp/ui_bench_app.log"))
     ap.add_argument("--screenshot", type=Path, help="save the page as PNG after measuring")
+    add_log_level(ap)
     args = ap.parse_args(argv)
+    configure_logging(args.log_level)
     app_args: tuple[str, ...] = ()
     if args.source:
         app_args += ("--source", str(args.source))
     if args.checkpoint:
         app_args += ("--checkpoint", str(args.checkpoint))
     result = run(args.seconds, app_args, args.log, args.screenshot, args.repeats)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return 0
 

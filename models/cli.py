@@ -1,4 +1,4 @@
-"""What every models command line shares: ``--log-level``.
+"""What every command line shares (models', realtime's, app.py, the benchmarks): ``--log-level``.
 
 Library modules log through ``logging.getLogger(__name__)`` and never print; a command's
 ``main`` prints its results on stdout and sets the log level (default WARNING, on stderr).
@@ -15,6 +15,7 @@ DEFAULT_LOG_LEVEL = "WARNING"
 
 def add_log_level(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=DEFAULT_LOG_LEVEL, choices=LOG_LEVELS,
+                        type=str.upper,
                         help="log messages of this level and above on stderr "
                              "(default %(default)s)")
     return parser

@@ -2,6 +2,7 @@
 
     python -m realtime --source PATH [--fast] --jsonl OUT     # a recording (any A/V file)
     python -m realtime --camera 0 --mic default [--seconds N]  # live from devices
+    (any of them with --log-level DEBUG|INFO|WARNING|ERROR; logs go to stderr)
 
 Prints one short line per update; with --jsonl, writes one JSON object per prediction:
 t (seconds from the source's start to the window end), sentiment, words (committed words
@@ -18,16 +19,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
-import os
 import sys
 from pathlib import Path
 from typing import TextIO
 
+from models.cli import add_log_level, configure_logging
+from models.offline import apply_offline_env
 from realtime.types import Prediction
 
-for _key, _value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1")):
-    os.environ.setdefault(_key, _value)
+log = logging.getLogger(__name__)
 
 
 def prediction_json(p: Prediction, origin_s: float) -> dict:
@@ -83,6 +85,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--hop", type=float, default=0.2, help="seconds between updates")
     p.add_argument("--quiet", action="store_true", help="no live lines")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_log_level(p)
     args = p.parse_args(argv)
     live = args.camera is not None or args.mic is not None
     if (args.source is None) == (not live):
@@ -175,6 +178,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     args = parse_args(argv)
+    configure_logging(args.log_level)
+    apply_offline_env()
     try:
         return run(args, out, err)
     except KeyboardInterrupt:
@@ -183,6 +188,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
     except Exception as exc:  # noqa: BLE001 - a user gets a message, not a traceback
         if args.debug:
             raise
+        log.debug("unexpected failure", exc_info=True)
         print(f"error: unexpected failure: {type(exc).__name__}: {exc} "
               "(run again with --debug for details)", file=err)
         return 1

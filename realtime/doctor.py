@@ -12,6 +12,7 @@ import argparse
 import glob
 import importlib.metadata
 import importlib.util
+import logging
 import platform
 import re
 import shutil
@@ -21,7 +22,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from models.cli import add_log_level, configure_logging
+from models.offline import apply_offline_env
 from realtime import assets
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,7 @@ def _model_check(name: str, locate: Callable, load: Callable | None, required: b
     except assets.AssetMissing as err:
         return Check(name, False, required, str(err))
     except Exception as err:  # a located model that fails to load
+        log.debug("%s failed to load", name, exc_info=True)
         return Check(name, False, required, f"found but failed to load: {err}")
     return Check(name, True, required, str(path) + ("" if quick or load is None else ", loads"))
 
@@ -206,6 +212,7 @@ def check_camera(index: int = 0, timeout_s: float = 5.0) -> Check:
             finally:
                 capture.release()
         except Exception as err:
+            log.debug("camera %d probe failed", index, exc_info=True)
             result.append(f"error: {err}")
 
     thread = threading.Thread(target=probe, name="doctor-camera", daemon=True)
@@ -240,7 +247,10 @@ def run_checks(quick: bool = False) -> list[Check]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m realtime.doctor", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="locate models, do not load them")
+    add_log_level(parser)
     args = parser.parse_args(argv)
+    configure_logging(args.log_level)
+    apply_offline_env()
     checks = run_checks(quick=args.quick)
     for check in checks:
         print(check.line(), flush=True)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+from models.offline import apply_offline_env
+
+apply_offline_env()  # before any test module imports gradio or transformers
 
 from tests.helpers import REPO  # noqa: E402
 

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 import app
+from realtime.calibration.controller import Calibrator
 from realtime.calibration.panel import STATUS_TICK_S
-from realtime.dashboard.controller import SourceChoice
+from realtime.dashboard.controller import Dashboard, SourceChoice
 from realtime.dashboard.panels import (
     RefreshMeter,
     ViewSettings,
@@ -33,9 +34,9 @@ PANELS = ("sentiment", "timeline", "transcript", "signals", "masks", "latency", 
 @pytest.fixture
 def demo():
     pipe = FakePipeline()
-    blocks = app.build_demo(pipe, SourceChoice("recording", path=app.DEMO_RECORDING))
-    yield blocks
-    blocks.dashboard.close()
+    built = app.build_demo(pipe, SourceChoice("recording", path=app.DEMO_RECORDING))
+    yield built
+    app.close_demo(built)
 
 
 def _elem_ids(blocks: gr.Blocks) -> dict[str, gr.components.Component]:
@@ -43,11 +44,13 @@ def _elem_ids(blocks: gr.Blocks) -> dict[str, gr.components.Component]:
 
 
 def test_build_demo_has_every_panel_and_a_5hz_timer(demo):
-    ids = _elem_ids(demo)
+    assert isinstance(demo.page, gr.Blocks)
+    assert isinstance(demo.dashboard, Dashboard) and isinstance(demo.calibrator, Calibrator)
+    ids = _elem_ids(demo.page)
     for name in PANELS:
         assert name in ids, name
         assert isinstance(ids[name], gr.HTML)
-    timers = [b for b in demo.blocks.values() if isinstance(b, gr.Timer)]
+    timers = [b for b in demo.page.blocks.values() if isinstance(b, gr.Timer)]
     # the panels' timer, and the calibration panel's (slower) one
     assert sorted(t.value for t in timers) == [app.FAST_TICK_S, STATUS_TICK_S]
     assert app.FAST_TICK_S <= 0.2 < app.SLOW_TICK_S  # >= 5 Hz; plots less often
@@ -116,6 +119,14 @@ def test_exported_logs_parse(demo, tmp_path):
     assert jsonl.stat().st_size < 20_000  # predictions and signals only
     with pytest.raises(ValueError, match="csv or jsonl"):
         export_log(dash, "mp4", tmp_path)
+
+
+def test_page_state_says_when_the_slow_panels_are_due():
+    state = app.PageState()
+    assert state.slow_due(10.0)  # the first tick draws them
+    assert not state.slow_due(10.0 + app.SLOW_TICK_S / 2)
+    assert state.slow_due(10.0 + app.SLOW_TICK_S)
+    assert not state.slow_due(10.0 + app.SLOW_TICK_S * 1.5)
 
 
 def test_page_state_skips_unchanged_and_uncomputed_panels():
@@ -187,7 +198,8 @@ def test_initial_choice_defaults_to_the_bundled_recording():
     assert (dev.kind, dev.camera, dev.mic) == ("devices", 1, "USB")
     assert app.initial_choice(app.parse_args(["--browser"])).kind == "browser"
     args = app.parse_args([])
-    assert (args.host, args.port) == ("127.0.0.1", 7860)
+    assert (args.host, args.port, args.log_level) == ("127.0.0.1", 7860, "WARNING")
+    assert app.parse_args(["--log-level", "info"]).log_level == "INFO"
 
 
 def test_signals_hold_a_momentary_gap_but_not_a_missing_face(demo):

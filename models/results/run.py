@@ -36,6 +36,7 @@ from models.cache import cache_dir
 from models.cli import add_log_level, configure_logging
 from models.data.base import REPO_ROOT, DataError
 from models.data.registry import load_dataset
+from models.offline import OFFLINE_ENV
 from models.results.report import render
 from models.training import leakage, recipes
 
@@ -116,8 +117,7 @@ def run_one(model: str, data: str, seed: int, runs: Path, extra: list[str]) -> d
         return record
     cmd = [sys.executable, "-m", "models.training.train", "--model", model, "--data", data,
            "--seed", str(seed), "--out", str(out), "--no-progress", "--threads", "1", *extra]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, **OFFLINE_ENV, "OMP_NUM_THREADS": "1"}
     logger.info("running %s", " ".join(cmd))
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, env=env)
     if proc.returncode != 0:

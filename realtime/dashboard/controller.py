@@ -11,15 +11,25 @@ the status. No model work happens here.
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Protocol
 
 from realtime.clock import wall_time_iso
 from realtime.dashboard.session_log import SessionLog
+from realtime.store import PredictionStore
 from realtime.types import Prediction
+
+if TYPE_CHECKING:
+    from realtime.engine import Engine
+    from realtime.pipeline import PipelineStatus
+    from realtime.sources import Source
+
+log = logging.getLogger(__name__)
 
 SOURCE_KINDS = ("recording", "file", "devices", "browser")
 SOURCE_LABELS = {
@@ -54,19 +64,34 @@ class SourceChoice:
         return self.kind in ("recording", "file")
 
 
+class LivePipeline(Protocol):
+    """What the dashboard uses of a `realtime.pipeline.Pipeline` (tests pass a fake): the
+    store it publishes to, its source (a browser source takes the page's input) and its
+    lifecycle."""
+
+    store: PredictionStore
+    source: Source
+
+    def start(self) -> None: ...
+
+    def stop(self, timeout_s: float = 2.0) -> bool: ...
+
+    def status(self) -> PipelineStatus: ...
+
+
 @dataclass(frozen=True)
 class DashboardStatus:
-    """The pipeline's own status (`realtime.pipeline.PipelineStatus`), the error to show
-    (the pipeline's or the session recorder's), and what the page has pushed in."""
+    """The pipeline's own status, the error to show (the pipeline's or the session
+    recorder's), and what the page has pushed in."""
 
-    pipeline: Any
+    pipeline: PipelineStatus
     error: str | None
     session_active: bool
     browser_frames: int
     browser_audio_chunks: int
 
 
-PipelineFactory = Callable[[SourceChoice], Any]
+PipelineFactory = Callable[[SourceChoice], LivePipeline]
 
 
 def make_source(choice: SourceChoice):
@@ -80,11 +105,11 @@ def make_source(choice: SourceChoice):
     return sources.devices_source(camera=choice.camera, mic=choice.mic)
 
 
-def engine_pipeline_factory(engine) -> PipelineFactory:
+def engine_pipeline_factory(engine: Engine) -> PipelineFactory:
     """Builds `realtime.pipeline.Pipeline(make_source(choice), engine)`."""
     from realtime.pipeline import Pipeline
 
-    def build(choice: SourceChoice):
+    def build(choice: SourceChoice) -> LivePipeline:
         return Pipeline(make_source(choice), engine)
 
     return build
@@ -93,7 +118,7 @@ def engine_pipeline_factory(engine) -> PipelineFactory:
 class Dashboard:
     def __init__(
         self,
-        pipeline,
+        pipeline: LivePipeline,
         choice: SourceChoice | None = None,
         pipeline_factory: PipelineFactory | None = None,
         sync_interval_s: float = 0.2,
@@ -115,13 +140,18 @@ class Dashboard:
         self._thread: threading.Thread | None = None
         self._browser_frames = 0
         self._browser_audio = 0
-        self.ui_drops: dict[str, int] = {}  # input the page sent that never got here
+        self._page_drops: dict[str, int] = {}  # input the page sent that never got here
         self.last_error: str | None = None
 
     # -- what the panels read ---------------------------------------------------------
     @property
-    def pipeline(self):
+    def pipeline(self) -> LivePipeline:
         return self._pipeline
+
+    @property
+    def ui_drops(self) -> Mapping[str, int]:
+        """Per kind, how much input the page sent that never reached the pipeline."""
+        return MappingProxyType(dict(self._page_drops))
 
     @property
     def choice(self) -> SourceChoice | None:
@@ -179,6 +209,7 @@ class Dashboard:
             self._thread = threading.Thread(target=self._record, name="session-recorder",
                                             daemon=True)
             self._thread.start()
+            log.info("session started: %s", self._source_name())
             return f"Session started: {self._source_name()}"
 
     def stop_session(self) -> str:
@@ -196,7 +227,7 @@ class Dashboard:
     def close(self) -> None:
         self.stop_session()
 
-    def _build(self, choice: SourceChoice | None):
+    def _build(self, choice: SourceChoice | None) -> LivePipeline:
         if choice is None:
             raise ValueError("choose a source first")
         if self._factory is None:
@@ -221,6 +252,7 @@ class Dashboard:
                 self.sync()
                 self._maybe_loop()
             except Exception as exc:  # noqa: BLE001 - shown in the status panel, never lost
+                log.exception("session recorder failed")
                 self.last_error = f"session recorder: {type(exc).__name__}: {exc}"
 
     def sync(self, blocking: bool = True) -> int:
@@ -262,6 +294,10 @@ class Dashboard:
             self._seen_version = new.store.version
 
     # -- browser input ------------------------------------------------------------------
+    def set_page_drops(self, kind: str, count: int) -> None:
+        """How much input of ``kind`` the page has lost so far (a running total)."""
+        self._page_drops[kind] = int(count)
+
     def _browser_source(self):
         source = getattr(self._pipeline, "source", None)
         return source if hasattr(source, "push_frame") else None

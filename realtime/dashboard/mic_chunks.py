@@ -12,10 +12,12 @@ deletes them all. Only files inside the upload folder are ever read or deleted.
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
 CHUNK_NAME = "audio.wav"
+log = logging.getLogger(__name__)
 
 
 class ChunkStore:
@@ -60,6 +62,8 @@ class ChunkStore:
                 _delete(path, self.root)
             self._seen = now - stale
             self.dropped += len(stale)
+            if stale:
+                log.debug("swept %d unhandled microphone chunk(s)", len(stale))
             return len(stale)
 
 
@@ -69,5 +73,5 @@ def _delete(path: Path, root: Path) -> None:
     try:
         if folder != root and not any(folder.iterdir()):
             folder.rmdir()
-    except OSError:
-        pass  # gone already, or refilled meanwhile: either way nothing of ours is left
+    except OSError as err:  # gone already, or refilled meanwhile: nothing of ours is left
+        log.debug("chunk folder %s not removed: %s", folder, err)

@@ -7,6 +7,7 @@ enough for every tick (5.6 Hz); `slow_panels` (timeline, masks) every 0.5 s.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import deque
 from dataclasses import dataclass, replace
@@ -18,18 +19,20 @@ from realtime.dashboard.html import (
     aggregates_html,
     latency_html,
     latency_percentiles,
+    masks_html,
     sentiment_html,
     signals_html,
     status_html,
+    timeline_svg,
     transcript_html,
 )
-from realtime.dashboard.plots import masks_html, timeline_svg
 from realtime.types import Prediction, Signals
 
 VOICE_FIELDS = ("pitch_hz", "energy_db")
 FACE_FIELDS = ("smile", "brow", "jaw")
 FAST_PANELS = ("sentiment", "transcript", "signals", "latency", "status", "aggregates")
 SLOW_PANELS = ("timeline", "masks")
+log = logging.getLogger(__name__)
 
 
 class RefreshMeter:
@@ -150,4 +153,5 @@ def export_log(dashboard: Dashboard, fmt: str, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"sentiment-session-{stamp}.{fmt}"
     path.write_text(text, encoding="utf-8")
+    log.info("exported the session log (%d rows) to %s", len(dashboard.log), path)
     return path

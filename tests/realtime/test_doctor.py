@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,21 @@ def test_exit_status_follows_required_components(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "MISSING ffmpeg — install" in out and "ABSENT  camera — none found" in out
     assert "1 required component(s) missing: ffmpeg" in out
+    assert doctor.main(["--quick", "--log-level", "debug"]) == 1
+    with pytest.raises(SystemExit) as exc:
+        doctor.main(["--log-level", "LOUD"])
+    assert exc.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_runs_offline_whatever_the_caller_set(monkeypatch, capsys):
+    from models.offline import OFFLINE_ENV
+
+    for key in OFFLINE_ENV:
+        monkeypatch.setenv(key, "online")
+    monkeypatch.setattr(doctor, "run_checks", lambda quick=False: [Check("a", True, True, "x")])
+    assert doctor.main(["--quick"]) == 0
+    assert {k: os.environ[k] for k in OFFLINE_ENV} == dict(OFFLINE_ENV)
 
 
 def test_missing_tool_says_how_to_install(monkeypatch):

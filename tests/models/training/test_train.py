@@ -10,6 +10,7 @@ import torch
 
 from models.data.synthetic import make_synthetic
 from models.metrics import KEYS
+from models.offline import OFFLINE_ENV
 from models.registry import create
 from models.results.report import render
 from models.results.run import DATA_ARGS, MODELS
@@ -17,7 +18,7 @@ from models.training.train import TrainConfig, evaluate_split, seed_everything, 
 from models.training.train import main as train_main
 from tests.helpers import REPO  # noqa: E402
 
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+ENV = {**os.environ, **OFFLINE_ENV}
 
 
 def _terms(model, split):

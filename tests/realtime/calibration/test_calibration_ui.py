@@ -246,8 +246,8 @@ def test_started_on_a_personal_model_it_names_it_and_calibrates_from_its_base(
 
 def _handler(demo, elem_id: str, event: str = "click"):
     """The function the page calls for ``event`` on the component ``elem_id``."""
-    comp = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == elem_id)
-    return next(f.fn for f in demo.fns.values() if (comp._id, event) in f.targets)
+    comp = next(b for b in demo.page.blocks.values() if getattr(b, "elem_id", None) == elem_id)
+    return next(f.fn for f in demo.page.fns.values() if (comp._id, event) in f.targets)
 
 
 def test_page_handlers_label_save_refuse_and_load(live, base_dir, tmp_path):
@@ -257,7 +257,7 @@ def test_page_handlers_label_save_refuse_and_load(live, base_dir, tmp_path):
         msg, html = _handler(demo, "calib-up")()  # a label starts recording
         assert msg == "Label +2.0; recording started." and 'data-recording="true"' in html
         live.pipeline.run_to_end()
-        tick = next(f.fn for f in demo.fns.values()
+        tick = next(f.fn for f in demo.page.fns.values()
                     if any(e == "tick" for _, e in f.targets) and f.outputs
                     and f.outputs[0].elem_id == "calib-status")
         html, _ = tick({})

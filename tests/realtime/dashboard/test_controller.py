@@ -213,6 +213,17 @@ def test_a_source_that_cannot_open_leaves_the_running_session_alone():
     assert not first.running and not dash.session_active
 
 
+def test_page_drops_are_running_totals_shown_read_only():
+    dash = Dashboard(FakePipeline())
+    assert dict(dash.ui_drops) == {}
+    dash.set_page_drops("browser_audio_lost", 2)
+    dash.set_page_drops("browser_audio_lost", 5)  # a total, not an increment
+    assert dict(dash.ui_drops) == {"browser_audio_lost": 5}
+    with pytest.raises(TypeError):
+        dash.ui_drops["browser_audio_lost"] = 0  # type: ignore[index]
+    assert dash.ui_drops["browser_audio_lost"] == 5
+
+
 def test_make_source_builds_the_real_sources(tmp_path):
     from realtime.dashboard.controller import make_source
     from realtime.sources import BrowserSource, FileSource, SourceError

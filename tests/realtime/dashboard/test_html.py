@@ -12,20 +12,19 @@ import pytest
 from PIL import Image
 
 from realtime.dashboard.html import (
-    latency_percentiles,
-    sentiment_rgb,
-    sentiment_text,
-    stage_label,
-)
-from realtime.dashboard.plots import (
     LEFT,
     RIGHT,
     W,
     _path,
+    latency_percentiles,
     mask_png,
     mask_scale,
     masks_html,
+    sentiment_rgb,
+    sentiment_text,
+    stage_label,
     timeline_svg,
+    transcript_html,
 )
 from realtime.dashboard.session_log import SessionLog
 from tests.helpers.fakes import make_prediction
@@ -99,8 +98,6 @@ def test_masks_share_one_stretched_scale():
 
 
 def test_transcript_escapes_and_caps_tentative_words():
-    from realtime.dashboard.html import transcript_html
-
     html = transcript_html(["I", "<b>love</b>"], ["what", "of", "the"] * 10)
     assert "&lt;b&gt;love&lt;/b&gt;" in html and "<b>love" not in html
     assert html.count('class="sx-tentative">') == 12 + 1  # 12 words + the legend
