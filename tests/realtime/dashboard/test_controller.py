@@ -214,8 +214,12 @@ def test_a_source_that_cannot_open_leaves_the_running_session_alone():
 
 
 def test_make_source_builds_the_real_sources(tmp_path):
-    from realtime.dashboard.controller import make_source
+    from realtime.dashboard.controller import source_spec
     from realtime.sources import BrowserSource, FileSource, SourceError
+    from realtime.sources import make_source as make
+
+    def make_source(choice):
+        return make(source_spec(choice))
 
     recording = make_source(SourceChoice("recording", path=REPO / "assets" / "demo.mp4"))
     assert isinstance(recording, FileSource) and recording.has_video and recording.has_audio
