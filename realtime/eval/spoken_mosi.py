@@ -9,8 +9,8 @@ voice (name + rate), then:
   policy: about 10x cheaper, same model, same recognition errors); or ``oracle`` -- the MOSI
   transcript itself, its words spread over the voiced span in proportion to their length
   (for the ASR-gap measurement and for cheap extra voices);
-* audio: `realtime.extract.acoustic.extract_features` on the rendered samples (the streaming
-  extractor, fed the whole clip);
+* audio: `realtime.extract.acoustic.extract_features` on the rendered samples (the clip
+  converted to 16 kHz the way a source converts its input, then the streaming extractor);
 * face: none -- no video frames, exactly what the live window gets without a face;
 * the model input: `realtime.window.WordWindow` (the live window, default config) with
   `realtime.extract.text.TextFeaturizer`, built at the end of the clip, as the live pipeline's last
@@ -49,6 +49,7 @@ from models.data.spoken import (
     write_split,
 )
 from realtime.clock import perf_s
+from realtime.sources.audio import RATE_HZ, pcm_to_float
 from realtime.types import FeatureFrames, Word
 
 ESPEAK = "espeak-ng"
@@ -105,22 +106,25 @@ def render(text: str, voice: Voice, path: Path) -> tuple[np.ndarray, int]:
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
+    """(mono float32 samples in [-1, 1], rate) of a 16-bit PCM WAV file."""
     with wave.open(str(path)) as f:
         if f.getsampwidth() != 2:
             raise RenderError(f"{path}: expected 16-bit PCM")
-        x = np.frombuffer(f.readframes(f.getnframes()), np.int16).astype(np.float32) / 32768.0
+        x = pcm_to_float(np.frombuffer(f.readframes(f.getnframes()), np.int16))
         if f.getnchannels() > 1:
             x = x.reshape(-1, f.getnchannels()).mean(axis=1)
         return x, f.getframerate()
 
 
 def to_16k(samples: np.ndarray, rate_hz: int) -> np.ndarray:
+    """The clip at 16 kHz for `OfflineASR` (torchaudio's resampler, as the recognised-words
+    caches were built; the acoustic features use the sources' one, via `extract_features`)."""
     import torch
     import torchaudio.functional as AF
 
-    if rate_hz == 16000:
+    if rate_hz == RATE_HZ:
         return samples.astype(np.float32)
-    return AF.resample(torch.from_numpy(samples), rate_hz, 16000).numpy().astype(np.float32)
+    return AF.resample(torch.from_numpy(samples), rate_hz, RATE_HZ).numpy().astype(np.float32)
 
 
 # -- words ------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import numpy as np
 from realtime.types import AudioChunk
 
 RATE_HZ = 16000
+MAX_CHANNELS = 8
 
 
 def pcm_to_float(samples: np.ndarray) -> np.ndarray:
@@ -42,8 +43,9 @@ def to_float_mono(samples: np.ndarray) -> np.ndarray:
     x = pcm_to_float(samples)
     if x.ndim == 1:
         x = x[:, None]
-    elif x.ndim != 2:
-        raise ValueError(f"audio must be (n,) mono or (n, channels), got shape {x.shape}")
+    elif x.ndim != 2 or x.shape[1] > MAX_CHANNELS:
+        raise ValueError(f"audio must be (n,) mono or (n, channels) with at most {MAX_CHANNELS} "
+                         f"channels, got shape {x.shape}")
     x = x.mean(axis=1, dtype=np.float32) if x.shape[1] > 1 else x[:, 0]
     x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
     return np.clip(x, -1.0, 1.0).astype(np.float32, copy=False)
