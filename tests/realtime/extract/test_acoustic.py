@@ -18,10 +18,11 @@ from realtime.extract.acoustic import (
     extract_features,
 )
 from realtime.extract.audio_runs import AudioRuns
+from realtime.sources.audio import RATE_HZ
 from realtime.types import AudioChunk
 from tests.helpers import media
 
-RATE = 16000
+RATE = RATE_HZ
 
 
 def tone(f0_hz: float, seconds: float = 1.0, rate: int = RATE) -> np.ndarray:

@@ -18,10 +18,11 @@ from realtime.extract.asr import (
     load_whisper,
 )
 from realtime.sources import BrowserSource
+from realtime.sources.audio import RATE_HZ
 from realtime.types import AudioChunk
 from tests.helpers import media
 
-RATE = 16000
+RATE = RATE_HZ
 TEXT = "I really love this movie, it is wonderful and the music is beautiful."
 
 
