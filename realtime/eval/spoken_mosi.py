@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import subprocess
@@ -53,6 +54,8 @@ from realtime.sources.audio import RATE_HZ, pcm_to_float
 from realtime.types import FeatureFrames, Word
 
 ESPEAK = "espeak-ng"
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -264,7 +267,7 @@ def pick(segments: Sequence[Segment], limit: int | None, seed: int) -> list[Segm
 
 def recognise(segments: Sequence[Segment], voice: Voice, split: str, root: Path,
               asr_model: str = "tiny.en", keep_wav: bool = False,
-              log: Callable[[str], None] = print) -> dict[str, list[Word]]:
+              log: Callable[[str], None] = _log.info) -> dict[str, list[Word]]:
     """Whisper words of every segment spoken by ``voice``, from the JSON-lines cache or
     recognised now (and appended to it, so an interrupted run resumes)."""
     cache_path = _asr_cache(split, voice, root)
@@ -295,7 +298,7 @@ def _clip_path(seg: Segment, voice: Voice, root: Path, keep: bool) -> Path:
 def build(split: str, voice: Voice, words: str = "asr", mosi_dir: Path | None = None,
           limit: int | None = None, seed: int = 0, root: Path | None = None,
           keep_wav: bool = False, asr_model: str = "tiny.en",
-          log: Callable[[str], None] = print, recognised_only: bool = False) -> Path:
+          log: Callable[[str], None] = _log.info, recognised_only: bool = False) -> Path:
     """Renders, recognises and featurises one split with one voice; returns the file.
     ``recognised_only``: with ``asr`` words, only the segments already in the recognised-words
     cache (an interrupted `recognise` run leaves a prefix of the split in id order)."""
@@ -372,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             root = a.out or spoken_dir()
             segs = pick([s for s in read_segments(a.mosi_dir) if s.split == a.split],
                         a.limit, a.seed)
-            recognise(segs, voice, a.split, root, keep_wav=a.keep_wav)
+            recognise(segs, voice, a.split, root, keep_wav=a.keep_wav, log=print)
             continue
         if a.frames_only:
             root = a.out or spoken_dir()
@@ -387,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         path = build(a.split, voice, a.words, a.mosi_dir, a.limit, a.seed, a.out,
                      keep_wav=a.keep_wav or a.split == "test",
-                     recognised_only=a.recognised_only)
+                     log=print, recognised_only=a.recognised_only)
         print(f"wrote {path}")
     return 0
 

@@ -10,8 +10,9 @@ is a push/poll stage, one per session:
   `realtime.extract.audio_runs`), cheap, never blocks;
 - ``process_iter(now_s=None)`` runs Silero VAD over the new audio and, once an utterance has
   at least ``min_chunk_s`` of new audio, re-transcribes the utterance buffer. A word is
-  committed when two consecutive hypotheses agree on it (same text, start times within
-  ``agree_tolerance_s``): the longest common prefix is committed, the rest stays tentative.
+  committed when two consecutive hypotheses agree on it (the same word after
+  `realtime.extract.text.normalize_word`, start times within ``agree_tolerance_s``): the
+  longest common prefix is committed, the rest stays tentative.
   When VAD hears ``silence_close_s`` of silence after speech, the utterance is closed: all of
   its words are committed and the buffer is dropped. Silence between utterances is never
   transcribed (only a short pre-roll is kept);
