@@ -23,11 +23,14 @@ import logging
 import math
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from models.cli import add_log_level, configure_logging
 from models.offline import apply_offline_env
 from realtime.types import Prediction
+
+if TYPE_CHECKING:
+    from realtime.sources import SourceSpec
 
 log = logging.getLogger(__name__)
 
@@ -95,28 +98,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def make_source(args: argparse.Namespace):
-    from realtime.clock import ReplayClock, SessionClock
-    from realtime.sources import FileSource, devices_source
+def source_spec(args: argparse.Namespace) -> SourceSpec:
+    """What the arguments ask to capture from ('none'/'off' leaves a device out)."""
+    from realtime.sources import SourceSpec
 
     if args.source is not None:
-        clock = ReplayClock() if args.fast else SessionClock()
-        return FileSource(args.source, realtime=not args.fast, clock=clock)
-    camera = None if args.camera is None else (
-        int(args.camera) if args.camera.isdigit() else args.camera)
+        return SourceSpec.file(args.source, paced=not args.fast)
     off = ("none", "off")
-    return devices_source(
-        camera=None if camera in off else camera,
-        mic=None if args.mic in off else args.mic,
-        use_camera=args.camera is not None and args.camera not in off,
-        use_mic=args.mic is not None and args.mic not in off)
+    camera = None if args.camera is None or args.camera in off else (
+        int(args.camera) if args.camera.isdigit() else args.camera)
+    mic = None if args.mic is None or args.mic in off else args.mic
+    return SourceSpec.devices(camera=camera, mic=mic)
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from realtime.sources import SourceError
+    from realtime.sources import SourceError, make_source
 
     try:
-        source = make_source(args)  # bad files fail here, before any model loads
+        source = make_source(source_spec(args))  # bad files fail here, before any model loads
     except (FileNotFoundError, SourceError, ValueError) as exc:
         print(f"error: {exc}", file=err)
         return 2

@@ -15,12 +15,15 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
 
 from realtime.types import AudioChunk, FeatureFrames, VideoFrame, Word
+
+if TYPE_CHECKING:
+    from realtime.extract.asr import AsrUpdate
 
 
 class EngineError(RuntimeError):
@@ -29,8 +32,8 @@ class EngineError(RuntimeError):
 
 class StreamingASRLike(Protocol):
     def insert_audio_chunk(self, chunk: AudioChunk) -> None: ...
-    def process_iter(self) -> Any: ...  # AsrUpdate(committed, tentative, computed_at_s)
-    def finish(self) -> Any: ...
+    def process_iter(self) -> AsrUpdate: ...
+    def finish(self) -> AsrUpdate: ...
 
 
 class AcousticLike(Protocol):

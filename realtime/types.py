@@ -17,6 +17,9 @@ import numpy as np
 class AudioChunk:
     """A run of mono float32 samples in [-1, 1].
 
+    Every source delivers 16 kHz chunks (``realtime.sources.audio.RATE_HZ``); the extractors
+    refuse any other rate or layout (see `realtime.sources.base.Source`).
+
     t0_s: session time of the first sample.
     captured_at_s: session time at which the chunk was handed over by its source (for a
         replayed file, the time the replay clock reached the chunk's end).
@@ -38,7 +41,11 @@ class AudioChunk:
 
 @dataclass(frozen=True)
 class VideoFrame:
-    """One RGB uint8 frame, shape (H, W, 3), shown at session time ``t_s``."""
+    """One RGB uint8 frame, shape (H, W, 3), shown at session time ``t_s``.
+
+    Sources convert every picture to this form (`realtime.sources.image.to_rgb_uint8`: float
+    images are read as [0, 1]); the face extractor refuses any other.
+    """
 
     t_s: float
     image: np.ndarray

@@ -27,7 +27,7 @@ from realtime.types import Prediction
 if TYPE_CHECKING:
     from realtime.engine import Engine
     from realtime.pipeline import PipelineStatus
-    from realtime.sources import Source
+    from realtime.sources import Source, SourceSpec
 
 log = logging.getLogger(__name__)
 
@@ -94,23 +94,26 @@ class DashboardStatus:
 PipelineFactory = Callable[[SourceChoice], LivePipeline]
 
 
-def make_source(choice: SourceChoice):
-    """The capture source for ``choice`` (imports the sources lazily)."""
-    from realtime import sources
+def source_spec(choice: SourceChoice) -> SourceSpec:
+    """The `realtime.sources.make_source` request for ``choice`` (a device left as None is
+    the default one)."""
+    from realtime.sources import SourceSpec
 
     if choice.replays_file:
-        return sources.FileSource(choice.path, realtime=True)
+        return SourceSpec.file(choice.path, paced=True)
     if choice.kind == "browser":
-        return sources.BrowserSource()
-    return sources.devices_source(camera=choice.camera, mic=choice.mic)
+        return SourceSpec.browser()
+    return SourceSpec.devices(camera=0 if choice.camera is None else choice.camera,
+                              mic="default" if choice.mic is None else choice.mic)
 
 
 def engine_pipeline_factory(engine: Engine) -> PipelineFactory:
-    """Builds `realtime.pipeline.Pipeline(make_source(choice), engine)`."""
+    """Builds `realtime.pipeline.Pipeline(make_source(source_spec(choice)), engine)`."""
     from realtime.pipeline import Pipeline
+    from realtime.sources import make_source
 
     def build(choice: SourceChoice) -> LivePipeline:
-        return Pipeline(make_source(choice), engine)
+        return Pipeline(make_source(source_spec(choice)), engine)
 
     return build
 

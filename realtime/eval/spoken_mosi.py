@@ -9,8 +9,8 @@ voice (name + rate), then:
   policy: about 10x cheaper, same model, same recognition errors); or ``oracle`` -- the MOSI
   transcript itself, its words spread over the voiced span in proportion to their length
   (for the ASR-gap measurement and for cheap extra voices);
-* audio: `realtime.extract.acoustic.extract_features` on the rendered samples (the streaming
-  extractor, fed the whole clip);
+* audio: `realtime.extract.acoustic.extract_features` on the rendered samples (the clip
+  converted to 16 kHz the way a source converts its input, then the streaming extractor);
 * face: none -- no video frames, exactly what the live window gets without a face;
 * the model input: `realtime.window.WordWindow` (the live window, default config) with
   `realtime.extract.text.TextFeaturizer`, built at the end of the clip, as the live pipeline's last
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import subprocess
@@ -49,9 +50,12 @@ from models.data.spoken import (
     write_split,
 )
 from realtime.clock import perf_s
+from realtime.sources.audio import RATE_HZ, pcm_to_float
 from realtime.types import FeatureFrames, Word
 
 ESPEAK = "espeak-ng"
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -105,22 +109,25 @@ def render(text: str, voice: Voice, path: Path) -> tuple[np.ndarray, int]:
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
+    """(mono float32 samples in [-1, 1], rate) of a 16-bit PCM WAV file."""
     with wave.open(str(path)) as f:
         if f.getsampwidth() != 2:
             raise RenderError(f"{path}: expected 16-bit PCM")
-        x = np.frombuffer(f.readframes(f.getnframes()), np.int16).astype(np.float32) / 32768.0
+        x = pcm_to_float(np.frombuffer(f.readframes(f.getnframes()), np.int16))
         if f.getnchannels() > 1:
             x = x.reshape(-1, f.getnchannels()).mean(axis=1)
         return x, f.getframerate()
 
 
 def to_16k(samples: np.ndarray, rate_hz: int) -> np.ndarray:
+    """The clip at 16 kHz for `OfflineASR` (torchaudio's resampler, as the recognised-words
+    caches were built; the acoustic features use the sources' one, via `extract_features`)."""
     import torch
     import torchaudio.functional as AF
 
-    if rate_hz == 16000:
+    if rate_hz == RATE_HZ:
         return samples.astype(np.float32)
-    return AF.resample(torch.from_numpy(samples), rate_hz, 16000).numpy().astype(np.float32)
+    return AF.resample(torch.from_numpy(samples), rate_hz, RATE_HZ).numpy().astype(np.float32)
 
 
 # -- words ------------------------------------------------------------------------------
@@ -260,7 +267,7 @@ def pick(segments: Sequence[Segment], limit: int | None, seed: int) -> list[Segm
 
 def recognise(segments: Sequence[Segment], voice: Voice, split: str, root: Path,
               asr_model: str = "tiny.en", keep_wav: bool = False,
-              log: Callable[[str], None] = print) -> dict[str, list[Word]]:
+              log: Callable[[str], None] = _log.info) -> dict[str, list[Word]]:
     """Whisper words of every segment spoken by ``voice``, from the JSON-lines cache or
     recognised now (and appended to it, so an interrupted run resumes)."""
     cache_path = _asr_cache(split, voice, root)
@@ -291,7 +298,7 @@ def _clip_path(seg: Segment, voice: Voice, root: Path, keep: bool) -> Path:
 def build(split: str, voice: Voice, words: str = "asr", mosi_dir: Path | None = None,
           limit: int | None = None, seed: int = 0, root: Path | None = None,
           keep_wav: bool = False, asr_model: str = "tiny.en",
-          log: Callable[[str], None] = print, recognised_only: bool = False) -> Path:
+          log: Callable[[str], None] = _log.info, recognised_only: bool = False) -> Path:
     """Renders, recognises and featurises one split with one voice; returns the file.
     ``recognised_only``: with ``asr`` words, only the segments already in the recognised-words
     cache (an interrupted `recognise` run leaves a prefix of the split in id order)."""
@@ -368,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             root = a.out or spoken_dir()
             segs = pick([s for s in read_segments(a.mosi_dir) if s.split == a.split],
                         a.limit, a.seed)
-            recognise(segs, voice, a.split, root, keep_wav=a.keep_wav)
+            recognise(segs, voice, a.split, root, keep_wav=a.keep_wav, log=print)
             continue
         if a.frames_only:
             root = a.out or spoken_dir()
@@ -383,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         path = build(a.split, voice, a.words, a.mosi_dir, a.limit, a.seed, a.out,
                      keep_wav=a.keep_wav or a.split == "test",
-                     recognised_only=a.recognised_only)
+                     log=print, recognised_only=a.recognised_only)
         print(f"wrote {path}")
     return 0
 

@@ -21,27 +21,26 @@ Frame k of a run covers samples [160k, 160k+400) at 16 kHz and is stamped with i
 is emitted about 37 ms after its end; `finish` flushes the tail (zero look-ahead). Every
 value is finite: silence gives energy -100 dB, f0 0, voiced 0.
 
-`AudioConditioner` (also used by `realtime.extract.asr`) turns `AudioChunk`s of any rate and
-channel layout into one contiguous 16 kHz mono stream: stereo is averaged, other rates are
-resampled without seams (`realtime.sources.audio.Resampler16k`, the sources' resampler),
-short gaps are zero-filled, overlaps trimmed, and long gaps start a new run.
+Input: `AudioChunk`s as every source delivers them (16 kHz mono float32 in [-1, 1]); a chunk
+in another format is a ValueError, never converted here. `realtime.extract.audio_runs` joins
+them into runs (short gaps zero-filled, overlaps trimmed, a long gap starts a new run).
+`extract_features` takes a whole clip of any rate and converts it the way a source does.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torchaudio.functional as AF
 
 from realtime.clock import perf_s
-from realtime.sources.audio import Resampler16k
+from realtime.extract.audio_runs import AudioRun, AudioRuns
+from realtime.sources.audio import RATE_HZ, check_chunk, resample_clip
 from realtime.types import AudioChunk, FeatureFrames
 
-RATE_HZ = 16000
 FRAME_SAMPLES = 400  # 25 ms
 HOP_SAMPLES = 160  # 10 ms
 N_FFT = 512
@@ -76,105 +75,6 @@ VOICED_INDEX = FEATURE_NAMES.index("voiced")
 MFCC_INDEX = FEATURE_NAMES.index("mfcc_0")
 DELTA_INDEX = FEATURE_NAMES.index("mfcc_d_0")
 SPECTRAL_INDEX = FEATURE_NAMES.index("centroid_hz")
-
-
-def to_mono_float32(samples: np.ndarray) -> np.ndarray:
-    """Mono float32 from 1-D samples or 2-D (frames, channels) / (channels, frames) with up
-    to 8 channels (averaged). Integer PCM is scaled to [-1, 1]; non-finite values become 0."""
-    x = np.asarray(samples)
-    if np.issubdtype(x.dtype, np.integer):
-        x = x.astype(np.float32) / float(np.iinfo(x.dtype).max + 1)
-    elif not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"audio samples must be numeric, got dtype {x.dtype}")
-    if x.ndim == 2:
-        if x.shape[1] <= 8:
-            x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
-        elif x.shape[0] <= 8:
-            x = x.mean(axis=0) if x.shape[0] > 1 else x[0]
-        else:
-            raise ValueError(f"audio samples must be mono or (frames, channels), got {x.shape}")
-    elif x.ndim != 1:
-        raise ValueError(f"audio samples must be 1-D mono or 2-D multichannel, got {x.shape}")
-    return np.nan_to_num(x.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=-1.0)
-
-
-@dataclass(frozen=True)
-class AudioRun:
-    """Contiguous mono samples at the conditioner's rate; ``restart``: a long gap (or a new
-    stream) separates it from what came before."""
-
-    t0_s: float
-    samples: np.ndarray
-    restart: bool
-
-
-class AudioConditioner:
-    """AudioChunks (any rate, mono/stereo, with jittery or gappy timestamps) -> AudioRuns.
-
-    A chunk within ``jitter_s`` of where the previous one ended continues the run (our own
-    sample count keeps time); a later one is preceded by zeros up to ``max_gap_s``, beyond
-    which the run restarts at the chunk's time; an earlier one loses its overlap.
-    """
-
-    rate_hz = RATE_HZ
-
-    def __init__(self, max_gap_s: float = 1.0, jitter_s: float = 0.1):
-        self.max_gap_s, self.jitter_s = float(max_gap_s), float(jitter_s)
-        self._resampler: Resampler16k | None = None
-        self._in_end_s: float | None = None  # session time just after the last input sample
-        self._out_t0_s = 0.0
-        self._out_count = 0
-        self._restart = True
-        self.gap_filled_s = 0.0
-        self.overlap_dropped_s = 0.0
-        self.restarts = 0
-
-    def push(self, chunk: AudioChunk) -> list[AudioRun]:
-        rate = int(chunk.rate_hz)
-        if rate < 4000 or rate > 384000:
-            raise ValueError(f"unsupported audio sample rate {chunk.rate_hz} Hz (4 kHz-384 kHz)")
-        x = to_mono_float32(chunk.samples)
-        runs: list[AudioRun] = []
-        t0 = float(chunk.t0_s)
-        if self._resampler is not None and self._resampler.rate_hz != rate:
-            runs += self._end_run()
-        if self._in_end_s is not None and self._resampler is not None:
-            delta = t0 - self._in_end_s
-            if delta > self.max_gap_s:
-                runs += self._end_run()
-            elif delta > self.jitter_s:
-                self.gap_filled_s += delta
-                x = np.concatenate([np.zeros(round(delta * rate), np.float32), x])
-            elif delta < -self.jitter_s:
-                cut = min(len(x), round(-delta * rate))
-                self.overlap_dropped_s += cut / rate
-                x = x[cut:]
-        if self._resampler is None:
-            self._resampler = Resampler16k(rate)
-            self._out_t0_s, self._out_count, self._restart = t0, 0, True
-            self._in_end_s = t0
-        self._in_end_s += len(x) / rate
-        runs += self._wrap(self._resampler(x))
-        return runs
-
-    def flush(self) -> list[AudioRun]:
-        """Emit what the resampler still holds; the next chunk starts a new run."""
-        return self._end_run()
-
-    def _end_run(self) -> list[AudioRun]:
-        out = self._wrap(self._resampler.flush()) if self._resampler is not None else []
-        if self._resampler is not None:
-            self.restarts += 1
-        self._resampler, self._in_end_s = None, None
-        return out
-
-    def _wrap(self, y: np.ndarray) -> list[AudioRun]:
-        if len(y) == 0:
-            return []
-        run = AudioRun(self._out_t0_s + self._out_count / self.rate_hz, y, self._restart)
-        self._out_count += len(y)
-        self._restart = False
-        return [run]
 
 
 def _frames(x: np.ndarray, count: int, length: int) -> np.ndarray:
@@ -272,20 +172,18 @@ def _yin(long_frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class AcousticExtractor:
     """Streaming acoustic features: insert_audio_chunk / process_iter / finish.
 
-    Never reads the clock. ``computed_at_s`` of a batch is ``now_s`` (the caller's session
-    time when it called) plus the measured compute time, or, without ``now_s``, the capture
-    time of the newest input (deterministic replay). The chunk queue holds at most
-    ``max_chunks`` (oldest dropped, counted in ``drops``).
+    Chunks must be 16 kHz mono float32 (as sources deliver them): `insert_audio_chunk`
+    raises ValueError otherwise. Never reads the clock. ``computed_at_s`` of a batch is
+    ``now_s`` (the caller's session time when it called) plus the measured compute time, or,
+    without ``now_s``, the capture time of the newest input (deterministic replay). The
+    chunk queue holds at most ``max_chunks`` (oldest dropped, counted in ``drops``).
     """
 
-    def __init__(self, rate_hz: int = RATE_HZ, max_chunks: int = 512, max_gap_s: float = 1.0):
-        if int(rate_hz) != RATE_HZ:
-            raise ValueError(f"features are defined at {RATE_HZ} Hz; input of any rate is "
-                             "resampled, so construct with rate_hz=16000")
+    def __init__(self, max_chunks: int = 512, max_gap_s: float = 1.0) -> None:
         self._math = _FrameMath()
         self._queue: deque[AudioChunk] = deque()
         self._max_chunks = int(max_chunks)
-        self._conditioner = AudioConditioner(max_gap_s=max_gap_s)
+        self._runs = AudioRuns(max_gap_s=max_gap_s)
         self.drops = 0
         self._captured_at_s = 0.0
         self._reset_run(0.0)
@@ -301,6 +199,7 @@ class AcousticExtractor:
         self._mfcc_ctx = np.zeros((0, N_MFCC), np.float32)  # MFCCs of the last emitted frames
 
     def insert_audio_chunk(self, chunk: AudioChunk) -> None:
+        check_chunk(chunk)
         if len(self._queue) >= self._max_chunks:
             self._queue.popleft()
             self.drops += 1
@@ -321,11 +220,11 @@ class AcousticExtractor:
         while self._queue:
             chunk = self._queue.popleft()
             self._captured_at_s = max(self._captured_at_s, chunk.captured_at_s)
-            for run in self._conditioner.push(chunk):
+            run = self._runs.push(chunk)
+            if run is not None:
                 self._feed(run, rows, times)
         if final:
-            for run in self._conditioner.flush():
-                self._feed(run, rows, times)
+            self._runs.end()
             self._close_run(rows, times)
         if not rows:
             return None
@@ -384,9 +283,11 @@ class AcousticExtractor:
 
 
 def extract_features(samples: np.ndarray, rate_hz: int, t0_s: float = 0.0) -> FeatureFrames:
-    """Features of a whole clip (any rate, mono or multichannel), as the stream would give."""
+    """Features of a whole clip (any rate and dtype, (n,) or (n, channels)), converted the way
+    a source converts its input (`realtime.sources.audio.resample_clip`), as the stream would
+    give them."""
     ex = AcousticExtractor()
-    ex.insert_audio_chunk(AudioChunk(t0_s, np.asarray(samples), int(rate_hz), t0_s))
+    ex.insert_audio_chunk(AudioChunk(t0_s, resample_clip(samples, rate_hz), RATE_HZ, t0_s))
     out = ex.finish()
     if out is None:
         return FeatureFrames(np.zeros(0), np.zeros((0, ACOUSTIC_DIM), np.float32), t0_s, t0_s)

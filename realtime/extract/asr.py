@@ -1,14 +1,18 @@
 """Streaming speech recognition: faster-whisper, a LocalAgreement-2 commit policy and Silero VAD.
 
 `load_whisper` loads a bundled CTranslate2 Whisper model once per process (int8 on the CPU)
-and shares it between sessions. `StreamingASR` is a push/poll stage, one per session:
+and shares it between sessions, wrapped in a `WhisperTranscriber` (the typed seam between
+the streaming policy and faster-whisper; a test passes any `Transcriber`). `StreamingASR`
+is a push/poll stage, one per session:
 
-- ``insert_audio_chunk(chunk)`` queues audio (any rate, mono or stereo; see
-  `realtime.extract.acoustic.AudioConditioner`), cheap, never blocks;
+- ``insert_audio_chunk(chunk)`` queues audio as sources deliver it (16 kHz mono float32;
+  anything else is a ValueError; gaps and overlaps are handled by
+  `realtime.extract.audio_runs`), cheap, never blocks;
 - ``process_iter(now_s=None)`` runs Silero VAD over the new audio and, once an utterance has
   at least ``min_chunk_s`` of new audio, re-transcribes the utterance buffer. A word is
-  committed when two consecutive hypotheses agree on it (same text, start times within
-  ``agree_tolerance_s``): the longest common prefix is committed, the rest stays tentative.
+  committed when two consecutive hypotheses agree on it (the same word after
+  `realtime.extract.text.normalize_word`, start times within ``agree_tolerance_s``): the
+  longest common prefix is committed, the rest stays tentative.
   When VAD hears ``silence_close_s`` of silence after speech, the utterance is closed: all of
   its words are committed and the buffer is dropped. Silence between utterances is never
   transcribed (only a short pre-roll is kept);
@@ -26,25 +30,28 @@ the capture time of the newest audio processed (deterministic replays).
 
 from __future__ import annotations
 
-import re
+import logging
 import threading
 from collections import deque
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
+from faster_whisper import WhisperModel
 
 from realtime.assets import whisper_model_dir
 from realtime.clock import perf_s
-from realtime.extract.acoustic import AudioConditioner, AudioRun
+from realtime.extract.audio_runs import AudioRun, AudioRuns
+from realtime.extract.text import normalize_word
+from realtime.sources.audio import RATE_HZ, check_chunk
 from realtime.types import AudioChunk, Word
 
-RATE_HZ = 16000
+log = logging.getLogger(__name__)
+
 VAD_WINDOW = 512  # Silero's window at 16 kHz (32 ms)
 VAD_CONTEXT = 64  # samples of the previous window Silero v6 sees before each window
-
-_models: dict[tuple[str, str, int], object] = {}
-_models_lock = threading.Lock()
-_encoder = threading.local()  # .frames: mel frames the encoder sees in this thread's call
+WHISPER_WINDOW_S = 30.0  # Whisper's encoder window
+MEL_FRAMES_PER_S = 100
 
 
 class SileroStream:
@@ -77,42 +84,121 @@ class SileroStream:
         return np.asarray(probs, np.float32).reshape(-1)
 
 
-def _short_window_encode(model) -> None:
-    """Let a call encode fewer than Whisper's 3000 mel frames (30 s).
+@dataclass(frozen=True)
+class RecognizedWord:
+    """A word of a transcription; times in seconds from the start of the transcribed audio."""
 
-    faster-whisper pads every input to 30 s before the encoder, whose cost is then the same
-    for 1 s as for 30 s of audio. A streaming buffer is at most ``max_buffer_s``; while
-    `StreamingASR` transcribes it sets ``_encoder.frames`` and the encoder sees only the
-    buffer plus a margin (3-4x less CPU per call with tiny.en; on the demo sentences the WER
-    was 0.09 against 0.13 with the full padded window). Other callers are unaffected.
+    start_s: float
+    end_s: float
+    text: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class RecognizedSegment:
+    """One decoded segment: its words and Whisper's confidence in it."""
+
+    words: tuple[RecognizedWord, ...]
+    no_speech_prob: float
+    avg_logprob: float
+
+
+class Transcriber(Protocol):
+    """What `StreamingASR` needs from a speech model: words with times for a 16 kHz clip.
+
+    prompt: text said before the clip (Whisper's initial prompt), or None.
+    min_window_s: the shortest encoder window in seconds (see `WhisperTranscriber`); None
+        for the model's full window.
     """
-    full = model.encode
 
-    def encode(features):
-        frames = getattr(_encoder, "frames", None)
-        if frames is not None and features.shape[-1] > frames:
-            features = np.ascontiguousarray(features[..., :frames])
-        return full(features)
-
-    model.encode = encode
+    def transcribe(self, audio: np.ndarray, *, prompt: str | None, beam_size: int,
+                   min_window_s: float | None) -> list[RecognizedSegment]: ...
 
 
-def load_whisper(name: str = "tiny.en", device: str = "cpu", cpu_threads: int = 2):
-    """The bundled Whisper ``name`` ("tiny.en" or "base") as a faster-whisper WhisperModel,
-    loaded once per (name, device, threads) and shared; int8 on CPU, int8_float16 on CUDA."""
+class WhisperTranscriber:
+    """A loaded faster-whisper `WhisperModel`, shared by every session (calls may come from
+    several threads at once), transcribing English with word times, greedy at temperature 0,
+    without faster-whisper's own VAD and without conditioning on its previous text.
+
+    The encoder window: faster-whisper pads every input to 30 s before the encoder, whose
+    cost is then the same for 1 s as for 30 s of audio. With ``min_window_s`` a call lets the
+    encoder see only the audio plus 1 s, in whole seconds, at least ``min_window_s`` and at
+    most 30 s (3-4x less CPU per call with tiny.en on a streaming buffer; on the demo
+    sentences the WER was 0.09 against 0.13 with the full padded window). Each such call
+    runs on its own `_EncoderWindow` view of the loaded model, so no state is shared between
+    calls and the model itself is never changed.
+    """
+
+    def __init__(self, model: WhisperModel) -> None:
+        self.model = model
+
+    def transcribe(self, audio: np.ndarray, *, prompt: str | None = None, beam_size: int = 1,
+                   min_window_s: float | None = None) -> list[RecognizedSegment]:
+        model = self.model
+        if min_window_s is not None:
+            window_s = max(min_window_s, np.ceil(len(audio) / RATE_HZ + 1.0))
+            frames = int(min(WHISPER_WINDOW_S, window_s) * MEL_FRAMES_PER_S)
+            model = _EncoderWindow(self.model, frames)
+        segments, _ = model.transcribe(
+            audio,
+            language="en",
+            beam_size=beam_size,
+            temperature=0.0,
+            word_timestamps=True,
+            condition_on_previous_text=False,
+            initial_prompt=prompt or None,
+            vad_filter=False,
+        )
+        return [  # decoding (and so the encoder) runs while the generator is consumed
+            RecognizedSegment(
+                words=tuple(RecognizedWord(float(w.start), float(w.end), w.word,
+                                           float(w.probability)) for w in seg.words or ()),
+                no_speech_prob=float(seg.no_speech_prob),
+                avg_logprob=float(seg.avg_logprob),
+            )
+            for seg in segments
+        ]
+
+
+class _EncoderWindow(WhisperModel):
+    """One call's view of a loaded `WhisperModel` whose encoder sees at most the first
+    ``frames`` mel frames of each (padded) window. Nothing is loaded or copied: every
+    attribute but `encode` is the loaded model's."""
+
+    def __init__(self, loaded: WhisperModel, frames: int) -> None:  # no super(): shares
+        self._loaded = loaded
+        self._frames = frames
+
+    def __getattr__(self, name: str):
+        if name in ("_loaded", "_frames"):  # not set yet: never recurse
+            raise AttributeError(name)
+        return getattr(self._loaded, name)
+
+    def encode(self, features: np.ndarray):
+        if features.shape[-1] > self._frames:
+            features = np.ascontiguousarray(features[..., : self._frames])
+        return self._loaded.encode(features)
+
+
+_models: dict[tuple[str, str, int], WhisperTranscriber] = {}
+_models_lock = threading.Lock()
+
+
+def load_whisper(name: str = "tiny.en", device: str = "cpu",
+                 cpu_threads: int = 2) -> WhisperTranscriber:
+    """The bundled Whisper ``name`` ("tiny.en" or "base"), loaded once per (name, device,
+    threads) and shared; int8 on CPU, int8_float16 on CUDA."""
     key = (name, device, int(cpu_threads))
     with _models_lock:
         if key not in _models:
-            from faster_whisper import WhisperModel
-
-            _models[key] = WhisperModel(
+            log.info("loading Whisper %s on %s", name, device)
+            _models[key] = WhisperTranscriber(WhisperModel(
                 str(whisper_model_dir(name)),
                 device=device,
                 compute_type="int8" if device == "cpu" else "int8_float16",
                 cpu_threads=int(cpu_threads),
                 local_files_only=True,
-            )
-            _short_window_encode(_models[key])
+            ))
         return _models[key]
 
 
@@ -150,17 +236,12 @@ class AsrUpdate:
     closed: bool = False
 
 
-def normalize(text: str) -> str:
-    """Lower case without punctuation: how hypotheses are compared."""
-    return re.sub(r"[^\w']+", "", text.lower())
-
-
 class StreamingASR:
-    def __init__(self, model, config: AsrConfig | None = None) -> None:
+    def __init__(self, model: Transcriber, config: AsrConfig | None = None) -> None:
         self.model = model
         self.config = config or AsrConfig()
         self._queue: deque[AudioChunk] = deque()
-        self._conditioner = AudioConditioner(max_gap_s=self.config.max_gap_s)
+        self._runs = AudioRuns(max_gap_s=self.config.max_gap_s)
         self._committed: deque[Word] = deque(maxlen=64)
         self._committed_end_s = float("-inf")
         self._captured_at_s = 0.0
@@ -172,9 +253,12 @@ class StreamingASR:
 
     # ---- input -------------------------------------------------------------------------
     def insert_audio_chunk(self, chunk: AudioChunk) -> None:
+        """Queue a chunk; raises ValueError for one that is not 16 kHz mono float32."""
+        check_chunk(chunk)
         if len(self._queue) >= self.config.max_chunks:
             self._queue.popleft()
             self.drops += 1
+            log.debug("ASR input queue full: dropped its oldest chunk (%d so far)", self.drops)
         self._queue.append(chunk)
 
     def _start_run(self, t0_s: float) -> None:
@@ -248,8 +332,7 @@ class StreamingASR:
         """Process everything queued, close the utterance, commit all that remains."""
         start = perf_s()
         committed = self._drain()
-        for run in self._conditioner.flush():
-            self._append(run, committed)
+        self._runs.end()
         committed += self._close()
         return self._update(committed, start, now_s, True)
 
@@ -258,11 +341,13 @@ class StreamingASR:
         while self._queue:
             chunk = self._queue.popleft()
             self._captured_at_s = max(self._captured_at_s, chunk.captured_at_s)
-            for run in self._conditioner.push(chunk):
+            run = self._runs.push(chunk)
+            if run is not None:
                 self._append(run, committed)
         return committed
 
-    def _update(self, committed, start: float, now_s: float | None, closed: bool) -> AsrUpdate:
+    def _update(self, committed: list[Word], start: float, now_s: float | None,
+                closed: bool) -> AsrUpdate:
         compute_s = perf_s() - start
         done = self._captured_at_s if now_s is None else now_s + compute_s
         return AsrUpdate(
@@ -278,7 +363,7 @@ class StreamingASR:
         words = self._transcribe()
         agreed = 0
         for old, new in zip(self._prev, words, strict=False):
-            same_text = normalize(old.text) == normalize(new.text)
+            same_text = normalize_word(old.text) == normalize_word(new.text)
             if not same_text or abs(old.t0_s - new.t0_s) > self.config.agree_tolerance_s:
                 break
             agreed += 1
@@ -352,23 +437,8 @@ class StreamingASR:
         # still in the audio makes Whisper skip them and smear the word times.
         before = [w.text for w in self._committed if w.t1_s <= self._buf_t0_s + 0.05]
         prompt = " ".join(before)[-cfg.prompt_chars :].strip()
-        if cfg.encoder_window_s is not None:  # the buffer + 1 s, whole seconds, <= 30 s
-            window_s = max(cfg.encoder_window_s, np.ceil(end / RATE_HZ + 1.0))
-            _encoder.frames = int(min(30.0, window_s) * 100)
-        try:
-            segments, _ = self.model.transcribe(
-                audio,
-                language="en",
-                beam_size=cfg.beam_size,
-                temperature=0.0,
-                word_timestamps=True,
-                condition_on_previous_text=False,
-                initial_prompt=prompt or None,
-                vad_filter=False,
-            )
-            segments = list(segments)  # decoding runs here, inside the window setting
-        finally:
-            _encoder.frames = None
+        segments = self.model.transcribe(audio, prompt=prompt or None, beam_size=cfg.beam_size,
+                                         min_window_s=cfg.encoder_window_s)
         self.transcriptions += 1
         t0, t_end = self._buf_t0_s, self._buf_t0_s + end / RATE_HZ
         self._hyp_end_s = t_end
@@ -376,20 +446,20 @@ class StreamingASR:
         for seg in segments:
             if seg.no_speech_prob > cfg.no_speech_threshold and seg.avg_logprob < -1.0:
                 continue
-            for w in seg.words or ():
-                text = w.word.strip()
-                if text and normalize(text):
-                    a = min(max(t0 + w.start, t0), t_end)
-                    b = min(max(t0 + w.end, a), t_end)
-                    words.append(Word(a, b, text, False, float(w.probability)))
+            for w in seg.words:
+                text = w.text.strip()
+                if text and normalize_word(text):
+                    a = min(max(t0 + w.start_s, t0), t_end)
+                    b = min(max(t0 + w.end_s, a), t_end)
+                    words.append(Word(a, b, text, False, w.probability))
         return self._fresh(words)
 
     def _fresh(self, words: list[Word]) -> list[Word]:
         """Drop words that repeat what is already committed (by time, then by text)."""
         words = [w for w in words if (w.t0_s + w.t1_s) / 2 > self._committed_end_s - 0.05]
         if words and self._committed and words[0].t0_s < self._committed_end_s + 1.0:
-            tail = [normalize(w.text) for w in self._committed]
+            tail = [normalize_word(w.text) for w in self._committed]
             for n in range(min(5, len(tail), len(words)), 0, -1):
-                if tail[-n:] == [normalize(w.text) for w in words[:n]]:
+                if tail[-n:] == [normalize_word(w.text) for w in words[:n]]:
                     return words[n:]
         return words

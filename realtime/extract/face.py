@@ -17,10 +17,15 @@ once per `FaceExtractor`. VIDEO mode needs strictly increasing timestamps per la
 frame whose time does not increase is stamped 1 ms after the previous one, and a jump back
 of more than a second (a new session on the same extractor) shifts the time base. Frames
 wider than ``max_side`` pixels are downscaled first (blendshapes do not need more).
+
+Input: `VideoFrame`s as every source delivers them, RGB uint8 (H, W, 3), at least 8x8; a
+frame in another form is a ValueError, never converted here (sources convert with
+`realtime.sources.image.to_rgb_uint8`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -30,6 +35,8 @@ import numpy as np
 from realtime.assets import face_landmarker_path
 from realtime.clock import perf_s
 from realtime.types import FeatureFrames, VideoFrame
+
+log = logging.getLogger(__name__)
 
 BLENDSHAPES: tuple[str, ...] = (
     "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft",
@@ -87,20 +94,17 @@ def head_pose(matrix: np.ndarray) -> tuple[float, float, float]:
     return yaw, pitch, roll
 
 
-def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
-    """HxWx3 uint8 RGB from RGB/RGBA/grey uint8 (or float in [0, 1]); clear error otherwise."""
+def check_frame(image: np.ndarray) -> None:
+    """Raises ValueError unless ``image`` is an RGB uint8 (H, W, 3) picture, at least 8x8."""
     x = np.asarray(image)
-    if x.ndim == 2:
-        x = np.repeat(x[:, :, None], 3, axis=2)
-    if x.ndim != 3 or x.shape[2] not in (3, 4) or x.shape[0] < 8 or x.shape[1] < 8:
-        raise ValueError(f"video frames must be HxWx3 RGB images (at least 8x8), got {x.shape}")
-    if x.shape[2] == 4:
-        x = x[:, :, :3]
-    if np.issubdtype(x.dtype, np.floating):
-        x = (np.clip(np.nan_to_num(x), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    elif x.dtype != np.uint8:
-        raise ValueError(f"video frames must be uint8 (or float in [0, 1]), got {x.dtype}")
-    return np.ascontiguousarray(x)
+    if x.ndim != 3 or x.shape[2] != 3 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"video frames must be HxWx3 RGB images, got shape {x.shape} "
+                         "(sources convert with realtime.sources.image.to_rgb_uint8)")
+    if x.shape[0] < 8 or x.shape[1] < 8:
+        raise ValueError(f"video frames must be at least 8x8, got shape {x.shape}")
+    if x.dtype != np.uint8:
+        raise ValueError(f"video frames must be uint8 RGB, got {x.dtype} "
+                         "(sources convert with realtime.sources.image.to_rgb_uint8)")
 
 
 class FaceExtractor:
@@ -129,6 +133,7 @@ class FaceExtractor:
             output_face_blendshapes=True,
             output_facial_transformation_matrixes=True,
         )
+        log.info("loading the face landmarker from %s", path)
         self._landmarker = vision.FaceLandmarker.create_from_options(options)
         self._queue: deque[VideoFrame] = deque()
         self._max_frames = int(max_frames)
@@ -144,12 +149,14 @@ class FaceExtractor:
         return 1000.0 * self.compute_s / self.frames if self.frames else float("nan")
 
     def insert_frame(self, frame: VideoFrame) -> None:
-        """Queue a frame; raises ValueError for an image that is not an RGB picture."""
-        image = as_rgb_uint8(frame.image)
+        """Queue a frame; raises ValueError for an image that is not RGB uint8 (see
+        `check_frame`)."""
+        check_frame(frame.image)
         if len(self._queue) >= self._max_frames:
             self._queue.popleft()
             self.drops += 1
-        self._queue.append(VideoFrame(frame.t_s, image, frame.captured_at_s))
+            log.debug("face input queue full: dropped its oldest frame (%d so far)", self.drops)
+        self._queue.append(frame)
 
     def process_iter(self, now_s: float | None = None) -> FeatureFrames | None:
         """Features of every queued frame, oldest first; None when none was queued."""
@@ -193,7 +200,8 @@ class FaceExtractor:
             size = (max(8, round(w * scale)), max(8, round(h * scale)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         result = self._landmarker.detect_for_video(
-            mp.Image(image_format=mp.ImageFormat.SRGB, data=image), self._timestamp_ms(frame.t_s)
+            mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image)),
+            self._timestamp_ms(frame.t_s)
         )
         row = np.zeros(FACE_DIM, np.float32)
         if not result.face_blendshapes:

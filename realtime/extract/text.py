@@ -20,7 +20,9 @@ __all__ = ["TEXT_DIM", "TextFeaturizer", "normalize_word"]
 
 
 def normalize_word(text: str) -> str:
-    """"Wonderful," -> "wonderful"; keeps inner apostrophes ("don't")."""
+    """The one word normaliser: lower case, no punctuation, inner apostrophes kept
+    ("Wonderful," -> "wonderful", "Don't!" -> "don't", "'quoted'" -> "quoted"). Words are
+    encoded in this form, and the streaming ASR compares hypotheses in it."""
     return re.sub(r"[^\w']+", "", text.lower()).strip("'")
 
 

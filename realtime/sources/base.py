@@ -1,6 +1,7 @@
 """The one interface every capture source satisfies, and the bounded queue they share.
 
-A source captures audio chunks and/or video frames, stamps each with the session clock at
+A source captures audio chunks and/or video frames, converts them to the pipeline's formats
+(the contract every consumer relies on: see `Source`), stamps each with the session clock at
 capture (``captured_at_s``) and puts it into a bounded queue. A live queue that is full drops
 its OLDEST item and counts it (``drops``); a file replayed as fast as possible waits for room
 instead (back-pressure), so nothing is lost. Every thread a source starts is joined by
@@ -9,6 +10,7 @@ instead (back-pressure), so nothing is lost. Every thread a source starts is joi
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -18,6 +20,8 @@ from realtime.clock import Clock, SessionClock, perf_s
 from realtime.types import AudioChunk, VideoFrame
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 class SourceError(RuntimeError):
@@ -31,10 +35,11 @@ class DropQueue(Generic[T]):
     ``put(item, block=True)`` waits for room instead (until ``stop`` is set).
     """
 
-    def __init__(self, maxlen: int) -> None:
+    def __init__(self, maxlen: int, name: str = "queue") -> None:
         if maxlen < 1:
             raise ValueError(f"maxlen must be >= 1, got {maxlen}")
         self.maxlen = maxlen
+        self.name = name
         self._items: deque[T] = deque()
         self._cond = threading.Condition()
         self.dropped = 0
@@ -50,6 +55,7 @@ class DropQueue(Generic[T]):
             elif len(self._items) >= self.maxlen:
                 self._items.popleft()
                 self.dropped += 1
+                log.debug("%s full: dropped its oldest item (%d so far)", self.name, self.dropped)
             self._items.append(item)
             self._cond.notify_all()
             return True
@@ -77,6 +83,11 @@ class DropQueue(Generic[T]):
 class Source:
     """Base class: queues, drop counters, the stop event and the threads to join.
 
+    The contract of every source, relied on by every consumer (the extractors check it and
+    do not convert): audio comes as `AudioChunk`s of 16 kHz (``realtime.sources.audio.RATE_HZ``)
+    mono float32 samples in [-1, 1], converted by `realtime.sources.audio`; video as
+    `VideoFrame`s of RGB uint8 (H, W, 3) images, converted by `realtime.sources.image`.
+
     Subclasses set ``name``, ``has_audio`` and ``has_video``, start their capture in
     `_start` (using `_spawn` for threads) and release devices in `_close`. Times are session
     seconds from ``clock``; ``started_at_s`` is the session time the source started at.
@@ -93,8 +104,8 @@ class Source:
         video_queue_len: int = 30,
     ) -> None:
         self.clock: Clock = clock if clock is not None else SessionClock()
-        self.audio_queue: DropQueue[AudioChunk] = DropQueue(audio_queue_len)
-        self.video_queue: DropQueue[VideoFrame] = DropQueue(video_queue_len)
+        self.audio_queue: DropQueue[AudioChunk] = DropQueue(audio_queue_len, "audio queue")
+        self.video_queue: DropQueue[VideoFrame] = DropQueue(video_queue_len, "video queue")
         self._stop = threading.Event()
         self._ended = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -191,6 +202,7 @@ class Source:
 
     def _fail(self, message: str) -> None:
         if self._error is None:
+            log.warning("%s", message)
             self._error = message
         self._mark_ended()
 
@@ -200,6 +212,7 @@ class Source:
         self.video_queue.wake()
 
     def _count_drop(self, key: str, n: int = 1) -> None:
+        log.debug("%s: dropped %d (%s)", self.name, n, key)
         with self._lock:
             self._extra_drops[key] = self._extra_drops.get(key, 0) + n
 

@@ -3,8 +3,11 @@
 There is no capture thread: the web server's handler threads call `push_frame` and
 `push_audio`, which stamp the item on arrival (``captured_at_s = clock.now_s()``) and queue
 it (a full queue drops the oldest item and counts it). Audio in any rate/layout/dtype becomes
-16 kHz mono float32; its timeline is kept contiguous (a chunk starts where the last ended,
-unless it arrives later than that, leaving a gap). `end()` marks the stream finished.
+the sources' format (`realtime.sources.audio`: 16 kHz mono float32 in [-1, 1]); its timeline
+is kept contiguous (a chunk starts where the last ended, unless it arrives later than that,
+leaving a gap). Pictures become RGB uint8 by the sources' one image convention
+(`realtime.sources.image.to_rgb_uint8`: float images are read as [0, 1]). `end()` marks the
+stream finished.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import numpy as np
 from realtime.clock import Clock
 from realtime.sources.audio import RATE_HZ, Resampler16k
 from realtime.sources.base import Source
+from realtime.sources.image import downscale, to_rgb_uint8
 from realtime.types import AudioChunk, VideoFrame
 
 
@@ -39,21 +43,12 @@ class BrowserSource(Source):
         pass
 
     def push_frame(self, image_rgb: np.ndarray) -> None:
-        """One RGB uint8 (H, W, 3) frame, as received."""
+        """One picture as received: RGB/RGBA/grey, uint8 or float in [0, 1]; ValueError for
+        anything else."""
         if self.ended:
             return
         now_s = self.clock.now_s()
-        image = np.asarray(image_rgb)
-        if image.ndim != 3 or image.shape[2] not in (3, 4):
-            raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
-        image = image[:, :, :3]
-        if image.dtype != np.uint8:
-            image = np.clip(image, 0, 255).astype(np.uint8)
-        if image.shape[1] > self.max_width:
-            import cv2
-
-            height = max(2, int(round(image.shape[0] * self.max_width / image.shape[1] / 2)) * 2)
-            image = cv2.resize(image, (self.max_width, height), interpolation=cv2.INTER_AREA)
+        image = downscale(to_rgb_uint8(image_rgb), self.max_width)
         self.video_queue.put(VideoFrame(now_s, np.ascontiguousarray(image), now_s))
 
     def push_audio(self, rate_hz: int, samples: np.ndarray) -> None:

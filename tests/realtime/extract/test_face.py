@@ -17,7 +17,6 @@ from realtime.extract.face import (
     POSE_INDEX,
     SMILE_INDEX,
     FaceExtractor,
-    as_rgb_uint8,
     face_signals,
     head_pose,
 )
@@ -113,11 +112,15 @@ def test_bad_frames_get_a_clear_error(extractor, image, message):
         extractor.insert_frame(VideoFrame(0.0, image, 0.0))
 
 
-def test_grey_rgba_and_float_frames_are_converted():
-    assert as_rgb_uint8(np.zeros((9, 9), np.uint8)).shape == (9, 9, 3)
-    assert as_rgb_uint8(np.zeros((9, 9, 4), np.uint8)).shape == (9, 9, 3)
-    converted = as_rgb_uint8(np.full((9, 9, 3), 0.5, np.float32))
-    assert converted.dtype == np.uint8 and converted[0, 0, 0] == 128
+@pytest.mark.parametrize("image", [
+    np.zeros((9, 9), np.uint8),  # grey
+    np.zeros((9, 9, 4), np.uint8),  # RGBA
+    np.full((9, 9, 3), 0.5, np.float32),  # float: the sources convert it, by one convention
+])
+def test_frames_not_in_the_sources_format_are_refused_not_converted(extractor, image):
+    with pytest.raises(ValueError, match="to_rgb_uint8"):
+        extractor.insert_frame(VideoFrame(0.0, image, 0.0))
+    assert extractor.process_iter() is None
 
 
 def test_closed_extractor_refuses_work():
