@@ -363,12 +363,12 @@ class Pipeline:
         thread.start()
 
     def _fail(self, what: str, exc: BaseException) -> None:
-        log.error("pipeline %s stage failed on %s", what, self.source.name, exc_info=exc)
         if self._error is None:
             self._error = f"{what} stage failed: {type(exc).__name__}: {exc}"
             self.error_detail = traceback.format_exc()
         self._stop.set()  # every worker ends; the tick loop marks the pipeline done
         self.source.stop(0.0)
+        log.error("pipeline %s stage failed on %s", what, self.source.name, exc_info=exc)
 
     def _audio_worker(self) -> None:
         try:
@@ -424,6 +424,8 @@ class Pipeline:
                 next_s += self.hop_s
                 if next_s < now_s:  # fell behind: skip the missed ticks
                     next_s = now_s + self.hop_s
+        except Exception as exc:  # noqa: BLE001 - reported through status().error
+            self._fail("tick", exc)  # before the pipeline is marked done
         finally:
             self._done.set()
 
