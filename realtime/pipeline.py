@@ -23,8 +23,9 @@ The model's output is the only source of sentiment here.
 
 Window subscribers (``on_window`` / `Pipeline.subscribe`, e.g. personal calibration and the
 spoken-MOSI evaluation) get each `Window` the model was given and the `Prediction` made from
-it, right after it is published, from the tick thread (live) or the replay loop. A
-subscriber that raises is logged and the pipeline carries on.
+it, right after it is published, from the tick thread (live) or the replay loop; they read
+the window's arrays and never change them. A subscriber that raises is logged and the
+pipeline carries on.
 """
 
 from __future__ import annotations
