@@ -32,7 +32,11 @@ from typing import TYPE_CHECKING  # noqa: E402
 
 from models.cli import add_log_level, configure_logging  # noqa: E402
 from realtime.calibration.controller import Calibrator  # noqa: E402
-from realtime.calibration.panel import calibration_panel, make_calibrator  # noqa: E402
+from realtime.calibration.panel import (  # noqa: E402
+    calibration_panel,
+    feed_calibrator,
+    make_calibrator,
+)
 from realtime.clock import perf_s  # noqa: E402
 from realtime.dashboard.controller import (  # noqa: E402
     SOURCE_KINDS,
@@ -183,7 +187,7 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
                 exported = gr.File(label="Session log (no video or audio)",
                                    elem_id="export", interactive=False, visible=False)
         if calibrator is not None:
-            calibration_panel(calibrator)
+            calibration_panel(calibrator, lambda: dashboard.session_active)
 
         fast_out = [sentiment, transcript, signals, latency, status, aggregates]
         slow_out = [timeline, masks]
@@ -297,10 +301,13 @@ def build_demo(pipeline: LivePipeline, choice: SourceChoice | None = None,
     user data folder, `realtime.calibration.recorder.user_data_dir`). Call `close_demo`
     when done.
     """
-    if pipeline_factory is None and getattr(pipeline, "engine", None) is not None:
-        pipeline_factory = engine_pipeline_factory(pipeline.engine)
+    engine = getattr(pipeline, "engine", None)
+    if pipeline_factory is None and engine is not None:
+        pipeline_factory = engine_pipeline_factory(engine)
+    calibrator = make_calibrator(engine, model_dir, data_dir)
+    if calibrator.available:  # every pipeline of this page sends its windows to calibration
+        pipeline_factory = feed_calibrator(calibrator, pipeline, pipeline_factory)
     dashboard = Dashboard(pipeline, choice, pipeline_factory)
-    calibrator = make_calibrator(dashboard, model_dir, data_dir)
     return Demo(build_ui(dashboard, calibrator=calibrator), dashboard, calibrator)
 
 
@@ -395,7 +402,6 @@ def _serve(args: argparse.Namespace) -> int:
     check_exposure(args.host, args.share, auth)
     choice = initial_choice(args)
 
-    from realtime.assets import AssetMissing
     from realtime.engine import Engine, EngineError
     from realtime.sources import SourceError
 
@@ -404,7 +410,7 @@ def _serve(args: argparse.Namespace) -> int:
         engine = Engine.load(checkpoint_dir=args.checkpoint)
         factory = engine_pipeline_factory(engine)
         pipeline = factory(choice)
-    except (EngineError, AssetMissing, SourceError, OSError) as exc:
+    except (EngineError, SourceError, FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"Cannot start: {exc}") from None
     demo = build_demo(pipeline, choice, factory, model_dir=args.checkpoint)
     try:

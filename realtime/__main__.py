@@ -120,14 +120,12 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"error: {exc}", file=err)
         return 2
 
-    from models.base import DimensionMismatch
-    from realtime.assets import AssetMissing
     from realtime.engine import Engine, EngineError
     from realtime.pipeline import Pipeline
 
     try:
         engine = Engine.load(args.checkpoint, asr_model=args.asr_model, device=args.device)
-    except (EngineError, AssetMissing, DimensionMismatch) as exc:
+    except EngineError as exc:
         print(f"error: {exc}", file=err)
         return 2
 

@@ -4,13 +4,16 @@
 and the sentiment model (a `models.checkpoint` folder; default `assets/model/`), checks the
 model's input sizes against the extractors' (`models.base.check_dims`) and picks the
 device. A `Pipeline` asks the engine for fresh per-session streaming stages (``new_asr``,
-``new_acoustic``, ``new_face``), which share the loaded models.
+``new_acoustic``, ``new_face``), which share the loaded models. Any failure to load is an
+`EngineError`. `Engine.swap_model` changes the live model (and its name) under the model
+lock while pipelines run (personal calibration).
 
 `Engine` is a plain dataclass so tests can build one from small stand-ins.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +23,12 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import torch
 
-from realtime.types import AudioChunk, FeatureFrames, VideoFrame, Word
+from realtime.types import AudioChunk, FeatureFrames, FeatureLayout, VideoFrame, Word
+
+if TYPE_CHECKING:
+    from realtime.extract.asr import AsrUpdate
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from realtime.extract.asr import AsrUpdate
@@ -49,24 +57,24 @@ class FaceLike(Protocol):
 
 
 @dataclass(frozen=True)
-class FeatureLayout:
-    """Sizes of the three modalities' step vectors and the columns the signals read."""
+class EngineOutput:
+    """The live model's answer for one window.
 
-    text_dim: int
-    audio_dim: int
-    video_dim: int
-    pitch_hz_index: int
-    energy_db_index: int
-    smile_index: int
-    brow_index: int
-    jaw_index: int
-    face_present_index: int
-    smile_right_index: int | None = None  # when set, smile = mean of the two columns
+    sentiment: clipped to [-3, 3]; masks: MMLatch's top-down masks, modality -> (T, D), or
+    None; model_name: the name of the model that answered (read under the same lock as
+    the model, so a `Engine.swap_model` never mislabels a prediction).
+    """
+
+    sentiment: float
+    masks: dict[str, np.ndarray] | None
+    model_name: str
 
 
 @dataclass
 class Engine:
-    """model: a sentiment nn.Module (the `models.base` contract), already on ``device``.
+    """model: a sentiment nn.Module (the `models.base` contract), already on ``device``;
+    model_name: what the UI calls it (the registry name, `model.config.name`, plus the
+    folder for a personal model). Both change only through `swap_model`.
     encode_words: Words -> (n, text_dim) float32 contextual vectors."""
 
     model: torch.nn.Module
@@ -90,7 +98,24 @@ class Engine:
     ) -> Engine:
         """torch_threads: intra-op threads for torch on CPU (process-wide). The per-tick
         models are small; on a 2-core machine shared with Whisper and mediapipe, one thread
-        costs ~6x less CPU than two (no OpenMP spinning). None leaves torch's default."""
+        costs ~6x less CPU than two (no OpenMP spinning). None leaves torch's default.
+
+        Raises `EngineError` only, with the message of what failed: a missing asset
+        (`realtime.assets.AssetMissing`, the word encoder's `TextModelMissing`), a
+        checkpoint that does not load (`models.checkpoint.CheckpointError`) or does not fit
+        the extractors (`models.base.DimensionMismatch`), an unavailable device, or an
+        error of Whisper or torch while loading."""
+        try:
+            return cls._load(checkpoint_dir, asr_model, device, torch_threads)
+        except EngineError:
+            raise
+        except (RuntimeError, ValueError, OSError, ImportError) as exc:
+            log.debug("engine load failed", exc_info=True)
+            raise EngineError(str(exc)) from exc
+
+    @classmethod
+    def _load(cls, checkpoint_dir: str | Path | None, asr_model: str, device: str,
+              torch_threads: int | None) -> Engine:
         from models.base import InputDims, check_dims
         from realtime import assets
         from realtime.extract import acoustic, face, text
@@ -120,6 +145,7 @@ class Engine:
                    where=f"the sentiment model in {folder}")
         whisper = load_whisper(asr_model, device=device if device == "cuda" else "cpu")
         featurizer = text.TextFeaturizer(device=device)
+        log.info("engine loaded: model %s from %s on %s", model.config.name, folder, device)
         return cls(
             model=model,
             model_name=model.config.name,
@@ -132,21 +158,29 @@ class Engine:
             triton=_uses_triton(device),
         )
 
-    def predict(self, text: np.ndarray, audio: np.ndarray, video: np.ndarray):
-        """One window (T, D_m) per modality -> (sentiment in [-3, 3], masks or None)."""
+    def swap_model(self, model: torch.nn.Module, name: str) -> None:
+        """Makes ``model`` (already on ``device``, in eval mode) the live model, called
+        ``name``, from the next window on; thread-safe (waits for a running forward)."""
+        with self.model_lock:
+            self.model, self.model_name = model, name
+        log.info("live model is now %s", name)
+
+    def predict(self, text: np.ndarray, audio: np.ndarray, video: np.ndarray) -> EngineOutput:
+        """One window (T, D_m) per modality -> the live model's sentiment and masks."""
         steps = text.shape[0]
         tensors = [torch.from_numpy(np.ascontiguousarray(x, np.float32))[None].to(self.device)
                    for x in (text, audio, video)]
         lengths = torch.tensor([steps], dtype=torch.int64, device=self.device)
         with self.model_lock, torch.inference_mode():
             out = self.model(*tensors, lengths)
+            name = self.model_name
         sentiment = float(out.sentiment.reshape(-1)[0].float().cpu())
         if not np.isfinite(sentiment):
             raise FloatingPointError("the sentiment model returned a non-finite value")
         masks = None
         if out.masks is not None:
             masks = {m: v[0].float().cpu().numpy() for m, v in out.masks.items()}
-        return float(np.clip(sentiment, -3.0, 3.0)), masks
+        return EngineOutput(float(np.clip(sentiment, -3.0, 3.0)), masks, name)
 
 
 def pick_device(device: str) -> str:

@@ -20,13 +20,20 @@ Latencies come from data timestamps and the clock (milliseconds): for each chann
 (newest input in the window -> prediction). ``capture_to_features`` and
 ``features_to_window`` are those of the channel that holds the newest input.
 The model's output is the only source of sentiment here.
+
+Window subscribers (``on_window`` / `Pipeline.subscribe`, e.g. personal calibration and the
+spoken-MOSI evaluation) get each `Window` the model was given and the `Prediction` made from
+it, right after it is published, from the tick thread (live) or the replay loop; they read
+the window's arrays and never change them. A subscriber that raises is logged and the
+pipeline carries on.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -49,6 +56,10 @@ from realtime.types import (
 from realtime.window import WindowConfig, WordWindow
 
 NAN = readout.NAN
+log = logging.getLogger(__name__)
+
+WindowSubscriber = Callable[[Window, Prediction], None]
+"""Called with each window the model was given and the prediction made from it."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +79,8 @@ class Pipeline:
 
     asr_step_s: new audio (seconds) that triggers an ASR pass. signal_span_s: the span of
     recent frames the voice signals are read from. on_prediction: called with each
-    published prediction, from the tick thread.
+    published prediction, from the tick thread. on_window: window subscribers from the
+    start (more with `subscribe`; see the module doc).
     """
 
     def __init__(
@@ -84,6 +96,7 @@ class Pipeline:
         signal_span_s: float = 0.3,
         asr_queue_len: int = 600,
         on_prediction: Callable[[Prediction], None] | None = None,
+        on_window: Iterable[WindowSubscriber] = (),
     ) -> None:
         if clock is not None and clock is not source.clock:
             raise ValueError("the pipeline must use its source's clock (pass it to the source)")
@@ -93,6 +106,8 @@ class Pipeline:
         self.store = store if store is not None else PredictionStore()
         self.hop_s, self.asr_step_s, self.signal_span_s = hop_s, asr_step_s, signal_span_s
         self.on_prediction = on_prediction
+        self._window_subscribers: tuple[WindowSubscriber, ...] = tuple(on_window)
+        self._subscribers_lock = threading.Lock()
         self.stats = RunStats()
         lay = engine.layout
         self._window = WordWindow(engine.encode_words, lay.text_dim, lay.audio_dim,
@@ -131,6 +146,21 @@ class Pipeline:
         if self.source.has_video:
             self._spawn(self._video_worker, "video")
         self._spawn(self._tick_loop, "tick")
+
+    def subscribe(self, subscriber: WindowSubscriber) -> Callable[[], None]:
+        """Adds a window subscriber (any thread, also while running); returns the function
+        that removes it again."""
+        with self._subscribers_lock:
+            self._window_subscribers = (*self._window_subscribers, subscriber)
+
+        def unsubscribe() -> None:
+            with self._subscribers_lock:
+                subs = list(self._window_subscribers)
+                if subscriber in subs:
+                    subs.remove(subscriber)
+                self._window_subscribers = tuple(subs)
+
+        return unsubscribe
 
     def stop(self, timeout_s: float = 2.0) -> bool:
         """Stops the source and joins every thread; True when all joined in time."""
@@ -290,22 +320,31 @@ class Pipeline:
             new_words, self._unpublished_words = tuple(self._unpublished_words), []
             signals = self._signals(window, t_end_s)
         built_s = self.clock.now_s()
-        sentiment, masks = self.engine.predict(window.text, window.audio, window.video)
+        out = self.engine.predict(window.text, window.audio, window.video)
         emitted_s = self.clock.now_s()
         self.stats.add_compute("window+model", perf_s() - t, 0.0, process_cpu_s() - c)
         latency = readout.latencies(window, newest, built_s, emitted_s)
         prediction = Prediction(
-            t_end_s=float(t_end_s), sentiment=sentiment,
+            t_end_s=float(t_end_s), sentiment=out.sentiment,
             words=tuple(w.text for w in window.words), tentative=tuple(w.text for w in tentative),
             face=window.face_present, signals=signals, latency_ms=latency, drops=self.drops,
-            emitted_at_s=emitted_s, model_name=self.engine.model_name, masks=masks,
+            emitted_at_s=emitted_s, model_name=out.model_name, masks=out.masks,
             new_words=new_words)
         self.store.publish(prediction)
         self.stats.add_latencies(latency)
         self.stats.emitted(emitted_s)
         if self.on_prediction is not None:
             self.on_prediction(prediction)
+        self._tell_subscribers(window, prediction)
         return prediction
+
+    def _tell_subscribers(self, window: Window, prediction: Prediction) -> None:
+        for subscriber in self._window_subscribers:
+            try:
+                subscriber(window, prediction)
+            except Exception:  # noqa: BLE001 - a subscriber never stops the pipeline
+                log.exception("window subscriber %r failed at t=%.2f s", subscriber,
+                              prediction.t_end_s)
 
     def _signals(self, window: Window, t_end_s: float) -> Signals:
         audio = self._window.frames_between("audio", t_end_s - self.signal_span_s, t_end_s)
@@ -330,6 +369,7 @@ class Pipeline:
             self.error_detail = traceback.format_exc()
         self._stop.set()  # every worker ends; the tick loop marks the pipeline done
         self.source.stop(0.0)
+        log.error("pipeline %s stage failed on %s", what, self.source.name, exc_info=exc)
 
     def _audio_worker(self) -> None:
         try:
@@ -385,6 +425,8 @@ class Pipeline:
                 next_s += self.hop_s
                 if next_s < now_s:  # fell behind: skip the missed ticks
                     next_s = now_s + self.hop_s
+        except Exception as exc:  # noqa: BLE001 - reported through status().error
+            self._fail("tick", exc)  # before the pipeline is marked done
         finally:
             self._done.set()
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from realtime.engine import FeatureLayout
-from realtime.types import Signals, Window
+from realtime.types import FeatureLayout, Signals, Window
 
 NAN = float("nan")
 

@@ -83,6 +83,23 @@ class FeatureFrames:
 
 
 @dataclass(frozen=True)
+class FeatureLayout:
+    """Sizes of the three modalities' step vectors and the columns the signals read
+    (filled from the extractors by `realtime.engine.Engine.load`)."""
+
+    text_dim: int
+    audio_dim: int
+    video_dim: int
+    pitch_hz_index: int
+    energy_db_index: int
+    smile_index: int
+    brow_index: int
+    jaw_index: int
+    face_present_index: int
+    smile_right_index: int | None = None  # when set, smile = mean of the two columns
+
+
+@dataclass(frozen=True)
 class Signals:
     """The per-modality readings shown to users (not model inputs).
 

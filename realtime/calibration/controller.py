@@ -1,32 +1,41 @@
 """The dashboard's personal calibration: record a labelled session, save it, calibrate, load.
 
-`Calibrator` wraps the engine's live model once in a `TapModel` (predictions unchanged), so
-while the user records, every window the live model sees reaches a `SessionRecorder` with
-the user's current label (slider, thumbs up / down, or none: unlabelled windows are not
-kept). `save_session` writes the features-only ``.npz`` to ``<user data>/calibration/``;
-`start_calibration` runs ``python -m models.calibrate`` on it in a subprocess
-(`realtime.calibration.job.CalibrationJob`: progress parsed from its output, a stop
-path, never in the UI thread or the pipeline's) and saves the personal model next to the
-session; `load_model` swaps the live model (default or personal) under the engine's model
-lock, without restarting the pipeline. Every user error raises `CalibrationError` with the
+`Calibrator.on_window` is a window subscriber of the live pipelines
+(`realtime.pipeline.Pipeline.subscribe`; predictions unchanged): while the user records,
+every window the live model sees reaches a `SessionRecorder` with the user's current label
+(slider, thumbs up / down, or none: unlabelled windows are not kept). `save_session`
+writes the features-only ``.npz`` to ``<user data>/calibration/``; `start_calibration`
+runs ``python -m models.calibrate`` on it in a subprocess
+(`realtime.calibration.job.CalibrationJob`: progress parsed from its output, a stop path,
+never in the UI thread or the pipeline's) and saves the personal model next to the
+session; `load_model` makes a model (default or personal) live with `Engine.swap_model`,
+without restarting the pipeline. Every user error raises `CalibrationError` with the
 message to show; nothing recorded or running is lost by one.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
+from models.base import InputDims, check_dims
 from models.data.sessions import SessionError, read_session
 from models.training.calibrate import EPOCHS, MIN_SAMPLES
 from realtime.calibration.job import CalibrationJob, PersonalModel, Progress, read_personal
-from realtime.calibration.recorder import SessionRecorder, TapModel, user_data_dir
+from realtime.calibration.recorder import SessionRecorder, user_data_dir
 from realtime.clock import wall_time_iso
+from realtime.engine import Engine
+from realtime.engine import load_model as load_checkpoint
+from realtime.types import Prediction, Window
 
 DEFAULT = "default"
 CALIBRATION_DIR = "calibration"
 SESSION_PREFIX, MODEL_PREFIX = "session-", "personal-"
+
+log = logging.getLogger(__name__)
 
 
 class CalibrationError(RuntimeError):
@@ -37,12 +46,18 @@ def session_stamp() -> str:
     return wall_time_iso().replace(":", "-")
 
 
+def personal_name(model_name: str, folder: Path) -> str:
+    """What the UI calls a personal model: its registry name and its folder's name."""
+    return f"{model_name} \u00b7 {folder.name}"
+
+
 class Calibrator:
     """See the module doc. ``engine``: the shared `realtime.engine.Engine` (None: the
-    panel says calibration is unavailable); ``now_s``: the live pipeline's session time;
-    ``base_dir``: the model calibration starts from (the default model's folder)."""
+    panel says calibration is unavailable); ``base_dir``: the model calibration starts from
+    (the default model's folder); ``live_dir``: the folder of the engine's model when it is
+    not ``base_dir`` (a personal model: the engine's model is then named after it)."""
 
-    def __init__(self, engine, now_s: Callable[[], float], base_dir: Path | None,
+    def __init__(self, engine: Engine | None, base_dir: Path | None,
                  data_dir: Path | None = None, live_dir: Path | None = None,
                  epochs: int = EPOCHS, max_samples: int = 3000, min_samples: int = MIN_SAMPLES
                  ) -> None:
@@ -51,15 +66,15 @@ class Calibrator:
         self.folder = (data_dir or user_data_dir()) / CALIBRATION_DIR
         self.epochs = int(epochs)
         self.min_samples = int(min_samples)
-        self.recorder = SessionRecorder(now_s, max_samples=max_samples)
+        self.recorder = SessionRecorder(max_samples=max_samples)
         self.recording = False
         self.last_session: Path | None = None
         self._saved = 0  # windows in the recorder when it was last saved
         self._job: CalibrationJob | None = None
         self._lock = threading.Lock()
-        self._default = None  # (model, name) of the default model, once loaded
+        # the default model and its name, once loaded
+        self._default: tuple[torch.nn.Module, str] | None = None
         self.live: str = DEFAULT
-        self.source_live: Callable[[], bool] = lambda: True  # is anything feeding the model?
         if engine is None:
             return
         if live_dir is None or base_dir is None or Path(live_dir).resolve() == Path(
@@ -68,9 +83,8 @@ class Calibrator:
         else:
             self.live = str(live_dir)
             if read_personal(Path(live_dir)) is not None:
-                engine.model_name = f"{engine.model_name} \u00b7 {Path(live_dir).name}"
-        with engine.model_lock:
-            engine.model = TapModel(engine.model, self._on_input)
+                engine.swap_model(engine.model, personal_name(engine.model_name,
+                                                              Path(live_dir)))
 
     @property
     def available(self) -> bool:
@@ -80,9 +94,11 @@ class Calibrator:
         if self.engine is None:
             raise CalibrationError("calibration needs the live model (no engine here)")
 
-    def _on_input(self, text, audio, video, lengths) -> None:
+    def on_window(self, window: Window, prediction: Prediction) -> None:
+        """A pipeline's window subscriber: while recording, the window the live model was
+        given goes to the recorder (with its end time on the pipeline's clock)."""
         if self.recording:
-            self.recorder.add_tensors(text, audio, video, lengths)
+            self.recorder.add(window.text, window.audio, window.video, window.t_end_s)
 
     # -- recording ----------------------------------------------------------------------
     def start_recording(self) -> str:
@@ -203,9 +219,6 @@ class Calibrator:
     def load_model(self, choice: str | None) -> str:
         """Makes ``choice`` (DEFAULT or a personal model folder) the live model; the
         pipeline keeps running. A folder that does not load leaves the live model as is."""
-        from models.base import InputDims, check_dims
-        from realtime.engine import load_model
-
         self._need_engine()
         engine = self.engine
         if not choice:
@@ -214,31 +227,30 @@ class Calibrator:
             if self._default is None:
                 if self.base_dir is None:
                     raise CalibrationError("No default model folder is known.")
-                model = self._load(load_model, self.base_dir)
+                model = self._load(self.base_dir)
                 self._default = (model, model.config.name)
             model, name = self._default
         else:
             folder = Path(choice)
-            model = self._load(load_model, folder)
-            name = f"{model.config.name} \u00b7 {folder.name}"
+            model = self._load(folder)
+            name = personal_name(model.config.name, folder)
         lay = engine.layout
         try:
             check_dims(model.config.dims, InputDims(lay.text_dim, lay.audio_dim, lay.video_dim),
                        where=f"the model in {choice}")
         except ValueError as exc:
             raise CalibrationError(f"Not loaded ({exc}); the live model is unchanged.") from exc
-        with engine.model_lock:
-            engine.model.swap(model)
-            engine.model_name = name
+        engine.swap_model(model, name)
         self.live = choice
         return f"Live model: {name}"
 
-    def _load(self, load_model, folder: Path):
+    def _load(self, folder: Path) -> torch.nn.Module:
         try:
             if not folder.is_dir():
                 raise FileNotFoundError(f"{folder} is not a folder")
-            return load_model(folder, self.engine.device)
+            return load_checkpoint(folder, self.engine.device)
         except Exception as exc:  # noqa: BLE001 - any unreadable folder: a message, no change
+            log.warning("could not load the model in %s: %s", folder, exc)
             raise CalibrationError(
                 f"Could not load the model in {folder}: {exc}. The live model is unchanged "
                 f"({self.engine.model_name}).") from exc

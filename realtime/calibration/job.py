@@ -11,6 +11,7 @@ leaves no half-written model behind.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -26,6 +27,8 @@ from realtime.clock import perf_s
 
 EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+) l1 ([0-9.eE+-]+|nan)$")
 REPO = Path(__file__).resolve().parents[2]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,7 @@ class CalibrationJob:
                                       stderr=subprocess.STDOUT, text=True, bufsize=1)
         self._thread = threading.Thread(target=self._follow, name="calibration", daemon=True)
         self._thread.start()
+        log.info("calibration started (pid %d): %s", self._proc.pid, " ".join(self._cmd))
         return self
 
     def stop(self, timeout_s: float = 10.0) -> None:
@@ -157,6 +161,9 @@ class CalibrationJob:
             self._set(state="failed", message=f"calibration failed: {why}")
         else:
             self._finish()
+        log.info("calibration %s: %s", self.progress.state, self.progress.message)
+        if self.progress.state == "failed" and self._tail:
+            log.warning("last output of the calibration run:\n%s", "\n".join(self._tail))
         if self._on_done is not None:
             self._on_done(self.progress)
 

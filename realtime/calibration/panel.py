@@ -1,7 +1,8 @@
 """The dashboard's "Personal calibration" panel (Gradio) over a `Calibrator`.
 
-`make_calibrator` builds the controller for a dashboard; `calibration_panel` adds the panel
-(an accordion, elem_id ``calibration``) to the page being built. Element ids used by tests:
+`make_calibrator` builds the controller on the dashboard's engine and `feed_calibrator`
+subscribes it to the dashboard's pipelines; `calibration_panel` adds the panel (an
+accordion, elem_id ``calibration``) to the page being built. Element ids used by tests:
 calib-record / calib-stop (recording), calib-label (slider), calib-up / calib-down /
 calib-none (thumbs, no label), calib-save, calib-run / calib-cancel (calibration),
 calib-model / calib-load / calib-refresh (the live model), calib-status (live counts,
@@ -12,12 +13,16 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
 
 from realtime.calibration.controller import CalibrationError, Calibrator
 from realtime.calibration.recorder import THUMBS_DOWN, THUMBS_UP
+from realtime.dashboard.controller import PipelineFactory, SourceChoice
 from realtime.dashboard.html import sentiment_css
+from realtime.engine import Engine
+from realtime.pipeline import Pipeline
 
 STATUS_TICK_S = 0.5
 INTRO = ("Teach the model how **you** look and sound: record while you talk, label how "
@@ -43,28 +48,36 @@ def base_model_dir(model_dir: Path | None) -> Path | None:
         return None
 
 
-def make_calibrator(dashboard, model_dir: Path | None = None, data_dir: Path | None = None,
-                    **kw) -> Calibrator:
-    """A `Calibrator` on the dashboard's engine (None for a pipeline without one), timed
-    by whichever pipeline is live."""
-    engine = getattr(dashboard.pipeline, "engine", None)
+def make_calibrator(engine: Engine | None, model_dir: Path | None = None,
+                    data_dir: Path | None = None, **kw) -> Calibrator:
+    """A `Calibrator` on the dashboard's engine (None for a pipeline without one);
+    ``model_dir``: the folder the engine's model came from (None: the default)."""
+    return Calibrator(engine, base_model_dir(model_dir), data_dir=data_dir,
+                      live_dir=model_dir, **kw)
 
-    def now_s() -> float:
-        return float(dashboard.pipeline.clock.now_s())
 
-    cal = Calibrator(engine, now_s, base_model_dir(model_dir), data_dir=data_dir,
-                     live_dir=model_dir, **kw)
-    cal.source_live = lambda: bool(dashboard.session_active)
-    return cal
+def feed_calibrator(cal: Calibrator, pipeline: Pipeline,
+                    factory: PipelineFactory) -> PipelineFactory:
+    """Subscribes ``cal`` to ``pipeline``'s windows; returns ``factory`` with each pipeline
+    it builds (another source, a looped recording) subscribed too."""
+    pipeline.subscribe(cal.on_window)
+
+    def build(choice: SourceChoice) -> Pipeline:
+        new = factory(choice)
+        new.subscribe(cal.on_window)
+        return new
+
+    return build
 
 
 def _num(value: float | None, pattern: str = "{:.2f}") -> str:
     return "\u2014" if value is None or not math.isfinite(value) else pattern.format(value)
 
 
-def calibration_html(cal: Calibrator) -> str:
+def calibration_html(cal: Calibrator, source_live: bool = True) -> str:
     """The live state: recording, label, counts, the last saved file, calibration progress
-    and the live model. Data attributes carry the figures for tests and automation."""
+    and the live model. Data attributes carry the figures for tests and automation.
+    ``source_live``: whether a session feeds the model (if not, recording says so)."""
     if not cal.available:
         return ('<div class="sx-card sx-calib" data-available="false">Calibration needs the '
                 "live model; it is not available for this pipeline.</div>")
@@ -79,7 +92,7 @@ def calibration_html(cal: Calibrator) -> str:
            f'<span class="sx-chip"><i>label</i> <b style="color:{sentiment_css(label)}">'
            f"{label:+.1f}</b></span>")
     idle = ('<div class="sx-calm">The session is stopped: start it (Source, Start session) '
-            "to record.</div>" if cal.recording and not cal.source_live() else "")
+            "to record.</div>" if cal.recording and not source_live else "")
     saved = cal.last_session
     p = cal.progress
     prog = ""
@@ -127,8 +140,13 @@ def _err(exc: Exception) -> str:
     return f"\u26a0\ufe0f **{escape(str(exc))}**"
 
 
-def calibration_panel(cal: Calibrator) -> None:
-    """Adds the panel to the `gr.Blocks` being built (call inside its ``with``)."""
+def calibration_panel(cal: Calibrator, source_live: Callable[[], bool]) -> None:
+    """Adds the panel to the `gr.Blocks` being built (call inside its ``with``).
+    ``source_live``: whether a session is feeding the model now (asked at each refresh)."""
+
+    def status_html() -> str:
+        return calibration_html(cal, source_live())
+
     import gradio as gr
 
     with gr.Accordion("Personal calibration", open=False, elem_id="calibration"):
@@ -148,7 +166,7 @@ def calibration_panel(cal: Calibrator) -> None:
                                      elem_id="calib-down")
                     none = gr.Button("No label", elem_id="calib-none")
             with gr.Column(scale=5, min_width=320):
-                status = gr.HTML(calibration_html(cal), elem_id="calib-status")
+                status = gr.HTML(status_html(), elem_id="calib-status")
                 message = gr.Markdown(elem_id="calib-message")
             with gr.Column(scale=4, min_width=300):
                 with gr.Row():
@@ -168,8 +186,8 @@ def calibration_panel(cal: Calibrator) -> None:
             try:
                 text = fn(*args)
             except (CalibrationError, ValueError) as exc:
-                return _err(exc), calibration_html(cal)
-            return _ok(text), calibration_html(cal)
+                return _err(exc), status_html()
+            return _ok(text), status_html()
         return run_it
 
     def labelled(value):
@@ -205,7 +223,7 @@ def calibration_panel(cal: Calibrator) -> None:
                   models, **ev)
 
     def on_tick(state: dict):
-        html = calibration_html(cal)
+        html = status_html()
         choices = cal.model_choices()
         html_out = gr.skip() if state.get("html") == html else html
         models_out = (gr.skip() if state.get("choices") == choices

@@ -1,6 +1,7 @@
 """Record a session's feature stream with the user's own labels, for personal calibration.
 
-The dashboard wraps the engine's model with `SessionRecorder.tap`: every window the live
+The dashboard's `realtime.calibration.controller.Calibrator` subscribes to the pipeline's
+windows (`realtime.pipeline.Pipeline.subscribe`): while it records, every window the live
 model sees passes through `SessionRecorder.add`. While the user holds a label (a slider value
 in [-3, 3], or thumbs up / down = +2 / -2, set with `set_label`), each window is kept with that
 label, at most one per ``min_interval_s`` of session time, at most ``max_samples`` (the
@@ -11,32 +12,32 @@ only -- never audio samples, video frames or words. Then
 
 fine-tunes the voice and face branches and saves a personal model.
 
-Never reads the clock: the session time comes from the ``now_s`` callable it is given (the
-pipeline's clock; when that clock starts again -- a new pipeline after a source switch or a
-looped recording -- the recorder shifts it so its times keep increasing). Thread-safe (the
-tick thread adds, the UI thread labels and saves).
+Never reads the clock: each window comes with its session time ``t_s`` (the window's end on
+the pipeline's clock; when that clock starts again -- a new pipeline after a source switch
+or a looped recording -- the recorder shifts it so its times keep increasing). Thread-safe
+(the tick thread adds, the UI thread labels and saves).
 
 `user_data_dir` is where the dashboard keeps sessions and personal models.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from models.data.sessions import Session, write_session
 
 THUMBS_UP, THUMBS_DOWN = 2.0, -2.0
 DATA_ENV = "SENTIMENT_DATA_DIR"
 APP_DIR_NAME = "live-sentiment-monitor"
+
+log = logging.getLogger(__name__)
 
 
 def user_data_dir() -> Path:
@@ -61,36 +62,14 @@ def label_from_thumbs(up: bool) -> float:
     return THUMBS_UP if up else THUMBS_DOWN
 
 
-class TapModel(torch.nn.Module):
-    """The live model, unchanged, calling ``on_input(text, audio, video, lengths)`` before
-    each forward. Keeps ``config`` and ``name`` so the engine treats it as the model."""
-
-    def __init__(self, model: torch.nn.Module, on_input: Callable[..., None]) -> None:
-        super().__init__()
-        self.inner = model
-        self.config = model.config
-        self._on_input = on_input
-
-    def forward(self, text, audio, video, lengths):
-        self._on_input(text, audio, video, lengths)
-        return self.inner(text, audio, video, lengths)
-
-    def swap(self, model: torch.nn.Module) -> None:
-        """Wraps ``model`` from now on (the caller holds the engine's model lock)."""
-        self.inner = model
-        self.config = model.config
-
-
 class SessionRecorder:
-    def __init__(self, now_s: Callable[[], float], max_samples: int = 3000,
-                 min_interval_s: float = 0.5) -> None:
-        self._now_s = now_s
+    def __init__(self, max_samples: int = 3000, min_interval_s: float = 0.5) -> None:
         self.max_samples = int(max_samples)
         self.min_interval_s = float(min_interval_s)
         self._samples: deque[tuple[float, float, np.ndarray, np.ndarray, np.ndarray]] = deque()
         self._label: float | None = None
         self._last_t_s = -np.inf
-        self._shift_s = 0.0  # added to now_s() once its clock has started again
+        self._shift_s = 0.0  # added to t_s once its clock has started again
         self._lock = threading.Lock()
         self.dropped = 0  # kept windows pushed out by newer ones (over max_samples)
         self.unlabelled = 0  # windows offered while no label was set (not kept)
@@ -111,10 +90,11 @@ class SessionRecorder:
         return len(self._samples)
 
     # -- the pipeline's side -----------------------------------------------------------
-    def add(self, text: np.ndarray, audio: np.ndarray, video: np.ndarray) -> bool:
-        """One window (T, D_m) per modality; kept when a label is set and at least
-        ``min_interval_s`` passed since the last kept one. Returns whether it was kept."""
-        raw_s = float(self._now_s())
+    def add(self, text: np.ndarray, audio: np.ndarray, video: np.ndarray, t_s: float) -> bool:
+        """One window (T, D_m) per modality at session time ``t_s``; kept when a label is
+        set and at least ``min_interval_s`` passed since the last kept one. Returns whether
+        it was kept."""
+        raw_s = float(t_s)
         with self._lock:
             t_s = raw_s + self._shift_s
             if t_s < self._last_t_s:  # a new clock: continue after the last kept window
@@ -133,15 +113,6 @@ class SessionRecorder:
             self._last_t_s = t_s
             return True
 
-    def add_tensors(self, text, audio, video, lengths) -> bool:
-        """`add` for the model's batch-of-one input tensors (padding cut at ``lengths[0]``)."""
-        n = int(lengths[0])
-        return self.add(*(x[0, :n].detach().cpu().numpy() for x in (text, audio, video)))
-
-    def tap(self, engine):
-        """The engine with its model wrapped so every window it sees reaches `add`."""
-        return replace(engine, model=TapModel(engine.model, self.add_tensors))
-
     def session(self) -> Session:
         with self._lock:
             samples = list(self._samples)
@@ -152,7 +123,9 @@ class SessionRecorder:
 
     def save(self, path: str | Path) -> Path:
         """Writes the labelled windows (features only) for `python -m models.calibrate`."""
-        return write_session(path, self.session())
+        saved = write_session(path, self.session())
+        log.info("saved %d labelled windows to %s", len(self), saved)
+        return saved
 
     def clear(self) -> None:
         """Forgets the kept windows and the counters (the label stays)."""

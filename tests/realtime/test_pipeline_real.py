@@ -50,8 +50,9 @@ def test_engine_rejects_a_model_for_other_feature_sizes(tmp_path):
     registry = pytest.importorskip("models.registry", reason="models/ registry not landed")
     from models import checkpoint
     from models.base import DimensionMismatch, InputDims
-    from realtime.engine import Engine
+    from realtime.engine import Engine, EngineError
 
     checkpoint.save(registry.create("mmlatch", InputDims(300, 74, 35)), tmp_path)
-    with pytest.raises(DimensionMismatch, match="text=300"):
+    with pytest.raises(EngineError, match="text=300") as err:  # the one error of Engine.load
         Engine.load(tmp_path)
+    assert isinstance(err.value.__cause__, DimensionMismatch)

@@ -31,21 +31,21 @@ def _window(steps: int = 3, dims=(4, 3, 5), value: float = 1.0):
 
 def test_recorder_keeps_only_labelled_windows_spaced_and_bounded(tmp_path):
     clock = FakeClock()
-    rec = SessionRecorder(clock.now_s, max_samples=3, min_interval_s=0.5)
-    assert not rec.add(*_window())  # no label yet
+    rec = SessionRecorder(max_samples=3, min_interval_s=0.5)
+    assert not rec.add(*_window(), clock.now_s())  # no label yet
     rec.set_label(5.0)  # clipped
     assert rec.label == 3.0
-    assert rec.add(*_window())
+    assert rec.add(*_window(), clock.now_s())
     clock.t_s = 0.2
-    assert not rec.add(*_window())  # too soon
+    assert not rec.add(*_window(), clock.now_s())  # too soon
     for i in range(4):
         clock.t_s = 1.0 + i
         rec.set_label(label_from_thumbs(i % 2 == 0))
-        assert rec.add(*_window(value=float(i)))
+        assert rec.add(*_window(value=float(i)), clock.now_s())
     assert len(rec) == 3 and rec.dropped == 2
     rec.set_label(None)
     clock.t_s = 10.0
-    assert not rec.add(*_window())
+    assert not rec.add(*_window(), clock.now_s())
     with pytest.raises(ValueError, match="finite"):
         rec.set_label(float("nan"))
     path = rec.save(tmp_path / "s.npz")
@@ -59,22 +59,22 @@ def test_recorder_keeps_only_labelled_windows_spaced_and_bounded(tmp_path):
 
 def test_recorder_counts_unlabelled_windows_and_survives_a_clock_restart(tmp_path):
     clock = FakeClock()
-    rec = SessionRecorder(clock.now_s, min_interval_s=0.5)
+    rec = SessionRecorder(min_interval_s=0.5)
     clock.t_s = 5.0
-    assert not rec.add(*_window()) and rec.unlabelled == 1
+    assert not rec.add(*_window(), clock.now_s()) and rec.unlabelled == 1
     rec.set_label(1.0)
-    assert rec.add(*_window())
+    assert rec.add(*_window(), clock.now_s())
     clock.t_s = 0.1  # a new pipeline: its clock starts again
-    assert rec.add(*_window())
+    assert rec.add(*_window(), clock.now_s())
     clock.t_s = 0.3
-    assert not rec.add(*_window())  # spacing still holds on the shifted time
+    assert not rec.add(*_window(), clock.now_s())  # spacing still holds on the shifted time
     clock.t_s = 0.7
-    assert rec.add(*_window())
+    assert rec.add(*_window(), clock.now_s())
     np.testing.assert_allclose(rec.session().t_s, [5.0, 5.5, 6.1])
     rec.clear()
     assert len(rec) == 0 and rec.unlabelled == 0 and rec.label == 1.0
     clock.t_s = 0.0
-    assert rec.add(*_window()) and rec.session().t_s.tolist() == [0.0]
+    assert rec.add(*_window(), clock.now_s()) and rec.session().t_s.tolist() == [0.0]
 
 
 def test_user_data_dir_follows_the_environment(tmp_path, monkeypatch):
@@ -100,7 +100,7 @@ def test_cli_refuses_too_few_samples(tmp_path):
 
 def test_session_errors(tmp_path):
     with pytest.raises(SessionError, match="no labelled windows"):
-        SessionRecorder(FakeClock().now_s).save(tmp_path / "empty.npz")
+        SessionRecorder().save(tmp_path / "empty.npz")
     with pytest.raises(SessionError, match="not found"):
         read_session(tmp_path / "missing.npz")
     bad = tmp_path / "bad.npz"
@@ -169,28 +169,41 @@ def test_calibration_picks_up_a_planted_face_signal(tmp_path, monkeypatch):
     assert personal.config == base.config
 
 
-def test_tap_records_what_the_live_model_sees():
-    from dataclasses import dataclass
+def test_the_calibrator_records_what_the_live_model_sees(tmp_path):
+    """Subscribed to a pipeline, the calibrator keeps exactly the windows the model was given
+    (with the label and the window's time), and predictions are those without it."""
+    from realtime.calibration.controller import Calibrator
+    from realtime.clock import ReplayClock
+    from realtime.pipeline import Pipeline
+    from realtime.sources import FileSource
+    from tests.helpers import media
+    from tests.realtime.test_pipeline import MeanModel, fake_engine
 
-    from models.base import InputDims
-    from models.registry import create
+    model = MeanModel()  # keeps each input it is given
+    engine = fake_engine(model)
+    clip = media.face_video(tmp_path, seconds=2.0, fps=10, with_audio_text="hello there")
 
-    @dataclass
-    class FakeEngine:
-        model: torch.nn.Module
+    def replay(*subscribers) -> Pipeline:
+        pipe = Pipeline(FileSource(clip, realtime=False, clock=ReplayClock()), engine,
+                        on_window=subscribers)
+        pipe.run_to_end()
+        return pipe
 
-    torch.manual_seed(0)
-    model = create("late_fusion", InputDims(4, 3, 5), hidden=4, head_hidden=4).eval()
-    clock = FakeClock()
-    rec = SessionRecorder(clock.now_s, min_interval_s=0.0)
-    engine = rec.tap(FakeEngine(model))
-    assert engine.model.config == model.config and engine.model.config.name == "late_fusion"
-    x = [torch.randn(1, 5, d) for d in (4, 3, 5)]
-    with torch.inference_mode():
-        plain = model(*x, torch.tensor([3])).sentiment
-        rec.set_label(1.5)
-        tapped = engine.model(*x, torch.tensor([3])).sentiment
-    assert torch.equal(plain, tapped)  # the tap never changes predictions
-    session = rec.session()
-    assert len(session) == 1 and session.labels[0] == 1.5
-    np.testing.assert_array_equal(session.text[0], x[0][0, :3].numpy())  # padding cut
+    plain = [p.sentiment for p in replay().store.history()]
+    cal = Calibrator(engine, None, data_dir=tmp_path / "data")
+    cal.recorder.min_interval_s = 0.0
+    cal.set_label(1.5)
+    cal.start_recording()
+    model.inputs.clear()
+    pipe = replay(cal.on_window)
+    assert [p.sentiment for p in pipe.store.history()] == plain  # recording changes nothing
+    session = cal.recorder.session()
+    assert len(session) == len(model.inputs) == len(plain) and set(session.labels) == {1.5}
+    np.testing.assert_allclose(session.t_s, [p.t_end_s for p in pipe.store.history()])
+    for i, seen in enumerate(model.inputs):
+        for recorded, given in zip((session.text[i], session.audio[i], session.video[i]), seen,
+                                   strict=True):
+            np.testing.assert_array_equal(recorded, given)
+    cal.stop_recording()
+    replay(cal.on_window)
+    assert len(cal.recorder) == len(session)  # not recording: nothing kept

@@ -26,7 +26,7 @@ from realtime.calibration.panel import base_model_dir, calibration_html
 from realtime.clock import ReplayClock, perf_s
 from realtime.dashboard.controller import Dashboard
 from realtime.dashboard.panels import RefreshMeter, ViewSettings, fast_panels
-from realtime.pipeline import Pipeline
+from realtime.pipeline import Pipeline, WindowSubscriber
 from realtime.sources import FileSource
 from tests.helpers import media
 from tests.realtime.test_pipeline import fake_engine
@@ -46,15 +46,18 @@ def base_dir(tmp_path):
 
 
 class Live:
-    """The engine (a small real model) and whichever replayed pipeline is current."""
+    """The engine (a small real model) and whichever replayed pipeline is current; every
+    new pipeline sends its windows to ``subscribers``."""
 
     def __init__(self, base: Path, av: Path) -> None:
         self.engine = replace(fake_engine(checkpoint.load(base)), model_name="mmlatch")
         self.av = av
+        self.subscribers: list[WindowSubscriber] = []
         self.pipeline = self.new_pipeline()
 
     def new_pipeline(self) -> Pipeline:
-        return Pipeline(FileSource(self.av, realtime=False, clock=ReplayClock()), self.engine)
+        return Pipeline(FileSource(self.av, realtime=False, clock=ReplayClock()), self.engine,
+                        on_window=self.subscribers)
 
     def replay(self) -> int:
         self.pipeline = self.new_pipeline()  # a fresh clock from 0 each time
@@ -75,8 +78,8 @@ def live(base_dir, av_file):
 
 @pytest.fixture
 def cal(live, base_dir, tmp_path):
-    c = Calibrator(live.engine, lambda: live.pipeline.clock.now_s(), base_dir,
-                   data_dir=tmp_path / "data", epochs=3)
+    c = Calibrator(live.engine, base_dir, data_dir=tmp_path / "data", epochs=3)
+    live.subscribers.append(c.on_window)  # as the dashboard's pipelines do
     yield c
     c.close()
 
@@ -237,8 +240,8 @@ def test_started_on_a_personal_model_it_names_it_and_calibrates_from_its_base(
     assert base_model_dir(base_dir) == base_dir
     assert read_personal(base_dir) is None and read_personal(personal).samples == 9
     live = Live(personal, av_file)
-    cal = Calibrator(live.engine, lambda: 0.0, base_model_dir(personal),
-                     data_dir=tmp_path / "data", live_dir=personal)
+    cal = Calibrator(live.engine, base_model_dir(personal), data_dir=tmp_path / "data",
+                     live_dir=personal)
     assert live.engine.model_name == "mmlatch \u00b7 mine"
     assert cal.model_choices() == [("Default model (base)", DEFAULT), ("mine", str(personal))]
     assert cal.load_model(DEFAULT) == "Live model: mmlatch" and cal.live == DEFAULT

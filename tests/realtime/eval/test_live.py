@@ -86,3 +86,26 @@ def test_write_doc_states_the_nested_subset(tmp_path):
 @pytest.mark.parametrize("limit", [0, 5])
 def test_ordered_limit_edges(limit):
     assert len(ordered(_segments(8), limit, 0)) == limit
+
+
+def test_a_replayed_clip_caches_the_final_window_behind_the_last_prediction(tmp_path,
+                                                                           monkeypatch):
+    from realtime.engine import Engine
+    from realtime.eval.live import predict_window, replay
+    from tests.helpers import media
+    from tests.realtime.test_pipeline import fake_engine
+
+    engine = fake_engine()
+    monkeypatch.setattr(Engine, "load", classmethod(lambda cls, *a, **k: engine))
+    clip = media.face_video(tmp_path, seconds=2.0, fps=10, with_audio_text="hello there")
+    res = replay(clip, engine)
+    assert res.words == tuple(w.text for w in res.window.words) and res.seconds > 0
+    np.testing.assert_array_equal(engine.model.inputs[-1][0], res.window.text)  # the model's
+
+    rep = Replayer(tmp_path / "root")
+    win = rep.window(clip, "test/voice", "clip1")
+    assert win.words == res.words and win.text.dtype == np.float32
+    np.testing.assert_array_equal(win.audio, res.window.audio)
+    assert predict_window(engine.model, win.tensors()) == pytest.approx(res.sentiment, abs=1e-6)
+    again = Replayer(tmp_path / "root").window(tmp_path / "gone.mp4", "test/voice", "clip1")
+    np.testing.assert_array_equal(again.video, win.video)  # from the cache
