@@ -13,7 +13,7 @@ windows, calibrates a personal model in a subprocess and switches the live model
 
 from __future__ import annotations
 
-from models.offline import apply_offline_env
+from models.env import apply_offline_env
 
 apply_offline_env()  # before gradio or transformers is imported
 
@@ -30,7 +30,7 @@ from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 
-from models.cli import add_log_level, configure_logging  # noqa: E402
+from models.env import add_log_level, configure_logging  # noqa: E402
 from realtime.calibration.controller import Calibrator  # noqa: E402
 from realtime.calibration.panel import (  # noqa: E402
     calibration_panel,

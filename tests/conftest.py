@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from models.offline import apply_offline_env
+from models.env import apply_offline_env
 
 apply_offline_env()  # before any test module imports gradio or transformers
 

@@ -16,7 +16,7 @@ dropped; ``words="transcripts"`` takes the same words, untimed, from transcripts
 for machines without h5py), each word a MiniLM contextual embedding
 (models.text_encoder.WordEncoder, the encoder the live pipeline uses). Labels are
 sequence-level. There are no audio or video features: those inputs are all zeros of size
-``absent_dim``. Embeddings are cached under `models.cache.cache_dir()`.
+``absent_dim``. Embeddings are cached under `models.env.cache_dir()`.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ import numpy as np
 from tqdm import tqdm
 
 from models.base import InputDims
-from models.cache import cache_dir
 from models.data.base import DataError, DatasetBundle, make_split
+from models.env import cache_dir
 
 VALID_VIDEOS = 8
 VALID_SEED = 0

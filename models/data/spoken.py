@@ -4,7 +4,7 @@ extractors (built by ``python -m realtime.eval.spoken_mosi``), read back here as
 models/ never imports realtime/, so the builder and this reader share a file format:
 
 One ``.npz`` per (split, voice, word source) under ``spoken_dir()``
-(``models.cache.cache_dir() / "spoken_mosi"``), named
+(``models.env.cache_dir() / "spoken_mosi"``), named
 ``<split>__<voice tag>__<words>.npz`` (see `file_name`). Each holds the model input of the
 live window at the end of every segment (``realtime.window.WordWindow.build``), ragged:
 
@@ -33,7 +33,6 @@ import numpy as np
 import torch
 
 from models.base import InputDims
-from models.cache import cache_dir
 from models.data.base import (
     DataError,
     DatasetBundle,
@@ -42,6 +41,7 @@ from models.data.base import (
     make_split,
 )
 from models.data.sessions import pack_steps, save_npz_atomic, unpack_steps
+from models.env import cache_dir
 
 FORMAT = 1
 SPLITS = ("train", "valid", "test")

@@ -32,11 +32,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from models.cache import cache_dir
-from models.cli import add_log_level, configure_logging
 from models.data.base import REPO_ROOT, DataError
 from models.data.registry import load_dataset
-from models.offline import OFFLINE_ENV
+from models.env import OFFLINE_ENV, add_log_level, cache_dir, configure_logging
 from models.results.report import render
 from models.training import leakage, recipes
 

@@ -25,10 +25,9 @@ import numpy as np
 import torch
 
 from models.base import check_dims
-from models.cache import cache_dir
-from models.cli import add_log_level, configure_logging
 from models.data.base import make_split
 from models.data.sessions import Session, SessionError, read_session
+from models.env import add_log_level, cache_dir, configure_logging
 
 MIN_SAMPLES = 8  # fewer labelled windows than this are refused: nothing to learn from
 EPOCHS = 40

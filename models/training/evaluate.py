@@ -14,9 +14,9 @@ import torch
 
 from models import checkpoint
 from models.base import check_dims
-from models.cli import add_log_level, configure_logging
 from models.data.mosi import WORD_SOURCES
 from models.data.registry import DATASETS, load_dataset
+from models.env import add_log_level, configure_logging
 from models.training.train import evaluate_split
 
 

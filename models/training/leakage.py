@@ -17,9 +17,9 @@ import argparse
 import numpy as np
 
 from models.base import MODALITIES
-from models.cli import add_log_level, configure_logging
 from models.data.base import DatasetBundle, Split
 from models.data.registry import load_dataset
+from models.env import add_log_level, configure_logging
 
 ALPHA = 10.0
 

@@ -25,10 +25,10 @@ from torch import nn
 from tqdm import tqdm
 
 from models import checkpoint
-from models.cli import add_log_level, configure_logging
 from models.data.base import Batch, DatasetBundle, Split
 from models.data.mosi import WORD_SOURCES
 from models.data.registry import DATASETS, load_dataset
+from models.env import add_log_level, configure_logging
 from models.layers import step_mask
 from models.metrics import Metrics, compute
 from models.registry import NAMES, create

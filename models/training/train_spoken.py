@@ -40,8 +40,8 @@ import numpy as np
 import torch
 
 from models import checkpoint
-from models.cli import add_log_level, configure_logging
 from models.data.base import Batch, DatasetBundle, Split
+from models.env import add_log_level, configure_logging
 from models.metrics import compute
 from models.registry import NAMES, create
 from models.training.train import parse_overrides, predict, seed_everything, task_loss

@@ -10,7 +10,6 @@ leaves no half-written model behind.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -23,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from models import checkpoint
 from realtime.clock import perf_s
 
 EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+) l1 ([0-9.eE+-]+|nan)$")
@@ -75,10 +75,10 @@ def read_personal(folder: Path) -> PersonalModel | None:
     """A personal model folder's summary from its config.json; None if it is not one
     (unreadable, or a checkpoint that calibration did not make)."""
     try:
-        meta = json.loads((folder / "config.json").read_text()).get("meta", {})
-    except (OSError, ValueError, AttributeError):
+        meta = checkpoint.read_meta(folder)
+    except checkpoint.CheckpointError:
         return None
-    if not isinstance(meta, dict) or "session_samples" not in meta:
+    if "session_samples" not in meta:
         return None  # not made by calibration
     return PersonalModel(folder, meta.get("session_samples"), meta.get("session_l1_before"),
                          meta.get("session_l1_after"))

@@ -11,12 +11,12 @@ progress; data-* attributes), calib-message (the last action's result or error).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from html import escape
 from pathlib import Path
 
+from models import checkpoint
 from realtime.calibration.controller import CalibrationError, Calibrator
 from realtime.calibration.recorder import THUMBS_DOWN, THUMBS_UP
 from realtime.dashboard.controller import PipelineFactory, SourceChoice
@@ -37,9 +37,8 @@ def base_model_dir(model_dir: Path | None) -> Path | None:
 
     if model_dir is not None:
         try:
-            meta = json.loads((Path(model_dir) / "config.json").read_text()).get("meta", {})
-            base = meta.get("calibrated_from")
-        except (OSError, ValueError, AttributeError):
+            base = checkpoint.read_meta(model_dir).get("calibrated_from")
+        except checkpoint.CheckpointError:
             base = None
         return Path(base) if base and Path(base).is_dir() else Path(model_dir)
     try:

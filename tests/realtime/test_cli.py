@@ -13,7 +13,7 @@ import sys
 import pytest
 
 import realtime.engine
-from models.offline import OFFLINE_ENV
+from models.env import OFFLINE_ENV
 from realtime.__main__ import main
 from tests.helpers import (
     REPO,  # noqa: E402

@@ -50,7 +50,7 @@ def test_exit_status_follows_required_components(monkeypatch, capsys):
 
 
 def test_runs_offline_whatever_the_caller_set(monkeypatch, capsys):
-    from models.offline import OFFLINE_ENV
+    from models.env import OFFLINE_ENV
 
     for key in OFFLINE_ENV:
         monkeypatch.setenv(key, "online")

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from models.data.synthetic import make_synthetic
+from models.env import OFFLINE_ENV
 from models.metrics import KEYS
-from models.offline import OFFLINE_ENV
 from models.registry import create
 from models.results.report import render
 from models.results.run import DATA_ARGS, MODELS

@@ -1,10 +1,14 @@
-"""One per-user cache folder for the whole product (models.cache.cache_dir)."""
+"""models.env: one user cache folder, and one set of variables that keeps every entry point
+and subprocess offline (--log-level is tested through the command lines that take it)."""
 
+from __future__ import annotations
+
+import os
 from pathlib import Path
 
 import pytest
 
-from models.cache import cache_dir
+from models.env import OFFLINE_ENV, apply_offline_env, cache_dir
 
 
 @pytest.fixture
@@ -35,3 +39,19 @@ def test_sentiment_monitor_cache_wins_and_every_user_follows_it(no_cache_env, mo
     monkeypatch.delenv("SPOKEN_MOSI_DIR", raising=False)
     assert spoken_dir() == tmp_path / "cache" / "spoken_mosi"
     assert personal_model_dir() == tmp_path / "cache" / "personal_model"
+
+
+def test_apply_forces_every_variable_and_leaves_the_rest():
+    env = {"HF_HUB_OFFLINE": "0", "GRADIO_ANALYTICS_ENABLED": "True", "PATH": "/bin"}
+    apply_offline_env(env)
+    assert env == {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+                   "GRADIO_ANALYTICS_ENABLED": "False", "PATH": "/bin"}
+    with pytest.raises(TypeError):
+        OFFLINE_ENV["HF_HUB_OFFLINE"] = "0"  # type: ignore[index]
+
+
+def test_apply_defaults_to_this_process(monkeypatch):
+    for key in OFFLINE_ENV:
+        monkeypatch.setenv(key, "online")
+    apply_offline_env()
+    assert {k: os.environ[k] for k in OFFLINE_ENV} == dict(OFFLINE_ENV)

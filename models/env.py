@@ -1,0 +1,69 @@
+"""How every command of the product runs on a machine, in one place: offline, with one user
+cache folder, logging at the level asked for. It lives in models/ because every layer above
+(realtime, the dashboard, the benchmarks) may import models but not the reverse.
+
+* Offline: every model is bundled (see `realtime.assets`), so nothing may reach the Hugging
+  Face hub, and Gradio must not send analytics. Entry points call `apply_offline_env()` before
+  they import transformers or gradio; a subprocess gets ``{**os.environ, **OFFLINE_ENV}``.
+  The values are forced, not defaults: offline is a guarantee of the product, not a setting.
+* The user cache (`cache_dir`): derived features (MiniLM word embeddings), spoken MOSI,
+  training runs, the personal calibrated model, joined Whisper parts. Never inside the
+  repository; not created here. $SENTIMENT_MONITOR_CACHE, else
+  $XDG_CACHE_HOME/live-sentiment-monitor, else ~/.cache/live-sentiment-monitor.
+* ``--log-level`` (`add_log_level`, `configure_logging`): library modules log through
+  ``logging.getLogger(__name__)`` and never print; a command's ``main`` prints its results
+  on stdout and sets the log level (default WARNING, on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Mapping, MutableMapping
+from pathlib import Path
+from types import MappingProxyType
+
+OFFLINE_ENV: Mapping[str, str] = MappingProxyType({
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+})
+
+
+def apply_offline_env(environ: MutableMapping[str, str] | None = None) -> None:
+    """Sets `OFFLINE_ENV` in ``environ`` (default: this process's environment)."""
+    target = os.environ if environ is None else environ
+    target.update(OFFLINE_ENV)
+
+
+CACHE_ENV = "SENTIMENT_MONITOR_CACHE"
+APP_DIR_NAME = "live-sentiment-monitor"
+
+
+def cache_dir() -> Path:
+    """$SENTIMENT_MONITOR_CACHE, else $XDG_CACHE_HOME (or ~/.cache) / live-sentiment-monitor."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / APP_DIR_NAME
+
+
+LOG_LEVELS: tuple[str, ...] = ("DEBUG", "INFO", "WARNING", "ERROR")
+DEFAULT_LOG_LEVEL = "WARNING"
+
+
+def add_log_level(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--log-level", default=DEFAULT_LOG_LEVEL, choices=LOG_LEVELS,
+                        type=str.upper,
+                        help="log messages of this level and above on stderr "
+                             "(default %(default)s)")
+    return parser
+
+
+def configure_logging(level: str) -> None:
+    """logging.basicConfig at ``level`` (one of LOG_LEVELS) for a command's process; the
+    root level is set even when logging was configured before (basicConfig then adds no
+    handler)."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(level)
