@@ -164,20 +164,42 @@ class Engine:
 
     def predict(self, text: np.ndarray, audio: np.ndarray, video: np.ndarray) -> EngineOutput:
         """One window (T, D_m) per modality -> the live model's sentiment and masks."""
-        steps = text.shape[0]
-        tensors = [torch.from_numpy(np.ascontiguousarray(x, np.float32))[None].to(self.device)
-                   for x in (text, audio, video)]
-        lengths = torch.tensor([steps], dtype=torch.int64, device=self.device)
+        return self.predict_batch([(text, audio, video)])[0]
+
+    def predict_batch(
+        self, windows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    ) -> list[EngineOutput]:
+        """Many windows, each (text, audio, video) of shape (T_i, D_m), in ONE forward pass:
+        they are zero-padded to the longest T and run with their lengths, so each answer is
+        the one the window gets alone (within float rounding; the models mask padding).
+        Masks come back cut to each window's own T_i."""
+        if not windows:
+            return []
+        steps = [int(w[0].shape[0]) for w in windows]
+        longest = max(steps)
+        tensors = []
+        for m in range(3):
+            batch = np.zeros((len(windows), longest, windows[0][m].shape[1]), np.float32)
+            for i, w in enumerate(windows):
+                batch[i, : steps[i]] = w[m]
+            tensors.append(torch.from_numpy(batch).to(self.device))
+        lengths = torch.tensor(steps, dtype=torch.int64, device=self.device)
         with self.model_lock, torch.inference_mode():
             out = self.model(*tensors, lengths)
             name = self.model_name
-        sentiment = float(out.sentiment.reshape(-1)[0].float().cpu())
-        if not np.isfinite(sentiment):
+        sentiment = out.sentiment.reshape(-1).float().cpu().numpy()
+        if not np.all(np.isfinite(sentiment)):
             raise FloatingPointError("the sentiment model returned a non-finite value")
         masks = None
         if out.masks is not None:
-            masks = {m: v[0].float().cpu().numpy() for m, v in out.masks.items()}
-        return EngineOutput(float(np.clip(sentiment, -3.0, 3.0)), masks, name)
+            masks = {m: v.float().cpu().numpy() for m, v in out.masks.items()}
+        return [
+            EngineOutput(float(np.clip(sentiment[i], -3.0, 3.0)),
+                         None if masks is None
+                         else {m: v[i, : steps[i]].copy() for m, v in masks.items()},
+                         name)
+            for i in range(len(windows))
+        ]
 
 
 def pick_device(device: str) -> str:

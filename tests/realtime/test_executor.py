@@ -1,0 +1,150 @@
+"""realtime.executor: one forward pass for many streams' windows, each answer the same as at
+batch size 1, waits and queues bounded, errors and stops reach every waiting stream."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from realtime.clock import perf_s
+from realtime.engine import EngineOutput
+from realtime.executor import (
+    BatchConfig,
+    BatchingExecutor,
+    ExecutorBusy,
+    ExecutorStopped,
+)
+from tests.realtime.test_pipeline import fake_engine
+
+LENGTHS = (1, 3, 21, 7, 2, 12, 5, 20, 9)
+
+
+@pytest.fixture(scope="module")
+def shipped_engine():
+    from models import checkpoint
+    from realtime.assets import AssetMissing, default_model_dir
+
+    try:
+        folder = default_model_dir()
+    except AssetMissing as exc:
+        pytest.skip(f"no bundled model: {exc}")
+    return fake_engine(checkpoint.load(folder))
+
+
+def windows(engine, lengths=LENGTHS, seed=0):
+    dims = engine.model.config.dims
+    rng = np.random.default_rng(seed)
+    return [tuple(rng.standard_normal((n, d)).astype(np.float32)
+                  for d in (dims.text, dims.audio, dims.video)) for n in lengths]
+
+
+def echo_batch(sizes: list[int]):
+    """A predict_batch that answers each window with its length and records batch sizes."""
+    def run(batch):
+        sizes.append(len(batch))
+        return [EngineOutput(float(w[0].shape[0]), None, "echo") for w in batch]
+    return run
+
+
+def small_window(steps: int = 1):
+    return (np.zeros((steps, 2), np.float32),) * 3
+
+
+def test_a_batch_gives_each_window_its_batch_of_one_answer(shipped_engine):
+    ws = windows(shipped_engine)
+    alone = [shipped_engine.predict(*w) for w in ws]
+    together = shipped_engine.predict_batch(ws)
+    assert len(together) == len(ws)
+    for w, a, b in zip(ws, alone, together, strict=True):
+        assert abs(a.sentiment - b.sentiment) <= 1e-5
+        assert set(a.masks) == set(b.masks) == {"text", "audio", "video"}
+        for m in a.masks:
+            assert b.masks[m].shape == (w[0].shape[0], a.masks[m].shape[1])
+            np.testing.assert_allclose(b.masks[m], a.masks[m], atol=1e-5, rtol=0)
+    assert len({round(o.sentiment, 3) for o in together}) > 3  # not one answer for all
+
+
+def test_the_executor_batches_streams_and_matches_batch_size_one(shipped_engine):
+    ws = windows(shipped_engine, seed=1)
+    alone = [shipped_engine.predict(*w) for w in ws]
+    config = BatchConfig(max_batch=4, max_wait_ms=200.0)
+    with BatchingExecutor(shipped_engine.predict_batch, config) as ex:
+        futures = [ex.submit(*w) for w in ws]
+        got = [f.result(timeout=30) for f in futures]
+        stats = ex.stats()
+    for a, b in zip(alone, got, strict=True):
+        assert abs(a.sentiment - b.sentiment) <= 1e-5 and b.model_name == a.model_name
+    assert stats.windows == len(ws) and stats.max_batch == 4
+    assert stats.batches == 3 and stats.drops == 0  # 4 + 4 + 1, queued well within 200 ms
+
+
+def test_the_oldest_window_waits_at_most_max_wait():
+    sizes: list[int] = []
+    with BatchingExecutor(echo_batch(sizes), BatchConfig(max_batch=8, max_wait_ms=50.0)) as ex:
+        t0 = perf_s()
+        out = ex.submit(*small_window(3)).result(timeout=5)
+        waited_s = perf_s() - t0
+    assert out.sentiment == 3.0 and sizes == [1]
+    assert 0.045 <= waited_s < 1.0, waited_s  # it waited for company, then ran alone
+
+
+def test_unbatched_runs_one_forward_per_window():
+    sizes: list[int] = []
+    with BatchingExecutor(echo_batch(sizes), BatchConfig(max_batch=1, max_wait_ms=0.0)) as ex:
+        outs = [f.result(timeout=5) for f in [ex.submit(*small_window(n)) for n in (1, 2, 3)]]
+    assert [o.sentiment for o in outs] == [1.0, 2.0, 3.0] and sizes == [1, 1, 1]
+
+
+def test_a_full_queue_refuses_and_counts_and_stop_fails_what_waits():
+    release = threading.Event()
+    started = threading.Event()
+
+    def slow(batch):
+        started.set()
+        release.wait(5)
+        return [EngineOutput(0.0, None, "slow") for _ in batch]
+
+    ex = BatchingExecutor(slow, BatchConfig(max_batch=1, max_wait_ms=0.0, max_queue=2)).start()
+    first = ex.submit(*small_window())
+    assert started.wait(5)  # the first window is in flight; two more fill the queue
+    queued = [ex.submit(*small_window()), ex.submit(*small_window())]
+    refused = ex.submit(*small_window())
+    with pytest.raises(ExecutorBusy, match="max_queue"):
+        refused.result(timeout=1)
+    assert ex.stats().drops == 1
+    stopping = threading.Thread(target=ex.stop)
+    stopping.start()
+    for f in queued:
+        with pytest.raises(ExecutorStopped):
+            f.result(timeout=5)
+    release.set()
+    stopping.join(5)
+    assert first.result(timeout=5).model_name == "slow"  # the batch in flight finishes
+    with pytest.raises(ExecutorStopped):
+        ex.submit(*small_window()).result(timeout=1)
+    assert ex.stop() is True
+
+
+def test_a_failing_batch_reaches_its_streams_and_the_executor_goes_on():
+    calls = []
+
+    def flaky(batch):
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise FloatingPointError("the sentiment model returned a non-finite value")
+        return [EngineOutput(1.0, None, "ok") for _ in batch]
+
+    with BatchingExecutor(flaky, BatchConfig(max_batch=1, max_wait_ms=0.0)) as ex:
+        with pytest.raises(FloatingPointError, match="non-finite"):
+            ex.submit(*small_window()).result(timeout=5)
+        assert ex.submit(*small_window()).result(timeout=5).sentiment == 1.0
+        assert ex.stats().failures == 1
+
+
+def test_bad_settings_are_refused_with_what_is_wrong():
+    with pytest.raises(ValueError, match="max_batch >= 1"):
+        BatchConfig(max_batch=0)
+    with pytest.raises(ValueError, match="max_queue >= max_batch"):
+        BatchConfig(max_batch=64, max_queue=8)
