@@ -229,6 +229,11 @@ def repo_assets_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "assets"
 
 
+def demo_recording() -> Path:
+    """The bundled recording, assets/demo.mp4 (see scripts/make_demo_recording.py)."""
+    return repo_assets_dir() / "demo.mp4"
+
+
 def default_model_dir() -> Path:
     """The default live sentiment model checkpoint: assets/model/ (model.safetensors +
     config.json, see `models.checkpoint`)."""

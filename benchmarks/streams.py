@@ -1,0 +1,269 @@
+"""Many streams, one model: latency and throughput of cross-stream batching against one forward
+per window, in the same run.
+
+    python -m benchmarks.streams [--streams 10,20,40,80] [--seconds 20] [--rate-hz 10]
+                                 [--device cpu|cuda] [--max-batch 64] [--max-wait-ms 10]
+                                 [--json OUT]
+
+Real windows first: the bundled recording (or ``--source``) is replayed with ``--fast``
+through the full pipeline and every window the model saw is kept, so shapes and word counts
+are those of live use. Then, for every N, N streams each submit a window every
+1/rate seconds (staggered) to a `realtime.executor.BatchingExecutor`, batched
+(``--max-batch``, ``--max-wait-ms``) and unbatched (batch size 1, one forward per window),
+one after the other in the same run. A stream keeps at most one window in flight, as a live
+pipeline does: a window that falls due while the stream's previous one is unanswered is
+dropped and counted. Latency is from the moment a window is due to its answer.
+
+For each mode the largest N that holds p95 <= 150 ms (CPU) or 50 ms (CUDA) with no drops is
+``max_streams``. The JSON (default benchmarks/results/streams_<device>.json) has per backend,
+mode and N: ``p50_ms``, ``p95_ms``, ``p99_ms``, ``throughput_per_s``, ``drops``, plus CPU
+seconds per second, peak RSS and GPU memory; a plot of p95 latency against streams is
+written next to it (.png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import logging
+import os
+import platform
+import sys
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.env import add_log_level, apply_offline_env, configure_logging
+from realtime.assets import demo_recording
+from realtime.clock import SessionClock, wall_time_iso
+from realtime.stats import process_cpu_s
+
+log = logging.getLogger(__name__)
+
+RESULTS = Path(__file__).resolve().parent / "results"
+P95_LIMIT_MS = {"cpu": 150.0, "cuda": 50.0}
+
+
+@dataclass(frozen=True)
+class StreamsResult:
+    """One (mode, N) run. Latencies in ms from a window's due time to its answer."""
+
+    streams: int
+    submitted: int
+    answered: int
+    drops: int
+    errors: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    throughput_per_s: float
+    mean_batch: float
+    cpu_s_per_s: float
+    rss_mib: float
+    gpu_mib: float
+
+
+def record_windows(engine, source: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Every window the model sees when ``source`` is replayed with ``--fast``."""
+    from realtime.clock import ReplayClock
+    from realtime.pipeline import Pipeline
+    from realtime.sources import FileSource
+
+    windows = []
+    pipeline = Pipeline(FileSource(source, realtime=False, clock=ReplayClock()), engine,
+                        on_window=[lambda w, _p: windows.append((w.text, w.audio, w.video))])
+    pipeline.run_to_end()
+    if not windows:
+        raise RuntimeError(f"replaying {source} gave no windows")
+    return windows
+
+
+def rss_mib() -> float:
+    """Resident memory of this process (Linux /proc; 0 elsewhere)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return float(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
+
+
+def drive(executor, windows, streams: int, seconds: float, rate_hz: float) -> StreamsResult:
+    """``streams`` streams at ``rate_hz`` for ``seconds`` through ``executor`` (started)."""
+    import torch
+
+    clock = SessionClock()
+    period_s = 1.0 / rate_hz
+    latencies: list[float] = []
+    lock = threading.Lock()
+    in_flight: list = [None] * streams
+    counts = {"submitted": 0, "drops": 0, "errors": 0}
+    # stream i's k-th window is due at start + (i / streams + k) * period
+    dues = [((i / streams) * period_s, i) for i in range(streams)]  # a heap of (due, stream)
+    nth = [0] * streams
+    cpu0, start_s = process_cpu_s(), clock.now_s()
+
+    def answered(due_s: float):
+        def done(future) -> None:
+            with lock:
+                if future.exception() is not None:
+                    counts["errors"] += 1
+                else:
+                    latencies.append((clock.now_s() - due_s) * 1000.0)
+        return done
+
+    while True:
+        offset_s, i = dues[0]
+        if offset_s >= seconds:
+            break
+        due_s = start_s + offset_s
+        clock.sleep_until(due_s)
+        previous = in_flight[i]
+        if previous is not None and not previous.done():
+            counts["drops"] += 1  # the stream is still waiting: this window is skipped
+        else:
+            w = windows[(nth[i] * 7 + i * 13) % len(windows)]
+            future = executor.submit(*w)
+            future.add_done_callback(answered(due_s))
+            in_flight[i] = future
+            counts["submitted"] += 1
+        nth[i] += 1
+        heapq.heapreplace(dues, ((i / streams + nth[i]) * period_s, i))
+    for future in in_flight:
+        if future is not None:
+            try:
+                future.result(timeout=30)
+            except Exception:  # counted by its callback
+                pass
+    wall_s = clock.now_s() - start_s
+    cpu_s = process_cpu_s() - cpu0
+    stats = executor.stats()
+    lat = np.asarray(latencies) if latencies else np.asarray([np.nan])
+    gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else 0.0
+    return StreamsResult(
+        streams=streams, submitted=counts["submitted"], answered=len(latencies),
+        drops=counts["drops"] + stats.drops, errors=counts["errors"],
+        p50_ms=round(float(np.percentile(lat, 50)), 2),
+        p95_ms=round(float(np.percentile(lat, 95)), 2),
+        p99_ms=round(float(np.percentile(lat, 99)), 2),
+        throughput_per_s=round(len(latencies) / wall_s, 1),
+        mean_batch=round(stats.mean_batch, 2), cpu_s_per_s=round(cpu_s / wall_s, 3),
+        rss_mib=round(rss_mib(), 1), gpu_mib=round(gpu, 1))
+
+
+def max_streams(runs: list[StreamsResult], limit_ms: float) -> int:
+    """The largest N whose run held p95 <= limit with no drops (0 if none did)."""
+    ok = [r.streams for r in runs if r.p95_ms <= limit_ms and r.drops == 0 and r.errors == 0]
+    return max(ok, default=0)
+
+
+def plot(results: dict[str, list[StreamsResult]], limit_ms: float, device: str,
+         path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for mode, runs in results.items():
+        ax.plot([r.streams for r in runs], [r.p95_ms for r in runs], "o-", label=f"{mode} p95")
+        ax.plot([r.streams for r in runs], [r.p50_ms for r in runs], ":", alpha=0.6,
+                label=f"{mode} p50")
+    ax.axhline(limit_ms, color="grey", ls="--", label=f"p95 limit {limit_ms:g} ms")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("concurrent streams at 10 Hz")
+    ax.set_ylabel("window -> prediction latency (ms)")
+    ax.set_title(f"One model for many streams ({device})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.streams",
+                                description=__doc__.split("\n")[0])
+    p.add_argument("--streams", default="10,20,40,80",
+                   help="comma-separated numbers of concurrent streams")
+    p.add_argument("--seconds", type=float, default=20.0, help="each run's length")
+    p.add_argument("--rate-hz", type=float, default=10.0, help="windows per second per stream")
+    p.add_argument("--backend", choices=("local",), default="local",
+                   help="local: the in-process executor (the only backend so far)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--max-batch", type=int, default=64)
+    p.add_argument("--max-wait-ms", type=float, default=10.0)
+    p.add_argument("--source", type=Path, default=demo_recording(),
+                   help="recording the windows come from (default: the bundled one)")
+    p.add_argument("--checkpoint", type=Path, help="sentiment model folder (default bundled)")
+    p.add_argument("--json", type=Path,
+                   help="results file (default benchmarks/results/streams_<device>.json); "
+                        "the plot is written next to it (.png)")
+    add_log_level(p)
+    args = p.parse_args(argv)
+    configure_logging(args.log_level)
+    apply_offline_env()
+    try:
+        counts = sorted({int(n) for n in args.streams.split(",") if n.strip()})
+        if not counts or counts[0] < 1:
+            raise ValueError
+    except ValueError:
+        print(f"error: --streams must be positive integers, got {args.streams!r}",
+              file=sys.stderr)
+        return 2
+
+    import torch
+
+    from realtime.engine import Engine, EngineError
+    from realtime.executor import BatchConfig, BatchingExecutor
+    from realtime.sources import SourceError
+
+    try:
+        engine = Engine.load(args.checkpoint, device=args.device)
+        windows = record_windows(engine, args.source)
+        batched = BatchConfig(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
+    except (EngineError, SourceError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    device_name = (torch.cuda.get_device_name() if args.device == "cuda"
+                   else f"{platform.processor() or platform.machine()}, "
+                        f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}")
+    limit_ms = P95_LIMIT_MS[args.device]
+    modes = {"batched": batched, "unbatched": BatchConfig(max_batch=1, max_wait_ms=0.0)}
+    results: dict[str, list[StreamsResult]] = {m: [] for m in modes}
+    load_start = list(os.getloadavg())
+    for n in counts:  # both modes at every N, so their ratio holds on a noisy machine
+        for mode, config in modes.items():
+            with BatchingExecutor(engine.predict_batch, config) as executor:
+                run = drive(executor, windows, n, args.seconds, args.rate_hz)
+            results[mode].append(run)
+            log.info("%s %d streams: p95 %.1f ms, %d drops", mode, n, run.p95_ms, run.drops)
+            print(f"{mode:9s} {n:5d} streams: p50 {run.p50_ms:8.1f} ms  p95 {run.p95_ms:8.1f} ms"
+                  f"  p99 {run.p99_ms:8.1f} ms  {run.throughput_per_s:7.1f}/s  drops "
+                  f"{run.drops}  mean batch {run.mean_batch}", flush=True)
+    steps = np.asarray([w[0].shape[0] for w in windows])
+    summary = {
+        "device": device_name, "device_kind": args.device, "started": wall_time_iso(),
+        "load_average_start": load_start, "load_average_end": list(os.getloadavg()),
+        "model": engine.model_name, "rate_hz": args.rate_hz, "seconds": args.seconds,
+        "p95_limit_ms": limit_ms, "batch_config": asdict(batched),
+        "windows": {"source": str(args.source), "count": int(len(steps)),
+                    "steps_p50": float(np.median(steps)), "steps_max": int(steps.max())},
+        "results": {args.backend: {m: {str(r.streams): asdict(r) for r in runs}
+                                   for m, runs in results.items()}},
+        "max_streams": {m: max_streams(runs, limit_ms) for m, runs in results.items()},
+    }
+    path = args.json or RESULTS / f"streams_{args.device}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=2) + "\n")
+    plot(results, limit_ms, device_name, path.with_suffix(".png"))
+    print(json.dumps({"max_streams": summary["max_streams"], "json": str(path)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
