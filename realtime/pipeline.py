@@ -40,7 +40,7 @@ import numpy as np
 
 from realtime import readout
 from realtime.clock import Clock, perf_s
-from realtime.engine import Engine
+from realtime.engine import Engine, EngineOutput
 from realtime.sources.base import DropQueue, Source
 from realtime.stats import RunStats, process_cpu_s
 from realtime.store import PredictionStore
@@ -59,6 +59,8 @@ NAN = readout.NAN
 log = logging.getLogger(__name__)
 
 WindowSubscriber = Callable[[Window, Prediction], None]
+# (text, audio, video) of one window, each (T, D_m) -> the model's answer
+Predictor = Callable[[np.ndarray, np.ndarray, np.ndarray], EngineOutput]
 """Called with each window the model was given and the prediction made from it."""
 
 
@@ -80,7 +82,9 @@ class Pipeline:
     asr_step_s: new audio (seconds) that triggers an ASR pass. signal_span_s: the span of
     recent frames the voice signals are read from. on_prediction: called with each
     published prediction, from the tick thread. on_window: window subscribers from the
-    start (more with `subscribe`; see the module doc).
+    start (more with `subscribe`; see the module doc). predict: what runs the model on a
+    window (default ``engine.predict``; a `realtime.executor.BatchingExecutor`'s ``predict``
+    batches this session's windows with other sessions').
     """
 
     def __init__(
@@ -97,6 +101,7 @@ class Pipeline:
         asr_queue_len: int = 600,
         on_prediction: Callable[[Prediction], None] | None = None,
         on_window: Iterable[WindowSubscriber] = (),
+        predict: Predictor | None = None,
     ) -> None:
         if clock is not None and clock is not source.clock:
             raise ValueError("the pipeline must use its source's clock (pass it to the source)")
@@ -106,6 +111,7 @@ class Pipeline:
         self.store = store if store is not None else PredictionStore()
         self.hop_s, self.asr_step_s, self.signal_span_s = hop_s, asr_step_s, signal_span_s
         self.on_prediction = on_prediction
+        self._predict: Predictor = predict or engine.predict
         self._window_subscribers: tuple[WindowSubscriber, ...] = tuple(on_window)
         self._subscribers_lock = threading.Lock()
         self.stats = RunStats()
@@ -225,6 +231,14 @@ class Pipeline:
         return self._error or self.source.error
 
     @property
+    def last_input_s(self) -> float:
+        """Session time at which the newest audio or video that reached the features was
+        captured; NaN before any."""
+        with self._lock:
+            times = [captured for captured, _ in self._newest.values() if captured == captured]
+        return max(times) if times else NAN
+
+    @property
     def drops(self) -> dict[str, int]:
         return {**self.source.drops, "asr_queue": self._asr_queue.dropped,
                 "video_skipped": self._video_skipped}
@@ -320,7 +334,7 @@ class Pipeline:
             new_words, self._unpublished_words = tuple(self._unpublished_words), []
             signals = self._signals(window, t_end_s)
         built_s = self.clock.now_s()
-        out = self.engine.predict(window.text, window.audio, window.video)
+        out = self._predict(window.text, window.audio, window.video)
         emitted_s = self.clock.now_s()
         self.stats.add_compute("window+model", perf_s() - t, 0.0, process_cpu_s() - c)
         latency = readout.latencies(window, newest, built_s, emitted_s)
