@@ -127,7 +127,7 @@ def drive(executor, windows, streams: int, seconds: float, rate_hz: float) -> St
             counts["drops"] += 1  # the stream is still waiting: this window is skipped
         else:
             w = windows[(nth[i] * 7 + i * 13) % len(windows)]
-            future = executor.submit(*w)
+            future = executor.submit(w)
             future.add_done_callback(answered(due_s))
             in_flight[i] = future
             counts["submitted"] += 1
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     load_start = list(os.getloadavg())
     for n in counts:  # both modes at every N, so their ratio holds on a noisy machine
         for mode, config in modes.items():
-            with BatchingExecutor(engine.predict_batch, config) as executor:
+            with BatchingExecutor(engine.predict_batch, config, name="executor:model") as executor:
                 run = drive(executor, windows, n, args.seconds, args.rate_hz)
             results[mode].append(run)
             log.info("%s %d streams: p95 %.1f ms, %d drops", mode, n, run.p95_ms, run.drops)

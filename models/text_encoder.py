@@ -85,6 +85,27 @@ class WordEncoder:
             start = stop
         return out
 
+    @torch.inference_mode()
+    def encode_many(self, lists: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """`encode` for several word lists in ONE padded forward pass (each list attends only
+        to itself, so every result equals its own `encode` within float rounding). A list
+        longer than the token budget is encoded alone, in chunks, as `encode` does."""
+        lists = [list(words) for words in lists]
+        out: list[np.ndarray | None] = [None] * len(lists)
+        together = []
+        for i, words in enumerate(lists):
+            if not words:
+                out[i] = np.zeros((0, TEXT_DIM), np.float32)
+            elif self._chunk_end(words, 0) < len(words):
+                out[i] = self.encode(words)
+            else:
+                together.append(i)
+        if together:
+            for i, vectors in zip(together, self._encode_rows([lists[i] for i in together]),
+                                  strict=True):
+                out[i] = vectors
+        return out  # type: ignore[return-value]
+
     def _chunk_end(self, words: list[str], start: int) -> int:
         budget, stop = MAX_TOKENS - 2, start
         while stop < len(words):
@@ -96,20 +117,29 @@ class WordEncoder:
         return stop
 
     def _encode_chunk(self, words: list[str]) -> np.ndarray:
+        return self._encode_rows([words])[0]
+
+    def _encode_rows(self, rows: list[list[str]]) -> list[np.ndarray]:
+        """Each row (words within the token budget) -> (len(row), TEXT_DIM): the mean of its
+        word pieces' last hidden states; rows are padded together and masked."""
         with self._lock:
             enc = self._tokenizer(
-                [w if w.strip() else "[UNK]" for w in words],
+                [[w if w.strip() else "[UNK]" for w in words] for words in rows],
                 is_split_into_words=True,
                 return_tensors="pt",
                 truncation=True,
+                padding=True,
                 max_length=MAX_TOKENS,
             )
-            word_ids = enc.word_ids(0)
+            word_ids = [enc.word_ids(b) for b in range(len(rows))]
             states = self._model(**{k: v.to(self.device) for k, v in enc.items()})
-            hidden = states.last_hidden_state[0].float().cpu()
-        index = torch.tensor([-1 if w is None else w for w in word_ids])
-        keep = index >= 0
-        sums = torch.zeros(len(words), TEXT_DIM)
-        sums.index_add_(0, index[keep], hidden[keep])
-        counts = torch.bincount(index[keep], minlength=len(words)).clamp(min=1)
-        return (sums / counts[:, None]).numpy()
+            hidden = states.last_hidden_state.float().cpu()
+        out = []
+        for b, words in enumerate(rows):
+            index = torch.tensor([-1 if w is None else w for w in word_ids[b]])
+            keep = index >= 0
+            sums = torch.zeros(len(words), TEXT_DIM)
+            sums.index_add_(0, index[keep], hidden[b][keep])
+            counts = torch.bincount(index[keep], minlength=len(words)).clamp(min=1)
+            out.append((sums / counts[:, None]).numpy())
+        return out

@@ -72,7 +72,8 @@ class Engine:
     """model: a sentiment nn.Module (the `models.base` contract), already on ``device``;
     model_name: what the UI calls it (the registry name, `model.config.name`, plus the
     folder for a personal model). Both change only through `swap_model`.
-    encode_words: Words -> (n, text_dim) float32 contextual vectors."""
+    encode_words: Words -> (n, text_dim) float32 contextual vectors; encode_many: the same
+    for several word lists in one forward pass (None: one `encode_words` call each)."""
 
     model: torch.nn.Module
     model_name: str
@@ -83,6 +84,7 @@ class Engine:
     new_acoustic: Callable[[], AcousticLike]
     new_face: Callable[[], FaceLike]
     triton: bool = False
+    encode_many: Callable[[Sequence[Sequence[Word]]], list[np.ndarray]] | None = None
     model_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -149,6 +151,7 @@ class Engine:
             device=device,
             layout=layout,
             encode_words=featurizer.encode,
+            encode_many=featurizer.encode_many,
             new_asr=lambda: StreamingASR(whisper, AsrConfig()),
             new_acoustic=acoustic.AcousticExtractor,
             new_face=face.FaceExtractor,
@@ -161,6 +164,13 @@ class Engine:
         with self.model_lock:
             self.model, self.model_name = model, name
         log.info("live model is now %s", name)
+
+    def encode_words_batch(self, lists: Sequence[Sequence[Word]]) -> list[np.ndarray]:
+        """`encode_words` for several windows' words, in one forward pass when the engine
+        has ``encode_many``."""
+        if self.encode_many is not None:
+            return self.encode_many(lists)
+        return [self.encode_words(words) for words in lists]
 
     def predict(self, text: np.ndarray, audio: np.ndarray, video: np.ndarray) -> EngineOutput:
         """One window (T, D_m) per modality -> the live model's sentiment and masks."""

@@ -1,10 +1,15 @@
-"""Cross-stream batching: one forward pass for the windows that many streams have due.
+"""Cross-stream batching: one forward pass for the work that many streams have due.
 
-Streams (sessions) `submit` their windows; the executor's one thread waits until either
-``max_batch`` windows are queued or the oldest has waited ``max_wait_ms``, runs them through
-`Engine.predict_batch` (zero-padded to the longest window, with their lengths: each answer is
-the one the window gets alone, within float rounding) and hands each `EngineOutput` back to
-its stream through a `concurrent.futures.Future`.
+`BatchingExecutor` is generic: streams (sessions) `submit` items; its one thread waits until
+either ``max_batch`` items are queued or the oldest has waited ``max_wait_ms``, runs them with
+one ``run_batch(items)`` call and hands each result back to its stream through a
+`concurrent.futures.Future`. `SharedModels` puts the engine's two per-tick models behind two
+such executors, and offers what a `Pipeline` calls (``predict``, ``encode_words``):
+* the sentiment model: `Engine.predict_batch` zero-pads the windows to the longest, with
+  their lengths, so each answer is the one the window gets alone (within float rounding);
+* the MiniLM word encoder: `Engine.encode_words_batch` encodes every due word list in one
+  padded forward. Each session still asks only when its words changed (`WordWindow` keeps
+  the vectors of an unchanged window).
 
 Why the defaults (`BatchConfig`): a prediction's budget is 150 ms at p95 on CPU from the
 window to its answer. On this project's 2-core machine one MMLatch forward takes ~19 ms at
@@ -27,16 +32,19 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 
 from realtime.clock import perf_s
-from realtime.engine import EngineOutput
+from realtime.engine import Engine, EngineOutput
+from realtime.types import Word
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+R = TypeVar("R")
 WindowArrays = tuple[np.ndarray, np.ndarray, np.ndarray]  # (T, D_text), (T, D_audio), (T, D_video)
-PredictBatch = Callable[[Sequence[WindowArrays]], list[EngineOutput]]
 
 
 class ExecutorStopped(RuntimeError):
@@ -77,30 +85,33 @@ class ExecutorStats:
 
 
 @dataclass
-class _Request:
-    window: WindowArrays
+class _Request(Generic[T]):
+    item: T
     submitted_s: float
     future: Future
 
 
-class BatchingExecutor:
-    """One thread runs every stream's windows in batches (see the module doc)."""
+class BatchingExecutor(Generic[T, R]):
+    """One thread runs every stream's items in batches (see the module doc).
+    run_batch: items -> their results, in order; name: the thread's name."""
 
-    def __init__(self, predict_batch: PredictBatch, config: BatchConfig | None = None) -> None:
+    def __init__(self, run_batch: Callable[[Sequence[T]], Sequence[R]],
+                 config: BatchConfig | None = None, name: str = "executor") -> None:
         self.config = config or BatchConfig()
-        self._predict_batch = predict_batch
-        self._queue: deque[_Request] = deque()
+        self.name = name
+        self._run_batch = run_batch
+        self._queue: deque[_Request[T]] = deque()
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._windows = self._batches = self._drops = self._failures = self._largest = 0
 
     # ---- lifecycle ----------------------------------------------------------------------
-    def start(self) -> BatchingExecutor:
+    def start(self) -> BatchingExecutor[T, R]:
         with self._cond:
             if self._thread is not None:
                 raise RuntimeError("the executor was already started")
-            self._thread = threading.Thread(target=self._run, name="executor", daemon=True)
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
             self._thread.start()
         return self
 
@@ -120,15 +131,15 @@ class BatchingExecutor:
         thread.join(timeout_s)
         return not thread.is_alive()
 
-    def __enter__(self) -> BatchingExecutor:
+    def __enter__(self) -> BatchingExecutor[T, R]:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
     # ---- use ----------------------------------------------------------------------------
-    def submit(self, text: np.ndarray, audio: np.ndarray, video: np.ndarray) -> Future:
-        """Queues one window (T, D_m) per modality; the future gives its `EngineOutput`."""
+    def submit(self, item: T) -> Future:
+        """Queues ``item``; the future gives its result (or the batch's error)."""
         future: Future = Future()
         with self._cond:
             if self._stopping:
@@ -137,15 +148,15 @@ class BatchingExecutor:
             if len(self._queue) >= self.config.max_queue:
                 self._drops += 1
                 future.set_exception(ExecutorBusy(
-                    f"{len(self._queue)} windows already wait (max_queue)"))
+                    f"{self.name}: {len(self._queue)} items already wait (max_queue)"))
                 return future
-            self._queue.append(_Request((text, audio, video), perf_s(), future))
+            self._queue.append(_Request(item, perf_s(), future))
             self._cond.notify()
         return future
 
-    def predict(self, text: np.ndarray, audio: np.ndarray, video: np.ndarray) -> EngineOutput:
-        """`submit` and wait: the drop-in for `Engine.predict` in a stream's thread."""
-        return self.submit(text, audio, video).result()
+    def call(self, item: T) -> R:
+        """`submit` and wait for the result (in the calling stream's thread)."""
+        return self.submit(item).result()
 
     def stats(self) -> ExecutorStats:
         with self._cond:
@@ -154,7 +165,7 @@ class BatchingExecutor:
                                  self._largest)
 
     # ---- the thread ---------------------------------------------------------------------
-    def _next_batch(self) -> list[_Request]:
+    def _next_batch(self) -> list[_Request[T]]:
         """Waits for a batch: ``max_batch`` windows, or what is queued once the oldest has
         waited ``max_wait_ms``. Empty when stopping."""
         max_wait_s = self.config.max_wait_ms / 1000.0
@@ -177,9 +188,9 @@ class BatchingExecutor:
             if not batch:
                 return
             try:
-                outputs = self._predict_batch([r.window for r in batch])
+                outputs = self._run_batch([r.item for r in batch])
             except Exception as exc:  # the streams see the error; the executor goes on
-                log.warning("a batch of %d windows failed: %s", len(batch), exc)
+                log.warning("%s: a batch of %d failed: %s", self.name, len(batch), exc)
                 with self._cond:
                     self._failures += 1
                 for request in batch:
@@ -191,3 +202,37 @@ class BatchingExecutor:
                 self._largest = max(self._largest, len(batch))
             for request, output in zip(batch, outputs, strict=True):
                 request.future.set_result(output)
+
+
+class SharedModels:
+    """The engine's per-tick models for many sessions: a `Pipeline` given this (its
+    ``models``) sends its windows and word lists to the two executors. `start`/`stop` (or
+    ``with``) run both threads."""
+
+    def __init__(self, engine: Engine, config: BatchConfig | None = None,
+                 words: BatchConfig | None = None) -> None:
+        self.engine = engine
+        self.model: BatchingExecutor[WindowArrays, EngineOutput] = BatchingExecutor(
+            engine.predict_batch, config, name="executor:model")
+        self.words: BatchingExecutor[tuple[Word, ...], np.ndarray] = BatchingExecutor(
+            engine.encode_words_batch, words or config, name="executor:words")
+
+    def predict(self, text: np.ndarray, audio: np.ndarray, video: np.ndarray) -> EngineOutput:
+        return self.model.call((text, audio, video))
+
+    def encode_words(self, words: Sequence[Word]) -> np.ndarray:
+        return self.words.call(tuple(words))
+
+    def start(self) -> SharedModels:
+        self.model.start()
+        self.words.start()
+        return self
+
+    def stop(self, timeout_s: float = 2.0) -> bool:
+        return self.model.stop(timeout_s) & self.words.stop(timeout_s)
+
+    def __enter__(self) -> SharedModels:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

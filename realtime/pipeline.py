@@ -33,8 +33,9 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 
@@ -59,8 +60,15 @@ NAN = readout.NAN
 log = logging.getLogger(__name__)
 
 WindowSubscriber = Callable[[Window, Prediction], None]
-# (text, audio, video) of one window, each (T, D_m) -> the model's answer
-Predictor = Callable[[np.ndarray, np.ndarray, np.ndarray], EngineOutput]
+
+
+class ModelCalls(Protocol):
+    """The two models a pipeline calls each tick (an `Engine`, or `SharedModels`)."""
+
+    def predict(self, text: np.ndarray, audio: np.ndarray,
+                video: np.ndarray) -> EngineOutput: ...
+
+    def encode_words(self, words: Sequence[Word]) -> np.ndarray: ...
 """Called with each window the model was given and the prediction made from it."""
 
 
@@ -82,9 +90,9 @@ class Pipeline:
     asr_step_s: new audio (seconds) that triggers an ASR pass. signal_span_s: the span of
     recent frames the voice signals are read from. on_prediction: called with each
     published prediction, from the tick thread. on_window: window subscribers from the
-    start (more with `subscribe`; see the module doc). predict: what runs the model on a
-    window (default ``engine.predict``; a `realtime.executor.BatchingExecutor`'s ``predict``
-    batches this session's windows with other sessions').
+    start (more with `subscribe`; see the module doc). models: what runs the sentiment
+    model and the word encoder (default: the engine itself; `realtime.executor.SharedModels`
+    batches this session's calls with other sessions').
     """
 
     def __init__(
@@ -101,7 +109,7 @@ class Pipeline:
         asr_queue_len: int = 600,
         on_prediction: Callable[[Prediction], None] | None = None,
         on_window: Iterable[WindowSubscriber] = (),
-        predict: Predictor | None = None,
+        models: ModelCalls | None = None,
     ) -> None:
         if clock is not None and clock is not source.clock:
             raise ValueError("the pipeline must use its source's clock (pass it to the source)")
@@ -111,12 +119,12 @@ class Pipeline:
         self.store = store if store is not None else PredictionStore()
         self.hop_s, self.asr_step_s, self.signal_span_s = hop_s, asr_step_s, signal_span_s
         self.on_prediction = on_prediction
-        self._predict: Predictor = predict or engine.predict
+        self._models: ModelCalls = models or engine
         self._window_subscribers: tuple[WindowSubscriber, ...] = tuple(on_window)
         self._subscribers_lock = threading.Lock()
         self.stats = RunStats()
         lay = engine.layout
-        self._window = WordWindow(engine.encode_words, lay.text_dim, lay.audio_dim,
+        self._window = WordWindow(self._models.encode_words, lay.text_dim, lay.audio_dim,
                                   lay.video_dim, lay.face_present_index, window)
         self._acoustic = engine.new_acoustic() if source.has_audio else None
         self._asr = engine.new_asr() if source.has_audio else None
@@ -334,7 +342,7 @@ class Pipeline:
             new_words, self._unpublished_words = tuple(self._unpublished_words), []
             signals = self._signals(window, t_end_s)
         built_s = self.clock.now_s()
-        out = self._predict(window.text, window.audio, window.video)
+        out = self._models.predict(window.text, window.audio, window.video)
         emitted_s = self.clock.now_s()
         self.stats.add_compute("window+model", perf_s() - t, 0.0, process_cpu_s() - c)
         latency = readout.latencies(window, newest, built_s, emitted_s)

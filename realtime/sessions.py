@@ -1,6 +1,6 @@
 """Many sessions, one engine: each session is its own `Pipeline` (its source, streaming stages,
-window and store) on the shared, once-loaded `Engine`, optionally with the model run for all of
-them by one `realtime.executor.BatchingExecutor`.
+window and store) on the shared, once-loaded `Engine`, optionally with the sentiment model and
+the word encoder run for all of them in batches (`realtime.executor.SharedModels`).
 
 `SessionManager` creates, lists and stops sessions by id:
 * past ``max_sessions`` a new session is refused with `SessionRefused` (the message says
@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from realtime.engine import Engine
-from realtime.executor import BatchingExecutor
+from realtime.executor import SharedModels
 from realtime.pipeline import Pipeline
 from realtime.sources.base import Source
 from realtime.types import Prediction
@@ -63,10 +63,10 @@ class SessionManager:
     """Sessions on one engine (see the module doc). Thread-safe."""
 
     def __init__(self, engine: Engine, *, max_sessions: int = 16, idle_timeout_s: float = 300.0,
-                 executor: BatchingExecutor | None = None, hop_s: float = 0.2) -> None:
+                 shared: SharedModels | None = None, hop_s: float = 0.2) -> None:
         if max_sessions < 1 or idle_timeout_s <= 0:
             raise ValueError("max_sessions must be >= 1 and idle_timeout_s > 0")
-        self.engine, self.executor, self.hop_s = engine, executor, hop_s
+        self.engine, self.shared, self.hop_s = engine, shared, hop_s
         self.max_sessions, self.idle_timeout_s = max_sessions, idle_timeout_s
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()
@@ -87,7 +87,7 @@ class SessionManager:
             session_id = uuid.uuid4().hex[:12]
             pipeline = Pipeline(source, self.engine, hop_s=self.hop_s,
                                 on_prediction=on_prediction,
-                                predict=self.executor.predict if self.executor else None)
+                                models=self.shared)
             self._sessions[session_id] = _Session(session_id, pipeline, source_kind)
         try:
             pipeline.start()

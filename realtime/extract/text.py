@@ -34,6 +34,9 @@ class TextFeaturizer:
         self.encoder = encoder or WordEncoder.load(device=device)
 
     def encode(self, words: Sequence[Word]) -> np.ndarray:
-        texts = [normalize_word(w.text) for w in words]
-        out = self.encoder.encode(texts)
-        return out
+        return self.encoder.encode([normalize_word(w.text) for w in words])
+
+    def encode_many(self, lists: Sequence[Sequence[Word]]) -> list[np.ndarray]:
+        """`encode` for several windows' words in one forward pass (many sessions)."""
+        return self.encoder.encode_many([[normalize_word(w.text) for w in words]
+                                         for words in lists])

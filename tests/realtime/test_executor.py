@@ -4,6 +4,7 @@ batch size 1, waits and queues bounded, errors and stops reach every waiting str
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -71,7 +72,7 @@ def test_the_executor_batches_streams_and_matches_batch_size_one(shipped_engine)
     alone = [shipped_engine.predict(*w) for w in ws]
     config = BatchConfig(max_batch=4, max_wait_ms=200.0)
     with BatchingExecutor(shipped_engine.predict_batch, config) as ex:
-        futures = [ex.submit(*w) for w in ws]
+        futures = [ex.submit(w) for w in ws]
         got = [f.result(timeout=30) for f in futures]
         stats = ex.stats()
     for a, b in zip(alone, got, strict=True):
@@ -84,7 +85,7 @@ def test_the_oldest_window_waits_at_most_max_wait():
     sizes: list[int] = []
     with BatchingExecutor(echo_batch(sizes), BatchConfig(max_batch=8, max_wait_ms=50.0)) as ex:
         t0 = perf_s()
-        out = ex.submit(*small_window(3)).result(timeout=5)
+        out = ex.submit(small_window(3)).result(timeout=5)
         waited_s = perf_s() - t0
     assert out.sentiment == 3.0 and sizes == [1]
     assert 0.045 <= waited_s < 1.0, waited_s  # it waited for company, then ran alone
@@ -93,7 +94,7 @@ def test_the_oldest_window_waits_at_most_max_wait():
 def test_unbatched_runs_one_forward_per_window():
     sizes: list[int] = []
     with BatchingExecutor(echo_batch(sizes), BatchConfig(max_batch=1, max_wait_ms=0.0)) as ex:
-        outs = [f.result(timeout=5) for f in [ex.submit(*small_window(n)) for n in (1, 2, 3)]]
+        outs = [f.result(timeout=5) for f in [ex.submit(small_window(n)) for n in (1, 2, 3)]]
     assert [o.sentiment for o in outs] == [1.0, 2.0, 3.0] and sizes == [1, 1, 1]
 
 
@@ -107,10 +108,10 @@ def test_a_full_queue_refuses_and_counts_and_stop_fails_what_waits():
         return [EngineOutput(0.0, None, "slow") for _ in batch]
 
     ex = BatchingExecutor(slow, BatchConfig(max_batch=1, max_wait_ms=0.0, max_queue=2)).start()
-    first = ex.submit(*small_window())
+    first = ex.submit(small_window())
     assert started.wait(5)  # the first window is in flight; two more fill the queue
-    queued = [ex.submit(*small_window()), ex.submit(*small_window())]
-    refused = ex.submit(*small_window())
+    queued = [ex.submit(small_window()), ex.submit(small_window())]
+    refused = ex.submit(small_window())
     with pytest.raises(ExecutorBusy, match="max_queue"):
         refused.result(timeout=1)
     assert ex.stats().drops == 1
@@ -123,7 +124,7 @@ def test_a_full_queue_refuses_and_counts_and_stop_fails_what_waits():
     stopping.join(5)
     assert first.result(timeout=5).model_name == "slow"  # the batch in flight finishes
     with pytest.raises(ExecutorStopped):
-        ex.submit(*small_window()).result(timeout=1)
+        ex.submit(small_window()).result(timeout=1)
     assert ex.stop() is True
 
 
@@ -138,8 +139,8 @@ def test_a_failing_batch_reaches_its_streams_and_the_executor_goes_on():
 
     with BatchingExecutor(flaky, BatchConfig(max_batch=1, max_wait_ms=0.0)) as ex:
         with pytest.raises(FloatingPointError, match="non-finite"):
-            ex.submit(*small_window()).result(timeout=5)
-        assert ex.submit(*small_window()).result(timeout=5).sentiment == 1.0
+            ex.submit(small_window()).result(timeout=5)
+        assert ex.submit(small_window()).result(timeout=5).sentiment == 1.0
         assert ex.stats().failures == 1
 
 
@@ -148,3 +149,36 @@ def test_bad_settings_are_refused_with_what_is_wrong():
         BatchConfig(max_batch=0)
     with pytest.raises(ValueError, match="max_queue >= max_batch"):
         BatchConfig(max_batch=64, max_queue=8)
+
+
+def test_word_lists_encoded_together_match_each_alone():
+    from models.text_encoder import WordEncoder
+
+    encoder = WordEncoder.load()
+    lists = [["what", "a", "wonderful", "film"], ["no"], [], ["the", "acting", "was", "awful",
+             "and", "the", "plot", "made", "no", "sense", "at", "all"]]
+    together = encoder.encode_many(lists)
+    for words, got in zip(lists, together, strict=True):
+        alone = encoder.encode(words)
+        assert got.shape == alone.shape == (len(words), alone.shape[1] if words else 384)
+        np.testing.assert_allclose(got, alone, atol=1e-4, rtol=0)
+
+
+def test_shared_models_batch_sessions_word_lists_and_windows(shipped_engine):
+    from realtime.executor import SharedModels
+    from realtime.types import Word
+
+    engine = shipped_engine
+    lists = [tuple(Word(float(i), i + 0.4, w, True) for i, w in enumerate(text.split()))
+             for text in ("i loved it", "terrible", "it was fine i guess")]
+    calls = []
+    engine = replace(engine, encode_many=lambda ls: (
+        calls.append(len(ls)) or [np.full((len(x), 4), len(x), np.float32) for x in ls]))
+    with SharedModels(engine, BatchConfig(max_batch=8, max_wait_ms=100.0)) as shared:
+        futures = [shared.words.submit(words) for words in lists]
+        got = [f.result(timeout=10) for f in futures]
+        ws = windows(engine, (4, 9))
+        out = shared.predict(*ws[0])
+    assert calls == [3]  # one forward for the three sessions' word lists
+    assert [g.shape for g in got] == [(3, 4), (1, 4), (5, 4)]
+    assert abs(out.sentiment - engine.predict(*ws[0]).sentiment) <= 1e-5

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from realtime.clock import SessionClock
-from realtime.executor import BatchConfig, BatchingExecutor
+from realtime.executor import BatchConfig, SharedModels
 from realtime.sessions import SessionHealth, SessionManager, SessionRefused
 from realtime.sources.base import Source, SourceError
 from realtime.types import VideoFrame
@@ -126,15 +126,15 @@ def test_health_shows_no_sentiment_words_or_signals(manager):
                                  "latency_p95_ms", "drops", "error", "running"}
 
 
-def test_sessions_share_one_batching_executor():
+def test_sessions_share_the_batched_models():
     engine = fake_engine()
-    with BatchingExecutor(engine.predict_batch, BatchConfig(max_batch=8, max_wait_ms=20)) as ex:
-        mgr = SessionManager(engine, max_sessions=4, executor=ex)
+    with SharedModels(engine, BatchConfig(max_batch=8, max_wait_ms=20)) as shared:
+        mgr = SessionManager(engine, max_sessions=4, shared=shared)
         ids = [mgr.create(ColourSource(red)) for red in (30, 130, 230)]
         assert wait_for(lambda: all(len(mgr.pipeline(i).store.history()) >= 3 for i in ids))
         for sid, red in zip(ids, (30, 130, 230), strict=True):
             assert {round(p.sentiment, 4) for p in mgr.pipeline(sid).store.history()} == {
                 round(3 * float(np.tanh(red / 255)), 4)}
         assert mgr.stop_all()
-        stats = ex.stats()
-    assert stats.windows >= 9 and stats.failures == 0
+        stats = shared.model.stats()
+    assert stats.windows >= 9 and stats.failures == 0 and stats.mean_batch >= 1.0
