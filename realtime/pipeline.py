@@ -369,6 +369,7 @@ class Pipeline:
             expression=expression, face_valence=valence,
             voice_arousal=NAN if arousal is None else arousal.value,
             arousal_warming_up=arousal is None or arousal.warming_up,
+            face_weight=self.face_weight,
             words=tuple(w.text for w in window.words), tentative=tuple(w.text for w in tentative),
             face=window.face_present, signals=signals, latency_ms=latency, drops=self.drops,
             emitted_at_s=emitted_s, model_name=out.model_name, masks=out.masks,

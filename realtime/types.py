@@ -180,3 +180,5 @@ class Prediction:
     against the session's own baseline; NaN while warming up or silent."""
     arousal_warming_up: bool = True
     """The voice arousal baseline is still forming."""
+    face_weight: float = 0.0
+    """The W this prediction's sentiment was fused with (see ``model_sentiment``)."""
