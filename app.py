@@ -19,6 +19,7 @@ apply_offline_env()  # before gradio or transformers is imported
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
+import math  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
@@ -106,9 +107,10 @@ class PageState:
         return out
 
 
-def _settings(threshold, hold_s, span_min) -> ViewSettings:
+def _settings(threshold, hold_s, span_min, valence_thr=-0.3, arousal_thr=1.0) -> ViewSettings:
     return ViewSettings(threshold=float(threshold), hold_s=float(hold_s),
-                        span_s=float(span_min) * 60.0)
+                        span_s=float(span_min) * 60.0, valence_threshold=float(valence_thr),
+                        arousal_threshold=float(arousal_thr))
 
 
 def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
@@ -151,6 +153,7 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
         with gr.Row(equal_height=True):
             with gr.Column(scale=4, min_width=300):
                 signals = gr.HTML(elem_id="signals")
+                expression = gr.HTML(elem_id="expression")
             with gr.Column(scale=5, min_width=320):
                 masks = gr.HTML(elem_id="masks")
             with gr.Column(scale=3, min_width=260):
@@ -179,6 +182,14 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
                     threshold = gr.Slider(-3, 3, value=-1.0, step=0.1, elem_id="threshold",
                                           label="Alert threshold (1-min mean)")
                     hold = gr.Slider(2, 120, value=10, step=1, label="for (s)")
+                with gr.Row():
+                    valence_thr = gr.Slider(-1, 1, value=-0.3, step=0.05,
+                                            elem_id="valence-threshold",
+                                            label="Face valence alert (1-min mean below)")
+                    arousal_thr = gr.Slider(-3, 3, value=1.0, step=0.1,
+                                            elem_id="arousal-threshold",
+                                            label="Voice arousal (heuristic, not validated) "
+                                                  "alert (1-min mean above)")
             with gr.Column(scale=3, min_width=240):
                 span = gr.Slider(0.5, 10, value=2, step=0.5, label="Timeline (minutes)")
                 with gr.Row():
@@ -189,23 +200,23 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
         if calibrator is not None:
             calibration_panel(calibrator, lambda: dashboard.session_active)
 
-        fast_out = [sentiment, transcript, signals, latency, status, aggregates]
+        fast_out = [sentiment, transcript, signals, latency, status, aggregates, expression]
         slow_out = [timeline, masks]
         assert [c.elem_id for c in fast_out] == list(FAST_PANELS)
         assert [c.elem_id for c in slow_out] == list(SLOW_PANELS)
 
-        async def on_tick(state: PageState, thr, hold_s, span_min):
+        async def on_tick(state: PageState, thr, hold_s, span_min, valence_t, arousal_t):
             """Every FAST_TICK_S: the fast panels; the timeline and masks every SLOW_TICK_S.
             Async: it runs on the server's event loop (a few ms; never waits for a switch)."""
             now_s = perf_s()
-            settings = _settings(thr, hold_s, span_min)
+            settings = _settings(thr, hold_s, span_min, valence_t, arousal_t)
             state.meter.tick(now_s)
             panels = fast_panels(dashboard, settings, state.meter)
             if state.slow_due(now_s):
                 panels.update(slow_panels(dashboard, settings))
             return [*state.changed(panels, [*FAST_PANELS, *SLOW_PANELS])]
 
-        tick_in = [page, threshold, hold, span]
+        tick_in = [page, threshold, hold, span, valence_thr, arousal_thr]
         tick_out = [*fast_out, *slow_out]
         timer = gr.Timer(FAST_TICK_S)
         # One timer (one event per tick). "multiple": the page asks every tick even while
@@ -354,8 +365,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"model folder, e.g. a personal model (default: ${CHECKPOINT_ENV}, "
                    "else assets/model)")
     p.add_argument("--no-loop", action="store_true", help="play a recording once")
+    p.add_argument("--face-weight", type=float, default=0.0, metavar="W",
+                   help="add W * face valence (in [-1, 1]) to the shown sentiment while a face "
+                        "is in view (default 0: the model's sentiment; personal calibration "
+                        "fits W)")
     add_log_level(p)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not math.isfinite(args.face_weight) or abs(args.face_weight) > 6:
+        p.error(f"--face-weight must be a number in [-6, 6], got {args.face_weight}")
+    return args
 
 
 def initial_choice(args: argparse.Namespace) -> SourceChoice:
@@ -408,7 +426,7 @@ def _serve(args: argparse.Namespace) -> int:
     log.info("loading models (once)")
     try:
         engine = Engine.load(checkpoint_dir=args.checkpoint)
-        factory = engine_pipeline_factory(engine)
+        factory = engine_pipeline_factory(engine, face_weight=args.face_weight)
         pipeline = factory(choice)
     except (EngineError, SourceError, FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"Cannot start: {exc}") from None

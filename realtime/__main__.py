@@ -8,8 +8,13 @@ Prints one short line per update; with --jsonl, writes one JSON object per predi
 t (seconds from the source's start to the window end), sentiment, words (committed words
 in the window), new_words (committed since the previous line), tentative, face, signals
 (pitch_hz, energy_db, smile, brow, jaw; null when not measured), latency_ms (with "total"),
-drops, model. --fast replays without real-time pacing, deterministically (a replay clock
-driven by the data).
+drops, model, expression (the 7 facial expression probabilities by name, averaged over
+the last 0.5 s; null without a face), face_valence (P(happy) - P(angry, disgust, fear,
+sad); null without a face), voice_arousal (heuristic, not validated: prosody z-scored
+against this session's own baseline; null while the baseline warms up or in silence).
+With --face-weight W (default 0), sentiment = clip(model + W * face_valence) while a face
+is in view; otherwise it is exactly the model's. --fast replays without real-time pacing,
+deterministically (a replay clock driven by the data).
 
 Exit status: 0 done; 1 the run failed part-way (the message says why); 2 nothing could
 start (bad file, missing model, bad arguments).
@@ -26,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from models.env import add_log_level, apply_offline_env, configure_logging
+from models.expression import EXPRESSIONS
 from realtime.types import Prediction
 
 if TYPE_CHECKING:
@@ -49,6 +55,10 @@ def prediction_json(p: Prediction, origin_s: float) -> dict:
         "latency_ms": {k: round(v, 1) for k, v in p.latency_ms.items() if math.isfinite(v)},
         "drops": dict(p.drops),
         "model": p.model_name,
+        "expression": (None if p.expression is None else
+                       {k: round(v, 4) for k, v in zip(EXPRESSIONS, p.expression, strict=True)}),
+        "face_valence": _num(p.face_valence),
+        "voice_arousal": _num(p.voice_arousal),
     }
 
 
@@ -85,6 +95,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--asr-model", default="tiny.en", help="Whisper model: tiny.en or base")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--hop", type=float, default=0.2, help="seconds between updates")
+    p.add_argument("--face-weight", type=float, default=0.0, metavar="W",
+                   help="add W * face valence (in [-1, 1]) to the sentiment while a face is "
+                        "in view (default 0: the sentiment is the model's; personal "
+                        "calibration fits W)")
     p.add_argument("--quiet", action="store_true", help="no live lines")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     add_log_level(p)
@@ -92,6 +106,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     live = args.camera is not None or args.mic is not None
     if (args.source is None) == (not live):
         p.error("give either --source PATH or --camera/--mic")
+    if not math.isfinite(args.face_weight) or abs(args.face_weight) > 6:
+        p.error(f"--face-weight must be a number in [-6, 6], got {args.face_weight}")
     if args.fast and args.source is None:
         p.error("--fast only applies to --source")
     return args
@@ -141,7 +157,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if not args.quiet:
             print(live_line(p, origin), file=out, flush=True)
 
-    pipeline = Pipeline(source, engine, hop_s=args.hop, on_prediction=publish)
+    pipeline = Pipeline(source, engine, hop_s=args.hop, on_prediction=publish,
+                        face_weight=args.face_weight)
     try:
         if args.fast:
             pipeline.run_to_end()

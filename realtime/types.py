@@ -166,3 +166,19 @@ class Prediction:
     new_words: tuple[str, ...] = ()
     """Words committed since the previous prediction (so a log of predictions holds the
     whole transcript, even after words leave the window)."""
+    model_sentiment: float = float("nan")
+    """The sentiment model's own output in [-3, 3]. ``sentiment`` equals it exactly unless a
+    face weight is set and a face is in view: then ``sentiment`` = clip(model_sentiment +
+    face_weight * face_valence) (`realtime.pipeline`)."""
+    expression: tuple[float, ...] | None = None
+    """The 7 facial expression probabilities (`models.expression.EXPRESSIONS` order), mean
+    over the face frames of the last ~0.5 s; None without a face there."""
+    face_valence: float = float("nan")
+    """P(happy) - P(angry, disgust, fear, sad) of ``expression``, in [-1, 1]; NaN without."""
+    voice_arousal: float = float("nan")
+    """Voice arousal (heuristic, not validated; `realtime.arousal`): mean z-score of prosody
+    against the session's own baseline; NaN while warming up or silent."""
+    arousal_warming_up: bool = True
+    """The voice arousal baseline is still forming."""
+    face_weight: float = 0.0
+    """The W this prediction's sentiment was fused with (see ``model_sentiment``)."""

@@ -86,6 +86,27 @@ def calibrate(base: torch.nn.Module, session: Session, epochs: int = EPOCHS, lr:
     return model.eval()
 
 
+FACE_WEIGHT_LIMIT = 6.0
+
+
+def fit_face_weight(model_sentiment: np.ndarray, face_valence: np.ndarray,
+                    labels: np.ndarray, min_faces: int = MIN_SAMPLES) -> float:
+    """The face weight W (the pipeline's ``face_weight``) that best explains the user's
+    labels as model sentiment + W * face valence: least squares over the windows with a face
+    (finite valence), no intercept, clipped to +-FACE_WEIGHT_LIMIT. Fewer than ``min_faces``
+    such windows, or a valence that never moves, give 0 (the model's sentiment alone)."""
+    s, v, y = (np.asarray(a, np.float64).reshape(-1) for a in
+               (model_sentiment, face_valence, labels))
+    if not len(s) == len(v) == len(y):
+        raise ValueError(f"fit_face_weight needs equal lengths, got {len(s)}, {len(v)}, "
+                         f"{len(y)}")
+    keep = np.isfinite(v) & np.isfinite(s) & np.isfinite(y)
+    v, r = v[keep], (y - s)[keep]
+    if len(v) < min_faces or float(v @ v) < 1e-9:
+        return 0.0
+    return float(np.clip((v @ r) / (v @ v), -FACE_WEIGHT_LIMIT, FACE_WEIGHT_LIMIT))
+
+
 @torch.no_grad()
 def predict_session(model: torch.nn.Module, session: Session) -> np.ndarray:
     split = make_split(list(session.text), list(session.audio), list(session.video),

@@ -26,6 +26,8 @@ from html import escape
 import numpy as np
 from PIL import Image
 
+from models.expression import EXPRESSIONS
+from realtime.arousal import LABEL as AROUSAL_LABEL
 from realtime.dashboard.session_log import LogRow
 from realtime.types import Prediction, Signals
 
@@ -176,6 +178,33 @@ def signals_html(signals: Signals | None) -> str:
     )
 
 
+def expression_html(expression: Sequence[float] | None, model_sentiment: float,
+                    face_valence: float, face_weight: float, voice_arousal: float,
+                    arousal_warming_up: bool) -> str:
+    """The facial expression (7 bars, already smoothed over ~0.5 s by the pipeline, and the
+    dominant class), the contributions side by side (the words-and-voice model's sentiment;
+    the face valence and its weight), and the voice arousal heuristic."""
+    if expression is None:
+        bars, dominant = '<div class="sx-muted">no face</div>', "none"
+    else:
+        bars = "".join(_bar(n, p) for n, p in zip(EXPRESSIONS, expression, strict=True))
+        dominant = EXPRESSIONS[int(np.argmax(expression))]
+    arousal = ("warming up (learning this speaker's baseline)" if arousal_warming_up
+               else _fmt(voice_arousal, "{:+.2f}"))
+    return (
+        '<div class="sx-card sx-expression"><div class="sx-title">Expression '
+        f'<b data-expression-dominant="{dominant}">{dominant}</b></div>{bars}'
+        '<div class="sx-sub">Contributions</div>'
+        f'<div class="sx-kv"><span>words + voice model</span><b data-model-sentiment>'
+        f'{_fmt(model_sentiment, "{:+.2f}")}</b></div>'
+        f'<div class="sx-kv"><span>face valence</span><b data-face-valence>'
+        f'{_fmt(face_valence, "{:+.2f}")}</b><span class="sx-unit">'
+        f"× weight {face_weight:g}</span></div>"
+        f'<div class="sx-kv"><span>{AROUSAL_LABEL}</span><b data-voice-arousal>'
+        f"{arousal}</b></div></div>"
+    )
+
+
 STAGE_ORDER = ("total", "window_to_prediction", "features_to_window", "capture_to_features",
                "audio_total", "video_total")
 
@@ -287,8 +316,10 @@ def aggregates_html(
     hold_s: float,
     below_for_s: float,
     session_active: bool,
+    extra: str = "",
 ) -> str:
-    """Rolling 1- and 5-minute means, the share of time negative, and the alert banner."""
+    """Rolling 1- and 5-minute means, the share of time negative, and the alert banner;
+    ``extra``: the face/voice part (`affect_aggregates_html`)."""
 
     def mean_cell(value: float, label: str) -> str:
         colour = sentiment_css(value) if math.isfinite(value) else "inherit"
@@ -311,7 +342,25 @@ def aggregates_html(
         f'<div class="sx-agg">{mean_cell(mean_1min, "1-min mean")}'
         f'{mean_cell(mean_5min, "5-min mean")}'
         f'<div><b data-negative-share="{share}">{share}</b><span>time negative</span></div>'
-        f"</div>{banner}</div>"
+        f"</div>{banner}{extra}</div>"
+    )
+
+
+def affect_aggregates_html(valence_1min: float, arousal_1min: float, stress_share: float,
+                           alerts: Sequence[tuple[str, bool, str]]) -> str:
+    """Face valence and voice arousal 1-minute means, the stress share (high arousal and
+    negative sentiment), and one banner per (name, active, rule) alert."""
+    share = DASH if not math.isfinite(stress_share) else f"{stress_share * 100:.0f}%"
+    banners = "".join(
+        f'<div class="{"sx-alert" if on else "sx-calm"}" data-alert-{name}='
+        f'"{"on" if on else "off"}">{"⚠ " if on else ""}{rule}</div>'
+        for name, on, rule in alerts)
+    return (
+        f'<div class="sx-agg"><div><b>{_fmt(valence_1min, "{:+.2f}")}</b>'
+        '<span>face valence, 1-min</span></div>'
+        f'<div><b>{_fmt(arousal_1min, "{:+.2f}")}</b><span>{AROUSAL_LABEL}, 1-min</span></div>'
+        f'<div><b data-stress-share="{share}">{share}</b><span>time stressed (high arousal, '
+        "negative sentiment)</span></div></div>" + banners
     )
 
 
@@ -322,7 +371,9 @@ TOP_Y0, TOP_Y1 = 22.0, 176.0  # sentiment panel (y of +3, y of -3)
 BOT_Y0, BOT_Y1 = 206.0, 282.0  # signal panel (y of 1, y of 0)
 ENERGY_DB_RANGE = (-60.0, 0.0)
 PITCH_HZ_RANGE = (75.0, 300.0)
-SIGNAL_COLOURS = {"energy": "#38bdf8", "pitch": "#a78bfa", "smile": "#f59e0b"}
+SIGNAL_COLOURS = {"energy": "#38bdf8", "pitch": "#a78bfa", "smile": "#f59e0b",
+                  "face valence": "#f472b6", "voice arousal": "#facc15"}
+AROUSAL_RANGE = (-3.0, 3.0)
 MASK_ORDER = ("text", "audio", "video")
 
 # dark blue -> purple -> pink -> orange -> pale yellow
@@ -421,6 +472,8 @@ def timeline_svg(rows: Sequence[LogRow], span_s: float = 120.0,
             "energy": [_unit(r.energy_db, *ENERGY_DB_RANGE) for r in rows],
             "pitch": [_unit(r.pitch_hz, *PITCH_HZ_RANGE) for r in rows],
             "smile": [r.smile for r in rows],
+            "face valence": [_unit(r.face_valence, -1.0, 1.0) for r in rows],
+            "voice arousal": [_unit(r.voice_arousal, *AROUSAL_RANGE) for r in rows],
         }
         for name, values in series.items():
             pts = [(x, _y_unit(v) if math.isfinite(v) else math.nan)

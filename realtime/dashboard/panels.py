@@ -16,7 +16,9 @@ from pathlib import Path
 from realtime.clock import perf_s, wall_time_iso
 from realtime.dashboard.controller import Dashboard
 from realtime.dashboard.html import (
+    affect_aggregates_html,
     aggregates_html,
+    expression_html,
     latency_html,
     latency_percentiles,
     masks_html,
@@ -30,7 +32,8 @@ from realtime.types import Prediction, Signals
 
 VOICE_FIELDS = ("pitch_hz", "energy_db")
 FACE_FIELDS = ("smile", "brow", "jaw")
-FAST_PANELS = ("sentiment", "transcript", "signals", "latency", "status", "aggregates")
+FAST_PANELS = ("sentiment", "transcript", "signals", "latency", "status", "aggregates",
+               "expression")
 SLOW_PANELS = ("timeline", "masks")
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,10 @@ class ViewSettings:
     hold_s: float = 10.0
     span_s: float = 120.0
     latency_window_s: float = 30.0
+    valence_threshold: float = -0.3
+    """Face valence alert: its 1-minute mean below this (in [-1, 1]); NaN: off."""
+    arousal_threshold: float = 1.0
+    """Voice arousal alert: its 1-minute mean above this (z units); NaN: off."""
 
 
 def fast_panels(dashboard: Dashboard, settings: ViewSettings, meter: RefreshMeter
@@ -86,6 +93,15 @@ def fast_panels(dashboard: Dashboard, settings: ViewSettings, meter: RefreshMete
             drops[queue] = max(int(n), drops.get(queue, 0))
     agg = log.aggregates()
     alert = log.alert(settings.threshold, settings.hold_s)
+    affect_alerts = []
+    for name, field, above, limit, what in (
+            ("valence", "valence_1min", False, settings.valence_threshold, "face valence"),
+            ("arousal", "arousal_1min", True, settings.arousal_threshold, "voice arousal")):
+        if math.isfinite(limit):
+            state = log.alert(limit, settings.hold_s, field, above)
+            affect_alerts.append((name, state.active, (
+                f"1-minute {what} {'above' if above else 'below'} {limit:+.1f} for "
+                f"{state.below_for_s:.0f} s / {settings.hold_s:.0f} s")))
     source = ps.source_name
     if st.browser_frames or st.browser_audio_chunks:
         source += f" \u00b7 {st.browser_frames} frames, {st.browser_audio_chunks} audio chunks"
@@ -100,7 +116,14 @@ def fast_panels(dashboard: Dashboard, settings: ViewSettings, meter: RefreshMete
         "aggregates": aggregates_html(agg.rows, agg.duration_s, agg.mean_1min, agg.mean_5min,
                                       agg.negative_share, alert.active, settings.threshold,
                                       settings.hold_s, alert.below_for_s,
-                                      dashboard.session_active),
+                                      dashboard.session_active,
+                                      affect_aggregates_html(agg.valence_1min,
+                                                             agg.arousal_1min,
+                                                             agg.stress_share, affect_alerts)),
+        "expression": expression_html(
+            None, math.nan, math.nan, 0.0, math.nan, True) if latest is None else
+        expression_html(latest.expression, latest.model_sentiment, latest.face_valence,
+                        latest.face_weight, latest.voice_arousal, latest.arousal_warming_up),
     }
 
 

@@ -9,7 +9,12 @@ session can span several pipelines (a looped recording, a source switch), each o
 Aggregates for monitoring are kept incrementally as rows arrive: rolling means over the last
 1 and 5 minutes, and the share of time the sentiment was negative (each row weighs the time to
 the next row, capped at ``max_gap_s``). `SessionLog.alert` says whether the 1-minute rolling
-mean has stayed below a threshold for ``hold_s`` seconds.
+mean has stayed below a threshold for ``hold_s`` seconds; the same rule runs on the face
+valence's 1-minute mean (below a threshold) and on the voice arousal's (above one).
+
+Each row also keeps the model's own sentiment, the facial expression (7 probabilities), the
+face valence and the voice arousal (heuristic, not validated). The stress view is the share
+of time with high voice arousal (>= ``STRESS_AROUSAL``) and a negative shown sentiment.
 
 The log is bounded (``max_rows``, 4 h at 5 Hz by default); rows beyond it drop the oldest and
 are counted in ``dropped_rows``. Thread-safe.
@@ -27,11 +32,14 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
+from models.expression import EXPRESSIONS
 from realtime.types import Prediction
 
 SIGNAL_FIELDS = ("pitch_hz", "energy_db", "smile", "brow", "jaw", "face_present")
 ROLLING_SHORT_S = 60.0
 ROLLING_LONG_S = 300.0
+STRESS_AROUSAL = 1.0  # z-score units of `realtime.arousal`
+ALERT_FIELDS = ("mean_1min", "valence_1min", "arousal_1min")
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,12 @@ class LogRow:
     drops: dict[str, int] = field(default_factory=dict)
     model_name: str = ""
     source: str = ""
+    model_sentiment: float = float("nan")
+    expression: tuple[float, ...] | None = None
+    face_valence: float = float("nan")
+    voice_arousal: float = float("nan")
+    valence_1min: float = float("nan")
+    arousal_1min: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -69,6 +83,10 @@ class Aggregates:
     mean_5min: float
     negative_share: float
     dropped_rows: int
+    valence_1min: float = float("nan")
+    arousal_1min: float = float("nan")
+    stress_share: float = float("nan")
+    """Share of time with voice arousal >= STRESS_AROUSAL and a negative sentiment."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +99,8 @@ class AlertState:
 
 
 class _Rolling:
-    """Mean of the values whose time is within the last ``window_s`` of the newest."""
+    """Mean of the values whose time is within the last ``window_s`` of the newest (NaN
+    values are skipped by `add_finite`)."""
 
     def __init__(self, window_s: float) -> None:
         self.window_s = window_s
@@ -91,6 +110,13 @@ class _Rolling:
     def add(self, t_s: float, value: float) -> float:
         self._items.append((t_s, value))
         self._sum += value
+        while self._items and self._items[0][0] <= t_s - self.window_s:
+            self._sum -= self._items.popleft()[1]
+        return self.mean
+
+    def add_finite(self, t_s: float, value: float) -> float:
+        if math.isfinite(value):
+            return self.add(t_s, value)
         while self._items and self._items[0][0] <= t_s - self.window_s:
             self._sum -= self._items.popleft()[1]
         return self.mean
@@ -120,6 +146,9 @@ class SessionLog:
             self._short = _Rolling(ROLLING_SHORT_S)
             self._long = _Rolling(ROLLING_LONG_S)
             self._neg_s = 0.0
+            self._stress_s = 0.0
+            self._valence = _Rolling(ROLLING_SHORT_S)
+            self._arousal = _Rolling(ROLLING_SHORT_S)
             self._total_s = 0.0
             self.dropped_rows = 0
             self.started_wall = started_wall
@@ -139,6 +168,7 @@ class SessionLog:
                 dt = min(max(t_s - prev.t_s, 0.0), self.max_gap_s)
                 self._total_s += dt
                 self._neg_s += dt if prev.sentiment < 0 else 0.0
+                self._stress_s += dt if _stressed(prev) else 0.0
             self._long.add(t_s, value)
             row = LogRow(
                 t_s=t_s,
@@ -160,6 +190,12 @@ class SessionLog:
                 drops={k: int(v) for k, v in prediction.drops.items()},
                 model_name=prediction.model_name,
                 source=source or self.source,
+                model_sentiment=float(prediction.model_sentiment),
+                expression=prediction.expression,
+                face_valence=float(prediction.face_valence),
+                voice_arousal=float(prediction.voice_arousal),
+                valence_1min=self._valence.add_finite(t_s, float(prediction.face_valence)),
+                arousal_1min=self._arousal.add_finite(t_s, float(prediction.voice_arousal)),
             )
             self._rows.append(row)
             self._times.append(t_s)
@@ -205,12 +241,13 @@ class SessionLog:
         with self._lock:
             last = self._rows[-1] if self._rows else None
             total = self._total_s
-            neg = self._neg_s
+            neg, stress = self._neg_s, self._stress_s
             if last is not None and len(self._rows) > 1:
                 # the newest row weighs the mean step so far
                 step = min(total / (len(self._rows) - 1), self.max_gap_s)
                 total += step
                 neg += step if last.sentiment < 0 else 0.0
+                stress += step if _stressed(last) else 0.0
             return Aggregates(
                 rows=len(self._rows),
                 duration_s=(self._times[-1] - self._times[0]) if self._times else 0.0,
@@ -218,25 +255,33 @@ class SessionLog:
                 mean_5min=self._long.mean,
                 negative_share=(neg / total) if total > 0 else float("nan"),
                 dropped_rows=self.dropped_rows,
+                valence_1min=self._valence.mean,
+                arousal_1min=self._arousal.mean,
+                stress_share=(stress / total) if total > 0 else float("nan"),
             )
 
-    def alert(self, threshold: float, hold_s: float = 10.0) -> AlertState:
-        """Active when every 1-minute rolling mean of the last ``hold_s`` seconds (and at
-        least ``hold_s`` of them) is below ``threshold``."""
+    def alert(self, threshold: float, hold_s: float = 10.0, field: str = "mean_1min",
+              above: bool = False) -> AlertState:
+        """Active when every 1-minute rolling mean (``field``: one of ALERT_FIELDS) of the
+        last ``hold_s`` seconds (and at least ``hold_s`` of them) is below ``threshold``
+        (above it with ``above``)."""
+        if field not in ALERT_FIELDS:
+            raise ValueError(f"alert field must be one of {ALERT_FIELDS}, got {field!r}")
         with self._lock:
             if not self._rows:
                 return AlertState(False, threshold, hold_s, 0.0, float("nan"))
             newest = self._rows[-1]
             first_below = None
             for row in reversed(self._rows):
-                if not row.mean_1min < threshold:
+                value = getattr(row, field)
+                if not (value > threshold if above else value < threshold):
                     break
                 first_below = row
                 if newest.t_s - row.t_s >= hold_s:
                     break
             below_for = 0.0 if first_below is None else newest.t_s - first_below.t_s
             return AlertState(below_for >= hold_s, threshold, hold_s, below_for,
-                              newest.mean_1min)
+                              getattr(newest, field))
 
     # -- export ---------------------------------------------------------------------
     def to_jsonl(self) -> str:
@@ -246,7 +291,11 @@ class SessionLog:
         head = {"type": "session", "started": self.started_wall, "source": self.source,
                 "rows": len(rows), "dropped_rows": self.dropped_rows,
                 "units": {"t_s": "s since session start", "latency_ms": "ms",
-                          "pitch_hz": "Hz", "energy_db": "dB"}}
+                          "pitch_hz": "Hz", "energy_db": "dB",
+                          "expression": "probabilities of " + ", ".join(EXPRESSIONS),
+                          "face_valence": "P(happy) - P(angry, disgust, fear, sad), [-1, 1]",
+                          "voice_arousal": "voice arousal (heuristic, not validated): mean "
+                                           "z-score against the session's baseline"}}
         lines = [json.dumps(head)]
         for row in rows:
             lines.append(json.dumps({"type": "prediction", **_finite(asdict(row))}))
@@ -264,8 +313,11 @@ class SessionLog:
             stages.update(dict.fromkeys(row.latency_ms))
             queues.update(dict.fromkeys(row.drops))
         base = ["t_s", "t_end_s", "emitted_at_s", "sentiment", "mean_1min", "words",
-                "new_words", "tentative", "face", *SIGNAL_FIELDS, "model_name", "source"]
-        header = base + [f"latency_{s}_ms" for s in stages] + [f"drops_{q}" for q in queues]
+                "new_words", "tentative", "face", *SIGNAL_FIELDS, "model_name", "source",
+                "model_sentiment", "face_valence", "valence_1min", "voice_arousal",
+                "arousal_1min"]
+        header = (base + [f"expression_{e}" for e in EXPRESSIONS]
+                  + [f"latency_{s}_ms" for s in stages] + [f"drops_{q}" for q in queues])
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(header)
@@ -275,10 +327,15 @@ class SessionLog:
             d["new_words"] = " ".join(row.new_words)
             d["tentative"] = " ".join(row.tentative)
             values = [d[k] for k in base]
+            values += list(row.expression) if row.expression else [""] * len(EXPRESSIONS)
             values += [_cell(row.latency_ms.get(s)) for s in stages]
             values += [row.drops.get(q, "") for q in queues]
             writer.writerow(["" if v is None else v for v in values])
         return out.getvalue()
+
+
+def _stressed(row: LogRow) -> bool:
+    return row.voice_arousal >= STRESS_AROUSAL and row.sentiment < 0
 
 
 def _cell(value: float | None) -> float | str:

@@ -18,6 +18,10 @@ frame whose time does not increase is stamped 1 ms after the previous one, and a
 of more than a second (a new session on the same extractor) shifts the time base. Frames
 wider than ``max_side`` pixels are downscaled first (blendshapes do not need more).
 
+With a ``crops`` sink (the `realtime.extract.expression.ExpressionExtractor`), every frame
+also pushes a `FaceCrop` cut from the landmarks found here (None without a face) into it;
+the pipeline polls the sink for the expression rows.
+
 Input: `VideoFrame`s as every source delivers them, RGB uint8 (H, W, 3), at least 8x8; a
 frame in another form is a ValueError, never converted here (sources convert with
 `realtime.sources.image.to_rgb_uint8`).
@@ -29,11 +33,13 @@ import logging
 import math
 from collections import deque
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from realtime.assets import face_landmarker_path
 from realtime.clock import perf_s
+from realtime.extract.expression import FaceCrop, face_crop
 from realtime.types import FeatureFrames, VideoFrame
 
 log = logging.getLogger(__name__)
@@ -107,6 +113,10 @@ def check_frame(image: np.ndarray) -> None:
                          "(sources convert with realtime.sources.image.to_rgb_uint8)")
 
 
+class CropSink(Protocol):
+    def insert_crop(self, crop: FaceCrop) -> None: ...
+
+
 class FaceExtractor:
     """insert_frame / process_iter / close. Never reads the clock: ``computed_at_s`` is
     ``now_s`` plus the compute time when the caller passes ``now_s``, else the capture time
@@ -118,6 +128,7 @@ class FaceExtractor:
         min_confidence: float = 0.5,
         max_frames: int = 8,
         max_side: int = 640,
+        crops: CropSink | None = None,
     ) -> None:
         from mediapipe.tasks.python import vision
         from mediapipe.tasks.python.core.base_options import BaseOptions
@@ -138,6 +149,7 @@ class FaceExtractor:
         self._queue: deque[VideoFrame] = deque()
         self._max_frames = int(max_frames)
         self.max_side = int(max_side)
+        self._crops = crops
         self._last_ms: int | None = None
         self._offset_ms = 0
         self.drops = 0
@@ -204,6 +216,12 @@ class FaceExtractor:
             self._timestamp_ms(frame.t_s)
         )
         row = np.zeros(FACE_DIM, np.float32)
+        if self._crops is not None:
+            grey = None
+            if result.face_landmarks:
+                points = np.array([(p.x, p.y) for p in result.face_landmarks[0]], np.float64)
+                grey = face_crop(frame.image, points)
+            self._crops.insert_crop(FaceCrop(frame.t_s, grey, frame.captured_at_s))
         if not result.face_blendshapes:
             return row
         for category in result.face_blendshapes[0]:

@@ -14,7 +14,7 @@ import pytest
 
 import realtime.engine
 from models.env import OFFLINE_ENV
-from realtime.__main__ import main
+from realtime.__main__ import main, parse_args
 from tests.helpers import (
     REPO,  # noqa: E402
     media,
@@ -81,7 +81,6 @@ def test_runs_offline_whatever_the_caller_set(monkeypatch, tmp_path):
 
 
 def test_log_level_is_parsed_and_defaults_to_warning():
-    from realtime.__main__ import parse_args
 
     assert parse_args(["--source", "x.mp4"]).log_level == "WARNING"
     assert parse_args(["--source", "x.mp4", "--log-level", "debug"]).log_level == "DEBUG"
@@ -102,12 +101,39 @@ def test_odd_inputs_give_predictions_and_json_lines(fake, tmp_path, make):
     assert rows and len(stdout.splitlines()) == len(rows)
     for row in rows:
         assert {"t", "sentiment", "words", "new_words", "face", "latency_ms", "signals",
-                "drops"} <= set(row)
+                "drops", "expression", "face_valence", "voice_arousal"} <= set(row)
         assert -3 <= row["sentiment"] <= 3 and "total" in row["latency_ms"]
         assert set(row["signals"]) == {"pitch_hz", "energy_db", "smile", "brow", "jaw"}
     times = [r["t"] for r in rows]
     assert times == sorted(times) and times[0] >= 0
     assert "predictions from" in stderr
+
+
+def test_face_weight_must_be_a_sane_number():
+    for bad in ("nan", "9", "x"):
+        with pytest.raises(SystemExit) as exit_info:
+            parse_args(["--source", "x.mp4", "--face-weight", bad])
+        assert exit_info.value.code == 2
+    assert parse_args(["--source", "x.mp4"]).face_weight == 0.0
+    assert parse_args(["--source", "x.mp4", "--face-weight", "1.5"]).face_weight == 1.5
+
+
+def test_json_line_names_the_expression_and_nulls_what_was_not_measured():
+    from realtime.__main__ import prediction_json
+    from tests.helpers.fakes import make_prediction
+
+    p = make_prediction(1.0, 0.5)
+    row = prediction_json(p, 0.0)
+    assert row["expression"] is None and row["face_valence"] is None
+    assert row["voice_arousal"] is None
+    from dataclasses import replace
+
+    probs = (0.0, 0.0, 0.0, 0.9, 0.05, 0.0, 0.05)
+    row = prediction_json(replace(p, expression=probs, face_valence=0.85, voice_arousal=1.2),
+                          0.0)
+    assert row["expression"] == {"angry": 0.0, "disgust": 0.0, "fear": 0.0, "happy": 0.9,
+                                 "sad": 0.05, "surprise": 0.0, "neutral": 0.05}
+    assert row["face_valence"] == 0.85 and row["voice_arousal"] == 1.2
 
 
 def test_an_unreadable_camera_is_a_clear_error(fake, tmp_path):
@@ -162,3 +188,15 @@ def test_demo_recording_end_to_end(demo_rows):
     assert sum(r["face"] for r in rows) >= 0.9 * len(rows)
     assert any(r["words"] for r in rows) and all(-3 <= r["sentiment"] <= 3 for r in rows)
     assert rows[-1]["t"] == pytest.approx(media.duration_s(media.DEMO_MP4), abs=0.5)
+    # the astronaut smiles: the expression model reads happy, and the face valence is high
+    faces = [r for r in rows if r["expression"] is not None]
+    assert len(faces) >= 0.9 * len(rows)
+    assert all(set(r["expression"]) == {"angry", "disgust", "fear", "happy", "sad",
+                                        "surprise", "neutral"} for r in faces)
+    happy = [max(r["expression"], key=r["expression"].get) == "happy" for r in faces]
+    assert sum(happy) >= 0.9 * len(faces)
+    assert sum(r["face_valence"] > 0.5 for r in faces) >= 0.9 * len(faces)
+    # voice arousal: null while its baseline warms up, then numbers within the z-clip
+    arousal = [r["voice_arousal"] for r in rows]
+    assert arousal[0] is None and any(a is not None for a in arousal)
+    assert all(-3 <= a <= 3 for a in arousal if a is not None)

@@ -327,3 +327,84 @@ def test_engine_load_raises_engine_error_only_with_the_cause_s_message(tmp_path,
     with pytest.raises(EngineError, match="^Whisper model missing: pip install some") as err:
         Engine.load(folder, device="cpu", torch_threads=None)
     assert isinstance(err.value.__cause__, assets.AssetMissing)
+
+
+class FakeExpression:
+    """Planted expression: every face crop reads happy 0.8, sad 0.1, neutral 0.1."""
+
+    PROBS = np.array([0, 0, 0, 0.8, 0.1, 0, 0.1], np.float32)
+
+    def __init__(self) -> None:
+        self.pending = []
+
+    def insert_crop(self, crop) -> None:
+        self.pending.append(crop)
+
+    def process_iter(self):
+        if not self.pending:
+            return None
+        c, self.pending = self.pending, []
+        rows = [[*self.PROBS, 1.0] if x.grey is not None else [0.0] * 8 for x in c]
+        return FeatureFrames(np.array([x.t_s for x in c]), np.array(rows, np.float32), 0.0,
+                             c[-1].captured_at_s)
+
+
+class FakeFaceWithCrops(FakeFace):
+    def __init__(self, crops=None) -> None:
+        super().__init__()
+        self.crops = crops
+
+    def insert_frame(self, frame) -> None:
+        from realtime.extract.expression import FaceCrop
+
+        super().insert_frame(frame)
+        self.crops.insert_crop(FaceCrop(frame.t_s, np.zeros((64, 64), np.uint8),
+                                        frame.captured_at_s))
+
+
+def replay_with_expression(path, **kw) -> Pipeline:
+    from dataclasses import replace
+
+    engine = replace(fake_engine(), new_face=FakeFaceWithCrops, new_expression=FakeExpression)
+    pipe = Pipeline(FileSource(path, realtime=False, clock=ReplayClock()), engine, **kw)
+    pipe.run_to_end()
+    return pipe
+
+
+@pytest.mark.parametrize("weight", [0.0, 1.5, -2.0])
+def test_face_weight_adds_the_weighted_face_valence_and_zero_keeps_the_model(av_file, weight):
+    history = replay_with_expression(av_file, face_weight=weight).store.history()
+    with_face = [p for p in history if p.expression is not None]
+    assert len(with_face) >= 0.8 * len(history)
+    for p in with_face:
+        assert p.expression == pytest.approx(tuple(FakeExpression.PROBS), abs=1e-6)
+        assert p.face_valence == pytest.approx(0.7, abs=1e-6)
+        expected = float(np.clip(p.model_sentiment + weight * 0.7, -3, 3))
+        if weight == 0.0:
+            assert p.sentiment == p.model_sentiment  # exactly the model's
+        else:
+            assert p.sentiment == pytest.approx(expected, abs=1e-9)
+            assert p.sentiment != p.model_sentiment
+    plain = replay(av_file).store.history()  # no expression extractor: the model's alone
+    assert [p.sentiment for p in plain] == [p.model_sentiment for p in plain]
+    assert all(p.expression is None and np.isnan(p.face_valence) for p in plain)
+
+
+def test_without_a_face_the_sentiment_is_the_models_whatever_the_weight(tmp_path):
+    path = media.no_face_video(tmp_path, seconds=2.0)
+    from dataclasses import replace
+
+    class NoFaceCrops(FakeFaceWithCrops):
+        def insert_frame(self, frame) -> None:
+            from realtime.extract.expression import FaceCrop
+
+            FakeFace.insert_frame(self, frame)
+            self.crops.insert_crop(FaceCrop(frame.t_s, None, frame.captured_at_s))
+
+    engine = replace(fake_engine(), new_face=NoFaceCrops, new_expression=FakeExpression)
+    pipe = Pipeline(FileSource(path, realtime=False, clock=ReplayClock()), engine,
+                    face_weight=2.0)
+    pipe.run_to_end()
+    history = pipe.store.history()
+    assert history and all(p.expression is None for p in history)
+    assert [p.sentiment for p in history] == [p.model_sentiment for p in history]

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -161,3 +162,22 @@ def test_every_models_cli_takes_log_level(module, capsys):
         main(["--log-level", "LOUD"])
     assert exc.value.code == 2
     assert "invalid choice: 'LOUD'" in capsys.readouterr().err
+
+
+def test_face_weight_is_fitted_where_a_planted_expression_predicts_the_labels():
+    from models.training.calibrate import fit_face_weight
+
+    rng = np.random.default_rng(0)
+    n = 200
+    model = rng.uniform(-1, 1, n)  # the words model, unrelated to the user's face
+    valence = rng.uniform(-1, 1, n)
+    valence[::10] = np.nan  # no face in those windows: ignored
+    labels = np.clip(model + 2.0 * np.nan_to_num(valence) + 0.1 * rng.standard_normal(n),
+                     -3, 3)
+    w = fit_face_weight(model, valence, labels)
+    assert abs(w - 2.0) < 0.15
+    assert abs(fit_face_weight(model, valence, model + 0.1 * rng.standard_normal(n))) < 0.1
+    assert fit_face_weight(model[:5], valence[:5], labels[:5]) == 0.0  # too few faces
+    assert fit_face_weight(model, np.full(n, np.nan), labels) == 0.0  # never a face
+    with pytest.raises(ValueError, match="equal lengths"):
+        fit_face_weight(model, valence[:3], labels)
