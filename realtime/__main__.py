@@ -2,6 +2,7 @@
 
     python -m realtime --source PATH [--fast] --jsonl OUT     # a recording (any A/V file)
     python -m realtime --camera 0 --mic default [--seconds N]  # live from devices
+    python -m realtime --source A --source B [--fast] --jsonl-dir DIR   # several sessions
     (any of them with --log-level DEBUG|INFO|WARNING|ERROR; logs go to stderr)
 
 Prints one short line per update; with --jsonl, writes one JSON object per prediction:
@@ -16,6 +17,12 @@ With --face-weight W (default 0), sentiment = clip(model + W * face_valence) whi
 is in view; otherwise it is exactly the model's. --fast replays without real-time pacing,
 deterministically (a replay clock driven by the data).
 
+Several --source (and/or devices) run as sessions of one process on one engine (the models
+are loaded once); --jsonl-dir DIR writes DIR/<source name>.jsonl for each, with the same keys
+as --jsonl. With --fast each session replays on its own clock and its file is identical to
+the one a single-source --fast run of that source writes; live, the sessions' sentiment model
+and word encoder run batched across sessions (`realtime.executor.SharedModels`).
+
 Exit status: 0 done; 1 the run failed part-way (the message says why); 2 nothing could
 start (bad file, missing model, bad arguments).
 """
@@ -27,6 +34,8 @@ import json
 import logging
 import math
 import sys
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -35,7 +44,8 @@ from models.expression import EXPRESSIONS
 from realtime.types import Prediction
 
 if TYPE_CHECKING:
-    from realtime.sources import SourceSpec
+    from realtime.pipeline import Pipeline
+    from realtime.sources import Source, SourceSpec
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +93,16 @@ def _fmt(x: float, spec: str) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m realtime", description=__doc__.split("\n")[0])
     src = p.add_argument_group("source (a recording, or devices)")
-    src.add_argument("--source", type=Path, help="a video or audio file to process")
+    src.add_argument("--source", type=Path, action="append",
+                     help="a video or audio file to process (repeat for several sessions)")
     src.add_argument("--fast", action="store_true",
                      help="no real-time pacing: replay as fast as possible, deterministically")
     src.add_argument("--camera", help="camera index or path ('none' for no camera)")
     src.add_argument("--mic", help="microphone name or index ('default'; 'none' for no mic)")
     src.add_argument("--seconds", type=float, help="stop a live run after this many seconds")
     p.add_argument("--jsonl", type=Path, help="write one JSON object per prediction here")
+    p.add_argument("--jsonl-dir", type=Path,
+                   help="write each session's JSON lines to DIR/<source name>.jsonl")
     p.add_argument("--checkpoint", type=Path,
                    help="sentiment model folder (default: the bundled assets/model/)")
     p.add_argument("--asr-model", default="tiny.en", help="Whisper model: tiny.en or base")
@@ -104,38 +117,76 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add_log_level(p)
     args = p.parse_args(argv)
     live = args.camera is not None or args.mic is not None
-    if (args.source is None) == (not live):
-        p.error("give either --source PATH or --camera/--mic")
+    if args.source is None and not live:
+        p.error("give --source PATH (repeat it for several sessions) and/or --camera/--mic")
     if not math.isfinite(args.face_weight) or abs(args.face_weight) > 6:
         p.error(f"--face-weight must be a number in [-6, 6], got {args.face_weight}")
-    if args.fast and args.source is None:
-        p.error("--fast only applies to --source")
+    if args.fast and (args.source is None or live):
+        p.error("--fast only applies to --source (recordings, not devices)")
+    if args.jsonl and args.jsonl_dir:
+        p.error("give --jsonl or --jsonl-dir, not both")
+    if args.jsonl and len(args.source or ()) + live > 1:
+        p.error("several sessions write one file each: use --jsonl-dir DIR")
     return args
 
 
-def source_spec(args: argparse.Namespace) -> SourceSpec:
-    """What the arguments ask to capture from ('none'/'off' leaves a device out)."""
+def source_specs(args: argparse.Namespace) -> list[tuple[str, SourceSpec]]:
+    """What the arguments ask to capture from, one (session name, spec) per session: each
+    --source by its file name, then the devices ('none'/'off' leaves a device out)."""
     from realtime.sources import SourceSpec
 
-    if args.source is not None:
-        return SourceSpec.file(args.source, paced=not args.fast)
-    off = ("none", "off")
-    camera = None if args.camera is None or args.camera in off else (
-        int(args.camera) if args.camera.isdigit() else args.camera)
-    mic = None if args.mic is None or args.mic in off else args.mic
-    return SourceSpec.devices(camera=camera, mic=mic)
+    specs = [(path.stem, SourceSpec.file(path, paced=not args.fast))
+             for path in args.source or ()]
+    if args.camera is not None or args.mic is not None:
+        off = ("none", "off")
+        camera = None if args.camera is None or args.camera in off else (
+            int(args.camera) if args.camera.isdigit() else args.camera)
+        mic = None if args.mic is None or args.mic in off else args.mic
+        specs.append(("devices", SourceSpec.devices(camera=camera, mic=mic)))
+    names: dict[str, int] = {}
+    unique = []
+    for name, spec in specs:  # the same file name twice: demo, demo-2
+        names[name] = names.get(name, 0) + 1
+        unique.append((name if names[name] == 1 else f"{name}-{names[name]}", spec))
+    return unique
+
+
+@dataclass
+class _Session:
+    """One source's run: its pipeline, where its lines go, how many it wrote."""
+
+    name: str
+    source: Source
+    jsonl: TextIO | None
+    prefix: str
+    pipeline: Pipeline | None = None
+    count: int = 0
+
+    def publish(self, p: Prediction, out: TextIO, quiet: bool) -> None:
+        self.count += 1
+        origin = self.source.started_at_s
+        if self.jsonl is not None:
+            self.jsonl.write(json.dumps(prediction_json(p, origin)) + "\n")
+            self.jsonl.flush()
+        if not quiet:
+            print(self.prefix + live_line(p, origin), file=out, flush=True)
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from realtime.sources import SourceError, make_source
 
+    sessions: list[_Session] = []
+    several = len(source_specs(args)) > 1
     try:
-        source = make_source(source_spec(args))  # bad files fail here, before any model loads
+        for name, spec in source_specs(args):  # bad files fail here, before any model loads
+            sessions.append(_Session(name, make_source(spec), None,
+                                     f"[{name}] " if several else ""))
     except (FileNotFoundError, SourceError, ValueError) as exc:
         print(f"error: {exc}", file=err)
         return 2
 
     from realtime.engine import Engine, EngineError
+    from realtime.executor import SharedModels
     from realtime.pipeline import Pipeline
 
     try:
@@ -143,48 +194,79 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except EngineError as exc:
         print(f"error: {exc}", file=err)
         return 2
-
-    jsonl = args.jsonl.open("w") if args.jsonl else None
-    count = 0
-
-    def publish(p: Prediction) -> None:
-        nonlocal count
-        count += 1
-        origin = source.started_at_s
-        if jsonl is not None:
-            jsonl.write(json.dumps(prediction_json(p, origin)) + "\n")
-            jsonl.flush()
-        if not args.quiet:
-            print(live_line(p, origin), file=out, flush=True)
-
-    pipeline = Pipeline(source, engine, hop_s=args.hop, on_prediction=publish,
-                        face_weight=args.face_weight)
+    # live sessions share batched models; --fast replays call the engine (deterministic)
+    shared = SharedModels(engine).start() if several and not args.fast else None
+    if args.jsonl_dir is not None:
+        args.jsonl_dir.mkdir(parents=True, exist_ok=True)
     try:
+        for s in sessions:
+            path = args.jsonl or (args.jsonl_dir / f"{s.name}.jsonl" if args.jsonl_dir else None)
+            s.jsonl = path.open("w") if path is not None else None
+            s.pipeline = Pipeline(s.source, engine, hop_s=args.hop, models=shared,
+                                  on_prediction=lambda p, s=s: s.publish(p, out, args.quiet),
+                                  face_weight=args.face_weight)
         if args.fast:
-            pipeline.run_to_end()
+            _replay_all(sessions)
         else:
+            started = []
             try:
-                pipeline.start()
+                for s in sessions:
+                    s.pipeline.start()
+                    started.append(s)
             except SourceError as exc:
                 print(f"error: {exc}", file=err)
+                for s in started:
+                    s.pipeline.stop()
                 return 2
             try:
-                pipeline.wait(args.seconds)
+                for s in sessions:
+                    s.pipeline.wait(args.seconds)
             except KeyboardInterrupt:
                 print("stopping...", file=err)
-            pipeline.stop()
+            for s in sessions:
+                if not s.pipeline.stop():
+                    log.warning("%s: some threads did not stop in time", s.name)
     finally:
-        if jsonl is not None:
-            jsonl.close()
-    status = pipeline.status()
-    print(f"{count} predictions from {source.name}; drops: "
+        for s in sessions:
+            if s.jsonl is not None:
+                s.jsonl.close()
+        if shared is not None:
+            shared.stop()
+    return max(_summary(s, err, args.debug) for s in sessions)
+
+
+def _replay_all(sessions: list[_Session]) -> None:
+    """Each session replays in its own thread (one session: in this one); an error in one
+    is recorded in its pipeline and never stops the others."""
+    if len(sessions) == 1:
+        sessions[0].pipeline.run_to_end()
+        return
+
+    def replay(s: _Session) -> None:
+        try:
+            s.pipeline.run_to_end()
+        except Exception:  # noqa: BLE001 - recorded in the pipeline's status
+            log.debug("%s: replay failed", s.name, exc_info=True)
+
+    threads = [threading.Thread(target=replay, args=(s,), name=f"replay:{s.name}")
+               for s in sessions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def _summary(s: _Session, err: TextIO, debug: bool) -> int:
+    """Prints the session's summary line (and its error); returns its exit status."""
+    status = s.pipeline.status()
+    print(f"{s.prefix}{s.count} predictions from {s.source.name}; drops: "
           f"{', '.join(f'{k}={v}' for k, v in status.drops.items() if v) or 'none'}",
           file=err)
     if status.error:
-        if args.debug and pipeline.error_detail:
-            print(pipeline.error_detail, file=err)
-        kind = "warning" if count and source.error == status.error else "error"
-        print(f"{kind}: {status.error}", file=err)
+        if debug and s.pipeline.error_detail:
+            print(s.pipeline.error_detail, file=err)
+        kind = "warning" if s.count and s.source.error == status.error else "error"
+        print(f"{s.prefix}{kind}: {status.error}", file=err)
         return 0 if kind == "warning" else 1
     return 0
 

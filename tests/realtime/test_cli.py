@@ -174,6 +174,40 @@ def test_demo_predictions_match_the_reference_run(demo_rows):
         assert abs(row["sentiment"] - ref["sentiment"]) <= 1e-3, (row["t"], row, ref)
 
 
+def key_fields(rows: list[dict]) -> list[tuple]:
+    return [(r["t"], r["sentiment"], r["words"]) for r in rows]
+
+
+def read_jsonl(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_several_sources_write_what_each_writes_alone(tmp_path, demo_rows):
+    """Two sources as two sessions of one process (one engine): with --fast each session's
+    file equals, line for line in t, sentiment and words, its single-source run."""
+    short = media.face_video(tmp_path, seconds=3.0, fps=15, with_audio_text="I love this film")
+    out = tmp_path / "sessions"
+    proc = cli("--source", str(media.DEMO_MP4), "--source", str(short), "--fast",
+               "--jsonl-dir", str(out), "--quiet", timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == sorted(["demo.jsonl", f"{short.stem}.jsonl"])
+    assert "[demo]" in proc.stderr and f"[{short.stem}]" in proc.stderr  # a summary each
+    alone = tmp_path / "alone.jsonl"
+    assert cli("--source", str(short), "--fast", "--jsonl", str(alone), "--quiet",
+               timeout=600).returncode == 0
+    together = read_jsonl(out / f"{short.stem}.jsonl")
+    assert together and key_fields(together) == key_fields(read_jsonl(alone))
+    assert key_fields(read_jsonl(out / "demo.jsonl")) == key_fields(demo_rows)
+
+
+def test_several_sources_need_a_folder_not_one_file(tmp_path):
+    proc = cli("--source", "a.mp4", "--source", "b.mp4", "--jsonl", str(tmp_path / "x.jsonl"))
+    assert proc.returncode == 2 and "use --jsonl-dir DIR" in proc.stderr
+    proc = cli("--source", "a.mp4", "--camera", "0", "--fast")
+    assert proc.returncode == 2 and "--fast only applies to --source" in proc.stderr
+
+
 @pytest.mark.slow
 def test_demo_recording_end_to_end(demo_rows):
     rows = demo_rows

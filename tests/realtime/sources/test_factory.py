@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from realtime.__main__ import parse_args
-from realtime.__main__ import source_spec as cli_spec
+from realtime.__main__ import parse_args, source_specs
 from realtime.clock import ReplayClock, SessionClock
 from realtime.dashboard.controller import SourceChoice
 from realtime.dashboard.controller import source_spec as dashboard_spec
@@ -72,12 +73,13 @@ def test_bad_requests_are_clear_errors():
     (["--camera", "off", "--mic", "USB"], SourceSpec.devices(camera=None, mic="USB")),
 ])
 def test_command_line_requests(argv, spec):
-    assert cli_spec(parse_args(argv)) == spec
+    [(_, got)] = source_specs(parse_args(argv))
+    assert got == spec
 
 
 def test_command_line_without_any_device_is_the_factory_error():
     with pytest.raises(ValueError, match="choose a camera, a microphone or both"):
-        cli_spec(parse_args(["--camera", "none", "--mic", "none"]))
+        source_specs(parse_args(["--camera", "none", "--mic", "none"]))
 
 
 @pytest.mark.parametrize("choice, spec", [
@@ -89,3 +91,10 @@ def test_command_line_without_any_device_is_the_factory_error():
 ])
 def test_dashboard_requests(choice, spec):
     assert dashboard_spec(choice) == spec
+
+
+def test_several_sources_are_sessions_named_by_file():
+    args = parse_args(["--source", "a/talk.mp4", "--source", "b/talk.mp4", "--source",
+                       "c.wav", "--camera", "0", "--mic", "none"])
+    assert [name for name, _ in source_specs(args)] == ["talk", "talk-2", "c", "devices"]
+    assert source_specs(args)[2][1] == SourceSpec.file(Path("c.wav"), paced=True)
