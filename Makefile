@@ -5,7 +5,7 @@ PIP       := $(VENV)/bin/pip
 STAMP     := $(VENV)/.installed
 DEBS      := libportaudio2 ffmpeg espeak-ng sox chromium
 
-.PHONY: setup debs demo test bench lint doctor clean
+.PHONY: setup debs demo test bench gpu-windows gpu-check lint doctor clean
 
 setup: debs $(STAMP)
 
@@ -39,6 +39,22 @@ bench: setup
 	$(PY) -m benchmarks.ui_refresh
 	$(PY) -m benchmarks.kernel
 	$(PY) -m benchmarks.check_gpu
+
+# GPU checks (a lent H100/H200): `make gpu-windows` here records real windows into .gpu/,
+# then on the GPU machine (its python3 holds torch and triton; carry .gpu/)
+# `make gpu-check` writes the kernel, whole-model and many-streams results, GPU named.
+GPU_PY      ?= python3
+GPU_WINDOWS ?= .gpu/windows_demo.npz
+
+gpu-windows: setup
+	$(PY) -m benchmarks.streams --streams 1 --seconds 1 --save-windows $(GPU_WINDOWS) \
+	  --json .gpu/streams_record.json
+
+gpu-check:
+	$(GPU_PY) -m benchmarks.kernel
+	$(GPU_PY) -m benchmarks.check_gpu
+	$(GPU_PY) -m benchmarks.streams --device cuda --windows $(GPU_WINDOWS) \
+	  --streams 250,500,1000,2000,4000 --seconds 10 --max-batch 1024 --max-wait-ms 5
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -7,8 +7,11 @@ per window, in the same run.
 
 Real windows first: the bundled recording (or ``--source``) is replayed with ``--fast``
 through the full pipeline and every window the model saw is kept, so shapes and word counts
-are those of live use. Then, for every N, N streams each submit a window every
-1/rate seconds (staggered) to a `realtime.executor.BatchingExecutor`, batched
+are those of live use (``--save-windows FILE`` keeps them; ``--windows FILE`` reads them back
+and loads the sentiment model alone, as on a GPU machine without the extractors:
+``make gpu-windows`` here, then ``make gpu-check`` there). Then, for every N, N streams each
+submit a window every 1/rate seconds (staggered) to a `realtime.executor.BatchingExecutor`,
+batched
 (``--max-batch``, ``--max-wait-ms``) and unbatched (batch size 1, one forward per window),
 one after the other in the same run. A stream keeps at most one window in flight, as a live
 pipeline does: a window that falls due while the stream's previous one is unanswered is
@@ -79,6 +82,22 @@ def record_windows(engine, source: Path) -> list[tuple[np.ndarray, np.ndarray, n
     if not windows:
         raise RuntimeError(f"replaying {source} gave no windows")
     return windows
+
+
+def save_windows(path: Path, windows) -> Path:
+    from models.data.sessions import pack_steps, save_npz_atomic
+
+    return save_npz_atomic(path, pack_steps(*zip(*windows, strict=True)))
+
+
+def load_windows(path: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    from models.data.sessions import unpack_steps
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found (make it with --save-windows {path})")
+    with np.load(path, allow_pickle=False) as f:
+        text, audio, video = unpack_steps({k: f[k] for k in f.files})
+    return list(zip(text, audio, video, strict=True))
 
 
 def rss_mib() -> float:
@@ -199,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-wait-ms", type=float, default=10.0)
     p.add_argument("--source", type=Path, default=demo_recording(),
                    help="recording the windows come from (default: the bundled one)")
+    p.add_argument("--windows", type=Path,
+                   help="read the windows from this file (see --save-windows) instead of "
+                        "replaying a recording; only the sentiment model is loaded")
+    p.add_argument("--save-windows", type=Path, help="write the recorded windows here")
     p.add_argument("--checkpoint", type=Path, help="sentiment model folder (default bundled)")
     p.add_argument("--json", type=Path,
                    help="results file (default benchmarks/results/streams_<device>.json); "
@@ -223,8 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     from realtime.sources import SourceError
 
     try:
-        engine = Engine.load(args.checkpoint, device=args.device)
-        windows = record_windows(engine, args.source)
+        engine = Engine.load(args.checkpoint, device=args.device,
+                             stages=args.windows is None)
+        windows = (load_windows(args.windows) if args.windows
+                   else record_windows(engine, args.source))
+        if args.save_windows:
+            save_windows(args.save_windows, windows)
         batched = BatchConfig(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
     except (EngineError, SourceError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -251,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_start": load_start, "load_average_end": list(os.getloadavg()),
         "model": engine.model_name, "rate_hz": args.rate_hz, "seconds": args.seconds,
         "p95_limit_ms": limit_ms, "batch_config": asdict(batched),
-        "windows": {"source": str(args.source), "count": int(len(steps)),
+        "windows": {"source": str(args.windows or args.source), "count": int(len(steps)),
                     "steps_p50": float(np.median(steps)), "steps_max": int(steps.max())},
         "results": {args.backend: {m: {str(r.streams): asdict(r) for r in runs}
                                    for m, runs in results.items()}},

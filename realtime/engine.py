@@ -103,10 +103,13 @@ class Engine:
         asr_model: str = "tiny.en",
         device: str = "auto",
         torch_threads: int | None = 1,
+        stages: bool = True,
     ) -> Engine:
         """torch_threads: intra-op threads for torch on CPU (process-wide). The per-tick
         models are small; on a 2-core machine shared with Whisper and mediapipe, one thread
         costs ~6x less CPU than two (no OpenMP spinning). None leaves torch's default.
+        stages=False loads the sentiment model alone (to benchmark or serve it): Whisper,
+        mediapipe and MiniLM are not loaded, and asking the engine for them raises EngineError.
 
         Raises `EngineError` only, with the message of what failed: a missing asset
         (`realtime.assets.AssetMissing`, the word encoder's `TextModelMissing`), a
@@ -114,7 +117,7 @@ class Engine:
         the extractors (`models.base.DimensionMismatch`), an unavailable device, or an
         error of Whisper or torch while loading."""
         try:
-            return cls._load(checkpoint_dir, asr_model, device, torch_threads)
+            return cls._load(checkpoint_dir, asr_model, device, torch_threads, stages)
         except EngineError:
             raise
         except (RuntimeError, ValueError, OSError, ImportError) as exc:
@@ -123,7 +126,7 @@ class Engine:
 
     @classmethod
     def _load(cls, checkpoint_dir: str | Path | None, asr_model: str, device: str,
-              torch_threads: int | None) -> Engine:
+              torch_threads: int | None, stages: bool) -> Engine:
         from models import expression as expression_model
         from models.base import InputDims, check_dims
         from realtime import assets
@@ -152,6 +155,13 @@ class Engine:
         check_dims(model.config.dims,
                    InputDims(layout.text_dim, layout.audio_dim, layout.video_dim),
                    where=f"the sentiment model in {folder}")
+        if not stages:
+            log.info("engine loaded: model %s from %s on %s (no stages)", model.config.name,
+                     folder, device)
+            return cls(model=model, model_name=model.config.name, device=device,
+                       layout=layout, encode_words=_not_loaded, new_asr=_not_loaded,
+                       new_acoustic=_not_loaded, new_face=_not_loaded,
+                       triton=_uses_triton(device))
         whisper = load_whisper(asr_model, device=device if device == "cuda" else "cpu")
         featurizer = text.TextFeaturizer(device=device)
         classifier = expression_model.load(assets.expression_model_path())
@@ -222,6 +232,10 @@ class Engine:
                          name)
             for i in range(len(windows))
         ]
+
+
+def _not_loaded(*_args, **_kwargs):
+    raise EngineError("this engine holds the sentiment model only (Engine.load(stages=False))")
 
 
 def pick_device(device: str) -> str:

@@ -62,3 +62,18 @@ def test_bad_stream_counts_exit_2_with_a_message(capsys):
     assert "--streams must be positive integers" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--backend", "nowhere"])
+
+
+def test_windows_saved_and_read_back_are_the_same(tmp_path):
+    from benchmarks.streams import load_windows, save_windows
+
+    rng = np.random.default_rng(0)
+    windows = [tuple(rng.standard_normal((n, d)).astype(np.float32) for d in (5, 3, 2))
+               for n in (1, 7, 3)]
+    back = load_windows(save_windows(tmp_path / "w.npz", windows))
+    assert len(back) == 3
+    for a, b in zip(windows, back, strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x, y)
+    with pytest.raises(FileNotFoundError, match="--save-windows"):
+        load_windows(tmp_path / "missing.npz")

@@ -182,3 +182,18 @@ def test_shared_models_batch_sessions_word_lists_and_windows(shipped_engine):
     assert calls == [3]  # one forward for the three sessions' word lists
     assert [g.shape for g in got] == [(3, 4), (1, 4), (5, 4)]
     assert abs(out.sentiment - engine.predict(*ws[0]).sentiment) <= 1e-5
+
+
+def test_an_engine_with_the_sentiment_model_alone_predicts_and_refuses_stages():
+    from realtime.assets import AssetMissing, default_model_dir
+    from realtime.engine import Engine, EngineError
+
+    try:
+        default_model_dir()
+    except AssetMissing as exc:
+        pytest.skip(f"no bundled model: {exc}")
+    engine = Engine.load(device="cpu", stages=False)
+    [out] = engine.predict_batch(windows(engine, (6,)))
+    assert -3 <= out.sentiment <= 3 and out.model_name == "mmlatch"
+    with pytest.raises(EngineError, match="sentiment model only"):
+        engine.new_asr()
