@@ -7,7 +7,9 @@ model's input sizes against the extractors' (`models.base.check_dims`) and picks
 device. A `Pipeline` asks the engine for fresh per-session streaming stages (``new_asr``,
 ``new_acoustic``, ``new_face``), which share the loaded models. Any failure to load is an
 `EngineError`. `Engine.swap_model` changes the live model (and its name) under the model
-lock while pipelines run (personal calibration).
+lock while pipelines run (personal calibration). ``Engine.load(..., streaming=False)`` loads
+only the two per-tick models (the sentiment model and MiniLM), for a process that serves them
+to others (`realtime.serve_ray`); its streaming factories then raise `EngineError`.
 
 `Engine` is a plain dataclass so tests can build one from small stand-ins.
 """
@@ -103,6 +105,7 @@ class Engine:
         asr_model: str = "tiny.en",
         device: str = "auto",
         torch_threads: int | None = 1,
+        streaming: bool = True,
     ) -> Engine:
         """torch_threads: intra-op threads for torch on CPU (process-wide). The per-tick
         models are small; on a 2-core machine shared with Whisper and mediapipe, one thread
@@ -112,9 +115,10 @@ class Engine:
         (`realtime.assets.AssetMissing`, the word encoder's `TextModelMissing`), a
         checkpoint that does not load (`models.checkpoint.CheckpointError`) or does not fit
         the extractors (`models.base.DimensionMismatch`), an unavailable device, or an
-        error of Whisper or torch while loading."""
+        error of Whisper or torch while loading. streaming=False: only the sentiment model and
+        the word encoder (no Whisper, face or expression models; see the module doc)."""
         try:
-            return cls._load(checkpoint_dir, asr_model, device, torch_threads)
+            return cls._load(checkpoint_dir, asr_model, device, torch_threads, streaming)
         except EngineError:
             raise
         except (RuntimeError, ValueError, OSError, ImportError) as exc:
@@ -123,7 +127,7 @@ class Engine:
 
     @classmethod
     def _load(cls, checkpoint_dir: str | Path | None, asr_model: str, device: str,
-              torch_threads: int | None) -> Engine:
+              torch_threads: int | None, streaming: bool = True) -> Engine:
         from models import expression as expression_model
         from models.base import InputDims, check_dims
         from realtime import assets
@@ -152,21 +156,21 @@ class Engine:
         check_dims(model.config.dims,
                    InputDims(layout.text_dim, layout.audio_dim, layout.video_dim),
                    where=f"the sentiment model in {folder}")
-        whisper = load_whisper(asr_model, device=device if device == "cuda" else "cpu")
         featurizer = text.TextFeaturizer(device=device)
-        classifier = expression_model.load(assets.expression_model_path())
         log.info("engine loaded: model %s from %s on %s", model.config.name, folder, device)
+        models = dict(model=model, model_name=model.config.name, device=device, layout=layout,
+                      encode_words=featurizer.encode, encode_many=featurizer.encode_many,
+                      triton=_uses_triton(device))
+        if not streaming:
+            return cls(**models, new_asr=_no_streaming, new_acoustic=_no_streaming,
+                       new_face=_no_streaming)
+        whisper = load_whisper(asr_model, device=device if device == "cuda" else "cpu")
+        classifier = expression_model.load(assets.expression_model_path())
         return cls(
-            model=model,
-            model_name=model.config.name,
-            device=device,
-            layout=layout,
-            encode_words=featurizer.encode,
-            encode_many=featurizer.encode_many,
+            **models,
             new_asr=lambda: StreamingASR(whisper, AsrConfig()),
             new_acoustic=acoustic.AcousticExtractor,
             new_face=lambda crops=None: face.FaceExtractor(crops=crops),
-            triton=_uses_triton(device),
             new_expression=lambda: expression.ExpressionExtractor(classifier),
         )
 
@@ -222,6 +226,11 @@ class Engine:
                          name)
             for i in range(len(windows))
         ]
+
+
+def _no_streaming(*_args: object, **_kwargs: object) -> None:
+    raise EngineError("this engine was loaded with streaming=False: it serves the sentiment "
+                      "model and the word encoder only, not a session's streaming stages")
 
 
 def pick_device(device: str) -> str:
