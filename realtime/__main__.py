@@ -99,6 +99,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="add W * face valence (in [-1, 1]) to the sentiment while a face is "
                         "in view (default 0: the sentiment is the model's; personal "
                         "calibration fits W)")
+    p.add_argument("--serve", choices=("local", "ray"), default="local",
+                   help="where the sentiment model and word encoder run: local (this process) "
+                        "or ray (a Ray Serve deployment, batched across clients)")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="with --serve ray: join this Ray cluster (default: a local instance)")
     p.add_argument("--quiet", action="store_true", help="no live lines")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     add_log_level(p)
@@ -110,6 +115,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--face-weight must be a number in [-6, 6], got {args.face_weight}")
     if args.fast and args.source is None:
         p.error("--fast only applies to --source")
+    if args.ray_address is not None and args.serve != "ray":
+        p.error("--ray-address only applies to --serve ray")
     return args
 
 
@@ -137,10 +144,12 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     from realtime.engine import Engine, EngineError
     from realtime.pipeline import Pipeline
+    from realtime.serving import ServingError, open_models
 
     try:
         engine = Engine.load(args.checkpoint, asr_model=args.asr_model, device=args.device)
-    except EngineError as exc:
+        served = open_models(args.serve, args.ray_address, args.checkpoint)
+    except (EngineError, ServingError) as exc:
         print(f"error: {exc}", file=err)
         return 2
 
@@ -158,7 +167,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             print(live_line(p, origin), file=out, flush=True)
 
     pipeline = Pipeline(source, engine, hop_s=args.hop, on_prediction=publish,
-                        face_weight=args.face_weight)
+                        face_weight=args.face_weight,
+                        models=None if served is None else served.models)
     try:
         if args.fast:
             pipeline.run_to_end()
@@ -176,6 +186,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     finally:
         if jsonl is not None:
             jsonl.close()
+        if served is not None:
+            served.close()
     status = pipeline.status()
     print(f"{count} predictions from {source.name}; drops: "
           f"{', '.join(f'{k}={v}' for k, v in status.drops.items() if v) or 'none'}",
