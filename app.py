@@ -369,8 +369,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="add W * face valence (in [-1, 1]) to the shown sentiment while a face "
                         "is in view (default 0: the model's sentiment; personal calibration "
                         "fits W)")
+    p.add_argument("--serve", choices=("local", "ray"), default="local",
+                   help="where the sentiment model and word encoder run: local (this process) "
+                        "or ray (a Ray Serve deployment, batched across clients)")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="with --serve ray: join this Ray cluster (default: a local instance)")
     add_log_level(p)
     args = p.parse_args(argv)
+    if args.ray_address is not None and args.serve != "ray":
+        p.error("--ray-address only applies to --serve ray")
     if not math.isfinite(args.face_weight) or abs(args.face_weight) > 6:
         p.error(f"--face-weight must be a number in [-6, 6], got {args.face_weight}")
     return args
@@ -421,14 +428,20 @@ def _serve(args: argparse.Namespace) -> int:
     choice = initial_choice(args)
 
     from realtime.engine import Engine, EngineError
+    from realtime.serving import ServingError, open_models
     from realtime.sources import SourceError
 
     log.info("loading models (once)")
+    served = None
     try:
         engine = Engine.load(checkpoint_dir=args.checkpoint)
-        factory = engine_pipeline_factory(engine, face_weight=args.face_weight)
+        served = open_models(args.serve, args.ray_address, args.checkpoint)
+        factory = engine_pipeline_factory(engine, face_weight=args.face_weight,
+                                          models=None if served is None else served.models)
         pipeline = factory(choice)
-    except (EngineError, SourceError, FileNotFoundError, ValueError) as exc:
+    except (EngineError, ServingError, SourceError, FileNotFoundError, ValueError) as exc:
+        if served is not None:
+            served.close()
         raise SystemExit(f"Cannot start: {exc}") from None
     demo = build_demo(pipeline, choice, factory, model_dir=args.checkpoint)
     try:
@@ -441,6 +454,8 @@ def _serve(args: argparse.Namespace) -> int:
         pass
     finally:
         close_demo(demo)
+        if served is not None:
+            served.close()
     return 0
 
 

@@ -2,8 +2,8 @@
 per window, in the same run.
 
     python -m benchmarks.streams [--streams 10,20,40,80] [--seconds 20] [--rate-hz 10]
-                                 [--device cpu|cuda] [--max-batch 64] [--max-wait-ms 10]
-                                 [--json OUT]
+                                 [--backend local|ray] [--device cpu|cuda] [--max-batch 64]
+                                 [--max-wait-ms 10] [--json OUT]
 
 Real windows first: the bundled recording (or ``--source``) is replayed with ``--fast``
 through the full pipeline and every window the model saw is kept, so shapes and word counts
@@ -13,7 +13,11 @@ and loads the sentiment model alone, as on a GPU machine without the extractors:
 submit a window every 1/rate seconds (staggered) to a `realtime.executor.BatchingExecutor`,
 batched
 (``--max-batch``, ``--max-wait-ms``) and unbatched (batch size 1, one forward per window),
-one after the other in the same run. A stream keeps at most one window in flight, as a live
+one after the other in the same run. ``--backend ray`` sends the same windows through the
+Ray Serve deployment instead (`realtime.serve_ray`, on a local Ray instance started here): one
+application batched with the same options and one at batch size 1, deployed once, each with
+one replica of one CPU (a fraction of a GPU with ``--device cuda``); their ``@serve.batch``
+does what the executor does in-process. A stream keeps at most one window in flight, as a live
 pipeline does: a window that falls due while the stream's previous one is unanswered is
 dropped and counted. Latency is from the moment a window is due to its answer.
 
@@ -27,6 +31,7 @@ written next to it (.png).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import heapq
 import json
 import logging
@@ -124,6 +129,7 @@ def drive(executor, windows, streams: int, seconds: float, rate_hz: float) -> St
     # stream i's k-th window is due at start + (i / streams + k) * period
     dues = [((i / streams) * period_s, i) for i in range(streams)]  # a heap of (due, stream)
     nth = [0] * streams
+    before = executor.stats()  # the Ray deployment counts across runs: this run's share
     cpu0, start_s = process_cpu_s(), clock.now_s()
 
     def answered(due_s: float):
@@ -161,17 +167,38 @@ def drive(executor, windows, streams: int, seconds: float, rate_hz: float) -> St
     wall_s = clock.now_s() - start_s
     cpu_s = process_cpu_s() - cpu0
     stats = executor.stats()
+    windows_run, batches = stats.windows - before.windows, stats.batches - before.batches
     lat = np.asarray(latencies) if latencies else np.asarray([np.nan])
     gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else 0.0
     return StreamsResult(
         streams=streams, submitted=counts["submitted"], answered=len(latencies),
-        drops=counts["drops"] + stats.drops, errors=counts["errors"],
+        drops=counts["drops"] + stats.drops - before.drops, errors=counts["errors"],
         p50_ms=round(float(np.percentile(lat, 50)), 2),
         p95_ms=round(float(np.percentile(lat, 95)), 2),
         p99_ms=round(float(np.percentile(lat, 99)), 2),
         throughput_per_s=round(len(latencies) / wall_s, 1),
-        mean_batch=round(stats.mean_batch, 2), cpu_s_per_s=round(cpu_s / wall_s, 3),
+        mean_batch=round(windows_run / batches if batches else 0.0, 2),
+        cpu_s_per_s=round(cpu_s / wall_s, 3),
         rss_mib=round(rss_mib(), 1), gpu_mib=round(gpu, 1))
+
+
+def ray_backends(args: argparse.Namespace, modes: dict, stack: contextlib.ExitStack) -> dict:
+    """One Ray Serve application per mode on a local Ray instance (closed by ``stack``):
+    mode -> its `realtime.serve_ray.RayModels`. Raises `realtime.serving.ServingError`."""
+    from realtime.serve_ray import RayServe, RayServeConfig, RayServeError
+    from realtime.serving import ServingError
+
+    served = {}
+    for mode, config in modes.items():
+        try:
+            connection = RayServe.connect(RayServeConfig(
+                checkpoint_dir=args.checkpoint, num_gpus=None if args.device == "cuda" else 0.0,
+                app_name=f"streams-{mode}", model=config, words=config))
+        except RayServeError as exc:
+            raise ServingError(str(exc)) from None
+        stack.callback(connection.close)
+        served[mode] = connection.models
+    return served
 
 
 def max_streams(runs: list[StreamsResult], limit_ms: float) -> int:
@@ -211,8 +238,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma-separated numbers of concurrent streams")
     p.add_argument("--seconds", type=float, default=20.0, help="each run's length")
     p.add_argument("--rate-hz", type=float, default=10.0, help="windows per second per stream")
-    p.add_argument("--backend", choices=("local",), default="local",
-                   help="local: the in-process executor (the only backend so far)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local: the in-process executor; ray: the Ray Serve deployment on a "
+                        "local Ray instance")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--max-batch", type=int, default=64)
     p.add_argument("--max-wait-ms", type=float, default=10.0)
@@ -224,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--save-windows", type=Path, help="write the recorded windows here")
     p.add_argument("--checkpoint", type=Path, help="sentiment model folder (default bundled)")
     p.add_argument("--json", type=Path,
-                   help="results file (default benchmarks/results/streams_<device>.json); "
+                   help="results file (default benchmarks/results/streams_<device>.json, "
+                        "streams_<device>_ray.json for --backend ray); "
                         "the plot is written next to it (.png)")
     add_log_level(p)
     args = p.parse_args(argv)
@@ -247,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         engine = Engine.load(args.checkpoint, device=args.device,
-                             stages=args.windows is None)
+                             stages=args.windows is None, words=args.windows is None)
         windows = (load_windows(args.windows) if args.windows
                    else record_windows(engine, args.source))
         if args.save_windows:
@@ -263,18 +292,27 @@ def main(argv: list[str] | None = None) -> int:
     modes = {"batched": batched, "unbatched": BatchConfig(max_batch=1, max_wait_ms=0.0)}
     results: dict[str, list[StreamsResult]] = {m: [] for m in modes}
     load_start = list(os.getloadavg())
-    for n in counts:  # both modes at every N, so their ratio holds on a noisy machine
-        for mode, config in modes.items():
-            with BatchingExecutor(engine.predict_batch, config, name="executor:model") as executor:
-                run = drive(executor, windows, n, args.seconds, args.rate_hz)
-            results[mode].append(run)
-            log.info("%s %d streams: p95 %.1f ms, %d drops", mode, n, run.p95_ms, run.drops)
-            print(f"{mode:9s} {n:5d} streams: p50 {run.p50_ms:8.1f} ms  p95 {run.p95_ms:8.1f} ms"
-                  f"  p99 {run.p99_ms:8.1f} ms  {run.throughput_per_s:7.1f}/s  drops "
-                  f"{run.drops}  mean batch {run.mean_batch}", flush=True)
+    with contextlib.ExitStack() as stack:
+        try:
+            served = ray_backends(args, modes, stack) if args.backend == "ray" else {}
+        except RuntimeError as exc:  # ServingError
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        for n in counts:  # both modes at every N, so their ratio holds on a noisy machine
+            for mode, config in modes.items():
+                with (contextlib.nullcontext(served[mode]) if served else BatchingExecutor(
+                        engine.predict_batch, config, name="executor:model")) as executor:
+                    run = drive(executor, windows, n, args.seconds, args.rate_hz)
+                results[mode].append(run)
+                log.info("%s %d streams: p95 %.1f ms, %d drops", mode, n, run.p95_ms, run.drops)
+                print(f"{args.backend} {mode:9s} {n:5d} streams: p50 {run.p50_ms:8.1f} ms  p95 "
+                      f"{run.p95_ms:8.1f} ms  p99 {run.p99_ms:8.1f} ms  "
+                      f"{run.throughput_per_s:7.1f}/s  drops {run.drops}  mean batch "
+                      f"{run.mean_batch}", flush=True)
     steps = np.asarray([w[0].shape[0] for w in windows])
     summary = {
-        "device": device_name, "device_kind": args.device, "started": wall_time_iso(),
+        "device": device_name, "device_kind": args.device, "backend": args.backend,
+        "started": wall_time_iso(),
         "load_average_start": load_start, "load_average_end": list(os.getloadavg()),
         "model": engine.model_name, "rate_hz": args.rate_hz, "seconds": args.seconds,
         "p95_limit_ms": limit_ms, "batch_config": asdict(batched),
@@ -284,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
                                    for m, runs in results.items()}},
         "max_streams": {m: max_streams(runs, limit_ms) for m, runs in results.items()},
     }
-    path = args.json or RESULTS / f"streams_{args.device}.json"
+    suffix = "" if args.backend == "local" else f"_{args.backend}"
+    path = args.json or RESULTS / f"streams_{args.device}{suffix}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=2) + "\n")
     plot(results, limit_ms, device_name, path.with_suffix(".png"))

@@ -112,6 +112,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="add W * face valence (in [-1, 1]) to the sentiment while a face is "
                         "in view (default 0: the sentiment is the model's; personal "
                         "calibration fits W)")
+    p.add_argument("--serve", choices=("local", "ray"), default="local",
+                   help="where the sentiment model and word encoder run: local (this process) "
+                        "or ray (a Ray Serve deployment, batched across clients)")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="with --serve ray: join this Ray cluster (default: a local instance)")
     p.add_argument("--quiet", action="store_true", help="no live lines")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     add_log_level(p)
@@ -127,6 +132,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("give --jsonl or --jsonl-dir, not both")
     if args.jsonl and len(args.source or ()) + live > 1:
         p.error("several sessions write one file each: use --jsonl-dir DIR")
+    if args.ray_address is not None and args.serve != "ray":
+        p.error("--ray-address only applies to --serve ray")
     return args
 
 
@@ -188,21 +195,26 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from realtime.engine import Engine, EngineError
     from realtime.executor import SharedModels
     from realtime.pipeline import Pipeline
+    from realtime.serving import ServingError, open_models
 
     try:
         engine = Engine.load(args.checkpoint, asr_model=args.asr_model, device=args.device)
-    except EngineError as exc:
+        served = open_models(args.serve, args.ray_address, args.checkpoint)
+    except (EngineError, ServingError) as exc:
         print(f"error: {exc}", file=err)
         return 2
-    # live sessions share batched models; --fast replays call the engine (deterministic)
-    shared = SharedModels(engine).start() if several and not args.fast else None
+    # several live sessions share batched models (or the Ray deployment, with --serve ray);
+    # --fast replays call the engine or the deployment one window at a time (deterministic)
+    shared = (SharedModels(engine).start()
+              if several and not args.fast and served is None else None)
+    models = served.models if served is not None else shared
     if args.jsonl_dir is not None:
         args.jsonl_dir.mkdir(parents=True, exist_ok=True)
     try:
         for s in sessions:
             path = args.jsonl or (args.jsonl_dir / f"{s.name}.jsonl" if args.jsonl_dir else None)
             s.jsonl = path.open("w") if path is not None else None
-            s.pipeline = Pipeline(s.source, engine, hop_s=args.hop, models=shared,
+            s.pipeline = Pipeline(s.source, engine, hop_s=args.hop, models=models,
                                   on_prediction=lambda p, s=s: s.publish(p, out, args.quiet),
                                   face_weight=args.face_weight)
         if args.fast:
@@ -232,6 +244,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 s.jsonl.close()
         if shared is not None:
             shared.stop()
+        if served is not None:
+            served.close()
     return max(_summary(s, err, args.debug) for s in sessions)
 
 

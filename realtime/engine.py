@@ -7,7 +7,9 @@ model's input sizes against the extractors' (`models.base.check_dims`) and picks
 device. A `Pipeline` asks the engine for fresh per-session streaming stages (``new_asr``,
 ``new_acoustic``, ``new_face``), which share the loaded models. Any failure to load is an
 `EngineError`. `Engine.swap_model` changes the live model (and its name) under the model
-lock while pipelines run (personal calibration).
+lock while pipelines run (personal calibration). ``Engine.load(..., stages=False)`` loads
+only the two per-tick models (the sentiment model and MiniLM), for a process that serves them
+to others (`realtime.serve_ray`); its stage factories then raise `EngineError`.
 
 `Engine` is a plain dataclass so tests can build one from small stand-ins.
 """
@@ -104,12 +106,16 @@ class Engine:
         device: str = "auto",
         torch_threads: int | None = 1,
         stages: bool = True,
+        words: bool = True,
     ) -> Engine:
         """torch_threads: intra-op threads for torch on CPU (process-wide). The per-tick
         models are small; on a 2-core machine shared with Whisper and mediapipe, one thread
         costs ~6x less CPU than two (no OpenMP spinning). None leaves torch's default.
-        stages=False loads the sentiment model alone (to benchmark or serve it): Whisper,
-        mediapipe and MiniLM are not loaded, and asking the engine for them raises EngineError.
+        stages=False leaves out a session's streaming stages (Whisper, mediapipe, the
+        expression model), words=False the MiniLM word encoder: a model server needs the
+        sentiment model and the word encoder (stages=False), a benchmark of recorded windows
+        the sentiment model alone (both False). Asking for what was left out raises
+        EngineError.
 
         Raises `EngineError` only, with the message of what failed: a missing asset
         (`realtime.assets.AssetMissing`, the word encoder's `TextModelMissing`), a
@@ -117,7 +123,7 @@ class Engine:
         the extractors (`models.base.DimensionMismatch`), an unavailable device, or an
         error of Whisper or torch while loading."""
         try:
-            return cls._load(checkpoint_dir, asr_model, device, torch_threads, stages)
+            return cls._load(checkpoint_dir, asr_model, device, torch_threads, stages, words)
         except EngineError:
             raise
         except (RuntimeError, ValueError, OSError, ImportError) as exc:
@@ -126,7 +132,7 @@ class Engine:
 
     @classmethod
     def _load(cls, checkpoint_dir: str | Path | None, asr_model: str, device: str,
-              torch_threads: int | None, stages: bool) -> Engine:
+              torch_threads: int | None, stages: bool, words: bool) -> Engine:
         from models import expression as expression_model
         from models.base import InputDims, check_dims
         from realtime import assets
@@ -155,30 +161,24 @@ class Engine:
         check_dims(model.config.dims,
                    InputDims(layout.text_dim, layout.audio_dim, layout.video_dim),
                    where=f"the sentiment model in {folder}")
-        if not stages:
-            log.info("engine loaded: model %s from %s on %s (no stages)", model.config.name,
-                     folder, device)
-            return cls(model=model, model_name=model.config.name, device=device,
-                       layout=layout, encode_words=_not_loaded, new_asr=_not_loaded,
-                       new_acoustic=_not_loaded, new_face=_not_loaded,
-                       triton=_uses_triton(device))
-        whisper = load_whisper(asr_model, device=device if device == "cuda" else "cpu")
-        featurizer = text.TextFeaturizer(device=device)
-        classifier = expression_model.load(assets.expression_model_path())
-        log.info("engine loaded: model %s from %s on %s", model.config.name, folder, device)
+        featurizer = text.TextFeaturizer(device=device) if words else None
+        new_asr = new_acoustic = new_face = _not_loaded
+        new_expression = None
+        if stages:
+            whisper = load_whisper(asr_model, device=device if device == "cuda" else "cpu")
+            classifier = expression_model.load(assets.expression_model_path())
+            new_asr = lambda: StreamingASR(whisper, AsrConfig())  # noqa: E731
+            new_acoustic = acoustic.AcousticExtractor
+            new_face = lambda crops=None: face.FaceExtractor(crops=crops)  # noqa: E731
+            new_expression = lambda: expression.ExpressionExtractor(classifier)  # noqa: E731
+        log.info("engine loaded: model %s from %s on %s (stages %s, words %s)",
+                 model.config.name, folder, device, stages, words)
         return cls(
-            model=model,
-            model_name=model.config.name,
-            device=device,
-            layout=layout,
-            encode_words=featurizer.encode,
-            encode_many=featurizer.encode_many,
-            new_asr=lambda: StreamingASR(whisper, AsrConfig()),
-            new_acoustic=acoustic.AcousticExtractor,
-            new_face=lambda crops=None: face.FaceExtractor(crops=crops),
-            triton=_uses_triton(device),
-            new_expression=lambda: expression.ExpressionExtractor(classifier),
-        )
+            model=model, model_name=model.config.name, device=device, layout=layout,
+            encode_words=featurizer.encode if featurizer else _not_loaded,
+            encode_many=featurizer.encode_many if featurizer else None,
+            new_asr=new_asr, new_acoustic=new_acoustic, new_face=new_face,
+            new_expression=new_expression, triton=_uses_triton(device))
 
     def swap_model(self, model: torch.nn.Module, name: str) -> None:
         """Makes ``model`` (already on ``device``, in eval mode) the live model, called
@@ -234,8 +234,9 @@ class Engine:
         ]
 
 
-def _not_loaded(*_args, **_kwargs):
-    raise EngineError("this engine holds the sentiment model only (Engine.load(stages=False))")
+def _not_loaded(*_args: object, **_kwargs: object) -> None:
+    raise EngineError("this engine was loaded without it (Engine.load(stages=False) has no "
+                      "streaming stages, words=False no word encoder)")
 
 
 def pick_device(device: str) -> str:

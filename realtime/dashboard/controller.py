@@ -26,7 +26,7 @@ from realtime.types import Prediction
 
 if TYPE_CHECKING:
     from realtime.engine import Engine
-    from realtime.pipeline import PipelineStatus
+    from realtime.pipeline import ModelCalls, PipelineStatus
     from realtime.sources import Source, SourceSpec
 
 log = logging.getLogger(__name__)
@@ -107,14 +107,17 @@ def source_spec(choice: SourceChoice) -> SourceSpec:
                               mic="default" if choice.mic is None else choice.mic)
 
 
-def engine_pipeline_factory(engine: Engine, face_weight: float = 0.0) -> PipelineFactory:
+def engine_pipeline_factory(engine: Engine, face_weight: float = 0.0,
+                            models: ModelCalls | None = None) -> PipelineFactory:
     """Builds `realtime.pipeline.Pipeline(make_source(source_spec(choice)), engine)`, with
-    ``face_weight`` (the pipeline's W: 0 keeps the model's sentiment)."""
+    ``face_weight`` (the pipeline's W: 0 keeps the model's sentiment) and ``models`` (who runs
+    the sentiment model and word encoder: None, the engine; or e.g. the Ray deployment)."""
     from realtime.pipeline import Pipeline
     from realtime.sources import make_source
 
     def build(choice: SourceChoice) -> LivePipeline:
-        return Pipeline(make_source(source_spec(choice)), engine, face_weight=face_weight)
+        return Pipeline(make_source(source_spec(choice)), engine, face_weight=face_weight,
+                        models=models)
 
     return build
 

@@ -192,8 +192,9 @@ def test_an_engine_with_the_sentiment_model_alone_predicts_and_refuses_stages():
         default_model_dir()
     except AssetMissing as exc:
         pytest.skip(f"no bundled model: {exc}")
-    engine = Engine.load(device="cpu", stages=False)
+    engine = Engine.load(device="cpu", stages=False, words=False)
     [out] = engine.predict_batch(windows(engine, (6,)))
     assert -3 <= out.sentiment <= 3 and out.model_name == "mmlatch"
-    with pytest.raises(EngineError, match="sentiment model only"):
-        engine.new_asr()
+    for left_out in (engine.new_asr, engine.new_face, lambda: engine.encode_words([])):
+        with pytest.raises(EngineError, match="loaded without it"):
+            left_out()

@@ -1,0 +1,49 @@
+"""Which models the pipelines of a command line get: this process's own (``--serve local``,
+the default: `Pipeline` calls its `Engine`) or the Ray Serve deployment (``--serve ray``,
+`realtime.serve_ray`; ``--ray-address`` joins a cluster, else a local instance starts).
+
+`open_models` is the one switch both command lines (`python -m realtime`, `app.py`) call; it
+keeps Ray an optional import, so a machine without ``ray[serve]`` runs everything else.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from realtime.executor import BatchConfig
+
+if TYPE_CHECKING:
+    from realtime.serve_ray import RayServe
+
+log = logging.getLogger(__name__)
+
+SERVE_CHOICES = ("local", "ray")
+
+
+class ServingError(RuntimeError):
+    """The chosen model service cannot start (the message says why and what to do)."""
+
+
+def open_models(serve: str, ray_address: str | None = None, checkpoint_dir: Path | None = None,
+                batch: BatchConfig | None = None) -> RayServe | None:
+    """None for ``serve="local"``; for ``"ray"`` a connected `RayServe` (its ``models`` go to
+    the pipelines, ``close()`` at the end). Raises `ServingError`."""
+    if serve not in SERVE_CHOICES:
+        raise ServingError(f"--serve must be one of {', '.join(SERVE_CHOICES)}, got {serve!r}")
+    if serve == "local":
+        if ray_address is not None:
+            raise ServingError("--ray-address only applies to --serve ray")
+        return None
+    try:
+        from realtime.serve_ray import RayServe, RayServeConfig, RayServeError
+    except ImportError as exc:
+        raise ServingError(f"--serve ray needs ray[serve] ({exc}); install it with "
+                           "`make setup` (requirements.txt pins it)") from None
+    batch = batch or BatchConfig()
+    try:
+        return RayServe.connect(RayServeConfig(address=ray_address, checkpoint_dir=checkpoint_dir,
+                                               model=batch, words=batch))
+    except RayServeError as exc:
+        raise ServingError(str(exc)) from None
