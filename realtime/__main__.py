@@ -12,9 +12,9 @@ drops, model, expression (the 7 facial expression probabilities by name, average
 the last 0.5 s; null without a face), face_valence (P(happy) - P(angry, disgust, fear,
 sad); null without a face), voice_arousal (heuristic, not validated: prosody z-scored
 against this session's own baseline; null while the baseline warms up or in silence).
-With --face-weight W (default 0), sentiment = clip(model + W * face_valence) while a face
-is in view; otherwise it is exactly the model's. --fast replays without real-time pacing,
-deterministically (a replay clock driven by the data).
+With --face-weight W (default: the personal model's fitted W, else 0), sentiment =
+clip(model + W * face_valence) while a face is in view; otherwise it is exactly the model's.
+--fast replays without real-time pacing, deterministically (a replay clock driven by the data).
 
 Exit status: 0 done; 1 the run failed part-way (the message says why); 2 nothing could
 start (bad file, missing model, bad arguments).
@@ -95,10 +95,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--asr-model", default="tiny.en", help="Whisper model: tiny.en or base")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--hop", type=float, default=0.2, help="seconds between updates")
-    p.add_argument("--face-weight", type=float, default=0.0, metavar="W",
+    p.add_argument("--face-weight", type=float, default=None, metavar="W",
                    help="add W * face valence (in [-1, 1]) to the sentiment while a face is "
-                        "in view (default 0: the sentiment is the model's; personal "
-                        "calibration fits W)")
+                        "in view (default: the W personal calibration fitted into the "
+                        "--checkpoint model, else 0: the sentiment is the model's)")
     p.add_argument("--quiet", action="store_true", help="no live lines")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     add_log_level(p)
@@ -106,7 +106,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     live = args.camera is not None or args.mic is not None
     if (args.source is None) == (not live):
         p.error("give either --source PATH or --camera/--mic")
-    if not math.isfinite(args.face_weight) or abs(args.face_weight) > 6:
+    if args.face_weight is not None and not (math.isfinite(args.face_weight)
+                                             and abs(args.face_weight) <= 6):
         p.error(f"--face-weight must be a number in [-6, 6], got {args.face_weight}")
     if args.fast and args.source is None:
         p.error("--fast only applies to --source")
@@ -139,7 +140,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from realtime.pipeline import Pipeline
 
     try:
-        engine = Engine.load(args.checkpoint, asr_model=args.asr_model, device=args.device)
+        engine = Engine.load(args.checkpoint, asr_model=args.asr_model, device=args.device,
+                             face_weight=args.face_weight)
     except EngineError as exc:
         print(f"error: {exc}", file=err)
         return 2
@@ -157,8 +159,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if not args.quiet:
             print(live_line(p, origin), file=out, flush=True)
 
-    pipeline = Pipeline(source, engine, hop_s=args.hop, on_prediction=publish,
-                        face_weight=args.face_weight)
+    pipeline = Pipeline(source, engine, hop_s=args.hop, on_prediction=publish)
     try:
         if args.fast:
             pipeline.run_to_end()

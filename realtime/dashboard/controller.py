@@ -107,14 +107,14 @@ def source_spec(choice: SourceChoice) -> SourceSpec:
                               mic="default" if choice.mic is None else choice.mic)
 
 
-def engine_pipeline_factory(engine: Engine, face_weight: float = 0.0) -> PipelineFactory:
-    """Builds `realtime.pipeline.Pipeline(make_source(source_spec(choice)), engine)`, with
-    ``face_weight`` (the pipeline's W: 0 keeps the model's sentiment)."""
+def engine_pipeline_factory(engine: Engine) -> PipelineFactory:
+    """Builds `realtime.pipeline.Pipeline(make_source(source_spec(choice)), engine)` (the
+    face weight W is the engine's, `Engine.face_weight`)."""
     from realtime.pipeline import Pipeline
     from realtime.sources import make_source
 
     def build(choice: SourceChoice) -> LivePipeline:
-        return Pipeline(make_source(source_spec(choice)), engine, face_weight=face_weight)
+        return Pipeline(make_source(source_spec(choice)), engine)
 
     return build
 
