@@ -302,20 +302,24 @@ class Demo:
 
 def build_demo(pipeline: LivePipeline, choice: SourceChoice | None = None,
                pipeline_factory: PipelineFactory | None = None,
-               model_dir: Path | None = None, data_dir: Path | None = None) -> Demo:
+               model_dir: Path | None = None, data_dir: Path | None = None,
+               default_face_weight: float | None = None) -> Demo:
     """The dashboard page for a `realtime.pipeline.Pipeline`, with its controllers.
 
     ``choice`` says what the pipeline listens to (for the player and for looping);
     ``pipeline_factory`` builds the pipeline for another source (default: a new
     `Pipeline` on ``pipeline.engine``). ``model_dir``: the folder the engine's model came
     from (None: the default); ``data_dir``: where calibration keeps its files (None: the
-    user data folder, `realtime.calibration.recorder.user_data_dir`). Call `close_demo`
-    when done.
+    user data folder, `realtime.calibration.recorder.user_data_dir`);
+    ``default_face_weight``: the face weight W that goes with the default model when the
+    calibration panel loads it back (None: the engine's W if its model is the default,
+    else 0). Call `close_demo` when done.
     """
     engine = getattr(pipeline, "engine", None)
     if pipeline_factory is None and engine is not None:
         pipeline_factory = engine_pipeline_factory(engine)
-    calibrator = make_calibrator(engine, model_dir, data_dir)
+    calibrator = make_calibrator(engine, model_dir, data_dir,
+                                 default_face_weight=default_face_weight)
     if calibrator.available:  # every pipeline of this page sends its windows to calibration
         pipeline_factory = feed_calibrator(calibrator, pipeline, pipeline_factory)
     dashboard = Dashboard(pipeline, choice, pipeline_factory)
@@ -365,10 +369,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"model folder, e.g. a personal model (default: ${CHECKPOINT_ENV}, "
                    "else assets/model)")
     p.add_argument("--no-loop", action="store_true", help="play a recording once")
-    p.add_argument("--face-weight", type=float, default=0.0, metavar="W",
+    p.add_argument("--face-weight", type=float, default=None, metavar="W",
                    help="add W * face valence (in [-1, 1]) to the shown sentiment while a face "
-                        "is in view (default 0: the model's sentiment; personal calibration "
-                        "fits W)")
+                        "is in view, with the default model (default 0: the model's "
+                        "sentiment) and at start with a --checkpoint personal model (default: "
+                        "the W its calibration fitted); a personal model loaded in the "
+                        "calibration panel brings its own W")
     p.add_argument("--serve", choices=("local", "ray"), default="local",
                    help="where the sentiment model and word encoder run: local (this process) "
                         "or ray (a Ray Serve deployment, batched across clients)")
@@ -378,7 +384,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.ray_address is not None and args.serve != "ray":
         p.error("--ray-address only applies to --serve ray")
-    if not math.isfinite(args.face_weight) or abs(args.face_weight) > 6:
+    if args.face_weight is not None and not (math.isfinite(args.face_weight)
+                                             and abs(args.face_weight) <= 6):
         p.error(f"--face-weight must be a number in [-6, 6], got {args.face_weight}")
     return args
 
@@ -434,16 +441,17 @@ def _serve(args: argparse.Namespace) -> int:
     log.info("loading models (once)")
     served = None
     try:
-        engine = Engine.load(checkpoint_dir=args.checkpoint)
+        engine = Engine.load(checkpoint_dir=args.checkpoint, face_weight=args.face_weight)
         served = open_models(args.serve, args.ray_address, args.checkpoint)
-        factory = engine_pipeline_factory(engine, face_weight=args.face_weight,
+        factory = engine_pipeline_factory(engine,
                                           models=None if served is None else served.models)
         pipeline = factory(choice)
     except (EngineError, ServingError, SourceError, FileNotFoundError, ValueError) as exc:
         if served is not None:
             served.close()
         raise SystemExit(f"Cannot start: {exc}") from None
-    demo = build_demo(pipeline, choice, factory, model_dir=args.checkpoint)
+    demo = build_demo(pipeline, choice, factory, model_dir=args.checkpoint,
+                      default_face_weight=args.face_weight or 0.0)
     try:
         demo.dashboard.start_session()
         demo.page.queue(default_concurrency_limit=4)

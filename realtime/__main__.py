@@ -13,9 +13,9 @@ drops, model, expression (the 7 facial expression probabilities by name, average
 the last 0.5 s; null without a face), face_valence (P(happy) - P(angry, disgust, fear,
 sad); null without a face), voice_arousal (heuristic, not validated: prosody z-scored
 against this session's own baseline; null while the baseline warms up or in silence).
-With --face-weight W (default 0), sentiment = clip(model + W * face_valence) while a face
-is in view; otherwise it is exactly the model's. --fast replays without real-time pacing,
-deterministically (a replay clock driven by the data).
+With --face-weight W (default: the personal model's fitted W, else 0), sentiment =
+clip(model + W * face_valence) while a face is in view; otherwise it is exactly the model's.
+--fast replays without real-time pacing, deterministically (a replay clock driven by the data).
 
 Several --source (and/or devices) run as sessions of one process on one engine (the models
 are loaded once); --jsonl-dir DIR writes DIR/<source name>.jsonl for each, with the same keys
@@ -108,10 +108,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--asr-model", default="tiny.en", help="Whisper model: tiny.en or base")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--hop", type=float, default=0.2, help="seconds between updates")
-    p.add_argument("--face-weight", type=float, default=0.0, metavar="W",
+    p.add_argument("--face-weight", type=float, default=None, metavar="W",
                    help="add W * face valence (in [-1, 1]) to the sentiment while a face is "
-                        "in view (default 0: the sentiment is the model's; personal "
-                        "calibration fits W)")
+                        "in view (default: the W personal calibration fitted into the "
+                        "--checkpoint model, else 0: the sentiment is the model's)")
     p.add_argument("--serve", choices=("local", "ray"), default="local",
                    help="where the sentiment model and word encoder run: local (this process) "
                         "or ray (a Ray Serve deployment, batched across clients)")
@@ -124,7 +124,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     live = args.camera is not None or args.mic is not None
     if args.source is None and not live:
         p.error("give --source PATH (repeat it for several sessions) and/or --camera/--mic")
-    if not math.isfinite(args.face_weight) or abs(args.face_weight) > 6:
+    if args.face_weight is not None and not (math.isfinite(args.face_weight)
+                                             and abs(args.face_weight) <= 6):
         p.error(f"--face-weight must be a number in [-6, 6], got {args.face_weight}")
     if args.fast and (args.source is None or live):
         p.error("--fast only applies to --source (recordings, not devices)")
@@ -198,7 +199,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from realtime.serving import ServingError, open_models
 
     try:
-        engine = Engine.load(args.checkpoint, asr_model=args.asr_model, device=args.device)
+        engine = Engine.load(args.checkpoint, asr_model=args.asr_model, device=args.device,
+                             face_weight=args.face_weight)
         served = open_models(args.serve, args.ray_address, args.checkpoint)
     except (EngineError, ServingError) as exc:
         print(f"error: {exc}", file=err)
@@ -215,8 +217,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             path = args.jsonl or (args.jsonl_dir / f"{s.name}.jsonl" if args.jsonl_dir else None)
             s.jsonl = path.open("w") if path is not None else None
             s.pipeline = Pipeline(s.source, engine, hop_s=args.hop, models=models,
-                                  on_prediction=lambda p, s=s: s.publish(p, out, args.quiet),
-                                  face_weight=args.face_weight)
+                                  on_prediction=lambda p, s=s: s.publish(p, out, args.quiet))
         if args.fast:
             _replay_all(sessions)
         else:

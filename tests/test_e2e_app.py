@@ -37,7 +37,8 @@ DEADLINE_S = 60.0
 LOG_KEYS = {"type", "t_s", "t_end_s", "emitted_at_s", "sentiment", "mean_1min", "words",
             "new_words",
             "tentative", "face", "pitch_hz", "energy_db", "smile", "brow", "jaw",
-            "face_present", "latency_ms", "drops", "model_name", "source"}
+            "face_present", "latency_ms", "drops", "model_name", "source", "model_sentiment",
+            "expression", "face_valence", "voice_arousal", "valence_1min", "arousal_1min"}
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +95,9 @@ def test_recording_shows_moving_sentiment_words_and_latency(playwright, recordin
         values: set[str] = set()
         heard: set[str] = set()
         figures: list[str] = []
+        dominant: list[str] = []
+        panels: set[str] = set()  # distinct texts of the expression panel
+        happy_p: list[float] = []  # P(happy) shown while happy dominates
 
         def check() -> bool:
             value = page.get_attribute("#sentiment [data-value]", "data-value")
@@ -101,7 +105,16 @@ def test_recording_shows_moving_sentiment_words_and_latency(playwright, recordin
                 values.add(value)
             heard.update(_content_words(page.inner_text("#transcript")) & spoken)
             figures[:] = page.locator("#latency td.sx-num").all_inner_texts()
-            return len(values) >= 2 and len(heard) >= 3 and len(figures) >= 2
+            shown = page.get_attribute("#expression [data-expression-dominant]",
+                                       "data-expression-dominant")
+            if shown:
+                dominant.append(shown)
+                panels.add(page.inner_text("#expression"))
+            if shown == "happy":
+                bar = page.locator("#expression .sx-meter", has_text="happy")
+                happy_p.append(float(bar.locator(".sx-meter-value").inner_text()))
+            return (len(values) >= 2 and len(heard) >= 3 and len(figures) >= 2
+                    and "happy" in dominant and len(panels) >= 2)
 
         _poll(page, check)
         page.screenshot(path=str(artifacts_dir / "e2e_recording.png"), full_page=True)
@@ -111,6 +124,11 @@ def test_recording_shows_moving_sentiment_words_and_latency(playwright, recordin
         assert all(-3.0 <= float(v) <= 3.0 for v in values), values
         assert len(heard) >= 3, f"spoken words on the page: {heard}\n{log}"
         assert figures and all(re.fullmatch(r"\d+", f) for f in figures), figures
+        # the expression panel moves, and the astronaut face reads as happy
+        assert len(panels) >= 2 and "happy" in dominant, (dominant[-10:], log)
+        faces = [d for d in dominant if d != "none"]
+        assert faces and faces.count("happy") >= 0.8 * len(faces), dominant
+        assert happy_p and max(happy_p) >= 0.9, happy_p
         assert "CPU" in page.inner_text("#status") or "GPU" in page.inner_text("#status")
         player = page.evaluate("() => { const v = document.querySelector('#player video');"
                                " return v && {paused: v.paused, t: v.currentTime}; }")

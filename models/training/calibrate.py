@@ -7,8 +7,12 @@ The default model learned sentiment from words only (spoken MOSI has no labelled
 faces). A session recorded by the dashboard (`realtime.calibration.recorder.SessionRecorder`) pairs
 the live model's input windows with the user's own labels; calibration trains only the
 parameters of the audio and video branches (encoders, and the top-down projections from or
-to them) on it, the text branch and the fusion staying as they were, and saves a personal
-checkpoint (`models.checkpoint` format) that the app loads like any other.
+to them) on it, the text branch and the fusion staying as they were. Then it fits the face
+weight W (`fit_face_weight`: the live pipeline's sentiment is clip(model + W * face valence)
+while a face is in view) on the fine-tuned model's sentiment for the session's windows and
+the face valence recorded with them, and saves a personal checkpoint (`models.checkpoint`
+format) with W in its meta (``face_weight``; read it back with `fitted_face_weight`). The
+app loads it like any other and applies its W.
 
 The session file format is `models.data.sessions`.
 """
@@ -87,6 +91,21 @@ def calibrate(base: torch.nn.Module, session: Session, epochs: int = EPOCHS, lr:
 
 
 FACE_WEIGHT_LIMIT = 6.0
+FACE_WEIGHT_KEY = "face_weight"  # in a personal checkpoint's meta
+
+
+def fitted_face_weight(meta: dict) -> float | None:
+    """The face weight a checkpoint's meta (`models.checkpoint.read_meta`) carries, None
+    when it has none (a model calibration did not make). Raises ValueError for a W that is
+    not a number within +-FACE_WEIGHT_LIMIT."""
+    if FACE_WEIGHT_KEY not in meta:
+        return None
+    w = meta[FACE_WEIGHT_KEY]
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not np.isfinite(w) or abs(
+            w) > FACE_WEIGHT_LIMIT:
+        raise ValueError(f"the checkpoint's {FACE_WEIGHT_KEY} must be a number in "
+                         f"[-{FACE_WEIGHT_LIMIT:g}, {FACE_WEIGHT_LIMIT:g}], got {w!r}")
+    return float(w)
 
 
 def fit_face_weight(model_sentiment: np.ndarray, face_valence: np.ndarray,
@@ -163,14 +182,23 @@ def main(argv: list[str] | None = None) -> int:
 
     model = calibrate(base, session, epochs=a.epochs, lr=a.lr, seed=a.seed, on_epoch=progress)
     before = float(np.mean(np.abs(predict_session(base, session) - session.labels)))
-    after = float(np.mean(np.abs(predict_session(model, session) - session.labels)))
+    tuned = predict_session(model, session)
+    after = float(np.mean(np.abs(tuned - session.labels)))
+    weight = fit_face_weight(tuned, session.face_valence, session.labels,
+                             min_faces=a.min_samples)
+    faces = int(np.isfinite(session.face_valence).sum())
+    fused = np.where(np.isfinite(session.face_valence),
+                     np.clip(tuned + weight * np.nan_to_num(session.face_valence), -3, 3), tuned)
+    with_face = float(np.mean(np.abs(fused - session.labels)))
     meta = {**checkpoint.read_meta(base_dir), "calibrated_from": str(base_dir),
             "session": a.session.name, "session_samples": len(session),
             "trained_branches": list(BRANCHES), "session_l1_before": round(before, 4),
-            "session_l1_after": round(after, 4)}
+            "session_l1_after": round(after, 4), FACE_WEIGHT_KEY: round(weight, 4),
+            "face_weight_windows": faces, "session_l1_with_face": round(with_face, 4)}
     out = checkpoint.save(model, a.out or personal_model_dir(), meta=meta)
-    print(f"personal model: {out} (session L1 {before:.3f} -> {after:.3f}); load it with "
-          f"python -m realtime --checkpoint {out}")
+    print(f"personal model: {out} (session L1 {before:.3f} -> {after:.3f}; face weight "
+          f"{weight:+.3f} from {faces} windows with a face -> L1 {with_face:.3f}); load it "
+          f"with python -m realtime --checkpoint {out}")
     return 0
 
 

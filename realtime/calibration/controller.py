@@ -9,8 +9,10 @@ runs ``python -m models.calibrate`` on it in a subprocess
 (`realtime.calibration.job.CalibrationJob`: progress parsed from its output, a stop path,
 never in the UI thread or the pipeline's) and saves the personal model next to the
 session; `load_model` makes a model (default or personal) live with `Engine.swap_model`,
-without restarting the pipeline. Every user error raises `CalibrationError` with the
-message to show; nothing recorded or running is lost by one.
+without restarting the pipeline, with its face weight W: a personal model's fitted W (its
+checkpoint meta, `models.training.calibrate.fitted_face_weight`; 0 when it has none), the
+default model's ``default_face_weight`` (the app's --face-weight). Every user error raises
+`CalibrationError` with the message to show; nothing recorded or running is lost by one.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from pathlib import Path
 
 import torch
 
+from models import checkpoint
 from models.base import InputDims, check_dims
 from models.data.sessions import SessionError, read_session
-from models.training.calibrate import EPOCHS, MIN_SAMPLES
+from models.training.calibrate import EPOCHS, MIN_SAMPLES, fitted_face_weight
 from realtime.calibration.job import CalibrationJob, PersonalModel, Progress, read_personal
 from realtime.calibration.recorder import SessionRecorder, user_data_dir
 from realtime.clock import wall_time_iso
@@ -55,12 +58,14 @@ class Calibrator:
     """See the module doc. ``engine``: the shared `realtime.engine.Engine` (None: the
     panel says calibration is unavailable); ``base_dir``: the model calibration starts from
     (the default model's folder); ``live_dir``: the folder of the engine's model when it is
-    not ``base_dir`` (a personal model: the engine's model is then named after it)."""
+    not ``base_dir`` (a personal model: the engine's model is then named after it);
+    ``default_face_weight``: the W that goes with the default model (None: the engine's W
+    when its model is the default, else 0)."""
 
     def __init__(self, engine: Engine | None, base_dir: Path | None,
                  data_dir: Path | None = None, live_dir: Path | None = None,
-                 epochs: int = EPOCHS, max_samples: int = 3000, min_samples: int = MIN_SAMPLES
-                 ) -> None:
+                 epochs: int = EPOCHS, max_samples: int = 3000, min_samples: int = MIN_SAMPLES,
+                 default_face_weight: float | None = None) -> None:
         self.engine = engine
         self.base_dir = base_dir
         self.folder = (data_dir or user_data_dir()) / CALIBRATION_DIR
@@ -72,14 +77,17 @@ class Calibrator:
         self._saved = 0  # windows in the recorder when it was last saved
         self._job: CalibrationJob | None = None
         self._lock = threading.Lock()
-        # the default model and its name, once loaded
+        # the default model and its name, once loaded; the W that goes with it
         self._default: tuple[torch.nn.Module, str] | None = None
+        self.default_face_weight = default_face_weight or 0.0
         self.live: str = DEFAULT
         if engine is None:
             return
         if live_dir is None or base_dir is None or Path(live_dir).resolve() == Path(
                 base_dir).resolve():
             self._default = (engine.model, engine.model_name)
+            if default_face_weight is None:
+                self.default_face_weight = engine.face_weight
         else:
             self.live = str(live_dir)
             if read_personal(Path(live_dir)) is not None:
@@ -96,9 +104,13 @@ class Calibrator:
 
     def on_window(self, window: Window, prediction: Prediction) -> None:
         """A pipeline's window subscriber: while recording, the window the live model was
-        given goes to the recorder (with its end time on the pipeline's clock)."""
+        given goes to the recorder (with its end time on the pipeline's clock, the model's
+        own sentiment, the face valence and the expression)."""
         if self.recording:
-            self.recorder.add(window.text, window.audio, window.video, window.t_end_s)
+            self.recorder.add(window.text, window.audio, window.video, window.t_end_s,
+                              model_sentiment=prediction.model_sentiment,
+                              face_valence=prediction.face_valence,
+                              expression=prediction.expression)
 
     # -- recording ----------------------------------------------------------------------
     def start_recording(self) -> str:
@@ -230,19 +242,27 @@ class Calibrator:
                 model = self._load(self.base_dir)
                 self._default = (model, model.config.name)
             model, name = self._default
+            weight = self.default_face_weight
         else:
             folder = Path(choice)
             model = self._load(folder)
             name = personal_name(model.config.name, folder)
+            weight = self._face_weight(folder)
         lay = engine.layout
         try:
             check_dims(model.config.dims, InputDims(lay.text_dim, lay.audio_dim, lay.video_dim),
                        where=f"the model in {choice}")
         except ValueError as exc:
             raise CalibrationError(f"Not loaded ({exc}); the live model is unchanged.") from exc
-        engine.swap_model(model, name)
+        engine.swap_model(model, name, face_weight=weight)
         self.live = choice
-        return f"Live model: {name}"
+        return f"Live model: {name}" + (f" (face weight {weight:+.2f})" if weight else "")
+
+    def _face_weight(self, folder: Path) -> float:
+        try:
+            return fitted_face_weight(checkpoint.read_meta(folder)) or 0.0
+        except (checkpoint.CheckpointError, ValueError) as exc:
+            raise CalibrationError(f"Not loaded ({exc}); the live model is unchanged.") from exc
 
     def _load(self, folder: Path) -> torch.nn.Module:
         try:

@@ -48,7 +48,7 @@ def base_model_dir(model_dir: Path | None) -> Path | None:
 
 
 def make_calibrator(engine: Engine | None, model_dir: Path | None = None,
-                    data_dir: Path | None = None, **kw) -> Calibrator:
+                    data_dir: Path | None = None, **kw) -> Calibrator:  # kw: Calibrator's
     """A `Calibrator` on the dashboard's engine (None for a pipeline without one);
     ``model_dir``: the folder the engine's model came from (None: the default)."""
     return Calibrator(engine, base_model_dir(model_dir), data_dir=data_dir,

@@ -5,12 +5,14 @@ windows (`realtime.pipeline.Pipeline.subscribe`): while it records, every window
 model sees passes through `SessionRecorder.add`. While the user holds a label (a slider value
 in [-3, 3], or thumbs up / down = +2 / -2, set with `set_label`), each window is kept with that
 label, at most one per ``min_interval_s`` of session time, at most ``max_samples`` (the
-oldest dropped and counted). `save` writes the `models.data.sessions` session format: features
-only -- never audio samples, video frames or words. Then
+oldest dropped and counted), with what the pipeline showed beside it: the model's own
+sentiment, the face valence and the 7 expression probabilities (NaN without a face). `save`
+writes the `models.data.sessions` session format: features only -- never audio samples,
+video frames or words. Then
 
     python -m models.calibrate --session FILE
 
-fine-tunes the voice and face branches and saves a personal model.
+fine-tunes the voice and face branches, fits the face weight and saves a personal model.
 
 Never reads the clock: each window comes with its session time ``t_s`` (the window's end on
 the pipeline's clock; when that clock starts again -- a new pipeline after a source switch
@@ -27,11 +29,13 @@ import os
 import sys
 import threading
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from models.data.sessions import Session, write_session
+from models.data.sessions import N_EXPRESSIONS, Session, write_session
 
 THUMBS_UP, THUMBS_DOWN = 2.0, -2.0
 DATA_ENV = "SENTIMENT_DATA_DIR"
@@ -62,11 +66,22 @@ def label_from_thumbs(up: bool) -> float:
     return THUMBS_UP if up else THUMBS_DOWN
 
 
+class _Sample(NamedTuple):
+    t_s: float
+    label: float
+    text: np.ndarray
+    audio: np.ndarray
+    video: np.ndarray
+    model_sentiment: float
+    face_valence: float
+    expression: np.ndarray
+
+
 class SessionRecorder:
     def __init__(self, max_samples: int = 3000, min_interval_s: float = 0.5) -> None:
         self.max_samples = int(max_samples)
         self.min_interval_s = float(min_interval_s)
-        self._samples: deque[tuple[float, float, np.ndarray, np.ndarray, np.ndarray]] = deque()
+        self._samples: deque[_Sample] = deque()
         self._label: float | None = None
         self._last_t_s = -np.inf
         self._shift_s = 0.0  # added to t_s once its clock has started again
@@ -90,10 +105,16 @@ class SessionRecorder:
         return len(self._samples)
 
     # -- the pipeline's side -----------------------------------------------------------
-    def add(self, text: np.ndarray, audio: np.ndarray, video: np.ndarray, t_s: float) -> bool:
-        """One window (T, D_m) per modality at session time ``t_s``; kept when a label is
-        set and at least ``min_interval_s`` passed since the last kept one. Returns whether
-        it was kept."""
+    def add(self, text: np.ndarray, audio: np.ndarray, video: np.ndarray, t_s: float, *,
+            model_sentiment: float = float("nan"), face_valence: float = float("nan"),
+            expression: Sequence[float] | None = None) -> bool:
+        """One window (T, D_m) per modality at session time ``t_s``, with the model's own
+        sentiment for it, the face valence and the 7 expression probabilities (NaN / None:
+        no face); kept when a label is set and at least ``min_interval_s`` passed since the
+        last kept one. Returns whether it was kept."""
+        if expression is not None and len(expression) != N_EXPRESSIONS:
+            raise ValueError(f"expression needs {N_EXPRESSIONS} probabilities, got "
+                             f"{len(expression)}")
         raw_s = float(t_s)
         with self._lock:
             t_s = raw_s + self._shift_s
@@ -108,18 +129,26 @@ class SessionRecorder:
             if len(self._samples) >= self.max_samples:
                 self._samples.popleft()
                 self.dropped += 1
-            self._samples.append((t_s, self._label, *(np.array(x, np.float32, copy=True)
-                                                      for x in (text, audio, video))))
+            self._samples.append(_Sample(
+                t_s, self._label, *(np.array(x, np.float32, copy=True)
+                                    for x in (text, audio, video)),
+                float(model_sentiment), float(face_valence),
+                np.full(N_EXPRESSIONS, np.nan, np.float32) if expression is None
+                else np.asarray(expression, np.float32)))
             self._last_t_s = t_s
             return True
 
     def session(self) -> Session:
         with self._lock:
             samples = list(self._samples)
-        return Session(tuple(s[2] for s in samples), tuple(s[3] for s in samples),
-                       tuple(s[4] for s in samples), np.array([s[1] for s in samples],
-                                                              np.float32),
-                       np.array([s[0] for s in samples], np.float64))
+        return Session(
+            tuple(s.text for s in samples), tuple(s.audio for s in samples),
+            tuple(s.video for s in samples), np.array([s.label for s in samples], np.float32),
+            np.array([s.t_s for s in samples], np.float64),
+            model_sentiment=np.array([s.model_sentiment for s in samples], np.float32),
+            face_valence=np.array([s.face_valence for s in samples], np.float32),
+            expression=np.array([s.expression for s in samples], np.float32).reshape(
+                -1, N_EXPRESSIONS))
 
     def save(self, path: str | Path) -> Path:
         """Writes the labelled windows (features only) for `python -m models.calibrate`."""

@@ -107,17 +107,15 @@ def source_spec(choice: SourceChoice) -> SourceSpec:
                               mic="default" if choice.mic is None else choice.mic)
 
 
-def engine_pipeline_factory(engine: Engine, face_weight: float = 0.0,
-                            models: ModelCalls | None = None) -> PipelineFactory:
+def engine_pipeline_factory(engine: Engine, models: ModelCalls | None = None) -> PipelineFactory:
     """Builds `realtime.pipeline.Pipeline(make_source(source_spec(choice)), engine)`, with
-    ``face_weight`` (the pipeline's W: 0 keeps the model's sentiment) and ``models`` (who runs
-    the sentiment model and word encoder: None, the engine; or e.g. the Ray deployment)."""
+    ``models`` (who runs the sentiment model and word encoder: None, the engine; or e.g. the
+    Ray deployment). The face weight W is the engine's (`Engine.face_weight`)."""
     from realtime.pipeline import Pipeline
     from realtime.sources import make_source
 
     def build(choice: SourceChoice) -> LivePipeline:
-        return Pipeline(make_source(source_spec(choice)), engine, face_weight=face_weight,
-                        models=models)
+        return Pipeline(make_source(source_spec(choice)), engine, models=models)
 
     return build
 

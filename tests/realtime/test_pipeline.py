@@ -362,11 +362,12 @@ class FakeFaceWithCrops(FakeFace):
                                         frame.captured_at_s))
 
 
-def replay_with_expression(path, **kw) -> Pipeline:
+def replay_with_expression(path, face_weight: float = 0.0) -> Pipeline:
     from dataclasses import replace
 
-    engine = replace(fake_engine(), new_face=FakeFaceWithCrops, new_expression=FakeExpression)
-    pipe = Pipeline(FileSource(path, realtime=False, clock=ReplayClock()), engine, **kw)
+    engine = replace(fake_engine(), new_face=FakeFaceWithCrops, new_expression=FakeExpression,
+                     face_weight=face_weight)
+    pipe = Pipeline(FileSource(path, realtime=False, clock=ReplayClock()), engine)
     pipe.run_to_end()
     return pipe
 
@@ -401,9 +402,9 @@ def test_without_a_face_the_sentiment_is_the_models_whatever_the_weight(tmp_path
             FakeFace.insert_frame(self, frame)
             self.crops.insert_crop(FaceCrop(frame.t_s, None, frame.captured_at_s))
 
-    engine = replace(fake_engine(), new_face=NoFaceCrops, new_expression=FakeExpression)
-    pipe = Pipeline(FileSource(path, realtime=False, clock=ReplayClock()), engine,
-                    face_weight=2.0)
+    engine = replace(fake_engine(), new_face=NoFaceCrops, new_expression=FakeExpression,
+                     face_weight=2.0)
+    pipe = Pipeline(FileSource(path, realtime=False, clock=ReplayClock()), engine)
     pipe.run_to_end()
     history = pipe.store.history()
     assert history and all(p.expression is None for p in history)

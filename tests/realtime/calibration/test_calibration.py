@@ -207,3 +207,59 @@ def test_the_calibrator_records_what_the_live_model_sees(tmp_path):
     cal.stop_recording()
     replay(cal.on_window)
     assert len(cal.recorder) == len(session)  # not recording: nothing kept
+
+
+def test_the_session_keeps_the_model_sentiment_face_valence_and_expression(tmp_path):
+    rec = SessionRecorder(min_interval_s=0.0)
+    rec.set_label(1.0)
+    happy = (0.0, 0.0, 0.0, 0.9, 0.05, 0.0, 0.05)
+    assert rec.add(*_window(), 0.0, model_sentiment=0.5, face_valence=0.85, expression=happy)
+    assert rec.add(*_window(), 1.0, model_sentiment=-0.25)  # no face in view
+    with pytest.raises(ValueError, match="7 probabilities"):
+        rec.add(*_window(), 2.0, expression=(0.5, 0.5))
+    back = read_session(rec.save(tmp_path / "s.npz"))
+    np.testing.assert_array_equal(back.model_sentiment, [0.5, -0.25])
+    assert back.face_valence[0] == pytest.approx(0.85) and np.isnan(back.face_valence[1])
+    np.testing.assert_allclose(back.expression[0], happy, atol=1e-7)
+    assert back.expression.shape == (2, 7) and np.isnan(back.expression[1]).all()
+
+
+def test_a_format_1_session_still_reads_with_no_face_and_fits_no_face_weight(tmp_path):
+    """Sessions saved before the face arrays existed: readable, NaN there, W = 0."""
+    import json
+
+    from models.data.sessions import REQUIRED_KEYS, pack_steps
+
+    rng = np.random.default_rng(0)
+    n = 10
+    arrays = pack_steps(*([rng.normal(size=(3, d)).astype(np.float32) for _ in range(n)]
+                          for d in (4, 3, 5)))
+    arrays.update(labels=np.linspace(-2, 2, n).astype(np.float32), t_s=np.arange(n, dtype=float),
+                  meta=np.asarray(json.dumps({"format": 1, "dims": [4, 3, 5]})))
+    old = tmp_path / "old.npz"
+    np.savez(old, **arrays)
+    with np.load(old) as z:
+        assert set(z.files) == set(REQUIRED_KEYS)
+    session = read_session(old)
+    assert len(session) == n and np.isnan(session.face_valence).all()
+    assert np.isnan(session.model_sentiment).all() and session.expression.shape == (n, 7)
+    torch.manual_seed(0)
+    from models.base import InputDims
+    from models.registry import create
+
+    base = checkpoint.save(create("mmlatch", InputDims(4, 3, 5), hidden=4, head_hidden=4).eval(),
+                           tmp_path / "base")
+    assert main(["--session", str(old), "--base", str(base), "--out", str(tmp_path / "p"),
+                 "--epochs", "1"]) == 0
+    meta = checkpoint.read_meta(tmp_path / "p")
+    assert meta["face_weight"] == 0.0 and meta["face_weight_windows"] == 0
+
+
+def test_a_stored_face_weight_is_checked():
+    from models.training.calibrate import fitted_face_weight
+
+    assert fitted_face_weight({}) is None
+    assert fitted_face_weight({"face_weight": 1.25}) == 1.25
+    for bad in (float("nan"), 7.0, "2", True):
+        with pytest.raises(ValueError, match="face_weight must be a number in"):
+            fitted_face_weight({"face_weight": bad})

@@ -126,7 +126,11 @@ def test_saved_session_holds_features_and_labels_only(live, cal, tmp_path):
         meta = str(z["meta"])
     assert {k: str(v) for k, v in dtypes.items() if k != "meta"} == {
         "text": "float32", "audio": "float32", "video": "float32", "offsets": "int64",
-        "labels": "float32", "t_s": "float64"}
+        "labels": "float32", "t_s": "float64", "model_sentiment": "float32",
+        "face_valence": "float32", "expression": "float32"}
+    n = len(cal.recorder)  # one number per window beside the features; 7 for the expression
+    assert shapes["model_sentiment"] == shapes["face_valence"] == (n,)
+    assert shapes["expression"] == (n, 7)
     assert dtypes["meta"].kind == "U" and shapes["meta"] == ()  # one JSON string
     assert '"format"' in meta and '"dims"' in meta and "hello" not in meta  # no words
     # per-step feature rows of the model's sizes: no frames (H x W x 3), no waveforms
@@ -301,3 +305,64 @@ def test_page_handlers_label_save_refuse_and_load(live, base_dir, tmp_path):
         assert update["value"] == str(personal) and personal.name in live.engine.model_name
     finally:
         app.close_demo(demo)
+
+
+def test_calibration_fits_the_face_weight_and_the_loaded_personal_model_uses_it(
+        base_dir, av_file, tmp_path):
+    """A session where a planted expression (the face valence) predicts the labels beyond the
+    model: `python -m models.calibrate` fits W near the planted 2.0 and stores it; loading
+    the personal model makes the live pipeline fuse with that W; the default model goes
+    back to the app's --face-weight."""
+    from models.data.sessions import Session, write_session
+    from models.expression import EXPRESSIONS, face_valence
+    from models.training.calibrate import main, predict_session
+    from tests.realtime.test_pipeline import FakeExpression, FakeFaceWithCrops
+
+    rng = np.random.default_rng(3)
+    n, planted = 60, 2.0
+    feats = [tuple(rng.normal(0, 0.3, (4, d)).astype(np.float32) for _ in range(n))
+             for d in (4, 3, 5)]
+    happy, sad = EXPRESSIONS.index("happy"), EXPRESSIONS.index("sad")
+    expression = np.full((n, 7), np.nan, np.float32)
+    faces = rng.random(n) < 0.75  # a quarter of the windows without a face
+    p_happy = rng.uniform(0, 1, faces.sum())
+    expression[faces] = 0.0
+    expression[faces, happy], expression[faces, sad] = p_happy, 1 - p_happy
+    valence = np.full(n, np.nan, np.float32)
+    valence[faces] = face_valence(expression[faces])
+    base = checkpoint.load(base_dir)
+    unlabelled = Session(*feats, np.zeros(n, np.float32), np.arange(n, dtype=float))
+    model = predict_session(base, unlabelled)
+    labels = np.clip(model + planted * np.nan_to_num(valence), -3, 3)
+    session = write_session(tmp_path / "session.npz", Session(
+        *feats, labels, np.arange(n, dtype=float), model_sentiment=model,
+        face_valence=valence, expression=expression))
+
+    data = tmp_path / "data"
+    out = data / "calibration" / "personal-planted"
+    assert main(["--session", str(session), "--base", str(base_dir), "--out", str(out),
+                 "--epochs", "2"]) == 0
+    meta = checkpoint.read_meta(out)
+    weight = meta["face_weight"]
+    assert weight == pytest.approx(planted, abs=0.3) and meta["face_weight_windows"] == \
+        faces.sum()
+    assert meta["session_l1_with_face"] < meta["session_l1_after"]
+
+    engine = replace(fake_engine(checkpoint.load(base_dir)), model_name="mmlatch",
+                     new_face=FakeFaceWithCrops, new_expression=FakeExpression)
+    cal = Calibrator(engine, base_dir, data_dir=data, default_face_weight=0.5)
+
+    def fused() -> list:
+        pipe = Pipeline(FileSource(av_file, realtime=False, clock=ReplayClock()), engine)
+        pipe.run_to_end()
+        return [p for p in pipe.store.history() if p.expression is not None]
+
+    assert cal.load_model(str(out)) == (f"Live model: mmlatch \u00b7 {out.name} "
+                                        f"(face weight {weight:+.2f})")
+    assert engine.face_weight == weight
+    with_face = fused()
+    assert with_face and all(p.face_weight == weight for p in with_face)
+    for p in with_face:  # FakeExpression's valence is 0.7
+        assert p.sentiment == pytest.approx(np.clip(p.model_sentiment + weight * 0.7, -3, 3))
+    assert cal.load_model(DEFAULT).startswith("Live model: mmlatch (face weight +0.50)")
+    assert engine.face_weight == 0.5 and all(p.face_weight == 0.5 for p in fused())
