@@ -16,9 +16,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -67,6 +67,20 @@ class EngineOutput:
     model_name: str
 
 
+@dataclass(frozen=True)
+class AsrFactory:
+    """Makes one session's `StreamingASR`: the shared Whisper and a named streaming policy
+    (`realtime.extract.asr.ASR_POLICIES`)."""
+
+    transcriber: Any
+    policy: str
+
+    def __call__(self) -> StreamingASRLike:
+        from realtime.extract.asr import StreamingASR, asr_policy
+
+        return StreamingASR(self.transcriber, asr_policy(self.policy))
+
+
 @dataclass
 class Engine:
     """model: a sentiment nn.Module (the `models.base` contract), already on ``device``;
@@ -92,6 +106,7 @@ class Engine:
         asr_model: str = "tiny.en",
         device: str = "auto",
         torch_threads: int | None = 1,
+        asr_policy: str = "pause",
     ) -> Engine:
         """torch_threads: intra-op threads for torch on CPU (process-wide). The per-tick
         models are small; on a 2-core machine shared with Whisper and mediapipe, one thread
@@ -103,7 +118,7 @@ class Engine:
         the extractors (`models.base.DimensionMismatch`), an unavailable device, or an
         error of Whisper or torch while loading."""
         try:
-            return cls._load(checkpoint_dir, asr_model, device, torch_threads)
+            return cls._load(checkpoint_dir, asr_model, device, torch_threads, asr_policy)
         except EngineError:
             raise
         except (RuntimeError, ValueError, OSError, ImportError) as exc:
@@ -112,12 +127,13 @@ class Engine:
 
     @classmethod
     def _load(cls, checkpoint_dir: str | Path | None, asr_model: str, device: str,
-              torch_threads: int | None) -> Engine:
+              torch_threads: int | None, policy: str) -> Engine:
         from models.base import InputDims, check_dims
         from realtime import assets
         from realtime.extract import acoustic, face, text
-        from realtime.extract.asr import AsrConfig, StreamingASR, load_whisper
+        from realtime.extract.asr import asr_policy, load_whisper
 
+        asr_policy(policy)  # an unknown name fails before anything loads
         device = pick_device(device)
         if device == "cpu" and torch_threads is not None:
             torch.set_num_threads(int(torch_threads))
@@ -140,7 +156,7 @@ class Engine:
         check_dims(model.config.dims,
                    InputDims(layout.text_dim, layout.audio_dim, layout.video_dim),
                    where=f"the sentiment model in {folder}")
-        whisper = load_whisper(asr_model, device=device if device == "cuda" else "cpu")
+        whisper = load_whisper(asr_model, device="cuda" if device.startswith("cuda") else "cpu")
         featurizer = text.TextFeaturizer(device=device)
         log.info("engine loaded: model %s from %s on %s", model.config.name, folder, device)
         return cls(
@@ -149,11 +165,21 @@ class Engine:
             device=device,
             layout=layout,
             encode_words=featurizer.encode,
-            new_asr=lambda: StreamingASR(whisper, AsrConfig()),
+            new_asr=AsrFactory(whisper, policy),
             new_acoustic=acoustic.AcousticExtractor,
             new_face=face.FaceExtractor,
             triton=_uses_triton(device),
         )
+
+    def with_asr_policy(self, policy: str) -> Engine:
+        """This engine (the same loaded models and lock) with sessions that stream speech
+        by the named policy; ValueError for an unknown name or an engine without Whisper."""
+        from realtime.extract.asr import asr_policy
+
+        asr_policy(policy)
+        if not isinstance(self.new_asr, AsrFactory):
+            raise ValueError("this engine's ASR has no named policies")
+        return replace(self, new_asr=replace(self.new_asr, policy=policy))
 
     def swap_model(self, model: torch.nn.Module, name: str) -> None:
         """Makes ``model`` (already on ``device``, in eval mode) the live model, called

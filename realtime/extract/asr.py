@@ -204,10 +204,11 @@ def load_whisper(name: str = "tiny.en", device: str = "cpu",
 
 @dataclass(frozen=True)
 class AsrConfig:
-    """Streaming policy (seconds unless named otherwise)."""
+    """Streaming policy (seconds unless named otherwise). The defaults are the ``pause``
+    policy; `ASR_POLICIES` names it and the older ``agreement`` policy."""
 
-    min_chunk_s: float = 1.0  # new utterance audio needed before re-transcribing
-    silence_close_s: float = 0.5  # VAD silence after speech that closes an utterance
+    min_chunk_s: float = 1.5  # new utterance audio (speech if speech_gated) before a pass
+    silence_close_s: float = 0.25  # VAD silence after speech that closes an utterance
     vad_threshold: float = 0.5  # Silero speech probability (hysteresis: -0.15 to leave)
     preroll_s: float = 0.3  # audio kept before the detected speech onset
     trim_buffer_s: float = 6.0  # above this, cut the buffer at the last committed word
@@ -219,6 +220,24 @@ class AsrConfig:
     max_gap_s: float = 1.0  # longer input gaps close the utterance
     encoder_window_s: float | None = 6.0  # shortest encoder window; None: Whisper's 30 s
     max_chunks: int = 512  # queued input chunks before the oldest is dropped
+    commit_margin_s: float | None = 0.6  # also commit words ending this long before the
+    # transcribed audio's end without a second agreeing pass (None: agreement only)
+    speech_gated: bool = True  # count only VAD speech (not all audio) towards min_chunk_s
+
+
+ASR_POLICIES: dict[str, AsrConfig] = {
+    "pause": AsrConfig(),
+    "agreement": AsrConfig(min_chunk_s=1.0, silence_close_s=0.5, commit_margin_s=None,
+                           speech_gated=False),
+}
+DEFAULT_ASR_POLICY = "pause"
+
+
+def asr_policy(name: str) -> AsrConfig:
+    """The named streaming policy; ValueError naming the known ones for any other name."""
+    if name not in ASR_POLICIES:
+        raise ValueError(f"unknown ASR policy {name!r}: use one of {', '.join(ASR_POLICIES)}")
+    return ASR_POLICIES[name]
 
 
 @dataclass(frozen=True)
@@ -272,6 +291,7 @@ class StreamingASR:
         self._prev: list[Word] = []
         self._hyp_end_s = float("-inf")  # audio end of the latest transcription
         self._new_audio_s = 0.0
+        self._new_speech_s = 0.0
 
     @property
     def _end_s(self) -> float:
@@ -306,6 +326,7 @@ class StreamingASR:
                     self._utterance = True
                     self._cut_to(max(self._buf_t0_s, t0 - self.config.preroll_s))
                 self._in_speech = True
+                self._new_speech_s += VAD_WINDOW / RATE_HZ
                 self._speech_end_s = t0 + VAD_WINDOW / RATE_HZ
             else:
                 self._in_speech = False
@@ -324,7 +345,9 @@ class StreamingASR:
         start = perf_s()
         closes = self.closes
         committed = self._drain()
-        if self._utterance and self._new_audio_s >= self.config.min_chunk_s:
+        cfg = self.config
+        new_s = self._new_speech_s if cfg.speech_gated else self._new_audio_s
+        if self._utterance and new_s >= cfg.min_chunk_s:
             committed += self._step()
         return self._update(committed, start, now_s, self.closes > closes)
 
@@ -367,6 +390,10 @@ class StreamingASR:
             if not same_text or abs(old.t0_s - new.t0_s) > self.config.agree_tolerance_s:
                 break
             agreed += 1
+        margin = self.config.commit_margin_s
+        if margin is not None:
+            while agreed < len(words) and words[agreed].t1_s <= self._hyp_end_s - margin:
+                agreed += 1
         out = self._commit(words[:agreed])
         self._prev = words[agreed:]
         duration = len(self._audio) / RATE_HZ
@@ -408,7 +435,7 @@ class StreamingASR:
         self._utterance = False
         self._hyp_end_s = float("-inf")
         self._cut_to(max(self._buf_t0_s, self._end_s - self.config.preroll_s))
-        self._new_audio_s = 0.0
+        self._new_audio_s = self._new_speech_s = 0.0
         return out
 
     def _commit(self, words: list[Word]) -> list[Word]:
@@ -430,7 +457,7 @@ class StreamingASR:
         if until_s is not None:
             end = min(end, max(0, int(round((until_s - self._buf_t0_s) * RATE_HZ))))
         audio = self._audio[:end]
-        self._new_audio_s = 0.0
+        self._new_audio_s = self._new_speech_s = 0.0
         if end < VAD_WINDOW:
             return []
         # Only text whose audio is no longer in the buffer: prompting with words that are

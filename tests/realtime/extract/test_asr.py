@@ -1,6 +1,10 @@
-"""realtime.extract.asr: LocalAgreement-2 commits, VAD, bounded buffer, session times, Whisper."""
+"""realtime.extract.asr: both streaming policies (``agreement``: LocalAgreement-2 commits;
+``pause``, the default: speech-gated passes, commits at pauses and behind a margin), VAD,
+bounded buffer, session times, Whisper."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -8,6 +12,7 @@ import pytest
 from realtime import assets
 from realtime.clock import ReplayClock
 from realtime.extract.asr import (
+    ASR_POLICIES,
     AsrConfig,
     RecognizedSegment,
     RecognizedWord,
@@ -23,6 +28,8 @@ from realtime.types import AudioChunk
 from tests.helpers import media
 
 RATE = RATE_HZ
+AGREEMENT = ASR_POLICIES["agreement"]
+PAUSE = ASR_POLICIES["pause"]
 TEXT = "I really love this movie, it is wonderful and the music is beautiful."
 
 
@@ -87,7 +94,7 @@ def scripted(samples: np.ndarray, t0_s: float = 0.0, step_s: float = 0.35):
 def make(script, config: AsrConfig | None = None, unstable: bool = False,
          tail: str | None = None):
     fake = ScriptedWhisper(script, unstable, tail)
-    asr = StreamingASR(fake, config or AsrConfig())
+    asr = StreamingASR(fake, config or AGREEMENT)
     fake.asr = asr
     return asr, fake
 
@@ -111,7 +118,7 @@ def test_local_agreement_commits_each_word_once_in_order(speech):
             assert word.text in seen_tentative
         seen_tentative |= {w.text for w in update.tentative}
     assert len(fake.calls) >= 3
-    assert set(fake.windows) == {AsrConfig().encoder_window_s}  # the policy's window, passed on
+    assert set(fake.windows) == {AGREEMENT.encoder_window_s}  # the policy's window, passed on
 
 
 def test_unstable_words_are_never_committed_mid_utterance(speech):
@@ -169,7 +176,7 @@ def test_pause_closes_the_utterance_and_commits_it(speech):
 
 def test_buffer_is_bounded_without_any_words(speech):
     long = np.tile(speech, 5)  # ~20 s of speech and no pause long enough to close
-    cfg = AsrConfig(silence_close_s=5.0, max_buffer_s=8.0, trim_buffer_s=4.0)
+    cfg = replace(AGREEMENT, silence_close_s=5.0, max_buffer_s=8.0, trim_buffer_s=4.0)
     asr, fake = make([], cfg)
     sizes = []
     feed(asr, long, observe=lambda a: sizes.append(len(a._audio)))
@@ -180,7 +187,7 @@ def test_buffer_is_bounded_without_any_words(speech):
 
 def test_buffer_is_trimmed_at_committed_words(speech):
     long = np.tile(speech, 4)
-    cfg = AsrConfig(silence_close_s=5.0, trim_buffer_s=3.0)
+    cfg = replace(AGREEMENT, silence_close_s=5.0, trim_buffer_s=3.0)
     asr, fake = make(scripted(long), cfg)
     words, _ = feed(asr, long)
     starts = [b0 for b0, _, _ in fake.calls]
@@ -228,7 +235,7 @@ class PunctuatingWhisper(ScriptedWhisper):
 def test_hypotheses_are_compared_as_normalised_words(speech):
     script = scripted(speech)
     fake = PunctuatingWhisper(script)
-    asr = StreamingASR(fake, AsrConfig(silence_close_s=5.0))
+    asr = StreamingASR(fake, replace(AGREEMENT, silence_close_s=5.0))
     fake.asr = asr
     words, updates = feed(asr, speech)
     mid = [w for u in updates[:-1] for w in u.committed]
@@ -275,8 +282,8 @@ def test_44k1_stereo_speech_through_a_source_is_transcribed(whisper, tmp_path):
         source.push_audio(rate, pcm[i : i + step])
     for chunk in source.read_audio():
         asr.insert_audio_chunk(chunk)
-    asr.process_iter()
-    words = asr.finish().committed
+    words = asr.process_iter().committed  # a pause may already close it
+    words += asr.finish().committed
     assert media.wer("the music is beautiful", " ".join(w.text for w in words)) <= 0.25
 
 
