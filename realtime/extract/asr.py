@@ -220,15 +220,12 @@ class AsrConfig:
     max_gap_s: float = 1.0  # longer input gaps close the utterance
     encoder_window_s: float | None = 6.0  # shortest encoder window; None: Whisper's 30 s
     max_chunks: int = 512  # queued input chunks before the oldest is dropped
-    commit_margin_s: float | None = 0.6  # also commit words ending this long before the
-    # transcribed audio's end without a second agreeing pass (None: agreement only)
     speech_gated: bool = True  # count only VAD speech (not all audio) towards min_chunk_s
 
 
 ASR_POLICIES: dict[str, AsrConfig] = {
     "pause": AsrConfig(),
-    "agreement": AsrConfig(min_chunk_s=1.0, silence_close_s=0.5, commit_margin_s=None,
-                           speech_gated=False),
+    "agreement": AsrConfig(min_chunk_s=1.0, silence_close_s=0.5, speech_gated=False),
 }
 DEFAULT_ASR_POLICY = "pause"
 
@@ -390,10 +387,6 @@ class StreamingASR:
             if not same_text or abs(old.t0_s - new.t0_s) > self.config.agree_tolerance_s:
                 break
             agreed += 1
-        margin = self.config.commit_margin_s
-        if margin is not None:
-            while agreed < len(words) and words[agreed].t1_s <= self._hyp_end_s - margin:
-                agreed += 1
         out = self._commit(words[:agreed])
         self._prev = words[agreed:]
         duration = len(self._audio) / RATE_HZ
@@ -482,11 +475,16 @@ class StreamingASR:
         return self._fresh(words)
 
     def _fresh(self, words: list[Word]) -> list[Word]:
-        """Drop words that repeat what is already committed (by time, then by text)."""
+        """Drop words that repeat what is already committed: by time, then by text where the
+        text matches the committed tail *and* each word starts within ``agree_tolerance_s``
+        of the committed word it repeats (a phrase the speaker says again later is new)."""
         words = [w for w in words if (w.t0_s + w.t1_s) / 2 > self._committed_end_s - 0.05]
         if words and self._committed and words[0].t0_s < self._committed_end_s + 1.0:
-            tail = [normalize_word(w.text) for w in self._committed]
+            tol = self.config.agree_tolerance_s
+            tail = list(self._committed)
             for n in range(min(5, len(tail), len(words)), 0, -1):
-                if tail[-n:] == [normalize_word(w.text) for w in words[:n]]:
+                if all(normalize_word(c.text) == normalize_word(w.text)
+                       and abs(c.t0_s - w.t0_s) <= tol
+                       for c, w in zip(tail[-n:], words[:n], strict=True)):
                     return words[n:]
         return words
