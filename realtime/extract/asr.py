@@ -1,22 +1,49 @@
-"""Streaming speech recognition: faster-whisper, a LocalAgreement-2 commit policy and Silero VAD.
+"""Streaming speech recognition: faster-whisper, two named commit policies and Silero VAD.
 
-`load_whisper` loads a bundled CTranslate2 Whisper model once per process (int8 on the CPU)
-and shares it between sessions, wrapped in a `WhisperTranscriber` (the typed seam between
-the streaming policy and faster-whisper; a test passes any `Transcriber`). `StreamingASR`
-is a push/poll stage, one per session:
+`load_whisper` loads a bundled CTranslate2 Whisper model once per process (int8 on the CPU,
+int8_float16 with CTranslate2 on CUDA when the engine runs on a GPU) and shares it between
+sessions, wrapped in a `WhisperTranscriber` (the typed seam between the streaming policy and
+faster-whisper; a test passes any `Transcriber`). `StreamingASR` is a push/poll stage, one
+per session:
 
 - ``insert_audio_chunk(chunk)`` queues audio as sources deliver it (16 kHz mono float32;
   anything else is a ValueError; gaps and overlaps are handled by
   `realtime.extract.audio_runs`), cheap, never blocks;
 - ``process_iter(now_s=None)`` runs Silero VAD over the new audio and, once an utterance has
-  at least ``min_chunk_s`` of new audio, re-transcribes the utterance buffer. A word is
-  committed when two consecutive hypotheses agree on it (the same word after
-  `realtime.extract.text.normalize_word`, start times within ``agree_tolerance_s``): the
-  longest common prefix is committed, the rest stays tentative.
+  ``min_chunk_s`` of new speech (``speech_gated``) or new audio, re-transcribes the
+  utterance buffer. A word is committed when two consecutive hypotheses agree on it (the
+  same word after `realtime.extract.text.normalize_word`, start times within
+  ``agree_tolerance_s``): the longest common prefix is committed, the rest stays tentative.
   When VAD hears ``silence_close_s`` of silence after speech, the utterance is closed: all of
-  its words are committed and the buffer is dropped. Silence between utterances is never
-  transcribed (only a short pre-roll is kept);
+  its words are committed at once (no second pass) and the buffer is dropped. Silence
+  between utterances is never transcribed (only a short pre-roll is kept);
 - ``finish(now_s=None)`` closes the last utterance and commits whatever remains.
+
+The policies (`ASR_POLICIES`, chosen by name: ``python -m realtime --asr-policy``,
+`Engine.load(asr_policy=)`; the benchmark and the spoken-MOSI replay report both):
+
+- ``pause`` (default): a pass per 1.5 s of *speech* (VAD), never for silence or the tail of
+  a pause, and an utterance closes after 0.25 s of silence. Most words of short sentences are
+  committed by the close, a quarter second after the sentence ends, in one pass; in long
+  runs of speech LocalAgreement-2 still commits, at the longer hop. On the demo recording
+  this halves the ASR's CPU (fewer, never wasted passes) with the same word error rate; the
+  cost is a longer wait inside long sentences (the hop) and more, shorter utterances (a
+  comma-length pause can end one, so Whisper sees less context, given back by the prompt).
+- ``agreement`` (the previous default): a pass per 1.0 s of new audio, closes after 0.5 s
+  of silence. Kept because on long unbroken speech it commits sooner and, with more
+  passes agreeing, slightly more accurately; it costs about twice the CPU.
+
+Measured and not taken (benchmarks/results/realtime_bench_notes.md): committing words that
+end a margin before the buffer's end without a second pass (0.3-0.6 s margins) cut the
+demo's commit delay by 0.3 s but misheard words cut at the buffer's end on continuous speech
+("best of times" -> "mist of times", WER 0.12 -> 0.33 on a repeated-phrase passage); an
+encoder window of 1-3 s instead of 6 s made Whisper loop and hallucinate (more CPU, WER
+0.07 -> 0.20); trimming the buffer at every commit dropped words that Whisper then skipped
+as already prompted.
+
+Bookkeeping: a hypothesis word repeats a committed one when its middle lies before the last
+committed word's end, or when it and its neighbours match the committed tail in text *and*
+start within ``repeat_tolerance_s`` of those words (a phrase the speaker says again is new).
 
 Word times are session seconds (buffer start + Whisper's word time). The buffer is cut at
 the last committed word once it exceeds ``trim_buffer_s`` and never exceeds ``max_buffer_s``
@@ -214,6 +241,8 @@ class AsrConfig:
     trim_buffer_s: float = 6.0  # above this, cut the buffer at the last committed word
     max_buffer_s: float = 15.0  # hard bound on the transcribed buffer
     agree_tolerance_s: float = 1.0  # start times of agreeing words may differ this much
+    repeat_tolerance_s: float = 0.35  # a word matching a committed one in text that starts
+    # this close to it is that word again (Whisper re-timing it), not a repetition
     beam_size: int = 1
     prompt_chars: int = 200  # committed text before the buffer, as Whisper's prompt
     no_speech_threshold: float = 0.6  # with avg_logprob < -1: the segment is dropped
@@ -476,11 +505,12 @@ class StreamingASR:
 
     def _fresh(self, words: list[Word]) -> list[Word]:
         """Drop words that repeat what is already committed: by time, then by text where the
-        text matches the committed tail *and* each word starts within ``agree_tolerance_s``
-        of the committed word it repeats (a phrase the speaker says again later is new)."""
+        text matches the committed tail *and* each word starts within ``repeat_tolerance_s``
+        of the committed word it repeats (a phrase, or a word, the speaker says again is
+        new)."""
         words = [w for w in words if (w.t0_s + w.t1_s) / 2 > self._committed_end_s - 0.05]
         if words and self._committed and words[0].t0_s < self._committed_end_s + 1.0:
-            tol = self.config.agree_tolerance_s
+            tol = self.config.repeat_tolerance_s
             tail = list(self._committed)
             for n in range(min(5, len(tail), len(words)), 0, -1):
                 if all(normalize_word(c.text) == normalize_word(w.text)

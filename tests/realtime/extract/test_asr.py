@@ -364,8 +364,8 @@ def test_whisper_base_when_installed():
 # ---- both policies: commit bookkeeping, latency, bounds ----------------------------------
 
 POLICIES = pytest.mark.parametrize("policy", sorted(ASR_POLICIES))
-REPEATED = ("we were all going direct to heaven we were all going direct the other way "
-            "we were all going direct to heaven").split()
+REPEATED = ("we were all going direct to heaven we were all going direct to heaven "
+            "no no no no no we were all going direct the other way").split()
 
 
 class SmearingWhisper(ScriptedWhisper):
