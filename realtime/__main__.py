@@ -106,6 +106,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--checkpoint", type=Path,
                    help="sentiment model folder (default: the bundled assets/model/)")
     p.add_argument("--asr-model", default="tiny.en", help="Whisper model: tiny.en or base")
+    p.add_argument("--asr-policy", default="pause",
+                   help="streaming ASR policy: pause (default) or agreement (the older, "
+                        "LocalAgreement-2 only; see realtime/extract/asr.py)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--hop", type=float, default=0.2, help="seconds between updates")
     p.add_argument("--face-weight", type=float, default=None, metavar="W",
@@ -200,7 +203,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     try:
         engine = Engine.load(args.checkpoint, asr_model=args.asr_model, device=args.device,
-                             face_weight=args.face_weight)
+                             face_weight=args.face_weight, asr_policy=args.asr_policy)
         served = open_models(args.serve, args.ray_address, args.checkpoint)
     except (EngineError, ServingError) as exc:
         print(f"error: {exc}", file=err)

@@ -19,9 +19,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -77,6 +77,20 @@ class EngineOutput:
     face_weight: float = 0.0
 
 
+@dataclass(frozen=True)
+class AsrFactory:
+    """Makes one session's `StreamingASR`: the shared Whisper and a named streaming policy
+    (`realtime.extract.asr.ASR_POLICIES`)."""
+
+    transcriber: Any
+    policy: str
+
+    def __call__(self) -> StreamingASRLike:
+        from realtime.extract.asr import StreamingASR, asr_policy
+
+        return StreamingASR(self.transcriber, asr_policy(self.policy))
+
+
 @dataclass
 class Engine:
     """model: a sentiment nn.Module (the `models.base` contract), already on ``device``;
@@ -113,6 +127,7 @@ class Engine:
         stages: bool = True,
         words: bool = True,
         face_weight: float | None = None,
+        asr_policy: str = "pause",
     ) -> Engine:
         """face_weight: W (None: the checkpoint's fitted W when calibration made it, else 0).
         torch_threads: intra-op threads for torch on CPU (process-wide). The per-tick
@@ -131,7 +146,7 @@ class Engine:
         error of Whisper or torch while loading."""
         try:
             return cls._load(checkpoint_dir, asr_model, device, torch_threads, stages, words,
-                             face_weight)
+                             face_weight, asr_policy)
         except EngineError:
             raise
         except (RuntimeError, ValueError, OSError, ImportError) as exc:
@@ -141,15 +156,16 @@ class Engine:
     @classmethod
     def _load(cls, checkpoint_dir: str | Path | None, asr_model: str, device: str,
               torch_threads: int | None, stages: bool, words: bool,
-              face_weight: float | None) -> Engine:
+              face_weight: float | None, policy: str) -> Engine:
         from models import checkpoint
         from models import expression as expression_model
         from models.base import InputDims, check_dims
         from models.training.calibrate import fitted_face_weight
         from realtime import assets
         from realtime.extract import acoustic, expression, face, text
-        from realtime.extract.asr import AsrConfig, StreamingASR, load_whisper
+        from realtime.extract.asr import asr_policy, load_whisper
 
+        asr_policy(policy)  # an unknown name fails before anything loads
         device = pick_device(device)
         if device == "cpu" and torch_threads is not None:
             torch.set_num_threads(int(torch_threads))
@@ -178,9 +194,10 @@ class Engine:
         new_asr = new_acoustic = new_face = _not_loaded
         new_expression = None
         if stages:
-            whisper = load_whisper(asr_model, device=device if device == "cuda" else "cpu")
+            whisper = load_whisper(asr_model,
+                                   device="cuda" if device.startswith("cuda") else "cpu")
             classifier = expression_model.load(assets.expression_model_path())
-            new_asr = lambda: StreamingASR(whisper, AsrConfig())  # noqa: E731
+            new_asr = AsrFactory(whisper, policy)
             new_acoustic = acoustic.AcousticExtractor
             new_face = lambda crops=None: face.FaceExtractor(crops=crops)  # noqa: E731
             new_expression = lambda: expression.ExpressionExtractor(classifier)  # noqa: E731
@@ -193,6 +210,16 @@ class Engine:
             new_asr=new_asr, new_acoustic=new_acoustic, new_face=new_face,
             new_expression=new_expression, triton=_uses_triton(device),
             face_weight=float(face_weight))
+
+    def with_asr_policy(self, policy: str) -> Engine:
+        """This engine (the same loaded models and lock) with sessions that stream speech
+        by the named policy; ValueError for an unknown name or an engine without Whisper."""
+        from realtime.extract.asr import asr_policy
+
+        asr_policy(policy)
+        if not isinstance(self.new_asr, AsrFactory):
+            raise ValueError("this engine's ASR has no named policies")
+        return replace(self, new_asr=replace(self.new_asr, policy=policy))
 
     def swap_model(self, model: torch.nn.Module, name: str,
                    face_weight: float | None = None) -> None:

@@ -49,6 +49,8 @@ from realtime.eval.spoken_mosi import (
     render,
     wav_path,
 )
+from realtime.eval.wer import normalize_words, wer
+from realtime.extract.asr import DEFAULT_ASR_POLICY
 from realtime.types import Prediction, Window
 
 REPO = Path(__file__).resolve().parents[2]
@@ -103,19 +105,20 @@ class Replayer:
     scored on the same windows. The pipeline (Whisper, MiniLM, extractors) loads on the first
     clip that is not cached."""
 
-    def __init__(self, root: Path, checkpoint: Path | None = None) -> None:
-        self.root, self.checkpoint = root, checkpoint
+    def __init__(self, root: Path, checkpoint: Path | None = None,
+                 asr_policy: str = DEFAULT_ASR_POLICY) -> None:
+        self.root, self.checkpoint, self.asr_policy = root, checkpoint, asr_policy
         self._engine: Engine | None = None
 
     def window(self, media: Path, kind: str, segment_id: str) -> FinalWindow:
-        path = self.root / "live" / kind / f"{segment_id}.npz"
+        path = self.root / "live" / self.asr_policy / kind / f"{segment_id}.npz"
         if path.is_file():
             with np.load(path) as z:
                 return FinalWindow(z["text"], z["audio"], z["video"],
                                    tuple(str(w) for w in z["words"]), float(z["replay_s"]))
         if self._engine is None:
             logger.info("loading the live pipeline's models (%s)", self.checkpoint or "default")
-            self._engine = Engine.load(self.checkpoint)
+            self._engine = Engine.load(self.checkpoint, asr_policy=self.asr_policy)
         res = replay(media, self._engine)
         win = FinalWindow(*(np.asarray(x, np.float32) for x in (
             res.window.text, res.window.audio, res.window.video)), res.words, res.seconds)
@@ -207,14 +210,38 @@ def live_windows(segments: Sequence[Segment], voice: Voice, split: str, rep: Rep
     return out
 
 
+def corpus_wer(segments: Sequence[Segment], wins: Sequence[FinalWindow]) -> float:
+    """Word error rate over all segments together (edits / reference words) of the words in
+    each final window against the segment's transcript. The final window holds the last
+    utterance's words, so this counts what the model was given, as the Acc2 does."""
+    edits = sum(wer(s.transcript, " ".join(w.words)) * max(len(normalize_words(s.transcript)), 1)
+                for s, w in zip(segments, wins, strict=True))
+    return round(edits / max(sum(max(len(normalize_words(s.transcript)), 1)
+                                 for s in segments), 1), 4)
+
+
+def compare_policies(segments: Sequence[Segment], policies: Sequence[str], model, root: Path,
+                     log: ProgressLog = logger.info) -> dict:
+    """Each ASR policy's word error rate and live metrics on the same segments."""
+    labels = [s.label for s in segments]
+    out = {}
+    for policy in policies:
+        wins = live_windows(segments, TEST_VOICE, "test", Replayer(root, asr_policy=policy), log)
+        out[policy] = {"wer": corpus_wer(segments, wins),
+                       "live": _metrics([predict_window(model, w.tensors()) for w in wins],
+                                        labels)}
+    return out
+
+
 def run(segments: Sequence[Segment], checkpoint: Path | None, text_only: Path | None,
         robust: int, root: Path, face_video: Path, log: ProgressLog = logger.info,
-        also: Sequence[Path] = ()) -> dict:
+        also: Sequence[Path] = (), asr_policy: str = DEFAULT_ASR_POLICY,
+        policies: Sequence[str] = ()) -> dict:
     from models import checkpoint as ckpt
     from realtime.assets import default_model_dir
 
     folder = checkpoint or default_model_dir()
-    model, rep = ckpt.load(folder).eval(), Replayer(root)
+    model, rep = ckpt.load(folder).eval(), Replayer(root, asr_policy=asr_policy)
     extra = ckpt.load(text_only).eval() if text_only else None
     feat = Featurizer()
     wins = live_windows(segments, TEST_VOICE, "test", rep, log)
@@ -227,6 +254,7 @@ def run(segments: Sequence[Segment], checkpoint: Path | None, text_only: Path | 
             for s, p, o, w in zip(segments, live, oracle, wins, strict=True)]
     out = {"segments": len(segments), "test_voice": str(TEST_VOICE),
            "checkpoint": folder.name, "live": _metrics(live, labels),
+           "asr_policy": asr_policy, "wer": corpus_wer(segments, wins),
            "oracle": _metrics(oracle, labels), "model": model.config.name,
            "replay_s": {"total": round(sum(w.replay_s for w in wins), 1),
                         "median": round(float(np.median([w.replay_s for w in wins])), 2)},
@@ -239,6 +267,8 @@ def run(segments: Sequence[Segment], checkpoint: Path | None, text_only: Path | 
             "live": _metrics([predict_window(m, w.tensors()) for w in wins], labels),
             "oracle": _metrics([oracle_prediction(s, TEST_VOICE, feat, m, root)
                                 for s in segments], labels)}
+    if policies:  # the ASR policies side by side on the same segments
+        out["asr_policies"] = compare_policies(segments, policies, model, root, log)
     if robust:
         out["robustness"] = robustness(segments[:robust], live[:robust], model, rep,
                                        face_video, log)
@@ -358,6 +388,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--write-split", action="store_true",
                    help="test: write TEST_VOICE's live windows as a spoken-MOSI file; no scores")
     p.add_argument("--limit", type=int, default=None, help="random subset of N segments")
+    p.add_argument("--asr-policy", default=DEFAULT_ASR_POLICY,
+                   help="the streaming ASR policy of the live windows (realtime.extract.asr)")
+    p.add_argument("--compare-asr", default="", metavar="P1,P2",
+                   help="also report these ASR policies' WER and live metrics side by side")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--robust", type=int, default=0, help="robustness on the first N segments")
     p.add_argument("--windows-only", action="store_true",
@@ -385,7 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         live_windows(segments, TEST_VOICE, "test", rep, print)
         return 0
     result = run(segments, a.checkpoint, a.text_only, a.robust, root, a.face_video, print,
-                 also=a.also)
+                 also=a.also, asr_policy=a.asr_policy,
+                 policies=[x for x in a.compare_asr.split(",") if x])
     result.update({"limit": a.limit, "seed": a.seed})
     # per-segment rows (MOSI transcripts, labels) stay in the user cache, never in the repo
     rows_path = root / "eval" / f"per_segment-{result['checkpoint']}-{a.limit}-{a.seed}.json"

@@ -1,22 +1,49 @@
-"""Streaming speech recognition: faster-whisper, a LocalAgreement-2 commit policy and Silero VAD.
+"""Streaming speech recognition: faster-whisper, two named commit policies and Silero VAD.
 
-`load_whisper` loads a bundled CTranslate2 Whisper model once per process (int8 on the CPU)
-and shares it between sessions, wrapped in a `WhisperTranscriber` (the typed seam between
-the streaming policy and faster-whisper; a test passes any `Transcriber`). `StreamingASR`
-is a push/poll stage, one per session:
+`load_whisper` loads a bundled CTranslate2 Whisper model once per process (int8 on the CPU,
+int8_float16 with CTranslate2 on CUDA when the engine runs on a GPU) and shares it between
+sessions, wrapped in a `WhisperTranscriber` (the typed seam between the streaming policy and
+faster-whisper; a test passes any `Transcriber`). `StreamingASR` is a push/poll stage, one
+per session:
 
 - ``insert_audio_chunk(chunk)`` queues audio as sources deliver it (16 kHz mono float32;
   anything else is a ValueError; gaps and overlaps are handled by
   `realtime.extract.audio_runs`), cheap, never blocks;
 - ``process_iter(now_s=None)`` runs Silero VAD over the new audio and, once an utterance has
-  at least ``min_chunk_s`` of new audio, re-transcribes the utterance buffer. A word is
-  committed when two consecutive hypotheses agree on it (the same word after
-  `realtime.extract.text.normalize_word`, start times within ``agree_tolerance_s``): the
-  longest common prefix is committed, the rest stays tentative.
+  ``min_chunk_s`` of new speech (``speech_gated``) or new audio, re-transcribes the
+  utterance buffer. A word is committed when two consecutive hypotheses agree on it (the
+  same word after `realtime.extract.text.normalize_word`, start times within
+  ``agree_tolerance_s``): the longest common prefix is committed, the rest stays tentative.
   When VAD hears ``silence_close_s`` of silence after speech, the utterance is closed: all of
-  its words are committed and the buffer is dropped. Silence between utterances is never
-  transcribed (only a short pre-roll is kept);
+  its words are committed at once (no second pass) and the buffer is dropped. Silence
+  between utterances is never transcribed (only a short pre-roll is kept);
 - ``finish(now_s=None)`` closes the last utterance and commits whatever remains.
+
+The policies (`ASR_POLICIES`, chosen by name: ``python -m realtime --asr-policy``,
+`Engine.load(asr_policy=)`; the benchmark and the spoken-MOSI replay report both):
+
+- ``pause`` (default): a pass per 1.5 s of *speech* (VAD), never for silence or the tail of
+  a pause, and an utterance closes after 0.25 s of silence. Most words of short sentences are
+  committed by the close, a quarter second after the sentence ends, in one pass; in long
+  runs of speech LocalAgreement-2 still commits, at the longer hop. On the demo recording
+  this halves the ASR's CPU (fewer, never wasted passes) with the same word error rate; the
+  cost is a longer wait inside long sentences (the hop) and more, shorter utterances (a
+  comma-length pause can end one, so Whisper sees less context, given back by the prompt).
+- ``agreement`` (the previous default): a pass per 1.0 s of new audio, closes after 0.5 s
+  of silence. Kept because on long unbroken speech it commits sooner and, with more
+  passes agreeing, slightly more accurately; it costs about twice the CPU.
+
+Measured and not taken (benchmarks/results/realtime_bench_notes.md): committing words that
+end a margin before the buffer's end without a second pass (0.3-0.6 s margins) cut the
+demo's commit delay by 0.3 s but misheard words cut at the buffer's end on continuous speech
+("best of times" -> "mist of times", WER 0.12 -> 0.33 on a repeated-phrase passage); an
+encoder window of 1-3 s instead of 6 s made Whisper loop and hallucinate (more CPU, WER
+0.07 -> 0.20); trimming the buffer at every commit dropped words that Whisper then skipped
+as already prompted.
+
+Bookkeeping: a hypothesis word repeats a committed one when its middle lies before the last
+committed word's end, or when it and its neighbours match the committed tail in text *and*
+start within ``repeat_tolerance_s`` of those words (a phrase the speaker says again is new).
 
 Word times are session seconds (buffer start + Whisper's word time). The buffer is cut at
 the last committed word once it exceeds ``trim_buffer_s`` and never exceeds ``max_buffer_s``
@@ -204,21 +231,39 @@ def load_whisper(name: str = "tiny.en", device: str = "cpu",
 
 @dataclass(frozen=True)
 class AsrConfig:
-    """Streaming policy (seconds unless named otherwise)."""
+    """Streaming policy (seconds unless named otherwise). The defaults are the ``pause``
+    policy; `ASR_POLICIES` names it and the older ``agreement`` policy."""
 
-    min_chunk_s: float = 1.0  # new utterance audio needed before re-transcribing
-    silence_close_s: float = 0.5  # VAD silence after speech that closes an utterance
+    min_chunk_s: float = 1.5  # new utterance audio (speech if speech_gated) before a pass
+    silence_close_s: float = 0.25  # VAD silence after speech that closes an utterance
     vad_threshold: float = 0.5  # Silero speech probability (hysteresis: -0.15 to leave)
     preroll_s: float = 0.3  # audio kept before the detected speech onset
     trim_buffer_s: float = 6.0  # above this, cut the buffer at the last committed word
     max_buffer_s: float = 15.0  # hard bound on the transcribed buffer
     agree_tolerance_s: float = 1.0  # start times of agreeing words may differ this much
+    repeat_tolerance_s: float = 0.35  # a word matching a committed one in text that starts
+    # this close to it is that word again (Whisper re-timing it), not a repetition
     beam_size: int = 1
     prompt_chars: int = 200  # committed text before the buffer, as Whisper's prompt
     no_speech_threshold: float = 0.6  # with avg_logprob < -1: the segment is dropped
     max_gap_s: float = 1.0  # longer input gaps close the utterance
     encoder_window_s: float | None = 6.0  # shortest encoder window; None: Whisper's 30 s
     max_chunks: int = 512  # queued input chunks before the oldest is dropped
+    speech_gated: bool = True  # count only VAD speech (not all audio) towards min_chunk_s
+
+
+ASR_POLICIES: dict[str, AsrConfig] = {
+    "pause": AsrConfig(),
+    "agreement": AsrConfig(min_chunk_s=1.0, silence_close_s=0.5, speech_gated=False),
+}
+DEFAULT_ASR_POLICY = "pause"
+
+
+def asr_policy(name: str) -> AsrConfig:
+    """The named streaming policy; ValueError naming the known ones for any other name."""
+    if name not in ASR_POLICIES:
+        raise ValueError(f"unknown ASR policy {name!r}: use one of {', '.join(ASR_POLICIES)}")
+    return ASR_POLICIES[name]
 
 
 @dataclass(frozen=True)
@@ -272,6 +317,7 @@ class StreamingASR:
         self._prev: list[Word] = []
         self._hyp_end_s = float("-inf")  # audio end of the latest transcription
         self._new_audio_s = 0.0
+        self._new_speech_s = 0.0
 
     @property
     def _end_s(self) -> float:
@@ -306,6 +352,7 @@ class StreamingASR:
                     self._utterance = True
                     self._cut_to(max(self._buf_t0_s, t0 - self.config.preroll_s))
                 self._in_speech = True
+                self._new_speech_s += VAD_WINDOW / RATE_HZ
                 self._speech_end_s = t0 + VAD_WINDOW / RATE_HZ
             else:
                 self._in_speech = False
@@ -324,7 +371,9 @@ class StreamingASR:
         start = perf_s()
         closes = self.closes
         committed = self._drain()
-        if self._utterance and self._new_audio_s >= self.config.min_chunk_s:
+        cfg = self.config
+        new_s = self._new_speech_s if cfg.speech_gated else self._new_audio_s
+        if self._utterance and new_s >= cfg.min_chunk_s:
             committed += self._step()
         return self._update(committed, start, now_s, self.closes > closes)
 
@@ -408,7 +457,7 @@ class StreamingASR:
         self._utterance = False
         self._hyp_end_s = float("-inf")
         self._cut_to(max(self._buf_t0_s, self._end_s - self.config.preroll_s))
-        self._new_audio_s = 0.0
+        self._new_audio_s = self._new_speech_s = 0.0
         return out
 
     def _commit(self, words: list[Word]) -> list[Word]:
@@ -430,7 +479,7 @@ class StreamingASR:
         if until_s is not None:
             end = min(end, max(0, int(round((until_s - self._buf_t0_s) * RATE_HZ))))
         audio = self._audio[:end]
-        self._new_audio_s = 0.0
+        self._new_audio_s = self._new_speech_s = 0.0
         if end < VAD_WINDOW:
             return []
         # Only text whose audio is no longer in the buffer: prompting with words that are
@@ -455,11 +504,17 @@ class StreamingASR:
         return self._fresh(words)
 
     def _fresh(self, words: list[Word]) -> list[Word]:
-        """Drop words that repeat what is already committed (by time, then by text)."""
+        """Drop words that repeat what is already committed: by time, then by text where the
+        text matches the committed tail *and* each word starts within ``repeat_tolerance_s``
+        of the committed word it repeats (a phrase, or a word, the speaker says again is
+        new)."""
         words = [w for w in words if (w.t0_s + w.t1_s) / 2 > self._committed_end_s - 0.05]
         if words and self._committed and words[0].t0_s < self._committed_end_s + 1.0:
-            tail = [normalize_word(w.text) for w in self._committed]
+            tol = self.config.repeat_tolerance_s
+            tail = list(self._committed)
             for n in range(min(5, len(tail), len(words)), 0, -1):
-                if tail[-n:] == [normalize_word(w.text) for w in words[:n]]:
+                if all(normalize_word(c.text) == normalize_word(w.text)
+                       and abs(c.t0_s - w.t0_s) <= tol
+                       for c, w in zip(tail[-n:], words[:n], strict=True)):
                     return words[n:]
         return words

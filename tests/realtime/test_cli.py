@@ -234,3 +234,23 @@ def test_demo_recording_end_to_end(demo_rows):
     arousal = [r["voice_arousal"] for r in rows]
     assert arousal[0] is None and any(a is not None for a in arousal)
     assert all(-3 <= a <= 3 for a in arousal if a is not None)
+
+
+def test_an_unknown_asr_policy_exits_2_naming_the_known_ones(tmp_path):
+    wav = media.speech_wav(tmp_path, "hello")
+    code, _, err = run_main("--source", str(wav), "--fast", "--asr-policy", "fastest")
+    assert code == 2 and "unknown ASR policy 'fastest'" in err
+    assert "pause" in err and "agreement" in err and "Traceback" not in err
+
+
+def test_engines_share_models_across_asr_policies(fake):
+    from realtime.engine import AsrFactory, Engine
+
+    engine = Engine(**{**vars(realtime.engine.Engine.load()),
+                       "new_asr": AsrFactory("a transcriber", "pause")})
+    other = engine.with_asr_policy("agreement")
+    assert other.new_asr == AsrFactory("a transcriber", "agreement")
+    assert other.model is engine.model and other.model_lock is engine.model_lock
+    assert engine.new_asr.policy == "pause"  # the original is unchanged
+    with pytest.raises(ValueError, match="unknown ASR policy 'x'"):
+        engine.with_asr_policy("x")

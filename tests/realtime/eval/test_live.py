@@ -10,6 +10,7 @@ import torch
 from models.data.spoken import Segment, read_split
 from realtime.eval.live import FinalWindow, Replayer, ordered, write_doc, write_live_split
 from realtime.eval.spoken_mosi import ALT_TEST_VOICE, TEST_VOICE, TRAIN_VOICES, VALID_VOICES, Voice
+from realtime.extract.asr import DEFAULT_ASR_POLICY
 
 
 def _segments(n: int) -> list[Segment]:
@@ -37,7 +38,7 @@ def _cached_window(root, kind: str, seg_id: str, steps: int, seed: int) -> Final
     win = FinalWindow(rng.normal(size=(steps, 384)).astype(np.float32),
                       rng.normal(size=(steps, 35)).astype(np.float32),
                       np.zeros((steps, 56), np.float32), ("good", "film"), 1.5)
-    path = root / "live" / kind / f"{seg_id}.npz"
+    path = root / "live" / DEFAULT_ASR_POLICY / kind / f"{seg_id}.npz"  # the default's cache
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, text=win.text, audio=win.audio, video=win.video,
              words=np.asarray(win.words, dtype=str), replay_s=win.replay_s)
