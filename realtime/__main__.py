@@ -155,7 +155,9 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 pipeline.wait(args.seconds)
             except KeyboardInterrupt:
                 print("stopping...", file=err)
-            pipeline.stop()
+            if not pipeline.stop():
+                print("warning: the pipeline did not stop within 2 s; devices are released "
+                      "when its threads end", file=err)
     finally:
         if jsonl is not None:
             jsonl.close()

@@ -115,6 +115,8 @@ class Pipeline:
         self._acoustic = engine.new_acoustic() if source.has_audio else None
         self._asr = engine.new_asr() if source.has_audio else None
         self._face = engine.new_face() if source.has_video else None
+        self._face_open = self._face is not None
+        self._face_lock = threading.Lock()
         self._lock = threading.RLock()
         self._tentative: tuple[Word, ...] = ()
         self._unpublished_words: list[str] = []
@@ -139,7 +141,13 @@ class Pipeline:
         if self._started:
             raise RuntimeError("a pipeline runs once; build a new one for a new session")
         self._started = True
-        self.source.start()
+        try:
+            self.source.start()
+        except Exception as exc:
+            # Nothing runs: say so (running False, the reason as the error), then raise.
+            self._error = f"{self.source.name} could not start: {exc}"
+            self._done.set()
+            raise
         if self.source.has_audio:
             self._spawn(self._audio_worker, "audio")
             self._spawn(self._asr_worker, "asr")
@@ -170,10 +178,21 @@ class Pipeline:
         for thread in self._threads:
             thread.join(max(0.0, end_s - perf_s()))
         joined = joined and not any(t.is_alive() for t in self._threads)
-        if joined and self._face is not None:
-            self._face.close()
+        if joined:
+            self._close_face()
+        else:  # the video worker closes the face tracker itself when it ends
+            log.warning("pipeline on %s: threads still running %.1f s after stop: %s",
+                        self.source.name, timeout_s,
+                        ", ".join(t.name for t in self._threads if t.is_alive()))
         self._done.set()
         return joined
+
+    def _close_face(self) -> None:
+        """Closes the face tracker once, from whichever of stop/the video worker is last."""
+        with self._face_lock:
+            was_open, self._face_open = self._face_open, False
+        if was_open:
+            self._face.close()
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Waits until the source has ended and everything was processed."""
@@ -214,8 +233,7 @@ class Pipeline:
             raise
         finally:
             self._done.set()
-            if self._face is not None:
-                self._face.close()
+            self._close_face()
         if self.source.error:
             self._error = self.source.error
         return self.store.version - published
@@ -402,13 +420,17 @@ class Pipeline:
                 return
 
     def _video_worker(self) -> None:
-        while not self._stop.is_set():
-            frames = self.source.read_frames(timeout_s=0.1)
-            if frames:
-                self._video_skipped += len(frames) - 1
-                self._on_frame(frames[-1])
-            elif self.source.ended and self.source.pending_frames() == 0:
-                return
+        try:
+            while not self._stop.is_set():
+                frames = self.source.read_frames(timeout_s=0.1)
+                if frames:
+                    self._video_skipped += len(frames) - 1
+                    self._on_frame(frames[-1])
+                elif self.source.ended and self.source.pending_frames() == 0:
+                    return
+        finally:
+            if self._stop.is_set():  # stopped: nothing uses the tracker any more
+                self._close_face()
 
     def _tick_loop(self) -> None:
         workers = [t for t in self._threads if t.name != "pipeline:tick"]

@@ -327,3 +327,51 @@ def test_engine_load_raises_engine_error_only_with_the_cause_s_message(tmp_path,
     with pytest.raises(EngineError, match="^Whisper model missing: pip install some") as err:
         Engine.load(folder, device="cpu", torch_threads=None)
     assert isinstance(err.value.__cause__, assets.AssetMissing)
+
+
+class _NoCameraSource(FileSource):
+    def _start(self) -> None:
+        from realtime.sources.base import SourceError
+        raise SourceError("camera 0 could not be opened (is it connected, and free?)")
+
+
+def test_a_source_that_fails_to_start_is_not_reported_running(av_file):
+    pipe = Pipeline(_NoCameraSource(av_file, clock=SessionClock()), fake_engine())
+    with pytest.raises(Exception, match="could not be opened"):
+        pipe.start()
+    st = pipe.status()
+    assert st.running is False and "could not be opened" in st.error
+    assert pipe.stop(0.5) and pipe.wait(0)
+
+
+def test_face_tracker_is_closed_even_when_stop_times_out(av_file):
+    release = threading.Event()
+
+    class SlowFace(FakeFace):
+        def process_iter(self):
+            release.wait(5.0)
+            return super().process_iter()
+
+    faces = []
+
+    def new_face():
+        faces.append(SlowFace())
+        return faces[-1]
+
+    engine = Engine(model=MeanModel(), model_name="m", device="cpu", layout=LAYOUT,
+                    encode_words=encode, new_asr=FakeASR, new_acoustic=FakeAcoustic,
+                    new_face=new_face)
+    pipe = Pipeline(FileSource(av_file, clock=SessionClock()), engine)
+    pipe.start()
+    for _ in range(100):
+        if faces[0].pending:
+            break
+        threading.Event().wait(0.02)
+    assert pipe.stop(0.2) is False  # the video worker is stuck in the tracker
+    assert not faces[0].closed
+    release.set()
+    for _ in range(100):
+        if faces[0].closed:
+            break
+        threading.Event().wait(0.02)
+    assert faces[0].closed  # closed by the worker as it ended
