@@ -14,9 +14,10 @@ takes them (a full queue makes the reader wait: nothing is dropped). ``captured_
 clock's time at hand-over. `items` yields the same stamped items without a thread, for the
 pipeline's deterministic replay (`realtime.pipeline.Pipeline.run_to_end`).
 
-Errors: a missing file raises FileNotFoundError; an empty, corrupt or stream-less file raises
-`SourceError` with the path and the reason, from the constructor. A decode error part-way
-ends the source with ``error`` set; everything decoded before it is kept.
+Errors: a missing file raises FileNotFoundError; an empty, corrupt, stream-less or text file
+raises `SourceError` with the path and the reason, from the constructor. A decode error
+part-way, or a file that decodes to less than the duration it declares (a truncated
+recording), ends the source with ``error`` set; everything decoded before it is kept.
 """
 
 from __future__ import annotations
@@ -103,9 +104,19 @@ class FileSource(Source):
                     return
                 end_s = max(end_s, media.end_s)
                 yield media
+            if self._error is None and loop == 0 and not self._stop.is_set():
+                self._check_complete(end_s - offset_s)
             if self._error is not None or end_s <= offset_s:  # never loop on nothing
                 return
             offset_s = end_s
+
+    def _check_complete(self, decoded_s: float) -> None:
+        """A file that decodes to less than it declares was cut off: say so (``error``)."""
+        if self.duration_s > 0 and decoded_s < self.duration_s - _tolerance_s(self.duration_s):
+            self._error = (f"{self.path}: decoding ended at {decoded_s:.1f} s of the "
+                           f"{self.duration_s:.2f} s the file declares (truncated?); "
+                           "the rest is lost")
+            log.warning("%s", self._error)
 
     def _merged(self, offset_s: float) -> Iterator[Media]:
         streams = []
@@ -216,6 +227,9 @@ def _probe(path: Path) -> tuple[bool, bool, float]:
         raise SourceError(f"{path}: the file is empty (0 bytes)")
     try:
         with av.open(str(path)) as container:
+            if container.format.name in _NOT_MEDIA:
+                raise SourceError(f"{path}: a text file ({container.format.long_name}), "
+                                  "not an audio or video file")
             has_audio = _decodes(container, "audio")
         with av.open(str(path)) as container:
             has_video = _decodes(container, "video")
@@ -225,6 +239,15 @@ def _probe(path: Path) -> tuple[bool, bool, float]:
     if not (has_audio or has_video):
         raise SourceError(f"{path}: no decodable audio or video stream (corrupt file?)")
     return has_audio, has_video, duration_s
+
+
+_NOT_MEDIA = frozenset({"tty"})  # FFmpeg renders any text file as "ANSI art" video
+
+
+def _tolerance_s(declared_s: float) -> float:
+    """How far short of its declared duration a complete file may decode (stream ends
+    differ by a frame or an encoder's priming; containers round)."""
+    return max(0.5, 0.02 * declared_s)
 
 
 def _decodes(container, kind: str) -> bool:

@@ -162,3 +162,25 @@ def test_demo_recording_end_to_end(demo_rows):
     assert sum(r["face"] for r in rows) >= 0.9 * len(rows)
     assert any(r["words"] for r in rows) and all(-3 <= r["sentiment"] <= 3 for r in rows)
     assert rows[-1]["t"] == pytest.approx(media.duration_s(media.DEMO_MP4), abs=0.5)
+
+
+def test_a_truncated_recording_says_how_much_was_lost(fake, tmp_path):
+    # defect: a cut-off file exited 0 with "drops: none" and not a word about the rest
+    cut = tmp_path / "cut.mp4"
+    data = media.DEMO_MP4.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "o.jsonl"
+    code, _, stderr = run_main("--source", str(cut), "--fast", "--quiet", "--jsonl", str(out))
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows and rows[-1]["t"] < 20.0
+    assert "of the 29.45 s the file declares (truncated?)" in stderr, stderr
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "notes.mp4"])
+def test_a_text_file_is_refused_not_decoded_as_video(tmp_path, name):
+    path = tmp_path / name
+    path.write_text("hello world, this is not a recording\n" * 50)
+    code, stdout, stderr = run_main("--source", str(path), "--fast")
+    assert code == 2 and stdout == ""
+    assert stderr.strip().count("\n") == 0 and "audio or video file" in stderr, stderr
