@@ -184,3 +184,47 @@ def test_a_text_file_is_refused_not_decoded_as_video(tmp_path, name):
     code, stdout, stderr = run_main("--source", str(path), "--fast")
     assert code == 2 and stdout == ""
     assert stderr.strip().count("\n") == 0 and "audio or video file" in stderr, stderr
+
+
+def _bundled_copy(tmp_path):
+    import shutil
+
+    from realtime.assets import AssetMissing, default_model_dir
+
+    try:
+        src = default_model_dir()
+    except AssetMissing as exc:
+        pytest.skip(f"no bundled model: {exc}")
+    return shutil.copytree(src, tmp_path / "model")
+
+
+def _poison(folder, value: float) -> None:
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(folder / "model.safetensors"))
+    key = next(k for k, v in sorted(state.items()) if v.is_floating_point())
+    state[key].view(-1)[0] = value
+    save_file(state, str(folder / "model.safetensors"))
+
+
+def _rewidth(folder, hidden: int) -> None:
+    doc = json.loads((folder / "config.json").read_text())
+    doc["config"]["hidden"] = hidden
+    (folder / "config.json").write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize("spoil, expect", [
+    (lambda f: _poison(f, float("nan")), "non-finite values"),
+    (lambda f: _poison(f, float("inf")), "non-finite values"),
+    (lambda f: _rewidth(f, 32), "in the weights but"),
+], ids=["nan-weight", "inf-weight", "hidden-32"])
+def test_a_spoiled_model_is_refused_at_load_in_one_line_exit_2(tmp_path, spoil, expect):
+    # defect: NaN loaded then failed with exit 1, +Inf gave +-3.0 with exit 0, and a
+    # mismatching config printed 11 to 73 lines
+    folder = _bundled_copy(tmp_path)
+    spoil(folder)
+    wav = media.speech_wav(tmp_path, "hello")
+    proc = cli("--source", str(wav), "--fast", "--quiet", "--checkpoint", str(folder))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and expect in lines[0], proc.stderr[-2000:]
