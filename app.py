@@ -1,12 +1,17 @@
 """Live multimodal sentiment dashboard (Gradio).
 
     python app.py [--source PATH | --camera N [--mic NAME] | --browser] [--host H]
-                  [--port P] [--auth USER:PASS] [--share] [--model DIR] [--log-level L]
+                  [--port P] [--auth-file F] [--allowed-host NAME] [--share] [--model DIR]
+                  [--log-level L]
 
 Default: the bundled recording (assets/demo.mp4) on http://127.0.0.1:7860. The page reads
 only the pipeline's prediction store (through `realtime.dashboard.controller.Dashboard`); no model
 work happens in a web handler. Binding anything but loopback, or sharing, needs --auth or
-SENTIMENT_AUTH=user:pass. Analytics are off; the page loads nothing from the internet.
+SENTIMENT_AUTH=user:pass (or --auth-file, a file holding USER:PASS; --auth USER:PASS works but
+is visible in `ps`); passwords have at least 8 characters. Requests whose Host header is not
+the bound address (or a name given with --allowed-host) are refused, and failed logins are
+throttled (`realtime.dashboard.http_guard`). Exports live in a temporary folder deleted at
+exit. Analytics are off; the page loads nothing from the internet.
 The "Personal calibration" panel (`realtime.calibration.panel`) records labelled feature
 windows, calibrates a personal model in a subprocess and switches the live model.
 """
@@ -38,6 +43,7 @@ from realtime.calibration.panel import (  # noqa: E402
     make_calibrator,
 )
 from realtime.clock import perf_s  # noqa: E402
+from realtime.dashboard import http_guard  # noqa: E402
 from realtime.dashboard.controller import (  # noqa: E402
     SOURCE_KINDS,
     SOURCE_LABELS,
@@ -68,6 +74,8 @@ REPO = Path(__file__).resolve().parent
 DEMO_RECORDING = REPO / "assets" / "demo.mp4"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 AUTH_ENV = "SENTIMENT_AUTH"
+MIN_PASSWORD_LEN = 8
+EXPORT_PREFIX = "sentiment-export-"
 CHECKPOINT_ENV = "SENTIMENT_CHECKPOINT"
 FAST_TICK_S = 0.18  # 5.6 Hz asked, so jitter and a busy CPU still leave >= 5 Hz
 SLOW_TICK_S = 0.5
@@ -117,7 +125,7 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
     import gradio as gr  # imported here so that command-line errors come at once
     from gradio.utils import get_upload_folder
 
-    export_dir = export_dir or Path(tempfile.mkdtemp(prefix="sentiment-export-"))
+    export_dir = export_dir or Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX))
     choice = dashboard.choice
     kind = choice.kind if choice is not None else "recording"
     player_path = choice.path if choice is not None and choice.replays_file else None
@@ -287,6 +295,7 @@ class Demo:
     page: gr.Blocks
     dashboard: Dashboard
     calibrator: Calibrator
+    export_dir: Path
 
 
 def build_demo(pipeline: LivePipeline, choice: SourceChoice | None = None,
@@ -308,13 +317,18 @@ def build_demo(pipeline: LivePipeline, choice: SourceChoice | None = None,
     if calibrator.available:  # every pipeline of this page sends its windows to calibration
         pipeline_factory = feed_calibrator(calibrator, pipeline, pipeline_factory)
     dashboard = Dashboard(pipeline, choice, pipeline_factory)
-    return Demo(build_ui(dashboard, calibrator=calibrator), dashboard, calibrator)
+    export_dir = Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX))
+    return Demo(build_ui(dashboard, export_dir, calibrator=calibrator), dashboard, calibrator,
+                export_dir)
 
 
 def close_demo(demo: Demo) -> None:
-    """Stops the session, recording and any calibration run."""
-    demo.calibrator.close()
-    demo.dashboard.close()
+    """Stops the session, recording and any calibration run; deletes the exports."""
+    try:
+        demo.calibrator.close()
+        demo.dashboard.close()
+    finally:
+        shutil.rmtree(demo.export_dir, ignore_errors=True)
 
 
 # -- command line ------------------------------------------------------------------------
@@ -322,10 +336,28 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
     """``USER:PASS`` -> (user, pass); None/empty -> None; anything else is an error."""
     if not value:
         return None
-    user, sep, password = value.partition(":")
+    user, sep, password = value.strip().partition(":")
     if not sep or not user or not password:
         raise ValueError("auth must be USER:PASS with both parts non-empty")
+    if len(password) < MIN_PASSWORD_LEN:
+        raise ValueError(f"the password must have at least {MIN_PASSWORD_LEN} characters")
     return user, password
+
+
+def auth_value(args: argparse.Namespace) -> str | None:
+    """USER:PASS from --auth-file, else ${AUTH_ENV}, else --auth (with a warning: the command
+    line is visible to every user of the machine in `ps`)."""
+    if args.auth_file is not None:
+        try:
+            return args.auth_file.read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot read {args.auth_file}: {exc}") from None
+    if os.environ.get(AUTH_ENV):
+        return os.environ[AUTH_ENV]
+    if args.auth:
+        log.warning("--auth on the command line is visible to other users in `ps`; "
+                    "prefer %s=USER:PASS or --auth-file FILE", AUTH_ENV)
+    return args.auth
 
 
 def check_exposure(host: str, share: bool, auth: tuple[str, str] | None) -> None:
@@ -347,7 +379,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mic", help="this machine's microphone name (with --camera or alone)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--auth", help=f"USER:PASS (or set {AUTH_ENV})")
+    p.add_argument("--auth", help=f"USER:PASS (visible in `ps`: prefer {AUTH_ENV} or "
+                   "--auth-file)")
+    p.add_argument("--auth-file", type=Path, help="a file holding USER:PASS")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests for this Host name (repeatable)")
     p.add_argument("--share", action="store_true", help="a public Gradio link (needs auth)")
     p.add_argument("--model", "--checkpoint", dest="checkpoint", type=Path,
                    default=os.environ.get(CHECKPOINT_ENV) or None,
@@ -373,6 +409,23 @@ def initial_choice(args: argparse.Namespace) -> SourceChoice:
     return SourceChoice("recording", path=DEMO_RECORDING, loop=not args.no_loop)
 
 
+def launch(demo: Demo, args: argparse.Namespace, auth: tuple[str, str] | None,
+           block: bool = True) -> None:
+    """Serves the page as ``args`` say, behind `realtime.dashboard.http_guard`;
+    ``block=False`` returns once the server is up (tests; close with demo.page.close())."""
+    demo.page.queue(default_concurrency_limit=4)
+    demo.page.launch(server_name=args.host, server_port=args.port, share=args.share,
+                     auth=auth, ssr_mode=False, theme=theme(), css=CSS, head=HEAD,
+                     footer_links=[], show_error=True, quiet=False, enable_monitoring=False,
+                     prevent_thread_lock=not block,
+                     app_kwargs={"middleware": http_guard.middleware(guard_config(args))})
+
+
+def guard_config(args: argparse.Namespace) -> http_guard.GuardConfig:
+    return http_guard.GuardConfig(bound_host=args.host, allowed_hosts=tuple(args.allowed_host),
+                                  share=args.share)
+
+
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt  # SIGTERM: stop the pipeline and the server like Ctrl-C
 
@@ -396,9 +449,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     try:
-        auth = parse_auth(args.auth or os.environ.get(AUTH_ENV))
+        auth = parse_auth(auth_value(args))
     except ValueError as exc:
-        raise SystemExit(f"--auth/{AUTH_ENV}: {exc}") from None
+        raise SystemExit(f"--auth/--auth-file/{AUTH_ENV}: {exc}") from None
     check_exposure(args.host, args.share, auth)
     choice = initial_choice(args)
 
@@ -415,10 +468,7 @@ def _serve(args: argparse.Namespace) -> int:
     demo = build_demo(pipeline, choice, factory, model_dir=args.checkpoint)
     try:
         demo.dashboard.start_session()
-        demo.page.queue(default_concurrency_limit=4)
-        demo.page.launch(server_name=args.host, server_port=args.port, share=args.share,
-                    auth=auth, ssr_mode=False, theme=theme(), css=CSS, head=HEAD,
-                    footer_links=[], show_error=True, quiet=False, enable_monitoring=False)
+        launch(demo, args, auth)
     except KeyboardInterrupt:
         pass
     finally:

@@ -16,7 +16,8 @@ here): one ``.npz``
 | ``t_s`` | (N,) float64 | session time of the window's end, seconds |
 | ``meta`` | () str | JSON: format, dims |
 
-Features only: no audio samples, no video frames, no words.
+Features only: no audio samples, no video frames, no words. Written with mode 0600 (the
+dashboard keeps them in a 0700 folder).
 """
 
 from __future__ import annotations
@@ -58,11 +59,15 @@ def unpack_steps(arrays: Mapping[str, np.ndarray]) -> tuple[tuple[np.ndarray, ..
     return tuple(tuple(arrays[m][c] for c in cut) for m in ("text", "audio", "video"))
 
 
-def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> Path:
-    """Writes ``arrays`` to ``path`` through a temporary file renamed into place."""
+def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray], mode: int = 0o644) -> Path:
+    """Writes ``arrays`` to ``path`` through a temporary file renamed into place; the file
+    is created with permissions ``mode`` (0o600: readable by its owner only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    os.fchmod(fd, mode)  # also when the file was already there
+    with os.fdopen(fd, "wb") as f:
+        np.savez(f, **arrays)
     os.replace(tmp, path)
     return path
 
@@ -97,7 +102,7 @@ def write_session(path: str | Path, session: Session) -> Path:
         labels=np.clip(np.asarray(session.labels, np.float32), -3, 3),
         t_s=np.asarray(session.t_s, np.float64),
         meta=np.asarray(json.dumps({"format": FORMAT, "dims": session.dims.as_tuple()})))
-    out = save_npz_atomic(Path(path), arrays)
+    out = save_npz_atomic(Path(path), arrays, mode=0o600)  # personal data: owner only
     logger.info("wrote a session of %d labelled windows to %s", len(session), out)
     return out
 
