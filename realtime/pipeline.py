@@ -244,8 +244,16 @@ class Pipeline:
 
     @property
     def drops(self) -> dict[str, int]:
+        """Every drop counter: the source's queues, the pipeline's, and each stage's own
+        input queue (``asr_input``, ``acoustic_input``, ``face_input``: items) and the audio
+        the ASR let go unheard (``asr_audio_lost_ms``)."""
         return {**self.source.drops, "asr_queue": self._asr_queue.dropped,
-                "video_skipped": self._video_skipped}
+                "video_skipped": self._video_skipped,
+                "asr_input": _stage_drops(self._asr),
+                "asr_audio_lost_ms": int(round(
+                    1000.0 * float(getattr(self._asr, "dropped_audio_s", 0.0)))),
+                "acoustic_input": _stage_drops(self._acoustic),
+                "face_input": _stage_drops(self._face)}
 
     def status(self) -> PipelineStatus:
         return PipelineStatus(
@@ -452,3 +460,7 @@ class Pipeline:
         finally:
             self._done.set()
 
+
+def _stage_drops(stage: object | None) -> int:
+    """A stage's own ``drops`` counter (0 for a stage that is absent or keeps none)."""
+    return int(getattr(stage, "drops", 0))

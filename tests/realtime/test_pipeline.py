@@ -375,3 +375,34 @@ def test_face_tracker_is_closed_even_when_stop_times_out(av_file):
             break
         threading.Event().wait(0.02)
     assert faces[0].closed  # closed by the worker as it ended
+
+
+def test_every_stage_s_drops_reach_the_prediction_json_and_dashboard(av_file):
+    # defect: the ASR, acoustic and face stages' own drop counters were never shown
+    from realtime.__main__ import prediction_json
+    from realtime.dashboard.controller import Dashboard, SourceChoice
+    from realtime.dashboard.panels import RefreshMeter, ViewSettings, fast_panels
+
+    class DroppingASR(FakeASR):
+        drops, dropped_audio_s = 3, 1.25
+
+    class DroppingAcoustic(FakeAcoustic):
+        drops = 4
+
+    class DroppingFace(FakeFace):
+        drops = 5
+
+    engine = Engine(model=MeanModel(), model_name="m", device="cpu", layout=LAYOUT,
+                    encode_words=encode, new_asr=DroppingASR, new_acoustic=DroppingAcoustic,
+                    new_face=DroppingFace)
+    pipe = Pipeline(FileSource(av_file, realtime=False, clock=ReplayClock()), engine)
+    pipe.run_to_end()
+    want = {"asr_input": 3, "asr_audio_lost_ms": 1250, "acoustic_input": 4, "face_input": 5}
+    latest = pipe.store.latest()
+    assert want.items() <= latest.drops.items()
+    assert want.items() <= prediction_json(latest, 0.0)["drops"].items()
+    assert want.items() <= pipe.status().drops.items()
+    dash = Dashboard(pipe, SourceChoice("recording", path=av_file))
+    html = fast_panels(dash, ViewSettings(), RefreshMeter())["latency"]
+    for key, n in want.items():
+        assert f"{key} {n}" in html
