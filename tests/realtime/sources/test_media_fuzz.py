@@ -15,9 +15,18 @@ import numpy as np
 import pytest
 
 from tests.helpers import media
-from tests.realtime.test_cli import fake, run_main  # noqa: F401 - the fixture
+from tests.realtime.test_cli import run_main
+from tests.realtime.test_pipeline import fake_engine
 
 HANG_S = 60.0
+
+
+@pytest.fixture(autouse=True)
+def fake_model(monkeypatch):
+    import realtime.engine
+
+    monkeypatch.setattr(realtime.engine.Engine, "load",
+                        classmethod(lambda cls, *a, **k: fake_engine()))
 
 
 def _run(path, tmp_path) -> tuple[int, str, list[dict]]:
@@ -54,7 +63,7 @@ def _check(path, tmp_path) -> tuple[int, str, list[dict]]:
 
 @pytest.mark.parametrize("ext", ["mp4", "webm", "mkv", "wav", "mp3", "m4a", "avi", "txt"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_random_bytes_under_a_media_name(fake, tmp_path, ext, seed):
+def test_random_bytes_under_a_media_name(tmp_path, ext, seed):
     path = tmp_path / f"junk.{ext}"
     size = int(np.random.default_rng(seed).integers(10, 200_000))
     path.write_bytes(np.random.default_rng(seed).bytes(size))
@@ -74,7 +83,7 @@ def whole_files(tmp_path_factory):
 
 @pytest.mark.parametrize("kind", ["mp4", "webm", "wav", "mp3"])
 @pytest.mark.parametrize("fraction", [0.02, 0.25, 0.5, 0.75, 0.97])
-def test_a_file_cut_at_several_points(fake, tmp_path, whole_files, kind, fraction):
+def test_a_file_cut_at_several_points(tmp_path, whole_files, kind, fraction):
     data = whole_files[kind].read_bytes()
     cut = tmp_path / f"cut.{kind}"
     cut.write_bytes(data[: max(1, int(len(data) * fraction))])
@@ -94,14 +103,14 @@ def _float_wav(path, samples: np.ndarray, rate_hz: int = 16000, declared_n: int 
 
 
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, 1e30])
-def test_non_finite_and_huge_samples_are_processed(fake, tmp_path, value):
+def test_non_finite_and_huge_samples_are_processed(tmp_path, value):
     x = media.speech_samples("hello there").astype(np.float32)
     x[::7] = value
     code, _, rows = _check(_float_wav(tmp_path / "odd.wav", x), tmp_path)
     assert code == 0 and rows
 
 
-def test_a_header_that_claims_more_than_the_file_holds(fake, tmp_path):
+def test_a_header_that_claims_more_than_the_file_holds(tmp_path):
     x = media.speech_samples("hello there").astype(np.float32)
     path = _float_wav(tmp_path / "lies.wav", x, declared_n=len(x) * 10)
     code, stderr, rows = _check(path, tmp_path)
@@ -109,7 +118,7 @@ def test_a_header_that_claims_more_than_the_file_holds(fake, tmp_path):
 
 
 @pytest.mark.parametrize("rate_hz", [1, 8, 1_000_000])
-def test_absurd_sample_rates(fake, tmp_path, rate_hz):
+def test_absurd_sample_rates(tmp_path, rate_hz):
     # 4000 samples at 1 Hz "last" 67 minutes: refused, not replayed for an hour
     x = np.zeros(4000, np.float32)
     code, stderr, _ = _check(_float_wav(tmp_path / "rate.wav", x, rate_hz=rate_hz), tmp_path)
@@ -118,7 +127,7 @@ def test_absurd_sample_rates(fake, tmp_path, rate_hz):
 
 
 @pytest.mark.parametrize("name", ["notes.txt", "notes.srt", "notes.mp4", "notes.wav"])
-def test_text_under_any_name_is_refused(fake, tmp_path, name):
+def test_text_under_any_name_is_refused(tmp_path, name):
     path = tmp_path / name
     path.write_text("1\n00:00:01,000 --> 00:00:02,000\nhello there\n" * 40)
     code, _, _ = _check(path, tmp_path)
