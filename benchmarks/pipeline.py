@@ -2,7 +2,8 @@
 pipeline and report what a user would feel.
 
     python -m benchmarks.pipeline --source assets/demo.mp4 [--minutes 10] [--checkpoint DIR]
-                                  [--tag TAG] [--json OUT] [--log-level INFO]
+                                  [--rss-every 30] [--warmup-min 2] [--tag TAG] [--json OUT]
+                                  [--log-level INFO]
 
 Writes ``benchmarks/results/realtime_bench[_TAG].json`` (or ``--json OUT``) and the plot next
 to it (``.png``) with: per-stage latency
@@ -11,10 +12,13 @@ compute as a fraction of real time (CPU seconds per media second, measured in a 
 replay first so each stage's CPU is its own; the total from the real-speed run); drops;
 process CPU use; latency per minute (flat over a long replay?) and the machine's load
 average (on a shared machine other processes inflate every figure). ``--minutes`` replays
-the source repeatedly for that long.
+the source repeatedly for that long (the soak); the process's RSS is sampled every
+``--rss-every`` seconds (`benchmarks.memory`) and judged flat when it stays within 5 % of its
+value after ``--warmup-min`` minutes.
 
 Targets (2-core CPU): face and voice capture->prediction p95 <= 250 ms; committed words
-p50 <= 1.5 s after spoken; total compute <= 0.5 of real time; flat latency over 10 min.
+p50 <= 1.5 s after spoken; total compute <= 0.5 of real time; flat latency over 10 min;
+RSS flat within 5 % after warm-up.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.memory import FLAT_PCT, RssSampler
 from models.env import add_log_level, apply_offline_env, configure_logging
 from realtime.clock import SessionClock, perf_s, wall_time_iso
 from realtime.stats import Percentiles, RunStats
@@ -38,6 +43,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 STAGES = ("audio_capture_to_features", "video_capture_to_features", "audio_features_to_window",
           "video_features_to_window", "window_to_prediction", "audio_total", "video_total",
           "total")
+KEPT = ("audio_total", "video_total", "total")  # per prediction, for the per-minute figures
 
 
 def _pct(p: Percentiles | None) -> dict | None:
@@ -149,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", type=Path, help="sentiment model folder (default bundled)")
     p.add_argument("--asr-model", default="tiny.en")
     p.add_argument("--hop", type=float, default=0.2)
+    p.add_argument("--rss-every", type=float, default=30.0, help="seconds between RSS samples")
+    p.add_argument("--warmup-min", type=float, default=2.0,
+                   help="minutes before RSS is expected to be flat")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder of the result files")
     p.add_argument("--tag", default="", help="suffix for the result file names")
     p.add_argument("--json", type=Path, help="the results file (default: "
@@ -175,13 +184,18 @@ def main(argv: list[str] | None = None) -> int:
     log.info("real-speed replay%s", f" for {args.minutes:g} min" if args.minutes else "")
     rows: list[tuple[float, dict]] = []
     pipeline = Pipeline(source, engine, hop_s=args.hop,
-                        on_prediction=lambda pr: rows.append((pr.t_end_s, pr.latency_ms)))
+                        on_prediction=lambda pr: rows.append((pr.t_end_s, {
+                            k: pr.latency_ms[k] for k in KEPT if k in pr.latency_ms})))
     load_start = list(os.getloadavg())
+    rss = RssSampler(args.rss_every)
+    rss.start()
     cpu0, wall0 = os.times(), perf_s()
     pipeline.start()
     pipeline.wait()
-    pipeline.stop()
+    if not pipeline.stop():
+        log.warning("the pipeline's threads did not stop within 2 s")
     cpu1, wall_s = os.times(), perf_s() - wall0
+    rss.stop()
     cpu_s = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
     replay_s = max((t for t, _ in rows), default=0.0) - source.started_at_s
     meta = {"source": str(args.source), "model": engine.model_name, "device": engine.device,
@@ -189,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
             "load_average_start": load_start, "error": pipeline.error}
     summary = summarize(pipeline.stats, [(t - source.started_at_s, lat) for t, lat in rows],
                         max(replay_s, 1e-6), wall_s, cpu_s, pipeline.drops, meta, stage_cpu)
+    summary["rss_mib"] = rss.summary(args.warmup_min * 60.0)
+    flat = summary["rss_mib"].get(f"flat_within_{FLAT_PCT:g}_pct")
+    if flat is not None:
+        summary["targets_met"][f"rss_flat_within_{FLAT_PCT:g}_pct"] = flat
     stem = "realtime_bench" + (f"_{args.tag}" if args.tag else "")
     json_path = args.json or args.out / f"{stem}.json"
     json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -199,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({k: summary[k] for k in ("replayed_s", "total_compute_fraction_of_real_time",
                                               "word_commit_ms", "targets_met")}, indent=1))
     print("p95 ms:", {k: v["p95"] for k, v in lat.items() if v})
+    print("rss MiB:", {k: v for k, v in summary["rss_mib"].items() if k != "samples"})
     print(f"wrote {json_path} and .png")
     return 0
 
