@@ -1,6 +1,7 @@
 """Command line: run the live pipeline on a recording or on this machine's devices.
 
     python -m realtime --source PATH [--fast] --jsonl OUT     # a recording (any A/V file)
+    python -m realtime --source PATH --loop [--seconds N]     # replayed again and again (soak)
     python -m realtime --camera 0 --mic default [--seconds N]  # live from devices
     (any of them with --log-level DEBUG|INFO|WARNING|ERROR; logs go to stderr)
 
@@ -79,6 +80,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     src.add_argument("--camera", help="camera index or path ('none' for no camera)")
     src.add_argument("--mic", help="microphone name or index ('default'; 'none' for no mic)")
     src.add_argument("--seconds", type=float, help="stop a live run after this many seconds")
+    src.add_argument("--loop", action="store_true",
+                     help="replay --source again and again, until --seconds or Ctrl-C")
     p.add_argument("--jsonl", type=Path, help="write one JSON object per prediction here")
     p.add_argument("--checkpoint", type=Path,
                    help="sentiment model folder (default: the bundled assets/model/)")
@@ -94,6 +97,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("give either --source PATH or --camera/--mic")
     if args.fast and args.source is None:
         p.error("--fast only applies to --source")
+    if args.loop and args.source is None:
+        p.error("--loop only applies to --source")
+    if args.loop and args.fast and args.seconds is None:
+        p.error("--loop with --fast needs --seconds (a fast endless replay never ends)")
+    if args.seconds is not None and not args.seconds > 0:
+        p.error("--seconds must be positive")
     return args
 
 
@@ -102,7 +111,8 @@ def source_spec(args: argparse.Namespace) -> SourceSpec:
     from realtime.sources import SourceSpec
 
     if args.source is not None:
-        return SourceSpec.file(args.source, paced=not args.fast)
+        repeat = (args.seconds or math.inf) if args.loop else None
+        return SourceSpec.file(args.source, paced=not args.fast, repeat_until_s=repeat)
     off = ("none", "off")
     camera = None if args.camera is None or args.camera in off else (
         int(args.camera) if args.camera.isdigit() else args.camera)

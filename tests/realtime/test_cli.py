@@ -228,3 +228,26 @@ def test_a_spoiled_model_is_refused_at_load_in_one_line_exit_2(tmp_path, spoil, 
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and expect in lines[0], proc.stderr[-2000:]
+
+
+def test_loop_replays_the_source_until_seconds(fake, tmp_path):
+    wav = media.speech_wav(tmp_path, "hello there")
+    once = tmp_path / "once.jsonl"
+    assert run_main("--source", str(wav), "--fast", "--quiet", "--jsonl", str(once))[0] == 0
+    looped = tmp_path / "loop.jsonl"
+    code, _, stderr = run_main("--source", str(wav), "--fast", "--loop", "--seconds", "6",
+                               "--quiet", "--jsonl", str(looped))
+    assert code == 0, stderr
+    t_once = [json.loads(line)["t"] for line in once.read_text().splitlines()]
+    t_loop = [json.loads(line)["t"] for line in looped.read_text().splitlines()]
+    assert t_once[-1] < 3.0 and 5.0 <= t_loop[-1] <= 6.5 and t_loop == sorted(t_loop)
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["--camera", "0", "--loop"], "--loop only applies to --source"),
+    (["--source", "x.mp4", "--fast", "--loop"], "needs --seconds"),
+])
+def test_loop_argument_errors(argv, expect, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2 and expect in capsys.readouterr().err
