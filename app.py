@@ -77,6 +77,8 @@ AUTH_ENV = "SENTIMENT_AUTH"
 MIN_PASSWORD_LEN = 8
 EXPORT_PREFIX = "sentiment-export-"
 CHECKPOINT_ENV = "SENTIMENT_CHECKPOINT"
+MAX_PAGES = 64  # browser sessions the server keeps at once (Gradio's default: 10,000)
+PRUNE_EVERY_S = 10.0  # how often a live page's tick frees the sessions of closed pages
 FAST_TICK_S = 0.18  # 5.6 Hz asked, so jitter and a busy CPU still leave >= 5 Hz
 SLOW_TICK_S = 0.5
 
@@ -112,6 +114,25 @@ class PageState:
                 self.sent[name] = html
                 out.append(html)
         return out
+
+
+def prune_closed_pages(blocks: gr.Blocks) -> int:
+    """Frees at once what the server keeps for pages that were closed; returns how many.
+
+    Gradio keeps each browser session (a copy of the page's whole config, about 200 KiB,
+    plus its `PageState`) after its page has closed, until 10,000 sessions have piled up;
+    it only marks a closed one (``is_closed``). `MAX_PAGES` bounds the sessions kept."""
+    holder = getattr(blocks, "state_holder", None)
+    data = getattr(holder, "session_data", None)
+    if data is None:
+        return 0
+    closed = [sid for sid, session in list(data.items()) if getattr(session, "is_closed", False)]
+    for sid in closed:
+        data.pop(sid, None)
+        holder.time_last_used.pop(sid, None)
+    if closed:
+        log.debug("freed the sessions of %d closed pages", len(closed))
+    return len(closed)
 
 
 def _settings(threshold, hold_s, span_min) -> ViewSettings:
@@ -202,10 +223,15 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
         assert [c.elem_id for c in fast_out] == list(FAST_PANELS)
         assert [c.elem_id for c in slow_out] == list(SLOW_PANELS)
 
+        prune_due_s = [0.0]  # when the next tick frees closed pages' sessions
+
         async def on_tick(state: PageState, thr, hold_s, span_min):
             """Every FAST_TICK_S: the fast panels; the timeline and masks every SLOW_TICK_S.
             Async: it runs on the server's event loop (a few ms; never waits for a switch)."""
             now_s = perf_s()
+            if now_s >= prune_due_s[0]:
+                prune_due_s[0] = now_s + PRUNE_EVERY_S
+                prune_closed_pages(demo)
             settings = _settings(thr, hold_s, span_min)
             state.meter.tick(now_s)
             panels = fast_panels(dashboard, settings, state.meter)
@@ -417,7 +443,7 @@ def launch(demo: Demo, args: argparse.Namespace, auth: tuple[str, str] | None,
     demo.page.launch(server_name=args.host, server_port=args.port, share=args.share,
                      auth=auth, ssr_mode=False, theme=theme(), css=CSS, head=HEAD,
                      footer_links=[], show_error=True, quiet=False, enable_monitoring=False,
-                     prevent_thread_lock=not block,
+                     prevent_thread_lock=not block, state_session_capacity=MAX_PAGES,
                      app_kwargs={"middleware": http_guard.middleware(guard_config(args))})
 
 

@@ -159,3 +159,39 @@ def test_the_calibrator_folder_is_0700(tmp_path):
     saved = cal.save_session()
     assert stat.S_IMODE(saved.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+
+
+def test_closed_pages_are_freed_and_pages_are_bounded(served):
+    # defect: every browser session (~220 KiB) stayed until Gradio's 10,000-session cap
+    _, demo = served
+    holder = demo.page.state_holder
+    for i in range(app.MAX_PAGES + 40):
+        holder[f"page-{i}"]
+    assert len(holder.session_data) == app.MAX_PAGES
+    closed = [f"page-{i}" for i in range(60, 70)]
+    for sid in closed:
+        holder.session_data[sid].is_closed = True
+    assert app.prune_closed_pages(demo.page) == len(closed)
+    assert len(holder.session_data) == app.MAX_PAGES - len(closed)
+    assert not set(closed) & set(holder.session_data)
+    assert app.prune_closed_pages(demo.page) == 0
+
+
+def test_a_browser_that_disconnects_has_its_session_freed(served):
+    import time
+
+    port, demo = served
+    holder = demo.page.state_holder
+    holder["tab-1"]
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/gradio_api/heartbeat/tab-1", headers={"Host": f"127.0.0.1:{port}"})
+    resp = conn.getresponse()
+    assert resp.status == 200 and b"ALIVE" in resp.readline()
+    conn.sock.close()  # the tab closes
+    conn.close()
+    for _ in range(100):
+        if holder.session_data["tab-1"].is_closed:
+            break
+        time.sleep(0.05)
+    assert holder.session_data["tab-1"].is_closed
+    assert app.prune_closed_pages(demo.page) == 1 and "tab-1" not in holder.session_data
