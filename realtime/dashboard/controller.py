@@ -222,6 +222,7 @@ class Dashboard:
     def _switch_to(self, new: LivePipeline, choice: SourceChoice) -> None:
         """Starts ``new`` and only then stops the running pipeline (see `start_session`)."""
         old, old_choice = self._pipeline, self._choice
+        old_running = True
         try:
             new.start()
         except Exception as first:
@@ -234,6 +235,7 @@ class Dashboard:
             with self._lock:
                 self.sync()
                 self._stop_pipeline(old)
+            old_running = False
             try:
                 new = self._build(choice)
                 new.start()
@@ -242,7 +244,8 @@ class Dashboard:
                 raise
         with self._lock:
             self.sync()
-            self._stop_pipeline(old)
+            if old_running:
+                self._stop_pipeline(old)
             self._pipeline, self._choice = new, choice
 
     def _restart_previous(self, old_choice: SourceChoice, error: Exception) -> None:

@@ -290,3 +290,19 @@ def test_a_switch_that_fails_twice_shows_the_error_and_never_reports_running():
     st = dash.status()
     assert not st.pipeline.running and not st.session_active
     assert "source switch failed: no camera" in st.error
+
+
+def test_a_devices_switch_that_works_on_the_second_try_stops_the_old_one_once():
+    first = FakePipeline()
+    tries = []
+
+    def factory(choice):
+        tries.append(choice)
+        return FakePipeline(start_error="camera busy" if len(tries) == 1 else None)
+
+    dash = Dashboard(first, SourceChoice("devices", camera=0), factory, sync_interval_s=0.01)
+    dash.start_session()
+    assert "Session started" in dash.start_session(SourceChoice("devices", camera=0, mic="usb"))
+    assert first.stops == 1 and len(tries) == 2 and dash.pipeline.running
+    assert dash.choice.mic == "usb" and dash.session_active
+    dash.close()
