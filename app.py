@@ -1,12 +1,17 @@
 """Live multimodal sentiment dashboard (Gradio).
 
     python app.py [--source PATH | --camera N [--mic NAME] | --browser] [--host H]
-                  [--port P] [--auth USER:PASS] [--share] [--model DIR] [--log-level L]
+                  [--port P] [--auth-file F] [--allowed-host NAME] [--share] [--model DIR]
+                  [--log-level L]
 
 Default: the bundled recording (assets/demo.mp4) on http://127.0.0.1:7860. The page reads
 only the pipeline's prediction store (through `realtime.dashboard.controller.Dashboard`); no model
 work happens in a web handler. Binding anything but loopback, or sharing, needs --auth or
-SENTIMENT_AUTH=user:pass. Analytics are off; the page loads nothing from the internet.
+SENTIMENT_AUTH=user:pass (or --auth-file, a file holding USER:PASS; --auth USER:PASS works but
+is visible in `ps`); passwords have at least 8 characters. Requests whose Host header is not
+the bound address (or a name given with --allowed-host) are refused, and failed logins are
+throttled (`realtime.dashboard.http_guard`). Exports live in a temporary folder deleted at
+exit. Analytics are off; the page loads nothing from the internet.
 The "Personal calibration" panel (`realtime.calibration.panel`) records labelled feature
 windows, calibrates a personal model in a subprocess and switches the live model.
 """
@@ -39,6 +44,7 @@ from realtime.calibration.panel import (  # noqa: E402
     make_calibrator,
 )
 from realtime.clock import perf_s  # noqa: E402
+from realtime.dashboard import http_guard  # noqa: E402
 from realtime.dashboard.controller import (  # noqa: E402
     SOURCE_KINDS,
     SOURCE_LABELS,
@@ -69,7 +75,11 @@ REPO = Path(__file__).resolve().parent
 DEMO_RECORDING = REPO / "assets" / "demo.mp4"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 AUTH_ENV = "SENTIMENT_AUTH"
+MIN_PASSWORD_LEN = 8
+EXPORT_PREFIX = "sentiment-export-"
 CHECKPOINT_ENV = "SENTIMENT_CHECKPOINT"
+MAX_PAGES = 64  # browser sessions the server keeps at once (Gradio's default: 10,000)
+PRUNE_EVERY_S = 10.0  # how often a live page's tick frees the sessions of closed pages
 FAST_TICK_S = 0.18  # 5.6 Hz asked, so jitter and a busy CPU still leave >= 5 Hz
 SLOW_TICK_S = 0.5
 
@@ -107,6 +117,25 @@ class PageState:
         return out
 
 
+def prune_closed_pages(blocks: gr.Blocks) -> int:
+    """Frees at once what the server keeps for pages that were closed; returns how many.
+
+    Gradio keeps each browser session (a copy of the page's whole config, about 200 KiB,
+    plus its `PageState`) after its page has closed, until 10,000 sessions have piled up;
+    it only marks a closed one (``is_closed``). `MAX_PAGES` bounds the sessions kept."""
+    holder = getattr(blocks, "state_holder", None)
+    data = getattr(holder, "session_data", None)
+    if data is None:
+        return 0
+    closed = [sid for sid, session in list(data.items()) if getattr(session, "is_closed", False)]
+    for sid in closed:
+        data.pop(sid, None)
+        holder.time_last_used.pop(sid, None)
+    if closed:
+        log.debug("freed the sessions of %d closed pages", len(closed))
+    return len(closed)
+
+
 def _settings(threshold, hold_s, span_min, valence_thr=-0.3, arousal_thr=1.0) -> ViewSettings:
     return ViewSettings(threshold=float(threshold), hold_s=float(hold_s),
                         span_s=float(span_min) * 60.0, valence_threshold=float(valence_thr),
@@ -119,7 +148,7 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
     import gradio as gr  # imported here so that command-line errors come at once
     from gradio.utils import get_upload_folder
 
-    export_dir = export_dir or Path(tempfile.mkdtemp(prefix="sentiment-export-"))
+    export_dir = export_dir or Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX))
     choice = dashboard.choice
     kind = choice.kind if choice is not None else "recording"
     player_path = choice.path if choice is not None and choice.replays_file else None
@@ -205,10 +234,15 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
         assert [c.elem_id for c in fast_out] == list(FAST_PANELS)
         assert [c.elem_id for c in slow_out] == list(SLOW_PANELS)
 
+        prune_due_s = [0.0]  # when the next tick frees closed pages' sessions
+
         async def on_tick(state: PageState, thr, hold_s, span_min, valence_t, arousal_t):
             """Every FAST_TICK_S: the fast panels; the timeline and masks every SLOW_TICK_S.
             Async: it runs on the server's event loop (a few ms; never waits for a switch)."""
             now_s = perf_s()
+            if now_s >= prune_due_s[0]:
+                prune_due_s[0] = now_s + PRUNE_EVERY_S
+                prune_closed_pages(demo)
             settings = _settings(thr, hold_s, span_min, valence_t, arousal_t)
             state.meter.tick(now_s)
             panels = fast_panels(dashboard, settings, state.meter)
@@ -298,6 +332,7 @@ class Demo:
     page: gr.Blocks
     dashboard: Dashboard
     calibrator: Calibrator
+    export_dir: Path
 
 
 def build_demo(pipeline: LivePipeline, choice: SourceChoice | None = None,
@@ -323,13 +358,18 @@ def build_demo(pipeline: LivePipeline, choice: SourceChoice | None = None,
     if calibrator.available:  # every pipeline of this page sends its windows to calibration
         pipeline_factory = feed_calibrator(calibrator, pipeline, pipeline_factory)
     dashboard = Dashboard(pipeline, choice, pipeline_factory)
-    return Demo(build_ui(dashboard, calibrator=calibrator), dashboard, calibrator)
+    export_dir = Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX))
+    return Demo(build_ui(dashboard, export_dir, calibrator=calibrator), dashboard, calibrator,
+                export_dir)
 
 
 def close_demo(demo: Demo) -> None:
-    """Stops the session, recording and any calibration run."""
-    demo.calibrator.close()
-    demo.dashboard.close()
+    """Stops the session, recording and any calibration run; deletes the exports."""
+    try:
+        demo.calibrator.close()
+        demo.dashboard.close()
+    finally:
+        shutil.rmtree(demo.export_dir, ignore_errors=True)
 
 
 # -- command line ------------------------------------------------------------------------
@@ -337,10 +377,28 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
     """``USER:PASS`` -> (user, pass); None/empty -> None; anything else is an error."""
     if not value:
         return None
-    user, sep, password = value.partition(":")
+    user, sep, password = value.strip().partition(":")
     if not sep or not user or not password:
         raise ValueError("auth must be USER:PASS with both parts non-empty")
+    if len(password) < MIN_PASSWORD_LEN:
+        raise ValueError(f"the password must have at least {MIN_PASSWORD_LEN} characters")
     return user, password
+
+
+def auth_value(args: argparse.Namespace) -> str | None:
+    """USER:PASS from --auth-file, else ${AUTH_ENV}, else --auth (with a warning: the command
+    line is visible to every user of the machine in `ps`)."""
+    if args.auth_file is not None:
+        try:
+            return args.auth_file.read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot read {args.auth_file}: {exc}") from None
+    if os.environ.get(AUTH_ENV):
+        return os.environ[AUTH_ENV]
+    if args.auth:
+        log.warning("--auth on the command line is visible to other users in `ps`; "
+                    "prefer %s=USER:PASS or --auth-file FILE", AUTH_ENV)
+    return args.auth
 
 
 def check_exposure(host: str, share: bool, auth: tuple[str, str] | None) -> None:
@@ -362,7 +420,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mic", help="this machine's microphone name (with --camera or alone)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--auth", help=f"USER:PASS (or set {AUTH_ENV})")
+    p.add_argument("--auth", help=f"USER:PASS (visible in `ps`: prefer {AUTH_ENV} or "
+                   "--auth-file)")
+    p.add_argument("--auth-file", type=Path, help="a file holding USER:PASS")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests for this Host name (repeatable)")
     p.add_argument("--share", action="store_true", help="a public Gradio link (needs auth)")
     p.add_argument("--model", "--checkpoint", dest="checkpoint", type=Path,
                    default=os.environ.get(CHECKPOINT_ENV) or None,
@@ -405,6 +467,23 @@ def initial_choice(args: argparse.Namespace) -> SourceChoice:
     return SourceChoice("recording", path=DEMO_RECORDING, loop=not args.no_loop)
 
 
+def launch(demo: Demo, args: argparse.Namespace, auth: tuple[str, str] | None,
+           block: bool = True) -> None:
+    """Serves the page as ``args`` say, behind `realtime.dashboard.http_guard`;
+    ``block=False`` returns once the server is up (tests; close with demo.page.close())."""
+    demo.page.queue(default_concurrency_limit=4)
+    demo.page.launch(server_name=args.host, server_port=args.port, share=args.share,
+                     auth=auth, ssr_mode=False, theme=theme(), css=CSS, head=HEAD,
+                     footer_links=[], show_error=True, quiet=False, enable_monitoring=False,
+                     prevent_thread_lock=not block, state_session_capacity=MAX_PAGES,
+                     app_kwargs={"middleware": http_guard.middleware(guard_config(args))})
+
+
+def guard_config(args: argparse.Namespace) -> http_guard.GuardConfig:
+    return http_guard.GuardConfig(bound_host=args.host, allowed_hosts=tuple(args.allowed_host),
+                                  share=args.share)
+
+
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt  # SIGTERM: stop the pipeline and the server like Ctrl-C
 
@@ -428,9 +507,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     try:
-        auth = parse_auth(args.auth or os.environ.get(AUTH_ENV))
+        auth = parse_auth(auth_value(args))
     except ValueError as exc:
-        raise SystemExit(f"--auth/{AUTH_ENV}: {exc}") from None
+        raise SystemExit(f"--auth/--auth-file/{AUTH_ENV}: {exc}") from None
     check_exposure(args.host, args.share, auth)
     choice = initial_choice(args)
 
@@ -454,10 +533,7 @@ def _serve(args: argparse.Namespace) -> int:
                       default_face_weight=args.face_weight or 0.0)
     try:
         demo.dashboard.start_session()
-        demo.page.queue(default_concurrency_limit=4)
-        demo.page.launch(server_name=args.host, server_port=args.port, share=args.share,
-                    auth=auth, ssr_mode=False, theme=theme(), css=CSS, head=HEAD,
-                    footer_links=[], show_error=True, quiet=False, enable_monitoring=False)
+        launch(demo, args, auth)
     except KeyboardInterrupt:
         pass
     finally:

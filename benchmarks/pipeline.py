@@ -3,7 +3,8 @@ pipeline and report what a user would feel, for each streaming ASR policy side b
 
     python -m benchmarks.pipeline --source assets/demo.mp4 [--minutes 10] [--checkpoint DIR]
                                   [--policies pause,agreement] [--script FILE]
-                                  [--tag TAG] [--json OUT] [--log-level INFO]
+                                  [--rss-every 30] [--warmup-min 2] [--tag TAG] [--json OUT]
+                                  [--log-level INFO]
 
 Each policy (`realtime.extract.asr.ASR_POLICIES`; default: all of them, the default policy
 first) gets the same two replays of the same recording, one after the other in one run: a
@@ -18,11 +19,14 @@ compute as a fraction of real time (CPU seconds per media second, measured in a 
 replay first so each stage's CPU is its own; the total from the real-speed run); drops;
 process CPU use; latency per minute (flat over a long replay?) and the machine's load
 average (on a shared machine other processes inflate every figure). ``--minutes`` replays
-the source repeatedly for that long.
+the source repeatedly for that long (the soak); the process's RSS is sampled every
+``--rss-every`` seconds (`benchmarks.memory`) and judged flat when it stays within 5 % of its
+value after ``--warmup-min`` minutes.
 
 Targets (2-core CPU): face and voice capture->prediction p95 <= 250 ms; committed words
 p50 <= 1.0 s and p95 <= 2.0 s after spoken; ASR <= 0.45 and the whole process <= 0.6
-CPU-seconds per media second; flat latency over 10 min.
+CPU-seconds per media second; flat latency over 10 min; RSS flat within 5 % after
+warm-up.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.memory import FLAT_PCT, RssSampler
 from models.env import add_log_level, apply_offline_env, configure_logging
 from realtime.clock import SessionClock, perf_s, wall_time_iso
 from realtime.eval.wer import wer
@@ -48,6 +53,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 STAGES = ("audio_capture_to_features", "video_capture_to_features", "audio_features_to_window",
           "video_features_to_window", "window_to_prediction", "audio_total", "video_total",
           "total")
+KEPT = ("audio_total", "video_total", "total")  # per prediction, for the per-minute figures
 
 
 def _pct(p: Percentiles | None) -> dict | None:
@@ -201,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma-separated ASR policies (default: all, the default one first)")
     p.add_argument("--script", type=Path, help="what the recording says, for the WER "
                    "(default: <source stem>_script.txt next to it)")
+    p.add_argument("--rss-every", type=float, default=30.0, help="seconds between RSS samples")
+    p.add_argument("--warmup-min", type=float, default=2.0,
+                   help="minutes before RSS is expected to be flat")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder of the result files")
     p.add_argument("--tag", default="", help="suffix for the result file names")
     p.add_argument("--json", type=Path, help="the results file (default: "
@@ -281,13 +290,18 @@ def run_policy(engine, policy: str, args: argparse.Namespace, script: str | None
     source = FileSource(args.source, realtime=True, clock=clock, repeat_until_s=repeat)
     rows: list[tuple[float, dict]] = []
     pipeline = Pipeline(source, engine, hop_s=args.hop,
-                        on_prediction=lambda pr: rows.append((pr.t_end_s, pr.latency_ms)))
+                        on_prediction=lambda pr: rows.append((pr.t_end_s, {
+                            k: pr.latency_ms[k] for k in KEPT if k in pr.latency_ms})))
     load_start = list(os.getloadavg())
+    rss = RssSampler(args.rss_every)
+    rss.start()
     cpu0, wall0 = os.times(), perf_s()
     pipeline.start()
     pipeline.wait()
-    pipeline.stop()
+    if not pipeline.stop():
+        log.warning("the pipeline's threads did not stop within 2 s")
     cpu1, wall_s = os.times(), perf_s() - wall0
+    rss.stop()
     cpu_s = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
     replay_s = max((t for t, _ in rows), default=0.0) - source.started_at_s
     meta = {"asr_policy": policy, "source": str(args.source), "model": engine.model_name,
@@ -297,6 +311,10 @@ def run_policy(engine, policy: str, args: argparse.Namespace, script: str | None
     rel = [(t - source.started_at_s, lat) for t, lat in rows]
     summary = summarize(pipeline.stats, rel, max(replay_s, 1e-6), wall_s, cpu_s,
                         pipeline.drops, meta, fast)
+    summary["rss_mib"] = rss.summary(args.warmup_min * 60.0)
+    flat = summary["rss_mib"].get(f"flat_within_{FLAT_PCT:g}_pct")
+    if flat is not None:
+        summary["targets_met"][f"rss_flat_within_{FLAT_PCT:g}_pct"] = flat
     plot(rel, pipeline.stats, summary, png)
     return summary
 

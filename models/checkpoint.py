@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -31,6 +32,7 @@ def save(model: nn.Module, directory: str | Path, meta: dict[str, Any] | None = 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    check_finite(state, f"refusing to save {name} to {directory}")
     save_file(state, str(directory / WEIGHTS))
     doc = {"format": FORMAT, "model": name, "config": config_to_dict(model.config),
            "meta": meta or {}}
@@ -53,12 +55,16 @@ def read_config(directory: str | Path) -> dict[str, Any]:
 
 
 def load(directory: str | Path, map_location: str = "cpu") -> nn.Module:
+    """The model, in eval mode. Raises `CheckpointError` with one line naming what is wrong:
+    a config that does not build, weights that are unreadable, that do not match the config
+    (the first mismatching tensor, and how many more) or that hold NaN or Inf."""
     directory = Path(directory)
     doc = read_config(directory)
     try:
         model = build(doc["model"], config_from_dict(doc["model"], doc["config"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{directory / CONFIG}: cannot rebuild the model: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - any config the model refuses is the file's fault
+        raise CheckpointError(
+            f"{directory / CONFIG}: cannot rebuild the model: {_first_line(exc)}") from exc
     weights = directory / WEIGHTS
     if not weights.is_file():
         raise CheckpointError(f"{weights} not found")
@@ -66,12 +72,41 @@ def load(directory: str | Path, map_location: str = "cpu") -> nn.Module:
         state = load_file(str(weights), device=map_location)
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{weights} is corrupt or unreadable: {exc}") from exc
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{weights} does not match {directory / CONFIG}: {exc}") from exc
+    check_state(state, model.state_dict(), f"{weights} does not match {directory / CONFIG}")
+    check_finite(state, str(weights))
+    model.load_state_dict(state, strict=True)
     logger.debug("loaded %s checkpoint from %s", doc["model"], directory)
     return model.to(map_location).eval()
+
+
+def check_state(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor],
+                where: str) -> None:
+    """Raises `CheckpointError` (one line) unless ``state`` has exactly ``expected``'s
+    tensor names and shapes."""
+    problems = [f"{k!r} is missing" for k in expected if k not in state]
+    problems += [f"{k!r} is not in the model" for k in state if k not in expected]
+    problems += [f"{k!r} is {tuple(state[k].shape)} in the weights but "
+                 f"{tuple(v.shape)} for the config"
+                 for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise CheckpointError(f"{where}: {problems[0]}{more}")
+
+
+def check_finite(state: dict[str, torch.Tensor], where: str) -> None:
+    """Raises `CheckpointError` (one line) when any floating tensor holds NaN or Inf."""
+    bad = [(k, int((~torch.isfinite(v)).sum())) for k, v in state.items()
+           if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        name, count = bad[0]
+        more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
+        raise CheckpointError(
+            f"{where}: tensor {name!r} has {count} non-finite values (NaN or Inf){more}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def read_meta(directory: str | Path) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Command line: run the live pipeline on a recording or on this machine's devices.
 
     python -m realtime --source PATH [--fast] --jsonl OUT     # a recording (any A/V file)
+    python -m realtime --source PATH --loop [--seconds N]     # replayed again and again (soak)
     python -m realtime --camera 0 --mic default [--seconds N]  # live from devices
     python -m realtime --source A --source B [--fast] --jsonl-dir DIR   # several sessions
     (any of them with --log-level DEBUG|INFO|WARNING|ERROR; logs go to stderr)
@@ -100,6 +101,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     src.add_argument("--camera", help="camera index or path ('none' for no camera)")
     src.add_argument("--mic", help="microphone name or index ('default'; 'none' for no mic)")
     src.add_argument("--seconds", type=float, help="stop a live run after this many seconds")
+    src.add_argument("--loop", action="store_true",
+                     help="replay --source again and again, until --seconds or Ctrl-C")
     p.add_argument("--jsonl", type=Path, help="write one JSON object per prediction here")
     p.add_argument("--jsonl-dir", type=Path,
                    help="write each session's JSON lines to DIR/<source name>.jsonl")
@@ -138,6 +141,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("several sessions write one file each: use --jsonl-dir DIR")
     if args.ray_address is not None and args.serve != "ray":
         p.error("--ray-address only applies to --serve ray")
+    if args.loop and args.source is None:
+        p.error("--loop only applies to --source")
+    if args.loop and args.fast and args.seconds is None:
+        p.error("--loop with --fast needs --seconds (a fast endless replay never ends)")
+    if args.seconds is not None and not args.seconds > 0:
+        p.error("--seconds must be positive")
     return args
 
 
@@ -146,7 +155,8 @@ def source_specs(args: argparse.Namespace) -> list[tuple[str, SourceSpec]]:
     --source by its file name, then the devices ('none'/'off' leaves a device out)."""
     from realtime.sources import SourceSpec
 
-    specs = [(path.stem, SourceSpec.file(path, paced=not args.fast))
+    repeat = (args.seconds or math.inf) if args.loop else None
+    specs = [(path.stem, SourceSpec.file(path, paced=not args.fast, repeat_until_s=repeat))
              for path in args.source or ()]
     if args.camera is not None or args.mic is not None:
         off = ("none", "off")
@@ -241,7 +251,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 print("stopping...", file=err)
             for s in sessions:
                 if not s.pipeline.stop():
-                    log.warning("%s: some threads did not stop in time", s.name)
+                    print(f"{s.prefix}warning: the pipeline did not stop within 2 s; devices "
+                          "are released when its threads end", file=err)
     finally:
         for s in sessions:
             if s.jsonl is not None:

@@ -146,9 +146,11 @@ class Pipeline:
         self._expression = (engine.new_expression() if source.has_video
                             and engine.new_expression is not None else None)
         self._face = None
+        self._face_lock = threading.Lock()
         if source.has_video:
             self._face = (engine.new_face(crops=self._expression) if self._expression
                           is not None else engine.new_face())
+        self._face_open = self._face is not None
         self._expression_rows: deque[tuple[float, np.ndarray]] = deque(maxlen=64)
         self._arousal = (VoiceArousal(lay.pitch_hz_index, lay.energy_db_index)
                          if source.has_audio else None)
@@ -176,7 +178,13 @@ class Pipeline:
         if self._started:
             raise RuntimeError("a pipeline runs once; build a new one for a new session")
         self._started = True
-        self.source.start()
+        try:
+            self.source.start()
+        except Exception as exc:
+            # Nothing runs: say so (running False, the reason as the error), then raise.
+            self._error = f"{self.source.name} could not start: {exc}"
+            self._done.set()
+            raise
         if self.source.has_audio:
             self._spawn(self._audio_worker, "audio")
             self._spawn(self._asr_worker, "asr")
@@ -207,10 +215,21 @@ class Pipeline:
         for thread in self._threads:
             thread.join(max(0.0, end_s - perf_s()))
         joined = joined and not any(t.is_alive() for t in self._threads)
-        if joined and self._face is not None:
-            self._face.close()
+        if joined:
+            self._close_face()
+        else:  # the video worker closes the face tracker itself when it ends
+            log.warning("pipeline on %s: threads still running %.1f s after stop: %s",
+                        self.source.name, timeout_s,
+                        ", ".join(t.name for t in self._threads if t.is_alive()))
         self._done.set()
         return joined
+
+    def _close_face(self) -> None:
+        """Closes the face tracker once, from whichever of stop/the video worker is last."""
+        with self._face_lock:
+            was_open, self._face_open = self._face_open, False
+        if was_open:
+            self._face.close()
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Waits until the source has ended and everything was processed."""
@@ -251,8 +270,7 @@ class Pipeline:
             raise
         finally:
             self._done.set()
-            if self._face is not None:
-                self._face.close()
+            self._close_face()
         if self.source.error:
             self._error = self.source.error
         return self.store.version - published
@@ -271,8 +289,16 @@ class Pipeline:
 
     @property
     def drops(self) -> dict[str, int]:
+        """Every drop counter: the source's queues, the pipeline's, and each stage's own
+        input queue (``asr_input``, ``acoustic_input``, ``face_input``: items) and the audio
+        the ASR let go unheard (``asr_audio_lost_ms``)."""
         return {**self.source.drops, "asr_queue": self._asr_queue.dropped,
-                "video_skipped": self._video_skipped}
+                "video_skipped": self._video_skipped,
+                "asr_input": _stage_drops(self._asr),
+                "asr_audio_lost_ms": int(round(
+                    1000.0 * float(getattr(self._asr, "dropped_audio_s", 0.0)))),
+                "acoustic_input": _stage_drops(self._acoustic),
+                "face_input": _stage_drops(self._face)}
 
     def status(self) -> PipelineStatus:
         return PipelineStatus(
@@ -477,13 +503,17 @@ class Pipeline:
                 return
 
     def _video_worker(self) -> None:
-        while not self._stop.is_set():
-            frames = self.source.read_frames(timeout_s=0.1)
-            if frames:
-                self._video_skipped += len(frames) - 1
-                self._on_frame(frames[-1])
-            elif self.source.ended and self.source.pending_frames() == 0:
-                return
+        try:
+            while not self._stop.is_set():
+                frames = self.source.read_frames(timeout_s=0.1)
+                if frames:
+                    self._video_skipped += len(frames) - 1
+                    self._on_frame(frames[-1])
+                elif self.source.ended and self.source.pending_frames() == 0:
+                    return
+        finally:
+            if self._stop.is_set():  # stopped: nothing uses the tracker any more
+                self._close_face()
 
     def _tick_loop(self) -> None:
         workers = [t for t in self._threads if t.name != "pipeline:tick"]
@@ -505,3 +535,7 @@ class Pipeline:
         finally:
             self._done.set()
 
+
+def _stage_drops(stage: object | None) -> int:
+    """A stage's own ``drops`` counter (0 for a stage that is absent or keeps none)."""
+    return int(getattr(stage, "drops", 0))

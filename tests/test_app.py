@@ -144,8 +144,8 @@ def test_page_state_skips_unchanged_and_uncomputed_panels():
     ("host", "share", "auth", "refused"),
     [("127.0.0.1", False, None, False), ("localhost", False, None, False),
      ("0.0.0.0", False, None, True), ("192.168.1.5", False, None, True),
-     ("127.0.0.1", True, None, True), ("0.0.0.0", False, ("u", "p"), False),
-     ("127.0.0.1", True, ("u", "p"), False)],
+     ("127.0.0.1", True, None, True), ("0.0.0.0", False, ("u", "password"), False),
+     ("127.0.0.1", True, ("u", "password"), False)],
 )
 def test_exposure_needs_auth(host, share, auth, refused):
     if refused:
@@ -156,7 +156,7 @@ def test_exposure_needs_auth(host, share, auth, refused):
 
 
 def test_parse_auth():
-    assert app.parse_auth("ann:s3cr:et") == ("ann", "s3cr:et")
+    assert app.parse_auth("ann:s3cr:et!") == ("ann", "s3cr:et!")
     assert app.parse_auth(None) is None and app.parse_auth("") is None
     for bad in ("ann", ":pw", "ann:"):
         with pytest.raises(ValueError, match="USER:PASS"):

@@ -22,7 +22,8 @@ here): one ``.npz``
 Format 2 added the last three arrays; a format 1 file (without them) still reads, with
 NaN there (no face: calibration then leaves the face weight at 0).
 
-Features only: no audio samples, no video frames, no words.
+Features only: no audio samples, no video frames, no words. Written with mode 0600 (the
+dashboard keeps them in a 0700 folder).
 """
 
 from __future__ import annotations
@@ -68,11 +69,15 @@ def unpack_steps(arrays: Mapping[str, np.ndarray]) -> tuple[tuple[np.ndarray, ..
     return tuple(tuple(arrays[m][c] for c in cut) for m in ("text", "audio", "video"))
 
 
-def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> Path:
-    """Writes ``arrays`` to ``path`` through a temporary file renamed into place."""
+def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray], mode: int = 0o644) -> Path:
+    """Writes ``arrays`` to ``path`` through a temporary file renamed into place; the file
+    is created with permissions ``mode`` (0o600: readable by its owner only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    os.fchmod(fd, mode)  # also when the file was already there
+    with os.fdopen(fd, "wb") as f:
+        np.savez(f, **arrays)
     os.replace(tmp, path)
     return path
 
@@ -125,30 +130,113 @@ def write_session(path: str | Path, session: Session) -> Path:
         t_s=np.asarray(session.t_s, np.float64),
         **{k: getattr(session, k) for k in FACE_KEYS},
         meta=np.asarray(json.dumps({"format": FORMAT, "dims": session.dims.as_tuple()})))
-    out = save_npz_atomic(Path(path), arrays)
+    out = save_npz_atomic(Path(path), arrays, mode=0o600)  # personal data: owner only
     logger.info("wrote a session of %d labelled windows to %s", len(session), out)
     return out
 
 
 def read_session(path: str | Path) -> Session:
+    """The session in ``path``, fully checked (`check_session_arrays`); any problem raises
+    `SessionError` with one line naming it."""
     path = Path(path)
     if not path.is_file():
         raise SessionError(f"session file {path} not found")
     try:
         with np.load(path, allow_pickle=False) as f:
-            z = {k: f[k] for k in REQUIRED_KEYS}
-            face = {k: f[k] for k in FACE_KEYS if k in f.files}
-        meta = json.loads(str(z["meta"]))
-    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise SessionError(f"{path} is not a valid session file: {exc}") from exc
-    if meta.get("format") not in READABLE_FORMATS:
-        raise SessionError(f"{path}: session format {meta.get('format')!r}, expected one of "
-                           f"{READABLE_FORMATS}")
+            missing = [k for k in REQUIRED_KEYS if k not in f.files]
+            if missing:
+                raise SessionError(f"{path}: not a valid session file: no {', '.join(missing)}")
+            z = {k: f[k] for k in SESSION_KEYS if k in f.files}
+    except SessionError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - zip, npy and pickle refusals alike: a bad file
+        raise SessionError(f"{path} is not a valid session file: "
+                           f"{type(exc).__name__}: {_first_line(exc)}") from exc
     try:
-        session = Session(*unpack_steps(z), z["labels"].astype(np.float32),
-                          z["t_s"].astype(np.float64), **face)
-    except (ValueError, KeyError, TypeError) as exc:  # SessionError is a ValueError
-        raise SessionError(f"{path} is not a valid session file: {exc}") from exc
-    if not len(session) or len(session.t_s) != len(session):
-        raise SessionError(f"{path}: no labelled windows, or arrays of different lengths")
-    return session
+        return check_session_arrays(z)
+    except SessionError as exc:
+        raise SessionError(f"{path}: {exc}") from None
+
+
+def check_session_arrays(z: Mapping[str, np.ndarray]) -> Session:
+    """A `Session` from the file's arrays, refusing anything training could be poisoned
+    by: a bad ``meta``, wrong ranks, dims or dtypes, non-finite features, labels outside
+    [-3, 3] or not finite, times not finite, offsets that do not start at 0, decrease,
+    leave a sample empty or do not end at the number of steps; and (format 2) face arrays
+    of the wrong shape, or values that are neither NaN (unknown, no face) nor in range."""
+    meta = _meta(z["meta"])
+    dims = meta["dims"]
+    steps = None
+    for name, dim in zip(("text", "audio", "video"), dims, strict=True):
+        x = z[name]
+        if x.ndim != 2 or x.dtype.kind != "f":
+            raise SessionError(f"{name} must be a 2-D float array, got {x.dtype} {x.shape}")
+        if x.shape[1] != dim:
+            raise SessionError(f"{name} has {x.shape[1]} features per step; meta says {dim}")
+        if steps is not None and x.shape[0] != steps:
+            raise SessionError(f"{name} has {x.shape[0]} steps; text has {steps}")
+        steps = x.shape[0]
+        if not np.isfinite(x).all():
+            raise SessionError(f"{name} holds {int((~np.isfinite(x)).sum())} NaN or Inf values")
+    labels, t_s, offsets = z["labels"], z["t_s"], z["offsets"]
+    n = len(labels) if labels.ndim == 1 else -1
+    if n < 1:
+        raise SessionError(f"labels must be a non-empty 1-D array, got shape {labels.shape}")
+    if labels.dtype.kind != "f" or not np.isfinite(labels).all():
+        raise SessionError("labels must be finite numbers")
+    if np.abs(labels).max() > 3.0:
+        raise SessionError(f"labels must lie in [-3, 3], got {float(np.abs(labels).max()):g}")
+    if t_s.shape != (n,) or t_s.dtype.kind != "f" or not np.isfinite(t_s).all():
+        raise SessionError(f"t_s must be {n} finite times, got {t_s.dtype} {t_s.shape}")
+    if offsets.shape != (n + 1,) or offsets.dtype.kind not in "iu":
+        raise SessionError(f"offsets must be {n + 1} integers, got {offsets.dtype} "
+                           f"{offsets.shape}")
+    if offsets[0] != 0 or offsets[-1] != steps or (np.diff(offsets) < 1).any():
+        raise SessionError(f"offsets must rise from 0 to {steps} steps, one or more per "
+                           "sample")
+    return Session(*unpack_steps(z), labels.astype(np.float32), t_s.astype(np.float64),
+                   **_face_arrays(z, n, meta["format"]))
+
+
+def _face_arrays(z: Mapping[str, np.ndarray], n: int, version: int) -> dict[str, np.ndarray]:
+    """Format 2's per-window arrays beside the model input, checked (format 1: none)."""
+    if version < 2:
+        return {}
+    missing = [k for k in FACE_KEYS if k not in z]
+    if missing:
+        raise SessionError(f"format {version} needs {', '.join(missing)}")
+    out = {}
+    for name, shape, low, high in (("model_sentiment", (n,), -3.0, 3.0),
+                                   ("face_valence", (n,), -1.0, 1.0),
+                                   ("expression", (n, N_EXPRESSIONS), 0.0, 1.0)):
+        x = z[name]
+        if x.shape != shape or x.dtype.kind != "f":
+            raise SessionError(f"{name} must be {shape} floats, got {x.dtype} {x.shape}")
+        known = x[~np.isnan(x)]
+        if known.size and not (np.isfinite(known).all() and low <= known.min()
+                               and known.max() <= high):
+            raise SessionError(f"{name} values must be NaN or within [{low:g}, {high:g}]")
+        out[name] = x
+    return out
+
+
+def _meta(raw: np.ndarray) -> dict:
+    try:
+        meta = json.loads(str(raw)) if raw.ndim == 0 and raw.dtype.kind == "U" else None
+    except json.JSONDecodeError:
+        meta = None
+    if not isinstance(meta, dict):
+        raise SessionError("meta must be a JSON object")
+    if meta.get("format") not in READABLE_FORMATS:
+        raise SessionError(f"session format {meta.get('format')!r}, expected one of "
+                           f"{READABLE_FORMATS}")
+    dims = meta.get("dims")
+    if not (isinstance(dims, list) and len(dims) == 3
+            and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims)):
+        raise SessionError(f"meta dims must be three positive integers, got {dims!r}")
+    return meta
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""

@@ -22,13 +22,14 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from models.base import check_dims
+from models.base import DimensionMismatch, check_dims
 from models.data.base import make_split
 from models.data.sessions import Session, SessionError, read_session
 from models.env import add_log_level, cache_dir, configure_logging
@@ -164,17 +165,24 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(a.log_level)
     torch.set_num_threads(1)
     try:
-        session = read_session(a.session)
-        if len(session) < a.min_samples:
-            raise SessionError(f"{a.session}: only {len(session)} labelled windows; "
-                               f"calibration needs at least {a.min_samples}")
-    except SessionError as exc:
-        raise SystemExit(f"calibrate: {exc}") from None
+        return _run(a)
+    except (SessionError, checkpoint.CheckpointError, DimensionMismatch) as exc:
+        print(f"calibrate: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(a: argparse.Namespace) -> int:
+    from models import checkpoint
+
+    session = read_session(a.session)
+    if len(session) < a.min_samples:
+        raise SessionError(f"{a.session}: only {len(session)} labelled windows; "
+                           f"calibration needs at least {a.min_samples}")
     base_dir = a.base or default_base_dir()
     try:
         base = checkpoint.load(base_dir)
     except checkpoint.CheckpointError as exc:
-        raise SystemExit(f"calibrate: the base model: {exc}") from None
+        raise checkpoint.CheckpointError(f"the base model: {exc}") from None
 
     def progress(epoch: int, l1: float) -> None:
         if a.progress:
@@ -195,12 +203,11 @@ def main(argv: list[str] | None = None) -> int:
             "trained_branches": list(BRANCHES), "session_l1_before": round(before, 4),
             "session_l1_after": round(after, 4), FACE_WEIGHT_KEY: round(weight, 4),
             "face_weight_windows": faces, "session_l1_with_face": round(with_face, 4)}
-    out = checkpoint.save(model, a.out or personal_model_dir(), meta=meta)
+    out = checkpoint.save(model, a.out or personal_model_dir(), meta=meta)  # refuses NaN/Inf
     print(f"personal model: {out} (session L1 {before:.3f} -> {after:.3f}; face weight "
           f"{weight:+.3f} from {faces} windows with a face -> L1 {with_face:.3f}); load it "
           f"with python -m realtime --checkpoint {out}")
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -153,7 +153,8 @@ class Calibrator:
             n += 1
             path = self.folder / f"{SESSION_PREFIX}{session_stamp()}-{n}.npz"
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.folder.chmod(0o700)  # personal data: this user only (files are 0600)
             saved = self.recorder.save(path)
         except (OSError, SessionError) as exc:
             raise CalibrationError(f"Could not save the session to {path}: {exc}") from exc

@@ -187,19 +187,23 @@ class Dashboard:
     def start_session(self, choice: SourceChoice | None = None) -> str:
         """Starts listening to ``choice`` (None: the current source) and a fresh log.
 
-        The new source is opened before the current one is stopped: a file that cannot be
-        read raises (with the reason) and leaves the running session as it was.
+        The new source is opened and started before the current one is stopped: a file that
+        cannot be read, or a device that does not open, raises (with the reason) and leaves
+        the running session as it was. When the running session itself may hold the device
+        (devices to devices), it is stopped and the switch tried once more; if that fails
+        too, the previous source is started again, and if even that fails the status shows
+        the error with ``running`` False. Nothing ever reports running while nothing runs.
         """
         with self._control:
             new = None
             if choice is not None or not self._fresh:
                 choice = choice or self._choice
                 new = self._build(choice)
+            if new is not None:
+                self._switch_to(new, choice)
             self._stop_recorder()
             with self._lock:
                 if new is not None:
-                    self._pipeline.stop()
-                    self._pipeline, self._choice = new, choice
                     self._browser_frames = self._browser_audio = 0
                 self._fresh = False
                 self._session = False
@@ -217,12 +221,67 @@ class Dashboard:
             log.info("session started: %s", self._source_name())
             return f"Session started: {self._source_name()}"
 
+    def _switch_to(self, new: LivePipeline, choice: SourceChoice) -> None:
+        """Starts ``new`` and only then stops the running pipeline (see `start_session`)."""
+        old, old_choice = self._pipeline, self._choice
+        old_running = True
+        try:
+            new.start()
+        except Exception as first:
+            if not (old_choice is not None and old_choice.kind == "devices"
+                    and choice.kind == "devices" and old.status().running):
+                raise  # the running session carries on untouched
+            log.info("switch to %s failed (%s); freeing the devices and trying again",
+                     choice.kind, first)
+            self._stop_recorder()
+            with self._lock:
+                self.sync()
+                self._stop_pipeline(old)
+            old_running = False
+            try:
+                new = self._build(choice)
+                new.start()
+            except Exception as second:
+                self._restart_previous(old_choice, second)
+                raise
+        with self._lock:
+            self.sync()
+            if old_running:
+                self._stop_pipeline(old)
+            self._pipeline, self._choice = new, choice
+
+    def _restart_previous(self, old_choice: SourceChoice, error: Exception) -> None:
+        """After a failed switch that had to stop the running session: start the previous
+        source again, or leave a stopped pipeline whose status shows why."""
+        try:
+            again = self._build(old_choice)
+            again.start()
+        except Exception as exc:  # noqa: BLE001 - shown as the session's error
+            log.error("could not restart %s after a failed switch: %s", old_choice.kind, exc)
+            with self._lock:
+                self._session = False
+                self.last_error = f"source switch failed: {error}; previous source: {exc}"
+            return
+        with self._lock:
+            self._pipeline = again
+            self._offset_s = self.log.last_t_s + self.restart_gap_s
+            self._seen_version = again.store.version
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._record, name="session-recorder",
+                                        daemon=True)
+        self._thread.start()
+
+    def _stop_pipeline(self, pipeline: LivePipeline) -> None:
+        if not pipeline.stop():
+            log.warning("%s did not stop in time; its devices are released when its threads "
+                        "end", pipeline.status().source_name)
+
     def stop_session(self) -> str:
         """Stops the pipeline and the recorder; the log stays for export."""
         with self._control:
             self._stop_recorder()
             with self._lock:
-                self._pipeline.stop()
+                self._stop_pipeline(self._pipeline)
                 self.sync()
                 was = self._session
                 self._session = False
@@ -292,7 +351,7 @@ class Dashboard:
                 return
             self.sync()
             new = self._build(choice)
-            self._pipeline.stop()
+            self._stop_pipeline(self._pipeline)
             self._pipeline = new
             new.start()
             self._offset_s = self.log.last_t_s + self.restart_gap_s

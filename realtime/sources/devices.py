@@ -66,7 +66,12 @@ class WebcamSource(Source):
     def _run(self) -> None:
         import cv2
 
-        capture = self._capture
+        try:
+            self._capture_frames(cv2, self._capture)
+        finally:  # the thread owns the device: it releases it, however late it ends
+            self._release()
+
+    def _capture_frames(self, cv2, capture) -> None:
         step_s = 1.0 / self.max_fps if self.max_fps else 0.0
         next_s = -1.0
         failing_since_s: float | None = None
@@ -95,10 +100,15 @@ class WebcamSource(Source):
 
     def stop(self, timeout_s: float = 2.0) -> bool:
         joined = super().stop(timeout_s)
-        if joined and self._capture is not None:
-            self._capture.release()
-            self._capture = None
+        if joined:
+            self._release()
         return joined
+
+    def _release(self) -> None:
+        with self._lock:
+            capture, self._capture = self._capture, None
+        if capture is not None:
+            capture.release()
 
 
 class MicrophoneSource(Source):

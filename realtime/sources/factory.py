@@ -28,7 +28,8 @@ class SourceSpec:
 
     kind "file": the recording at ``path``, paced by the session clock like a live device
         (``paced``), or replayed as fast as it is read on a replay clock driven by the data
-        (``paced=False``: deterministic).
+        (``paced=False``: deterministic); ``repeat_until_s``: played again and again until
+        that many seconds of replay (``math.inf``: until stopped).
     kind "devices": this machine's ``camera`` (an OpenCV index or path) and/or ``mic`` (a
         sounddevice name or index, "default" for the system's); None leaves it out.
     kind "browser": frames and audio pushed in by the dashboard's page.
@@ -39,6 +40,7 @@ class SourceSpec:
     paced: bool = True
     camera: int | str | None = None
     mic: int | str | None = None
+    repeat_until_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in SPEC_KINDS:
@@ -47,10 +49,15 @@ class SourceSpec:
             raise ValueError("a file source needs a path")
         if self.kind == "devices" and self.camera is None and self.mic is None:
             raise ValueError("choose a camera, a microphone or both")
+        if self.repeat_until_s is not None and not self.repeat_until_s > 0:
+            raise ValueError(f"repeat_until_s must be positive, got {self.repeat_until_s}")
+        if self.repeat_until_s == float("inf") and not self.paced:
+            raise ValueError("an endless replay must be paced (a fast one would never end)")
 
     @classmethod
-    def file(cls, path: str | Path, paced: bool = True) -> SourceSpec:
-        return cls("file", path=Path(path), paced=paced)
+    def file(cls, path: str | Path, paced: bool = True,
+             repeat_until_s: float | None = None) -> SourceSpec:
+        return cls("file", path=Path(path), paced=paced, repeat_until_s=repeat_until_s)
 
     @classmethod
     def devices(cls, camera: int | str | None = 0,
@@ -66,7 +73,8 @@ def make_source(spec: SourceSpec) -> Source:
     """The source for ``spec`` (not started)."""
     if spec.kind == "file":
         clock = SessionClock() if spec.paced else ReplayClock()
-        return FileSource(spec.path, realtime=spec.paced, clock=clock)
+        return FileSource(spec.path, realtime=spec.paced, clock=clock,
+                          repeat_until_s=spec.repeat_until_s)
     if spec.kind == "browser":
         return BrowserSource()
     clock = SessionClock()

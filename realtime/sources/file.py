@@ -14,9 +14,10 @@ takes them (a full queue makes the reader wait: nothing is dropped). ``captured_
 clock's time at hand-over. `items` yields the same stamped items without a thread, for the
 pipeline's deterministic replay (`realtime.pipeline.Pipeline.run_to_end`).
 
-Errors: a missing file raises FileNotFoundError; an empty, corrupt or stream-less file raises
-`SourceError` with the path and the reason, from the constructor. A decode error part-way
-ends the source with ``error`` set; everything decoded before it is kept.
+Errors: a missing file raises FileNotFoundError; an empty, corrupt, stream-less or text file
+raises `SourceError` with the path and the reason, from the constructor. A decode error
+part-way, or a file that decodes to less than the duration it declares (a truncated
+recording), ends the source with ``error`` set; everything decoded before it is kept.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class FileSource(Source):
         self.max_width = max_width
         self.repeat_until_s = repeat_until_s
         self.name = f"file:{self.path.name}"
-        self.has_audio, self.has_video, self.duration_s = _probe(self.path)
+        self.has_audio, self.has_video, self.duration_s, self._cut = _probe(self.path)
 
     # -- the stamped stream ----------------------------------------------------------
     def items(self) -> Iterator[AudioChunk | VideoFrame]:
@@ -103,9 +104,20 @@ class FileSource(Source):
                     return
                 end_s = max(end_s, media.end_s)
                 yield media
+            if self._error is None and loop == 0 and not self._stop.is_set():
+                self._check_complete(end_s - offset_s)
             if self._error is not None or end_s <= offset_s:  # never loop on nothing
                 return
             offset_s = end_s
+
+    def _check_complete(self, decoded_s: float) -> None:
+        """A file that decodes to less than it declares was cut off: say so (``error``)."""
+        short = decoded_s < self.duration_s - _tolerance_s(self.duration_s)
+        if self.duration_s > 0 and (short or self._cut):
+            self._error = (f"{self.path}: decoding ended at {decoded_s:.1f} s of the "
+                           f"{self.duration_s:.2f} s the file declares (truncated?); "
+                           "the rest is lost")
+            log.warning("%s", self._error)
 
     def _merged(self, offset_s: float) -> Iterator[Media]:
         streams = []
@@ -206,8 +218,10 @@ def _start_s(container) -> float:
     return (container.start_time or 0) / 1_000_000
 
 
-def _probe(path: Path) -> tuple[bool, bool, float]:
-    """(has_audio, has_video, duration_s); raises a clear error for unusable files."""
+def _probe(path: Path) -> tuple[bool, bool, float, bool]:
+    """(has_audio, has_video, duration_s, cut); raises a clear error for unusable files.
+    ``cut``: the file is known to be shorter than its header says (a WAV); duration_s is
+    then the declared duration."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if path.is_dir():
@@ -216,7 +230,13 @@ def _probe(path: Path) -> tuple[bool, bool, float]:
         raise SourceError(f"{path}: the file is empty (0 bytes)")
     try:
         with av.open(str(path)) as container:
+            if container.format.name in _NOT_MEDIA:
+                raise SourceError(f"{path}: a text file ({container.format.long_name}), "
+                                  "not an audio or video file")
             has_audio = _decodes(container, "audio")
+            if has_audio and container.streams.audio[0].rate < MIN_RATE_HZ:
+                raise SourceError(f"{path}: audio at {container.streams.audio[0].rate} Hz is "
+                                  f"not a recording of speech (at least {MIN_RATE_HZ} Hz)")
         with av.open(str(path)) as container:
             has_video = _decodes(container, "video")
             duration_s = (container.duration or 0) / 1_000_000
@@ -224,7 +244,39 @@ def _probe(path: Path) -> tuple[bool, bool, float]:
         raise SourceError(f"{path}: not a readable audio or video file ({exc})") from exc
     if not (has_audio or has_video):
         raise SourceError(f"{path}: no decodable audio or video stream (corrupt file?)")
-    return has_audio, has_video, duration_s
+    present = _riff_fraction_present(path)
+    if present is not None:  # FFmpeg takes a WAV's length from its size, not its header
+        duration_s /= present
+    return has_audio, has_video, duration_s, present is not None
+
+
+def _riff_fraction_present(path: Path) -> float | None:
+    """For a RIFF/WAVE file whose ``data`` chunk is shorter than its header declares, the
+    fraction of the declared data that is there; None otherwise (or not a WAV)."""
+    with path.open("rb") as f:
+        head = f.read(4096)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos = 12
+    while pos + 8 <= len(head):
+        chunk, size = head[pos:pos + 4], int.from_bytes(head[pos + 4:pos + 8], "little")
+        if chunk == b"data":
+            if size in (0, 0xFFFFFFFF):  # a stream written without a final length
+                return None
+            there = path.stat().st_size - (pos + 8)
+            return there / size if 0 < there < size else None
+        pos += 8 + size + (size & 1)
+    return None
+
+
+MIN_RATE_HZ = 4000  # below this, audio is no recording of speech (telephone is 8 kHz)
+_NOT_MEDIA = frozenset({"tty"})  # FFmpeg renders any text file as "ANSI art" video
+
+
+def _tolerance_s(declared_s: float) -> float:
+    """How far short of its declared duration a complete file may decode (stream ends
+    differ by a frame or an encoder's priming; containers round)."""
+    return max(0.5, 0.02 * declared_s)
 
 
 def _decodes(container, kind: str) -> bool:

@@ -36,7 +36,9 @@ class FakeFileSource:
 
 
 class FakePipeline:
-    def __init__(self, source=None, model_name: str = "mmlatch-test") -> None:
+    def __init__(self, source=None, model_name: str = "mmlatch-test",
+                 start_error: str | None = None) -> None:
+        self.start_error = start_error  # start() raises this, like a device that won't open
         self.store = PredictionStore(max_history=500)
         self.source = source if source is not None else FakeFileSource()
         self.model_name = model_name
@@ -46,6 +48,8 @@ class FakePipeline:
         self.error: str | None = None
 
     def start(self) -> None:
+        if self.start_error is not None:
+            raise RuntimeError(self.start_error)
         self.running = True
         self.starts += 1
 

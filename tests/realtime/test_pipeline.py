@@ -409,3 +409,80 @@ def test_without_a_face_the_sentiment_is_the_models_whatever_the_weight(tmp_path
     history = pipe.store.history()
     assert history and all(p.expression is None for p in history)
     assert [p.sentiment for p in history] == [p.model_sentiment for p in history]
+class _NoCameraSource(FileSource):
+    def _start(self) -> None:
+        from realtime.sources.base import SourceError
+        raise SourceError("camera 0 could not be opened (is it connected, and free?)")
+
+
+def test_a_source_that_fails_to_start_is_not_reported_running(av_file):
+    pipe = Pipeline(_NoCameraSource(av_file, clock=SessionClock()), fake_engine())
+    with pytest.raises(Exception, match="could not be opened"):
+        pipe.start()
+    st = pipe.status()
+    assert st.running is False and "could not be opened" in st.error
+    assert pipe.stop(0.5) and pipe.wait(0)
+
+
+def test_face_tracker_is_closed_even_when_stop_times_out(av_file):
+    release = threading.Event()
+
+    class SlowFace(FakeFace):
+        def process_iter(self):
+            release.wait(5.0)
+            return super().process_iter()
+
+    faces = []
+
+    def new_face():
+        faces.append(SlowFace())
+        return faces[-1]
+
+    engine = Engine(model=MeanModel(), model_name="m", device="cpu", layout=LAYOUT,
+                    encode_words=encode, new_asr=FakeASR, new_acoustic=FakeAcoustic,
+                    new_face=new_face)
+    pipe = Pipeline(FileSource(av_file, clock=SessionClock()), engine)
+    pipe.start()
+    for _ in range(100):
+        if faces[0].pending:
+            break
+        threading.Event().wait(0.02)
+    assert pipe.stop(0.2) is False  # the video worker is stuck in the tracker
+    assert not faces[0].closed
+    release.set()
+    for _ in range(100):
+        if faces[0].closed:
+            break
+        threading.Event().wait(0.02)
+    assert faces[0].closed  # closed by the worker as it ended
+
+
+def test_every_stage_s_drops_reach_the_prediction_json_and_dashboard(av_file):
+    # defect: the ASR, acoustic and face stages' own drop counters were never shown
+    from realtime.__main__ import prediction_json
+    from realtime.dashboard.controller import Dashboard, SourceChoice
+    from realtime.dashboard.panels import RefreshMeter, ViewSettings, fast_panels
+
+    class DroppingASR(FakeASR):
+        drops, dropped_audio_s = 3, 1.25
+
+    class DroppingAcoustic(FakeAcoustic):
+        drops = 4
+
+    class DroppingFace(FakeFace):
+        drops = 5
+
+    engine = Engine(model=MeanModel(), model_name="m", device="cpu", layout=LAYOUT,
+                    encode_words=encode, new_asr=DroppingASR, new_acoustic=DroppingAcoustic,
+                    new_face=DroppingFace)
+    pipe = Pipeline(FileSource(av_file, realtime=False, clock=ReplayClock()), engine)
+    pipe.run_to_end()
+    want = {"asr_input": 3, "asr_audio_lost_ms": 1250, "acoustic_input": 4, "face_input": 5}
+    latest = pipe.store.latest()
+    assert want.items() <= latest.drops.items()
+    assert want.items() <= prediction_json(latest, 0.0)["drops"].items()
+    assert want.items() <= pipe.status().drops.items()
+    dash = Dashboard(pipe, SourceChoice("recording", path=av_file))
+    html = fast_panels(dash, ViewSettings(), RefreshMeter())["latency"]
+    for key, n in want.items():
+        assert f"{key} {n}" in html

@@ -239,3 +239,70 @@ def test_make_source_builds_the_real_sources(tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(SourceError):
         make_source(SourceChoice("file", path=empty))
+
+
+def test_a_device_that_cannot_open_leaves_the_running_session_running():
+    # defect: the old pipeline was stopped first, the new one reported running with no threads
+    first = FakePipeline()
+    dash = Dashboard(first, SourceChoice("recording", path=__file__),
+                     lambda choice: FakePipeline(start_error="camera 0 could not be opened"),
+                     sync_interval_s=0.01)
+    dash.start_session()
+    first.store.publish(make_prediction(0.2, 1.0))
+    with pytest.raises(RuntimeError, match="camera 0 could not be opened"):
+        dash.start_session(SourceChoice("devices"))
+    assert dash.pipeline is first and first.running and first.stops == 0
+    st = dash.status()
+    assert st.pipeline.running and st.session_active and st.error is None
+    first.store.publish(make_prediction(0.4, 1.0))
+    dash.sync()
+    assert len(dash.log) == 2  # the session log keeps growing
+    dash.close()
+
+
+def test_a_failed_devices_to_devices_switch_restarts_the_previous_devices():
+    first = FakePipeline()
+    built: list[FakePipeline] = []
+
+    def factory(choice):
+        # the new camera fails; the previous devices (camera 0) open again
+        p = FakePipeline(start_error=None if choice.camera == 0 else "camera 1 is busy")
+        built.append(p)
+        return p
+
+    dash = Dashboard(first, SourceChoice("devices", camera=0), factory, sync_interval_s=0.01)
+    dash.start_session()
+    with pytest.raises(RuntimeError, match="camera 1 is busy"):
+        dash.start_session(SourceChoice("devices", camera=1))
+    assert first.stops == 1  # freed for the second try
+    assert dash.pipeline is built[-1] and built[-1].running and dash.session_active
+    assert dash.choice == SourceChoice("devices", camera=0)
+    dash.close()
+
+
+def test_a_switch_that_fails_twice_shows_the_error_and_never_reports_running():
+    first = FakePipeline()
+    dash = Dashboard(first, SourceChoice("devices", camera=0),
+                     lambda choice: FakePipeline(start_error="no camera"), sync_interval_s=0.01)
+    dash.start_session()
+    with pytest.raises(RuntimeError, match="no camera"):
+        dash.start_session(SourceChoice("devices", camera=1))
+    st = dash.status()
+    assert not st.pipeline.running and not st.session_active
+    assert "source switch failed: no camera" in st.error
+
+
+def test_a_devices_switch_that_works_on_the_second_try_stops_the_old_one_once():
+    first = FakePipeline()
+    tries = []
+
+    def factory(choice):
+        tries.append(choice)
+        return FakePipeline(start_error="camera busy" if len(tries) == 1 else None)
+
+    dash = Dashboard(first, SourceChoice("devices", camera=0), factory, sync_interval_s=0.01)
+    dash.start_session()
+    assert "Session started" in dash.start_session(SourceChoice("devices", camera=0, mic="usb"))
+    assert first.stops == 1 and len(tries) == 2 and dash.pipeline.running
+    assert dash.choice.mic == "usb" and dash.session_active
+    dash.close()
