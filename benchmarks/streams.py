@@ -242,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="local: the in-process executor; ray: the Ray Serve deployment on a "
                         "local Ray instance")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--torch-threads", type=int, default=1,
+                   help="torch intra-op threads on CPU (default 1, as the live engine uses)")
     p.add_argument("--max-batch", type=int, default=64)
     p.add_argument("--max-wait-ms", type=float, default=10.0)
     p.add_argument("--source", type=Path, default=demo_recording(),
@@ -276,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         engine = Engine.load(args.checkpoint, device=args.device,
+                             torch_threads=args.torch_threads,
                              stages=args.windows is None, words=args.windows is None)
         windows = (load_windows(args.windows) if args.windows
                    else record_windows(engine, args.source))
