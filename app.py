@@ -65,6 +65,7 @@ from realtime.dashboard.panels import (  # noqa: E402
     slow_panels,
 )
 from realtime.dashboard.style import CSS, HEAD, theme  # noqa: E402
+from realtime.serving import add_serve_arguments, check_serve_arguments  # noqa: E402
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -437,15 +438,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "sentiment) and at start with a --checkpoint personal model (default: "
                         "the W its calibration fitted); a personal model loaded in the "
                         "calibration panel brings its own W")
-    p.add_argument("--serve", choices=("local", "ray"), default="local",
-                   help="where the sentiment model and word encoder run: local (this process) "
-                        "or ray (a Ray Serve deployment, batched across clients)")
-    p.add_argument("--ray-address", metavar="ADDR",
-                   help="with --serve ray: join this Ray cluster (default: a local instance)")
+    add_serve_arguments(p)
     add_log_level(p)
     args = p.parse_args(argv)
-    if args.ray_address is not None and args.serve != "ray":
-        p.error("--ray-address only applies to --serve ray")
+    check_serve_arguments(p, args)
     if args.face_weight is not None and not (math.isfinite(args.face_weight)
                                              and abs(args.face_weight) <= 6):
         p.error(f"--face-weight must be a number in [-6, 6], got {args.face_weight}")

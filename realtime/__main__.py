@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from models.env import add_log_level, apply_offline_env, configure_logging
 from models.expression import EXPRESSIONS
+from realtime.serving import add_serve_arguments, check_serve_arguments
 from realtime.types import Prediction
 
 if TYPE_CHECKING:
@@ -118,11 +119,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="add W * face valence (in [-1, 1]) to the sentiment while a face is "
                         "in view (default: the W personal calibration fitted into the "
                         "--checkpoint model, else 0: the sentiment is the model's)")
-    p.add_argument("--serve", choices=("local", "ray"), default="local",
-                   help="where the sentiment model and word encoder run: local (this process) "
-                        "or ray (a Ray Serve deployment, batched across clients)")
-    p.add_argument("--ray-address", metavar="ADDR",
-                   help="with --serve ray: join this Ray cluster (default: a local instance)")
+    add_serve_arguments(p)
     p.add_argument("--quiet", action="store_true", help="no live lines")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     add_log_level(p)
@@ -139,8 +136,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("give --jsonl or --jsonl-dir, not both")
     if args.jsonl and len(args.source or ()) + live > 1:
         p.error("several sessions write one file each: use --jsonl-dir DIR")
-    if args.ray_address is not None and args.serve != "ray":
-        p.error("--ray-address only applies to --serve ray")
+    check_serve_arguments(p, args)
     if args.loop and args.source is None:
         p.error("--loop only applies to --source")
     if args.loop and args.fast and args.seconds is None:

@@ -8,6 +8,7 @@ keeps Ray an optional import, so a machine without ``ray[serve]`` runs everythin
 
 from __future__ import annotations
 
+import argparse
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +21,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SERVE_CHOICES = ("local", "ray")
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--serve local|ray`` and ``--ray-address ADDR``, for both command lines."""
+    parser.add_argument("--serve", choices=SERVE_CHOICES, default="local",
+                        help="where the sentiment model and word encoder run: local (this "
+                             "process) or ray (a Ray Serve deployment, batched across clients)")
+    parser.add_argument("--ray-address", metavar="ADDR",
+                        help="with --serve ray: join this Ray cluster (default: a local "
+                             "instance)")
+
+
+def check_serve_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exits through ``parser.error`` (status 2) for --ray-address without --serve ray."""
+    if args.ray_address is not None and args.serve != "ray":
+        parser.error("--ray-address only applies to --serve ray")
 
 
 class ServingError(RuntimeError):
