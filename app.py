@@ -65,7 +65,7 @@ from realtime.dashboard.panels import (  # noqa: E402
     slow_panels,
 )
 from realtime.dashboard.style import CSS, HEAD, theme  # noqa: E402
-from realtime.serving import add_serve_arguments, check_serve_arguments  # noqa: E402
+from realtime.serving.backend import add_serve_arguments, check_serve_arguments  # noqa: E402
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -510,7 +510,7 @@ def _serve(args: argparse.Namespace) -> int:
     choice = initial_choice(args)
 
     from realtime.engine import Engine, EngineError
-    from realtime.serving import ServingError, open_models
+    from realtime.serving.backend import ServingError, open_models
     from realtime.sources import SourceError
 
     log.info("loading models (once)")

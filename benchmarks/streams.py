@@ -10,11 +10,12 @@ through the full pipeline and every window the model saw is kept, so shapes and 
 are those of live use (``--save-windows FILE`` keeps them; ``--windows FILE`` reads them back
 and loads the sentiment model alone, as on a GPU machine without the extractors:
 ``make gpu-windows`` here, then ``make gpu-check`` there). Then, for every N, N streams each
-submit a window every 1/rate seconds (staggered) to a `realtime.executor.BatchingExecutor`,
+submit a window every 1/rate seconds (staggered) to a `realtime.serving.executor.BatchingExecutor`,
 batched
 (``--max-batch``, ``--max-wait-ms``) and unbatched (batch size 1, one forward per window),
 one after the other in the same run. ``--backend ray`` sends the same windows through the
-Ray Serve deployment instead (`realtime.serve_ray`, on a local Ray instance started here): one
+Ray Serve deployment instead (`realtime.serving.ray_serve`, on a local Ray instance started
+here): one
 application batched with the same options and one at batch size 1, deployed once, each with
 one replica of one CPU (a fraction of a GPU with ``--device cuda``); their ``@serve.batch``
 does what the executor does in-process. A stream keeps at most one window in flight, as a live
@@ -184,9 +185,10 @@ def drive(executor, windows, streams: int, seconds: float, rate_hz: float) -> St
 
 def ray_backends(args: argparse.Namespace, modes: dict, stack: contextlib.ExitStack) -> dict:
     """One Ray Serve application per mode on a local Ray instance (closed by ``stack``):
-    mode -> its `realtime.serve_ray.RayModels`. Raises `realtime.serving.ServingError`."""
-    from realtime.serve_ray import RayServe, RayServeConfig, RayServeError
-    from realtime.serving import ServingError
+    mode -> its `realtime.serving.ray_serve.RayModels`. Raises
+    `realtime.serving.backend.ServingError`."""
+    from realtime.serving.backend import ServingError
+    from realtime.serving.ray_serve import RayServe, RayServeConfig, RayServeError
 
     served = {}
     for mode, config in modes.items():
@@ -273,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from realtime.engine import Engine, EngineError
-    from realtime.executor import BatchConfig, BatchingExecutor
+    from realtime.serving.executor import BatchConfig, BatchingExecutor
     from realtime.sources import SourceError
 
     try:

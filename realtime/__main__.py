@@ -22,7 +22,7 @@ Several --source (and/or devices) run as sessions of one process on one engine (
 are loaded once); --jsonl-dir DIR writes DIR/<source name>.jsonl for each, with the same keys
 as --jsonl. With --fast each session replays on its own clock and its file is identical to
 the one a single-source --fast run of that source writes; live, the sessions' sentiment model
-and word encoder run batched across sessions (`realtime.executor.SharedModels`).
+and word encoder run batched across sessions (`realtime.serving.executor.SharedModels`).
 
 Exit status: 0 done; 1 the run failed part-way (the message says why); 2 nothing could
 start (bad file, missing model, bad arguments).
@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from models.env import add_log_level, apply_offline_env, configure_logging
 from models.expression import EXPRESSIONS
-from realtime.serving import add_serve_arguments, check_serve_arguments
+from realtime.serving.backend import add_serve_arguments, check_serve_arguments
 from realtime.types import Prediction
 
 if TYPE_CHECKING:
@@ -203,9 +203,9 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return 2
 
     from realtime.engine import Engine, EngineError
-    from realtime.executor import SharedModels
     from realtime.pipeline import Pipeline
-    from realtime.serving import ServingError, open_models
+    from realtime.serving.backend import ServingError, open_models
+    from realtime.serving.executor import SharedModels
 
     try:
         engine = Engine.load(args.checkpoint, asr_model=args.asr_model, device=args.device,

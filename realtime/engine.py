@@ -9,7 +9,7 @@ device. A `Pipeline` asks the engine for fresh per-session streaming stages (``n
 `EngineError`. `Engine.swap_model` changes the live model (and its name) under the model
 lock while pipelines run (personal calibration). ``Engine.load(..., stages=False)`` loads
 only the two per-tick models (the sentiment model and MiniLM), for a process that serves them
-to others (`realtime.serve_ray`); its stage factories then raise `EngineError`.
+to others (`realtime.serving.ray_serve`); its stage factories then raise `EngineError`.
 
 `Engine` is a plain dataclass so tests can build one from small stand-ins.
 """

@@ -28,7 +28,7 @@ or no face it is exactly the model's.
 Besides the sentiment, each prediction carries the facial expression (the 7 probabilities
 averaged over the face frames of the last ``expression_span_s``, from
 `realtime.extract.expression`, fed by the face extractor's crops), its face valence, and the
-voice arousal (heuristic, not validated; `realtime.arousal`), none of which reach the model.
+voice arousal (heuristic, not validated; `realtime.extract.arousal`), none of which reach the model.
 
 Window subscribers (``on_window`` / `Pipeline.subscribe`, e.g. personal calibration and the
 spoken-MOSI evaluation) get each `Window` the model was given and the `Prediction` made from
@@ -51,9 +51,9 @@ import numpy as np
 
 from models.expression import face_valence
 from realtime import readout
-from realtime.arousal import VoiceArousal
 from realtime.clock import Clock, perf_s
 from realtime.engine import Engine, EngineOutput
+from realtime.extract.arousal import VoiceArousal
 from realtime.sources.base import DropQueue, Source
 from realtime.stats import RunStats, process_cpu_s
 from realtime.store import PredictionStore
@@ -103,7 +103,7 @@ class Pipeline:
     recent frames the voice signals are read from. on_prediction: called with each
     published prediction, from the tick thread. on_window: window subscribers from the
     start (more with `subscribe`; see the module doc). models: what runs the sentiment
-    model and the word encoder (default: the engine itself; `realtime.executor.SharedModels`
+    model and the word encoder (default: the engine itself; `realtime.serving.executor.SharedModels`
     batches this session's calls with other sessions').
     expression_span_s: the span the expression is averaged over.
     """

@@ -176,7 +176,7 @@ class Prediction:
     face_valence: float = float("nan")
     """P(happy) - P(angry, disgust, fear, sad) of ``expression``, in [-1, 1]; NaN without."""
     voice_arousal: float = float("nan")
-    """Voice arousal (heuristic, not validated; `realtime.arousal`): mean z-score of prosody
+    """Voice arousal (heuristic, not validated; `realtime.extract.arousal`): mean z-score of prosody
     against the session's own baseline; NaN while warming up or silent."""
     arousal_warming_up: bool = True
     """The voice arousal baseline is still forming."""

@@ -27,8 +27,8 @@ import numpy as np
 from PIL import Image
 
 from models.expression import EXPRESSIONS
-from realtime.arousal import LABEL as AROUSAL_LABEL
 from realtime.dashboard.session_log import LogRow
+from realtime.extract.arousal import LABEL as AROUSAL_LABEL
 from realtime.types import Prediction, Signals
 
 SENTIMENT_MIN = -3.0

@@ -38,7 +38,7 @@ from realtime.types import Prediction
 SIGNAL_FIELDS = ("pitch_hz", "energy_db", "smile", "brow", "jaw", "face_present")
 ROLLING_SHORT_S = 60.0
 ROLLING_LONG_S = 300.0
-STRESS_AROUSAL = 1.0  # z-score units of `realtime.arousal`
+STRESS_AROUSAL = 1.0  # z-score units of `realtime.extract.arousal`
 ALERT_FIELDS = ("mean_1min", "valence_1min", "arousal_1min")
 
 

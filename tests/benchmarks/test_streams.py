@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks.streams import StreamsResult, drive, main, max_streams
 from realtime.engine import EngineOutput
-from realtime.executor import BatchConfig, BatchingExecutor
+from realtime.serving.executor import BatchConfig, BatchingExecutor
 
 WINDOWS = [(np.zeros((n, 2), np.float32),) * 3 for n in (1, 4, 9)]
 

@@ -13,9 +13,9 @@ from dataclasses import replace
 import pytest
 
 from models.expression import EXPRESSIONS
-from realtime.arousal import LABEL as AROUSAL_LABEL
 from realtime.dashboard.html import affect_aggregates_html, expression_html
 from realtime.dashboard.session_log import STRESS_AROUSAL, SessionLog
+from realtime.extract.arousal import LABEL as AROUSAL_LABEL
 from tests.helpers.fakes import make_prediction
 
 HAPPY = (0.01, 0.0, 0.01, 0.9, 0.03, 0.02, 0.03)

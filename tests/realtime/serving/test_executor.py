@@ -1,4 +1,4 @@
-"""realtime.executor: one forward pass for many streams' windows, each answer the same as at
+"""realtime.serving.executor: one forward pass for many streams' windows, each answer the same as at
 batch size 1, waits and queues bounded, errors and stops reach every waiting stream."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from realtime.clock import perf_s
 from realtime.engine import EngineOutput
-from realtime.executor import (
+from realtime.serving.executor import (
     BatchConfig,
     BatchingExecutor,
     ExecutorBusy,
@@ -165,7 +165,7 @@ def test_word_lists_encoded_together_match_each_alone():
 
 
 def test_shared_models_batch_sessions_word_lists_and_windows(shipped_engine):
-    from realtime.executor import SharedModels
+    from realtime.serving.executor import SharedModels
     from realtime.types import Word
 
     engine = shipped_engine

@@ -1,6 +1,6 @@
 """Many sessions, one engine: each session is its own `Pipeline` (its source, streaming stages,
 window and store) on the shared, once-loaded `Engine`, optionally with the sentiment model and
-the word encoder run for all of them in batches (`realtime.executor.SharedModels`).
+the word encoder run for all of them in batches (`realtime.serving.executor.SharedModels`).
 
 `SessionManager` creates, lists and stops sessions by id:
 * past ``max_sessions`` a new session is refused with `SessionRefused` (the message says
@@ -26,8 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from realtime.engine import Engine
-from realtime.executor import SharedModels
 from realtime.pipeline import Pipeline
+from realtime.serving.executor import SharedModels
 from realtime.sources.base import Source
 from realtime.types import Prediction
 

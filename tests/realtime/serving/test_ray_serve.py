@@ -1,5 +1,5 @@
-"""The Ray Serve path (realtime.serve_ray, realtime.serving, --serve ray) on a local Ray
-instance started once for this module and shut down at its end (Serve, then Ray): answers
+"""The Ray Serve path (realtime.serving.ray_serve, realtime.serving.backend, --serve ray) on a
+local Ray instance started once for this module and shut down at its end (Serve, then Ray): answers
 equal the in-process engine's, concurrent callers share batches, a `Pipeline` and the
 command line work through it unchanged. The option checks at the end need no Ray."""
 
@@ -12,8 +12,8 @@ import threading
 import numpy as np
 import pytest
 
-from realtime.executor import BatchConfig
-from realtime.serving import ServingError, open_models
+from realtime.serving.backend import ServingError, open_models
+from realtime.serving.executor import BatchConfig
 from realtime.types import Word
 
 
@@ -23,7 +23,7 @@ def ray_serve():
     import ray
     from ray import serve
 
-    from realtime.serve_ray import RayServe, RayServeConfig
+    from realtime.serving.ray_serve import RayServe, RayServeConfig
 
     connection = RayServe.connect(RayServeConfig(num_gpus=0.0))
     yield connection
@@ -134,6 +134,6 @@ def test_ray_address_needs_serve_ray():
 
 
 def test_serve_ray_without_ray_says_how_to_install(monkeypatch):
-    monkeypatch.setitem(sys.modules, "realtime.serve_ray", None)  # import fails
+    monkeypatch.setitem(sys.modules, "realtime.serving.ray_serve", None)  # import fails
     with pytest.raises(ServingError, match=r"needs ray\[serve\].*make setup"):
         open_models("ray")

@@ -1,6 +1,6 @@
 """Which models the pipelines of a command line get: this process's own (``--serve local``,
 the default: `Pipeline` calls its `Engine`) or the Ray Serve deployment (``--serve ray``,
-`realtime.serve_ray`; ``--ray-address`` joins a cluster, else a local instance starts).
+`realtime.serving.ray_serve`; ``--ray-address`` joins a cluster, else a local instance starts).
 
 `open_models` is the one switch both command lines (`python -m realtime`, `app.py`) call; it
 keeps Ray an optional import, so a machine without ``ray[serve]`` runs everything else.
@@ -13,10 +13,10 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from realtime.executor import BatchConfig
+from realtime.serving.executor import BatchConfig
 
 if TYPE_CHECKING:
-    from realtime.serve_ray import RayServe
+    from realtime.serving.ray_serve import RayServe
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def open_models(serve: str, ray_address: str | None = None, checkpoint_dir: Path
             raise ServingError("--ray-address only applies to --serve ray")
         return None
     try:
-        from realtime.serve_ray import RayServe, RayServeConfig, RayServeError
+        from realtime.serving.ray_serve import RayServe, RayServeConfig, RayServeError
     except ImportError as exc:
         raise ServingError(f"--serve ray needs ray[serve] ({exc}); install it with "
                            "`make setup` (requirements.txt pins it)") from None

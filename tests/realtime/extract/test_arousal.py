@@ -1,4 +1,5 @@
-"""realtime.arousal: voice arousal (heuristic, not validated) against the session baseline."""
+"""realtime.extract.arousal: voice arousal (heuristic, not validated) against the session
+baseline."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from realtime.arousal import LABEL, VoiceArousal
+from realtime.extract.arousal import LABEL, VoiceArousal
 from realtime.types import FeatureFrames, Word
 
 HOP_S = 0.2

@@ -1,5 +1,5 @@
-"""realtime.sessions: many sessions on one engine, each with its own predictions; one failing
-session leaves the others running; the session limit and idle reaping; health shows no data
+"""realtime.serving.sessions: many sessions on one engine, each with its own predictions; one
+failing session leaves the others running; the session limit and idle reaping; health shows no data
 of anyone; sessions may share a batching executor."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from realtime.clock import SessionClock
-from realtime.executor import BatchConfig, SharedModels
-from realtime.sessions import SessionHealth, SessionManager, SessionRefused
+from realtime.serving.executor import BatchConfig, SharedModels
+from realtime.serving.sessions import SessionHealth, SessionManager, SessionRefused
 from realtime.sources.base import Source, SourceError
 from realtime.types import VideoFrame
 from tests.realtime.test_pipeline import fake_engine

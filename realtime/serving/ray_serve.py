@@ -10,7 +10,7 @@ Whisper or face models) and answers two `@serve.batch` methods, ``predict`` (a w
 (``max_batch``, ``max_wait_ms``); ``max_ongoing_requests`` is twice the larger batch size, so
 a batch can fill while the previous one runs, and ``max_queued_requests`` is ``max_queue``:
 past it a call is refused at once (Ray's back-pressure), counted as a drop and raised as
-`realtime.executor.ExecutorBusy`, as the local executor does. The replica keeps no session
+`realtime.serving.executor.ExecutorBusy`, as the local executor does. The replica keeps no session
 state: a window or a word list comes in, its answer goes out; it only counts its batches.
 
 Per-session state (the source, ASR buffer, acoustic and face stages, `WordWindow`, store)
@@ -46,13 +46,13 @@ from ray import serve
 from ray.serve.exceptions import BackPressureError
 
 from realtime.engine import Engine, EngineOutput
-from realtime.executor import BatchConfig, ExecutorBusy, ExecutorStats, WindowArrays
+from realtime.serving.executor import BatchConfig, ExecutorBusy, ExecutorStats, WindowArrays
 from realtime.types import Word
 
 log = logging.getLogger(__name__)
 
 GPU_SHARE = 0.25  # a replica's share of a GPU when the cluster has one (num_gpus=None)
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class RayServeError(RuntimeError):
