@@ -193,11 +193,11 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from realtime.sources import SourceError, make_source
 
     sessions: list[_Session] = []
-    several = len(source_specs(args)) > 1
     try:
-        for name, spec in source_specs(args):  # bad files fail here, before any model loads
+        specs = source_specs(args)
+        for name, spec in specs:  # bad files fail here, before any model loads
             sessions.append(_Session(name, make_source(spec), None,
-                                     f"[{name}] " if several else ""))
+                                     f"[{name}] " if len(specs) > 1 else ""))
     except (FileNotFoundError, SourceError, ValueError) as exc:
         print(f"error: {exc}", file=err)
         return 2
@@ -217,7 +217,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     # several live sessions share batched models (or the Ray deployment, with --serve ray);
     # --fast replays call the engine or the deployment one window at a time (deterministic)
     shared = (SharedModels(engine).start()
-              if several and not args.fast and served is None else None)
+              if len(sessions) > 1 and not args.fast and served is None else None)
     models = served.models if served is not None else shared
     if args.jsonl_dir is not None:
         args.jsonl_dir.mkdir(parents=True, exist_ok=True)

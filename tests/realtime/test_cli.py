@@ -201,6 +201,12 @@ def test_several_sources_write_what_each_writes_alone(tmp_path, demo_rows):
     assert key_fields(read_jsonl(out / "demo.jsonl")) == key_fields(demo_rows)
 
 
+def test_no_device_at_all_is_a_one_line_error_exit_2():
+    code, _, err = run_main("--camera", "none", "--mic", "none")
+    assert code == 2 and "choose a camera, a microphone or both" in err
+    assert err.strip().count("\n") == 0 and "unexpected" not in err
+
+
 def test_several_sources_need_a_folder_not_one_file(tmp_path):
     proc = cli("--source", "a.mp4", "--source", "b.mp4", "--jsonl", str(tmp_path / "x.jsonl"))
     assert proc.returncode == 2 and "use --jsonl-dir DIR" in proc.stderr
