@@ -32,6 +32,11 @@ def wall_time_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S")
 
 
+def wall_time_s() -> float:
+    """Wall-clock seconds since the Unix epoch, for comparing with file times (retention)."""
+    return time.time()
+
+
 class SessionClock:
     """Live time: seconds since construction, from the monotonic clock."""
 

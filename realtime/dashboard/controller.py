@@ -7,12 +7,18 @@ thread copies every newly published prediction from the pipeline's store into th
 nothing is lost when no page is open) and, for a recording with ``loop`` on, starts it again
 when it ends. The web handlers only read: the latest prediction from the store, the log and
 the status. No model work happens here.
+
+A session that captures a person starts with their consent (`start_session(choice,
+consent)`); with a ``log_dir`` its log is also written there as it grows (one file per
+session). `withdraw` stops the session and erases its log and file; `delete_data` erases them
+and, when a session runs, starts an empty log under the same consent.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +26,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Protocol
 
 from realtime.clock import wall_time_iso
+from realtime.dashboard.consent import ConsentRecord, needs_consent
 from realtime.dashboard.session_log import SessionLog
 from realtime.store import PredictionStore
 from realtime.types import Prediction
@@ -128,6 +135,7 @@ class Dashboard:
         pipeline_factory: PipelineFactory | None = None,
         sync_interval_s: float = 0.2,
         restart_gap_s: float = 0.5,
+        log_dir: Path | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._choice = choice
@@ -136,6 +144,8 @@ class Dashboard:
         self.sync_interval_s = sync_interval_s
         self.restart_gap_s = restart_gap_s
         self.log = SessionLog()
+        self.log_dir = log_dir  # where consented sessions' logs are written (None: nowhere)
+        self._consent: ConsentRecord | None = None
         self._lock = threading.RLock()  # the pipeline, the log and the counters
         self._control = threading.Lock()  # start/stop, one at a time
         self._offset_s = 0.0
@@ -184,8 +194,17 @@ class Dashboard:
         return max(0.0, latest.t_end_s - float(getattr(source, "started_at_s", 0.0)))
 
     # -- session ------------------------------------------------------------------------
-    def start_session(self, choice: SourceChoice | None = None) -> str:
+    @property
+    def consent(self) -> ConsentRecord | None:
+        """The consent the running (or last) session started with."""
+        return self._consent
+
+    def start_session(self, choice: SourceChoice | None = None,
+                      consent: ConsentRecord | None = None) -> str:
         """Starts listening to ``choice`` (None: the current source) and a fresh log.
+
+        A source that captures a person (this machine's devices, the browser) needs
+        ``consent``: without it a `PermissionError` is raised and nothing changes.
 
         The new source is opened and started before the current one is stopped: a file that
         cannot be read, or a device that does not open, raises (with the reason) and leaves
@@ -194,6 +213,12 @@ class Dashboard:
         too, the previous source is started again, and if even that fails the status shows
         the error with ``running`` False. Nothing ever reports running while nothing runs.
         """
+        if choice is None and consent is None:
+            consent = self._consent  # restarting the same source: the same agreement
+        target = choice or self._choice
+        if target is not None and needs_consent(target.kind) and consent is None:
+            raise PermissionError("this source captures a person: agree to the consent "
+                                  "notice first")
         with self._control:
             new = None
             if choice is not None or not self._fresh:
@@ -210,7 +235,8 @@ class Dashboard:
                 self.last_error = None
                 if not self._pipeline.status().running:
                     self._pipeline.start()
-                self.log.reset(started_wall=wall_time_iso(), source=self._source_name())
+                self._consent = consent
+                self._reset_log()
                 self._offset_s = 0.0
                 self._seen_version = self._pipeline.store.version
                 self._session = True
@@ -220,6 +246,39 @@ class Dashboard:
             self._thread.start()
             log.info("session started: %s", self._source_name())
             return f"Session started: {self._source_name()}"
+
+    def _reset_log(self) -> None:
+        """A fresh log for the session (under its consent); written to a new file in
+        ``log_dir`` when the session has consent and a folder is set."""
+        path = None
+        if self._consent is not None and self.log_dir is not None:
+            stamp = wall_time_iso().replace(":", "-")
+            path = self.log_dir / f"session-{stamp}-{uuid.uuid4().hex[:8]}.jsonl"
+        self.log.reset(started_wall=wall_time_iso(), source=self._source_name(),
+                       consent=self._consent, path=path)
+
+    def withdraw(self) -> str:
+        """Consent withdrawn: stops the session and erases its log and its file."""
+        self.stop_session()
+        with self._lock:
+            gone = self.log.erase()
+            self._consent = None
+        log.info("consent withdrawn: session stopped and its log deleted")
+        return ("Consent withdrawn: capture stopped and this session's data deleted"
+                + (f" ({gone.name})" if gone is not None else ""))
+
+    def delete_data(self) -> str:
+        """Erases the session's log and its file now; a running session goes on with an
+        empty log (under the same consent)."""
+        with self._lock:
+            self.sync()
+            self.log.erase()
+            if self._session:
+                self._reset_log()
+                self._offset_s = 0.0
+                self._seen_version = self._pipeline.store.version
+        log.info("session data deleted on request")
+        return "This session's data was deleted"
 
     def _switch_to(self, new: LivePipeline, choice: SourceChoice) -> None:
         """Starts ``new`` and only then stops the running pipeline (see `start_session`)."""
@@ -283,6 +342,7 @@ class Dashboard:
             with self._lock:
                 self._stop_pipeline(self._pipeline)
                 self.sync()
+                self.log.close()
                 was = self._session
                 self._session = False
             return (f"Session stopped: {len(self.log)} predictions logged" if was

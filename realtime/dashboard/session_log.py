@@ -18,6 +18,12 @@ of time with high voice arousal (>= ``STRESS_AROUSAL``) and a negative shown sen
 
 The log is bounded (``max_rows``, 4 h at 5 Hz by default); rows beyond it drop the oldest and
 are counted in ``dropped_rows``. Thread-safe.
+
+A session of a person starts with their consent (`realtime.dashboard.consent.ConsentRecord`,
+in the header of the export). Given a ``path`` at `reset`, the log is also written there as
+it grows (the JSONL export's header, then a line per row; the file is 0600 in a 0700
+folder), so a monitoring session's log survives the page and the server until retention
+deletes it. `erase` deletes the rows and that file at once ("Delete my data").
 """
 
 from __future__ import annotations
@@ -26,13 +32,16 @@ import csv
 import io
 import json
 import math
+import os
 import threading
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from models.expression import EXPRESSIONS
+from realtime.dashboard.consent import ConsentRecord
 from realtime.types import Prediction
 
 SIGNAL_FIELDS = ("pitch_hz", "energy_db", "smile", "brow", "jaw", "face_present")
@@ -137,9 +146,15 @@ class SessionLog:
         self._lock = threading.Lock()
         self.reset()
 
-    def reset(self, started_wall: str = "", source: str = "") -> None:
-        """Starts an empty session (``started_wall``: ISO wall time, for the export)."""
+    def reset(self, started_wall: str = "", source: str = "",
+              consent: ConsentRecord | None = None, path: Path | None = None) -> None:
+        """Starts an empty session (``started_wall``: ISO wall time, for the export;
+        ``consent``: the person's agreement, None for a recording). ``path``: also write the
+        log to this file (see the module doc); OSError when it cannot be created."""
         with self._lock:
+            self._close_file()
+            self.consent = consent
+            self.path = path
             self._rows: list[LogRow] = []
             self._transcript: deque[str] = deque(maxlen=self.max_transcript_words)
             self._times: list[float] = []
@@ -154,6 +169,31 @@ class SessionLog:
             self.started_wall = started_wall
             self.source = source
             self.version = 0
+            if path is not None:
+                self._file = _open_private(path)
+                self._file.write(json.dumps(self._header(0)) + "\n")
+                self._file.flush()
+
+    def _close_file(self) -> None:
+        file, self._file = getattr(self, "_file", None), None
+        if file is not None:
+            file.close()
+
+    def erase(self) -> Path | None:
+        """Deletes every row and the log's file (if any); the log is empty and writes
+        nothing more until the next `reset`. Returns the deleted file."""
+        with self._lock:
+            path = self.path
+            self._close_file()
+            if path is not None:
+                path.unlink(missing_ok=True)
+        self.reset(started_wall=self.started_wall, source=self.source)
+        return path
+
+    def close(self) -> None:
+        """Closes the log's file (its rows stay)."""
+        with self._lock:
+            self._close_file()
 
     def append(self, prediction: Prediction, offset_s: float = 0.0, source: str = "") -> LogRow:
         """Logs one prediction at session time ``offset_s + prediction.t_end_s``."""
@@ -199,6 +239,10 @@ class SessionLog:
             )
             self._rows.append(row)
             self._times.append(t_s)
+            if self._file is not None:
+                self._file.write(json.dumps({"type": "prediction", **_finite(asdict(row))})
+                                 + "\n")
+                self._file.flush()
             self._transcript.extend(row.new_words)
             if len(self._rows) > self.max_rows:
                 cut = max(1, self.max_rows // 10)
@@ -288,18 +332,21 @@ class SessionLog:
         """A header line (``"type": "session"``) then one ``"type": "prediction"`` object per
         row. Non-finite numbers are written as null."""
         rows = self.rows()
-        head = {"type": "session", "started": self.started_wall, "source": self.source,
-                "rows": len(rows), "dropped_rows": self.dropped_rows,
+        lines = [json.dumps(self._header(len(rows)))]
+        for row in rows:
+            lines.append(json.dumps({"type": "prediction", **_finite(asdict(row))}))
+        return "\n".join(lines) + "\n"
+
+    def _header(self, rows: int) -> dict:
+        return {"type": "session", "started": self.started_wall, "source": self.source,
+                "rows": rows, "dropped_rows": self.dropped_rows,
+                "consent": None if self.consent is None else self.consent.to_json(),
                 "units": {"t_s": "s since session start", "latency_ms": "ms",
                           "pitch_hz": "Hz", "energy_db": "dB",
                           "expression": "probabilities of " + ", ".join(EXPRESSIONS),
                           "face_valence": "P(happy) - P(angry, disgust, fear, sad), [-1, 1]",
                           "voice_arousal": "voice arousal (heuristic, not validated): mean "
                                            "z-score against the session's baseline"}}
-        lines = [json.dumps(head)]
-        for row in rows:
-            lines.append(json.dumps({"type": "prediction", **_finite(asdict(row))}))
-        return "\n".join(lines) + "\n"
 
     def to_csv(self) -> str:
         """One row per prediction; words (the model's window), new_words (committed since
@@ -332,6 +379,14 @@ class SessionLog:
             values += [row.drops.get(q, "") for q in queues]
             writer.writerow(["" if v is None else v for v in values])
         return out.getvalue()
+
+
+def _open_private(path: Path):
+    """``path`` for appending, created 0600 in a folder made (or tightened to) 0700."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.parent.chmod(0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    return os.fdopen(fd, "w", encoding="utf-8")
 
 
 def _stressed(row: LogRow) -> bool:

@@ -126,14 +126,14 @@ class SessionManager:
     def health(self) -> list[SessionHealth]:
         with self._lock:
             sessions = list(self._sessions.values())
-        return [self._health(s) for s in sessions]
+        return [pipeline_health(s.id, s.source_kind, s.pipeline) for s in sessions]
 
     def reap_idle(self) -> list[str]:
         """Stops every session whose newest input is older than ``idle_timeout_s`` (or that
         has had none for that long since it started); returns their ids."""
         with self._lock:
             sessions = list(self._sessions.values())
-        idle = [s.id for s in sessions if self._idle_s(s.pipeline) > self.idle_timeout_s]
+        idle = [s.id for s in sessions if idle_s(s.pipeline) > self.idle_timeout_s]
         for session_id in idle:
             log.info("session %s idle for over %.0f s: closing it", session_id,
                      self.idle_timeout_s)
@@ -167,21 +167,24 @@ class SessionManager:
                 pass
         return joined
 
-    @staticmethod
-    def _idle_s(pipeline: Pipeline) -> float:
-        now_s = pipeline.clock.now_s()
-        last_s = pipeline.last_input_s
-        origin_s = pipeline.source.started_at_s
-        return now_s - (last_s if not math.isnan(last_s) else origin_s)
 
-    @staticmethod
-    def _health(session: _Session) -> SessionHealth:
-        pipeline = session.pipeline
-        status = pipeline.status()
-        p95 = pipeline.stats.percentiles("latency_ms.total")
-        return SessionHealth(
-            id=session.id, source_kind=session.source_kind,
-            running_s=round(pipeline.clock.now_s() - pipeline.source.started_at_s, 1),
-            updates_per_s=round(status.updates_per_s, 2),
-            latency_p95_ms=None if p95 is None else round(p95.p95, 1),
-            drops=sum(status.drops.values()), error=status.error, running=status.running)
+
+def idle_s(pipeline: Pipeline) -> float:
+    """Seconds (the pipeline's own session time) since its newest input, or since its
+    source started when none came yet."""
+    now_s = pipeline.clock.now_s()
+    last_s = pipeline.last_input_s
+    origin_s = pipeline.source.started_at_s
+    return now_s - (last_s if not math.isnan(last_s) else origin_s)
+
+
+def pipeline_health(session_id: str, source_kind: str, pipeline: Pipeline) -> SessionHealth:
+    """What an operator may see of the session ``session_id`` running ``pipeline``."""
+    status = pipeline.status()
+    p95 = pipeline.stats.percentiles("latency_ms.total")
+    return SessionHealth(
+        id=session_id, source_kind=source_kind,
+        running_s=round(pipeline.clock.now_s() - pipeline.source.started_at_s, 1),
+        updates_per_s=round(status.updates_per_s, 2),
+        latency_p95_ms=None if p95 is None else round(p95.p95, 1),
+        drops=sum(status.drops.values()), error=status.error, running=status.running)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from realtime.clock import ReplayClock
 from realtime.pipeline import PipelineStatus
+from realtime.stats import RunStats
 from realtime.store import PredictionStore
 from realtime.types import Prediction, Signals
 
@@ -46,6 +48,9 @@ class FakePipeline:
         self.starts = 0
         self.stops = 0
         self.error: str | None = None
+        self.clock = ReplayClock()  # the test moves time with clock.advance_to
+        self.last_input_s = float("nan")  # session time of the newest input (nan: none yet)
+        self.stats = RunStats()
 
     def start(self) -> None:
         if self.start_error is not None:

@@ -11,10 +11,13 @@ import math
 import numpy as np
 import pytest
 
+from realtime.dashboard.consent import consent_record
 from realtime.dashboard.controller import Dashboard, SourceChoice
 from realtime.dashboard.session_log import SessionLog
 from tests.helpers import REPO  # noqa: E402
 from tests.helpers.fakes import FakeBrowserSource, FakePipeline, make_prediction
+
+AGREED = consent_record("the notice", "2026-12-02T10:00:00")
 
 
 def _fill(log: SessionLog, values, hop_s: float = 0.2, t0_s: float = 0.0) -> None:
@@ -162,7 +165,7 @@ def test_dashboard_routes_browser_input_only_to_a_browser_source():
                      lambda choice: FakePipeline(source=browser))
     frame = np.zeros((48, 64, 3), np.uint8)
     assert not dash.push_frame(frame)  # the recording is playing: ignored
-    dash.start_session(SourceChoice("browser"))
+    dash.start_session(SourceChoice("browser"), AGREED)
     assert dash.push_frame(frame)
     assert dash.push_audio((48000, np.zeros(9600, np.int16)))
     assert not dash.push_audio((48000, np.zeros(0, np.int16)))
@@ -250,7 +253,7 @@ def test_a_device_that_cannot_open_leaves_the_running_session_running():
     dash.start_session()
     first.store.publish(make_prediction(0.2, 1.0))
     with pytest.raises(RuntimeError, match="camera 0 could not be opened"):
-        dash.start_session(SourceChoice("devices"))
+        dash.start_session(SourceChoice("devices"), AGREED)
     assert dash.pipeline is first and first.running and first.stops == 0
     st = dash.status()
     assert st.pipeline.running and st.session_active and st.error is None
@@ -271,9 +274,9 @@ def test_a_failed_devices_to_devices_switch_restarts_the_previous_devices():
         return p
 
     dash = Dashboard(first, SourceChoice("devices", camera=0), factory, sync_interval_s=0.01)
-    dash.start_session()
+    dash.start_session(consent=AGREED)
     with pytest.raises(RuntimeError, match="camera 1 is busy"):
-        dash.start_session(SourceChoice("devices", camera=1))
+        dash.start_session(SourceChoice("devices", camera=1), AGREED)
     assert first.stops == 1  # freed for the second try
     assert dash.pipeline is built[-1] and built[-1].running and dash.session_active
     assert dash.choice == SourceChoice("devices", camera=0)
@@ -284,9 +287,9 @@ def test_a_switch_that_fails_twice_shows_the_error_and_never_reports_running():
     first = FakePipeline()
     dash = Dashboard(first, SourceChoice("devices", camera=0),
                      lambda choice: FakePipeline(start_error="no camera"), sync_interval_s=0.01)
-    dash.start_session()
+    dash.start_session(consent=AGREED)
     with pytest.raises(RuntimeError, match="no camera"):
-        dash.start_session(SourceChoice("devices", camera=1))
+        dash.start_session(SourceChoice("devices", camera=1), AGREED)
     st = dash.status()
     assert not st.pipeline.running and not st.session_active
     assert "source switch failed: no camera" in st.error
@@ -301,8 +304,9 @@ def test_a_devices_switch_that_works_on_the_second_try_stops_the_old_one_once():
         return FakePipeline(start_error="camera busy" if len(tries) == 1 else None)
 
     dash = Dashboard(first, SourceChoice("devices", camera=0), factory, sync_interval_s=0.01)
-    dash.start_session()
-    assert "Session started" in dash.start_session(SourceChoice("devices", camera=0, mic="usb"))
+    dash.start_session(consent=AGREED)
+    usb = SourceChoice("devices", camera=0, mic="usb")
+    assert "Session started" in dash.start_session(usb, AGREED)
     assert first.stops == 1 and len(tries) == 2 and dash.pipeline.running
     assert dash.choice.mic == "usb" and dash.session_active
     dash.close()
