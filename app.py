@@ -14,6 +14,16 @@ throttled (`realtime.dashboard.http_guard`). Exports live in a temporary folder 
 exit. Analytics are off; the page loads nothing from the internet.
 The "Personal calibration" panel (`realtime.calibration.panel`) records labelled feature
 windows, calibrates a personal model in a subprocess and switches the live model.
+
+People: capture of a person (the browser's webcam and microphone, or this machine's) starts
+only after they agree to the consent notice (`elem_id="consent"`; the agreement goes in the
+session log). A visitor streaming their own browser gets a session of their own
+(`realtime.dashboard.people`): only their page (with --auth: only their login) sees it and
+exports it; the shared presenter view (the bundled recording, a file, this machine's camera)
+stays as it is for demos. "Withdraw consent" stops the capture and deletes the session's
+data; "Delete my data" deletes it at once. Consented session logs are written to the user
+data folder and deleted after --retention-days (default 7) by a job that runs at start and
+daily. The operator page (/operator) lists sessions with their health only.
 """
 
 from __future__ import annotations
@@ -34,7 +44,8 @@ import threading  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import TYPE_CHECKING  # noqa: E402
+
+import gradio as gr  # noqa: E402  (handlers' gr.Request hints resolve at module level)
 
 from models.env import add_log_level, configure_logging  # noqa: E402
 from realtime.calibration.controller import Calibrator  # noqa: E402
@@ -43,8 +54,15 @@ from realtime.calibration.panel import (  # noqa: E402
     feed_calibrator,
     make_calibrator,
 )
-from realtime.clock import perf_s  # noqa: E402
+from realtime.calibration.recorder import user_data_dir  # noqa: E402
+from realtime.clock import perf_s, wall_time_iso  # noqa: E402
 from realtime.dashboard import http_guard  # noqa: E402
+from realtime.dashboard.consent import (  # noqa: E402
+    ConsentTerms,
+    consent_record,
+    consent_text,
+    needs_consent,
+)
 from realtime.dashboard.controller import (  # noqa: E402
     SOURCE_KINDS,
     SOURCE_LABELS,
@@ -54,6 +72,7 @@ from realtime.dashboard.controller import (  # noqa: E402
     SourceChoice,
     engine_pipeline_factory,
 )
+from realtime.dashboard.html import health_table  # noqa: E402
 from realtime.dashboard.mic_chunks import ChunkStore  # noqa: E402
 from realtime.dashboard.panels import (  # noqa: E402
     FAST_PANELS,
@@ -64,11 +83,15 @@ from realtime.dashboard.panels import (  # noqa: E402
     fast_panels,
     slow_panels,
 )
+from realtime.dashboard.people import PersonalSessions, session_health  # noqa: E402
+from realtime.dashboard.retention import (  # noqa: E402
+    DEFAULT_RETENTION_DAYS,
+    SESSION_LOG_DIR,
+    RetentionJob,
+    personal_data_rules,
+)
 from realtime.dashboard.style import CSS, HEAD, theme  # noqa: E402
 from realtime.serving.backend import add_serve_arguments, check_serve_arguments  # noqa: E402
-
-if TYPE_CHECKING:
-    import gradio as gr
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +106,7 @@ MAX_PAGES = 64  # browser sessions the server keeps at once (Gradio's default: 1
 PRUNE_EVERY_S = 10.0  # how often a live page's tick frees the sessions of closed pages
 FAST_TICK_S = 0.18  # 5.6 Hz asked, so jitter and a busy CPU still leave >= 5 Hz
 SLOW_TICK_S = 0.5
+OPERATOR_TICK_S = 1.0
 
 
 class PageState:
@@ -105,8 +129,6 @@ class PageState:
     def changed(self, panels: dict[str, str], order: Sequence[str]) -> list:
         """The outputs for the panels named in ``order``: new HTML, or a skip when it is
         what this page already shows or was not computed this time."""
-        import gradio as gr
-
         out = []
         for name in order:
             html = panels.get(name)
@@ -143,15 +165,48 @@ def _settings(threshold, hold_s, span_min, valence_thr=-0.3, arousal_thr=1.0) ->
                         arousal_threshold=float(arousal_thr))
 
 
+@dataclass(frozen=True)
+class PeopleOptions:
+    """Per-person sessions and their data: at most ``max_sessions`` at once, closed after
+    ``idle_timeout_s`` without input; consented logs kept ``retention_days`` (0: never
+    written to disk); ``per_user``: sessions belong to the login (--auth), else to the tab."""
+
+    max_sessions: int = 8
+    idle_timeout_s: float = 120.0
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    per_user: bool = False
+
+
+def page_owner(request: gr.Request | None, per_user: bool) -> str | None:
+    """Whose page this is: the logged-in user with --auth, else the tab's Gradio session;
+    None when neither is known (then no personal session is opened or shown)."""
+    if request is None:
+        return None
+    if per_user and request.username:
+        return f"user:{request.username}"
+    return f"tab:{request.session_hash}" if request.session_hash else None
+
+
 def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
-             calibrator: Calibrator | None = None) -> gr.Blocks:
+             calibrator: Calibrator | None = None, people: PersonalSessions | None = None,
+             terms: ConsentTerms | None = None) -> gr.Blocks:
     """The page (a ``gr.Blocks``) for ``dashboard``; see `build_demo`."""
-    import gradio as gr  # imported here so that command-line errors come at once
     from gradio.utils import get_upload_folder
 
     export_dir = export_dir or Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX))
+    terms = terms or ConsentTerms(DEFAULT_RETENTION_DAYS, None)
+    notice = consent_text(terms)
     choice = dashboard.choice
     kind = choice.kind if choice is not None else "recording"
+
+    def personal(request: gr.Request | None):
+        who = page_owner(request, terms.per_user)
+        return None if people is None or who is None else people.get(who)
+
+    def view(request: gr.Request | None) -> tuple[Dashboard, Path]:
+        """The session this page shows and exports: its own, else the presenter's."""
+        mine = personal(request)
+        return (mine.dashboard, mine.export_dir) if mine is not None else (dashboard, export_dir)
     player_path = choice.path if choice is not None and choice.replays_file else None
     recording = DEMO_RECORDING if DEMO_RECORDING.exists() else None
     kinds = [k for k in SOURCE_KINDS if k != "recording" or recording is not None]
@@ -171,7 +226,7 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
                                   elem_id="player", label="Recording", interactive=False,
                                   autoplay=False, visible=player_path is not None,
                                   height=240)
-                with gr.Group(visible=kind == "browser") as browser_box:
+                with gr.Group(visible=False) as browser_box:  # shown once consented
                     webcam = gr.Image(sources=["webcam"], streaming=True, type="numpy",
                                       label="Webcam", elem_id="webcam", height=220)
                     # each chunk arrives as an uploaded file that on_audio reads and deletes
@@ -202,9 +257,17 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
                 loop = gr.Checkbox(value=bool(choice.loop) if choice else True,
                                    label="Loop the recording", elem_id="loop",
                                    visible=kind in ("recording", "file"))
+                with gr.Group(visible=needs_consent(kind), elem_id="consent") as consent_box:
+                    gr.Markdown(notice, elem_id="consent-text")
+                    agree = gr.Checkbox(False, elem_id="consent-agree",
+                                        label="I have read this and agree to be captured")
                 with gr.Row():
                     start = gr.Button("Start session", variant="primary", elem_id="start")
                     stop = gr.Button("Stop", elem_id="stop")
+                with gr.Row():
+                    withdraw = gr.Button("Withdraw consent", elem_id="withdraw", size="sm")
+                    delete = gr.Button("Delete my data", elem_id="delete-data", size="sm",
+                                       variant="stop")
                 message = gr.Markdown(elem_id="message")
             with gr.Column(scale=4, min_width=300):
                 aggregates = gr.HTML(elem_id="aggregates")
@@ -237,18 +300,21 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
 
         prune_due_s = [0.0]  # when the next tick frees closed pages' sessions
 
-        async def on_tick(state: PageState, thr, hold_s, span_min, valence_t, arousal_t):
-            """Every FAST_TICK_S: the fast panels; the timeline and masks every SLOW_TICK_S.
-            Async: it runs on the server's event loop (a few ms; never waits for a switch)."""
+        async def on_tick(state: PageState, thr, hold_s, span_min, valence_t, arousal_t,
+                          request: gr.Request):
+            """Every FAST_TICK_S: the fast panels; the timeline and masks every SLOW_TICK_S,
+            of this page's own session, else the presenter's. Async: it runs on the server's
+            event loop (a few ms; never waits for a switch)."""
             now_s = perf_s()
             if now_s >= prune_due_s[0]:
                 prune_due_s[0] = now_s + PRUNE_EVERY_S
                 prune_closed_pages(demo)
             settings = _settings(thr, hold_s, span_min, valence_t, arousal_t)
             state.meter.tick(now_s)
-            panels = fast_panels(dashboard, settings, state.meter)
+            shown, _ = view(request)
+            panels = fast_panels(shown, settings, state.meter)
             if state.slow_due(now_s):
-                panels.update(slow_panels(dashboard, settings))
+                panels.update(slow_panels(shown, settings))
             return [*state.changed(panels, [*FAST_PANELS, *SLOW_PANELS])]
 
         tick_in = [page, threshold, hold, span, valence_thr, arousal_thr]
@@ -263,40 +329,99 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
 
         def on_source(k):
             return (gr.update(visible=k == "file"), gr.update(visible=k == "devices"),
-                    gr.update(visible=k == "browser"), gr.update(visible=k in ("recording",
-                                                                              "file")))
+                    gr.update(visible=k in ("recording", "file")),
+                    gr.update(visible=needs_consent(k)))
 
-        source.change(on_source, source, [upload, device_row, browser_box, loop],
+        source.change(on_source, source, [upload, device_row, loop, consent_box],
                       show_progress="hidden")
 
-        def on_start(k, file_path, cam, mic_text, loop_on):
+        def on_start(k, file_path, cam, mic_text, loop_on, agreed, request: gr.Request):
+            """Capture of a person only with consent; the browser's own capture as this
+            page's personal session; anything else in the shared presenter view."""
+            consent = None
+            if needs_consent(k):
+                if not agreed:
+                    return ("**Consent first:** read the notice above and tick *I agree*; "
+                            "nothing is captured until you do.", gr.skip(), gr.skip())
+                consent = consent_record(notice, wall_time_iso())
+            who = page_owner(request, terms.per_user)
             try:
+                if k == "browser":
+                    if people is None or who is None:
+                        raise RuntimeError("this page cannot hold a session of its own")
+                    mine = people.open(who, SourceChoice("browser"), consent)
+                    return (f"Session started: your browser's webcam and microphone "
+                            f"(session {mine.id}; only you see it). Allow the camera and "
+                            "press record below.", gr.update(value=None, visible=False),
+                            gr.update(visible=True))
                 path = (recording if k == "recording" else
                         Path(file_path) if k == "file" and file_path else None)
                 new = SourceChoice(kind=k, path=path, camera=int(cam or 0),
                                    mic=(mic_text or "").strip() or None,
                                    loop=bool(loop_on) and k in ("recording", "file"))
-                msg = dashboard.start_session(new)
+                msg = dashboard.start_session(new, consent)
             except Exception as exc:  # noqa: BLE001 - shown to the user, nothing is lost
                 log.warning("could not start a %s session: %s: %s", k, type(exc).__name__, exc)
-                return f"**Could not start:** {type(exc).__name__}: {exc}", gr.skip()
+                return f"**Could not start:** {type(exc).__name__}: {exc}", gr.skip(), gr.skip()
+            if people is not None and who is not None:
+                people.close(who)  # this page now follows the presenter view
             has_video = getattr(dashboard.pipeline.source, "has_video", False)
             video = (gr.update(value=str(path), visible=True) if path is not None and has_video
                      else gr.update(value=None, visible=False))
-            return msg, video
+            return msg, video, gr.update(visible=False)
 
-        start.click(on_start, [source, upload, camera, mic_name, loop], [message, player],
-                    concurrency_limit=1)
-        stop.click(lambda: dashboard.stop_session(), None, message, concurrency_limit=1)
+        start.click(on_start, [source, upload, camera, mic_name, loop, agree],
+                    [message, player, browser_box], concurrency_limit=1)
 
-        def on_export(fmt: str):
-            return gr.update(value=str(export_log(dashboard, fmt, export_dir)), visible=True)
+        def on_stop(request: gr.Request) -> str:
+            shown, _ = view(request)
+            return shown.stop_session()
 
-        csv_btn.click(lambda: on_export("csv"), None, exported)
-        jsonl_btn.click(lambda: on_export("jsonl"), None, exported)
+        stop.click(on_stop, None, message, concurrency_limit=1)
 
-        def on_frame(image) -> None:
-            dashboard.push_frame(image)
+        def on_withdraw(request: gr.Request):
+            """Stops this page's capture of a person and deletes what it kept."""
+            who = page_owner(request, terms.per_user)
+            if personal(request) is not None:
+                msg = people.withdraw(who)
+            elif dashboard.consent is not None:
+                msg = dashboard.withdraw()
+                shutil.rmtree(export_dir, ignore_errors=True)
+            else:
+                msg = "No capture of a person is running here; nothing personal is kept"
+            return msg, False, gr.update(visible=False), gr.update(value=None, visible=False)
+
+        withdraw.click(on_withdraw, None, [message, agree, browser_box, exported],
+                       concurrency_limit=1)
+
+        def on_delete(request: gr.Request):
+            who = page_owner(request, terms.per_user)
+            if personal(request) is not None:
+                msg = people.delete_data(who)
+            else:
+                msg = dashboard.delete_data()
+                shutil.rmtree(export_dir, ignore_errors=True)
+            return msg, gr.update(value=None, visible=False)
+
+        delete.click(on_delete, None, [message, exported], concurrency_limit=1)
+
+        def on_export(fmt: str, request: gr.Request):
+            shown, folder = view(request)
+            return gr.update(value=str(export_log(shown, fmt, folder)), visible=True)
+
+        def export_csv(request: gr.Request):
+            return on_export("csv", request)
+
+        def export_jsonl(request: gr.Request):
+            return on_export("jsonl", request)
+
+        csv_btn.click(export_csv, None, exported)
+        jsonl_btn.click(export_jsonl, None, exported)
+
+        def on_frame(image, request: gr.Request) -> None:
+            mine = personal(request)  # only this page's own session takes its camera
+            if mine is not None:
+                mine.dashboard.push_frame(image)
 
         chunks = ChunkStore(get_upload_folder())
 
@@ -304,17 +429,33 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
             choice = dashboard.choice
             return choice.path if choice is not None and choice.kind == "file" else None
 
-        def on_audio(payload) -> None:
-            """The raw upload (no preprocessing, so Gradio makes no second copy)."""
+        def on_audio(payload, request: gr.Request) -> None:
+            """The raw upload (no preprocessing, so Gradio makes no second copy), read and
+            deleted at once; it reaches only this page's own session."""
             path = payload.get("path") if isinstance(payload, dict) else None
             if path:
-                dashboard.push_audio(chunks.take(path, keep=replayed()))
-                dashboard.set_page_drops("browser_audio_lost", chunks.dropped)
+                audio = chunks.take(path, keep=replayed())
+                mine = personal(request)
+                if mine is not None:
+                    mine.dashboard.push_audio(audio)
+                    mine.dashboard.set_page_drops("browser_audio_lost", chunks.dropped)
 
-        def on_mic_stop() -> None:
+        def on_mic_stop(request: gr.Request) -> None:
             threading.Event().wait(1.0)  # let the last chunk in flight be handled
             chunks.sweep(final=True, keep=replayed())
-            dashboard.set_page_drops("browser_audio_lost", chunks.dropped)
+            mine = personal(request)
+            if mine is not None:
+                mine.dashboard.set_page_drops("browser_audio_lost", chunks.dropped)
+
+        def on_unload(request: gr.Request) -> None:
+            """A closed tab ends its session (with --auth the login's session stays until
+            it is idle; its log file stays until retention)."""
+            if people is not None and not terms.per_user:
+                who = page_owner(request, False)
+                if who is not None:
+                    people.close(who)
+
+        demo.unload(on_unload)
 
         webcam.stream(on_frame, webcam, None, stream_every=0.2, show_progress="hidden",
                       concurrency_limit=None, time_limit=None, api_visibility="private")
@@ -322,6 +463,19 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
                    time_limit=None, api_visibility="private", preprocess=False)
         mic.stop_recording(on_mic_stop, None, None, show_progress="hidden",
                            api_visibility="private")
+
+    with demo.route("Operator", "/operator", show_in_navbar=False):
+        gr.HTML('<div class="sx-header"><h1>Sessions</h1><span>health only: no sentiment, '
+                "words or signals of anyone</span></div>")
+        table = gr.HTML(elem_id="operator")
+
+        def on_operator() -> str:
+            rows = [] if people is None else people.health()
+            shown = dashboard.choice.kind if dashboard.choice is not None else "none"
+            return health_table([session_health("presenter", shown, dashboard), *rows])
+
+        gr.Timer(OPERATOR_TICK_S).tick(on_operator, None, table, show_progress="hidden",
+                                       api_visibility="private")
     return demo
 
 
@@ -334,12 +488,16 @@ class Demo:
     dashboard: Dashboard
     calibrator: Calibrator
     export_dir: Path
+    people: PersonalSessions
+    retention: RetentionJob
 
 
 def build_demo(pipeline: LivePipeline, choice: SourceChoice | None = None,
                pipeline_factory: PipelineFactory | None = None,
                model_dir: Path | None = None, data_dir: Path | None = None,
-               default_face_weight: float | None = None) -> Demo:
+               default_face_weight: float | None = None,
+               personal_factory: PipelineFactory | None = None,
+               options: PeopleOptions | None = None) -> Demo:
     """The dashboard page for a `realtime.pipeline.Pipeline`, with its controllers.
 
     ``choice`` says what the pipeline listens to (for the player and for looping);
@@ -349,24 +507,40 @@ def build_demo(pipeline: LivePipeline, choice: SourceChoice | None = None,
     user data folder, `realtime.calibration.recorder.user_data_dir`);
     ``default_face_weight``: the face weight W that goes with the default model when the
     calibration panel loads it back (None: the engine's W if its model is the default,
-    else 0). Call `close_demo` when done.
+    else 0). ``personal_factory``: builds each visitor's own browser session (default:
+    ``pipeline_factory`` without calibration; the app passes one on the shared batching
+    executor); ``options``: their limits and data retention (`PeopleOptions`). The
+    retention job runs at once (and daily). Call `close_demo` when done.
     """
+    options = options or PeopleOptions()
+    data_dir = data_dir or user_data_dir()
     engine = getattr(pipeline, "engine", None)
     if pipeline_factory is None and engine is not None:
         pipeline_factory = engine_pipeline_factory(engine)
+    personal_factory = personal_factory or pipeline_factory
     calibrator = make_calibrator(engine, model_dir, data_dir,
                                  default_face_weight=default_face_weight)
-    if calibrator.available:  # every pipeline of this page sends its windows to calibration
+    if calibrator.available:  # every presenter pipeline sends its windows to calibration
         pipeline_factory = feed_calibrator(calibrator, pipeline, pipeline_factory)
-    dashboard = Dashboard(pipeline, choice, pipeline_factory)
+    log_dir = data_dir / SESSION_LOG_DIR if options.retention_days > 0 else None
+    dashboard = Dashboard(pipeline, choice, pipeline_factory, log_dir=log_dir)
     export_dir = Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX))
-    return Demo(build_ui(dashboard, export_dir, calibrator=calibrator), dashboard, calibrator,
-                export_dir)
+    people = PersonalSessions(personal_factory, export_root=export_dir / "people",
+                              log_dir=log_dir, max_sessions=options.max_sessions,
+                              idle_timeout_s=options.idle_timeout_s)
+    people.start_reaper()
+    retention = RetentionJob(personal_data_rules(data_dir), options.retention_days).start()
+    terms = ConsentTerms(options.retention_days, log_dir, per_user=options.per_user)
+    page = build_ui(dashboard, export_dir, calibrator=calibrator, people=people, terms=terms)
+    return Demo(page, dashboard, calibrator, export_dir, people, retention)
 
 
 def close_demo(demo: Demo) -> None:
-    """Stops the session, recording and any calibration run; deletes the exports."""
+    """Stops every session, recording, calibration run and the retention job; deletes the
+    exports."""
     try:
+        demo.retention.stop()
+        demo.people.close_all()
         demo.calibrator.close()
         demo.dashboard.close()
     finally:
@@ -438,10 +612,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "sentiment) and at start with a --checkpoint personal model (default: "
                         "the W its calibration fitted); a personal model loaded in the "
                         "calibration panel brings its own W")
+    p.add_argument("--max-sessions", type=int, default=PeopleOptions.max_sessions,
+                   help="most visitors streaming their own browser at once (default "
+                        "%(default)s; each runs speech recognition and face tracking)")
+    p.add_argument("--idle-timeout-s", type=float, default=PeopleOptions.idle_timeout_s,
+                   help="close a visitor's session after this long without input "
+                        "(default %(default)s)")
+    p.add_argument("--retention-days", type=int, default=DEFAULT_RETENTION_DAYS,
+                   help="delete consented session logs and calibration sessions older "
+                        "than this, at start and daily (default %(default)s; 0: never "
+                        "write session logs to disk)")
     add_serve_arguments(p)
     add_log_level(p)
     args = p.parse_args(argv)
     check_serve_arguments(p, args)
+    if args.max_sessions < 1:
+        p.error(f"--max-sessions must be >= 1, got {args.max_sessions}")
+    if not (math.isfinite(args.idle_timeout_s) and args.idle_timeout_s > 0):
+        p.error(f"--idle-timeout-s must be > 0, got {args.idle_timeout_s}")
+    if args.retention_days < 0:
+        p.error(f"--retention-days must be >= 0, got {args.retention_days}")
     if args.face_weight is not None and not (math.isfinite(args.face_weight)
                                              and abs(args.face_weight) <= 6):
         p.error(f"--face-weight must be a number in [-6, 6], got {args.face_weight}")
@@ -511,29 +701,42 @@ def _serve(args: argparse.Namespace) -> int:
 
     from realtime.engine import Engine, EngineError
     from realtime.serving.backend import ServingError, open_models
+    from realtime.serving.executor import SharedModels
     from realtime.sources import SourceError
 
     log.info("loading models (once)")
-    served = None
+    served = shared = None
     try:
         engine = Engine.load(checkpoint_dir=args.checkpoint, face_weight=args.face_weight)
         served = open_models(args.serve, args.ray_address, args.checkpoint)
         factory = engine_pipeline_factory(engine,
                                           models=None if served is None else served.models)
+        # visitors' own sessions: the model and word encoder batched across all of them
+        shared = None if served is not None else SharedModels(engine).start()
+        personal_factory = engine_pipeline_factory(
+            engine, models=served.models if served is not None else shared)
         pipeline = factory(choice)
     except (EngineError, ServingError, SourceError, FileNotFoundError, ValueError) as exc:
+        if shared is not None:
+            shared.stop()
         if served is not None:
             served.close()
         raise SystemExit(f"Cannot start: {exc}") from None
+    options = PeopleOptions(max_sessions=args.max_sessions, idle_timeout_s=args.idle_timeout_s,
+                            retention_days=args.retention_days, per_user=auth is not None)
     demo = build_demo(pipeline, choice, factory, model_dir=args.checkpoint,
-                      default_face_weight=args.face_weight or 0.0)
+                      default_face_weight=args.face_weight or 0.0,
+                      personal_factory=personal_factory, options=options)
     try:
-        demo.dashboard.start_session()
+        if not needs_consent(choice.kind):  # a person is captured only once they agree
+            demo.dashboard.start_session()
         launch(demo, args, auth)
     except KeyboardInterrupt:
         pass
     finally:
         close_demo(demo)
+        if shared is not None:
+            shared.stop()
         if served is not None:
             served.close()
     return 0

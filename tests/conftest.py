@@ -29,3 +29,12 @@ def mosi_dir() -> Path:
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(autouse=True)
+def private_data_dir(tmp_path_factory, monkeypatch) -> Path:
+    """Every test gets its own user data folder ($SENTIMENT_DATA_DIR): nothing a test does
+    (calibration sessions, consented session logs, retention) touches the real one."""
+    path = tmp_path_factory.mktemp("user-data")
+    monkeypatch.setenv("SENTIMENT_DATA_DIR", str(path))
+    return path

@@ -51,8 +51,12 @@ def test_build_demo_has_every_panel_and_a_5hz_timer(demo):
         assert name in ids, name
         assert isinstance(ids[name], gr.HTML)
     timers = [b for b in demo.page.blocks.values() if isinstance(b, gr.Timer)]
-    # the panels' timer, and the calibration panel's (slower) one
-    assert sorted(t.value for t in timers) == [app.FAST_TICK_S, STATUS_TICK_S]
+    # the panels' timer, the calibration panel's (slower) one, the operator page's
+    assert sorted(t.value for t in timers) == sorted([app.FAST_TICK_S, STATUS_TICK_S,
+                                                      app.OPERATOR_TICK_S])
+    for name in ("consent", "consent-agree", "withdraw", "delete-data", "operator"):
+        assert name in ids, name
+    assert ids["consent-agree"].value is False  # nobody has agreed before they tick it
     assert app.FAST_TICK_S <= 0.2 < app.SLOW_TICK_S  # >= 5 Hz; plots less often
     assert isinstance(ids["webcam"], gr.Image) and ids["webcam"].streaming
     assert isinstance(ids["mic"], gr.Audio) and ids["mic"].streaming

@@ -22,6 +22,7 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from html import escape
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -30,6 +31,9 @@ from models.expression import EXPRESSIONS
 from realtime.dashboard.session_log import LogRow
 from realtime.extract.arousal import LABEL as AROUSAL_LABEL
 from realtime.types import Prediction, Signals
+
+if TYPE_CHECKING:
+    from realtime.serving.sessions import SessionHealth
 
 SENTIMENT_MIN = -3.0
 SENTIMENT_MAX = 3.0
@@ -578,3 +582,25 @@ def masks_html(masks: Mapping[str, np.ndarray] | None, t_end_s: float | None = N
              f"</span><span>{hi:.2f}</span><span class=\"sx-muted\">gate value \u00b7 steps "
              "\u2192, feature groups \u2193</span></div>")
     return head + "".join(rows) + scale + "</div>"
+
+
+def health_table(rows: Sequence[SessionHealth]) -> str:
+    """The operator page: one row per session with its health only (id, source kind,
+    running time, updates/s, latency p95, drops, error); never a sentiment, word or
+    signal of anyone."""
+    if not rows:
+        return '<div class="sx-card sx-muted" data-sessions="0">No sessions.</div>'
+    head = ("<tr><th>session</th><th>source</th><th>state</th><th>running</th>"
+            "<th>updates/s</th><th>latency p95 (ms)</th><th>drops</th><th>error</th></tr>")
+    body = []
+    for h in rows:
+        p95 = "\u2013" if h.latency_p95_ms is None else f"{h.latency_p95_ms:.0f}"
+        body.append(
+            f'<tr data-session="{escape(h.id)}"><td>{escape(h.id)}</td>'
+            f"<td>{escape(h.source_kind)}</td>"
+            f"<td>{'running' if h.running else 'stopped'}</td>"
+            f'<td class="sx-num">{h.running_s:.0f} s</td>'
+            f'<td class="sx-num">{h.updates_per_s:.1f}</td><td class="sx-num">{p95}</td>'
+            f'<td class="sx-num">{h.drops}</td><td>{escape(h.error or "")}</td></tr>')
+    return (f'<div class="sx-card" data-sessions="{len(rows)}"><table class="sx-table">'
+            f"{head}{''.join(body)}</table></div>")
