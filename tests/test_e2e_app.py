@@ -190,6 +190,9 @@ def test_browser_camera_and_microphone_reach_the_pipeline(playwright, tmp_path,
         try:
             page = browser.new_page(viewport=VIEWPORT)
             page.goto(server.url)
+            page.click("#consent-agree input")  # nothing is captured before consent
+            page.click("#start")
+            page.wait_for_selector("#message :text('only you see it')", timeout=60_000)
             page.click("#webcam :text('Click to Access Webcam')", timeout=60_000)
             page.click("#webcam button[aria-label='capture photo']", timeout=30_000)
             page.click("#mic button.record-button", timeout=30_000)
