@@ -441,8 +441,11 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
                     mine.dashboard.set_page_drops("browser_audio_lost", chunks.dropped)
 
         def on_mic_stop(request: gr.Request) -> None:
-            threading.Event().wait(1.0)  # let the last chunk in flight be handled
-            chunks.sweep(final=True, keep=replayed())
+            """Chunks of this recording left unhandled go within 2 s (two sweeps: only
+            files present at both, so another page's chunk in flight is spared)."""
+            for _ in range(2):
+                threading.Event().wait(1.0)
+                chunks.sweep(keep=replayed())
             mine = personal(request)
             if mine is not None:
                 mine.dashboard.set_page_drops("browser_audio_lost", chunks.dropped)

@@ -6,8 +6,11 @@ chunk that arrives while the previous one is still being handled replaces it, so
 some chunks are never handed over: their audio is lost (counted as dropped) and their files
 would stay behind. `ChunkStore.take` reads a handed-over chunk and deletes its file at once;
 `ChunkStore.sweep` deletes chunk files that were already there at the previous sweep (none
-is handled that late) and counts them; ``sweep(final=True)`` (after the recording stops)
-deletes them all. Only files inside the upload folder are ever read or deleted.
+is handled that late) and counts them; ``sweep(final=True)`` deletes them all (at exit; with
+several pages streaming at once, a page whose recording stops sweeps twice a second apart
+instead, so it never deletes another page's chunk in flight). A chunk swept before it was
+handled is counted as dropped, never an error. Only files inside the upload folder are ever
+read or deleted.
 """
 
 from __future__ import annotations
@@ -43,6 +46,12 @@ class ChunkStore:
             return None
         try:
             return audio_from_file(str(path))
+        except (FileNotFoundError, RuntimeError):  # Gradio wraps a missing file's error
+            if path.exists():
+                raise  # a chunk that cannot be decoded
+            with self._lock:  # swept meanwhile (handled too late): lost, and counted
+                self.dropped += 1
+            return None
         finally:
             _delete(path, self.root)
             with self._lock:

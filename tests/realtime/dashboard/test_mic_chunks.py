@@ -58,3 +58,11 @@ def test_take_sweeps_every_n_chunks(tmp_path):
     store.take(_chunk(root / "4"))  # sweep 2: deletes it
     assert not lost.exists() and store.dropped == 1 and store.taken == 4
     assert not any(root.iterdir())
+
+
+def test_a_chunk_swept_before_it_is_handled_is_counted_not_raised(tmp_path):
+    root = tmp_path / "cache"
+    store = ChunkStore(root)
+    path = _chunk(root / "late")
+    path.unlink()  # another page's sweep got there first
+    assert store.take(path) is None and store.dropped == 1
