@@ -83,7 +83,7 @@ from realtime.dashboard.panels import (  # noqa: E402
     fast_panels,
     slow_panels,
 )
-from realtime.dashboard.people import PersonalSessions, session_health  # noqa: E402
+from realtime.dashboard.people import PageViews, PersonalSessions, session_health  # noqa: E402
 from realtime.dashboard.retention import (  # noqa: E402
     DEFAULT_RETENTION_DAYS,
     SESSION_LOG_DIR,
@@ -177,36 +177,20 @@ class PeopleOptions:
     per_user: bool = False
 
 
-def page_owner(request: gr.Request | None, per_user: bool) -> str | None:
-    """Whose page this is: the logged-in user with --auth, else the tab's Gradio session;
-    None when neither is known (then no personal session is opened or shown)."""
-    if request is None:
-        return None
-    if per_user and request.username:
-        return f"user:{request.username}"
-    return f"tab:{request.session_hash}" if request.session_hash else None
-
-
-def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
-             calibrator: Calibrator | None = None, people: PersonalSessions | None = None,
-             terms: ConsentTerms | None = None) -> gr.Blocks:
-    """The page (a ``gr.Blocks``) for ``dashboard``; see `build_demo`."""
+def build_ui(dashboard: Dashboard, people: PersonalSessions, export_dir: Path,
+             calibrator: Calibrator | None = None, terms: ConsentTerms | None = None
+             ) -> gr.Blocks:
+    """The page (a ``gr.Blocks``) for the presenter's ``dashboard`` and the visitors'
+    own sessions (``people``); see `build_demo`."""
     from gradio.utils import get_upload_folder
 
-    export_dir = export_dir or Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX))
     terms = terms or ConsentTerms(DEFAULT_RETENTION_DAYS, None)
     notice = consent_text(terms)
     choice = dashboard.choice
     kind = choice.kind if choice is not None else "recording"
 
-    def personal(request: gr.Request | None):
-        who = page_owner(request, terms.per_user)
-        return None if people is None or who is None else people.get(who)
-
-    def view(request: gr.Request | None) -> tuple[Dashboard, Path]:
-        """The session this page shows and exports: its own, else the presenter's."""
-        mine = personal(request)
-        return (mine.dashboard, mine.export_dir) if mine is not None else (dashboard, export_dir)
+    views = PageViews(dashboard, export_dir, people, per_user=terms.per_user)
+    personal, view = views.personal, views.view
     player_path = choice.path if choice is not None and choice.replays_file else None
     recording = DEMO_RECORDING if DEMO_RECORDING.exists() else None
     kinds = [k for k in SOURCE_KINDS if k != "recording" or recording is not None]
@@ -344,10 +328,10 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
                     return ("**Consent first:** read the notice above and tick *I agree*; "
                             "nothing is captured until you do.", gr.skip(), gr.skip())
                 consent = consent_record(notice, wall_time_iso())
-            who = page_owner(request, terms.per_user)
+            who = views.owner(request)
             try:
                 if k == "browser":
-                    if people is None or who is None:
+                    if who is None:
                         raise RuntimeError("this page cannot hold a session of its own")
                     mine = people.open(who, SourceChoice("browser"), consent)
                     return (f"Session started: your browser's webcam and microphone "
@@ -363,7 +347,7 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
             except Exception as exc:  # noqa: BLE001 - shown to the user, nothing is lost
                 log.warning("could not start a %s session: %s: %s", k, type(exc).__name__, exc)
                 return f"**Could not start:** {type(exc).__name__}: {exc}", gr.skip(), gr.skip()
-            if people is not None and who is not None:
+            if who is not None:
                 people.close(who)  # this page now follows the presenter view
             has_video = getattr(dashboard.pipeline.source, "has_video", False)
             video = (gr.update(value=str(path), visible=True) if path is not None and has_video
@@ -381,7 +365,7 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
 
         def on_withdraw(request: gr.Request):
             """Stops this page's capture of a person and deletes what it kept."""
-            who = page_owner(request, terms.per_user)
+            who = views.owner(request)
             if personal(request) is not None:
                 msg = people.withdraw(who)
             elif dashboard.consent is not None:
@@ -395,7 +379,7 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
                        concurrency_limit=1)
 
         def on_delete(request: gr.Request):
-            who = page_owner(request, terms.per_user)
+            who = views.owner(request)
             if personal(request) is not None:
                 msg = people.delete_data(who)
             else:
@@ -453,10 +437,9 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
         def on_unload(request: gr.Request) -> None:
             """A closed tab ends its session (with --auth the login's session stays until
             it is idle; its log file stays until retention)."""
-            if people is not None and not terms.per_user:
-                who = page_owner(request, False)
-                if who is not None:
-                    people.close(who)
+            who = views.owner(request)
+            if not terms.per_user and who is not None:
+                people.close(who)
 
         demo.unload(on_unload)
 
@@ -473,7 +456,7 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
         table = gr.HTML(elem_id="operator")
 
         def on_operator() -> str:
-            rows = [] if people is None else people.health()
+            rows = people.health()
             shown = dashboard.choice.kind if dashboard.choice is not None else "none"
             return health_table([session_health("presenter", shown, dashboard), *rows])
 
@@ -534,7 +517,7 @@ def build_demo(pipeline: LivePipeline, choice: SourceChoice | None = None,
     people.start_reaper()
     retention = RetentionJob(personal_data_rules(data_dir), options.retention_days).start()
     terms = ConsentTerms(options.retention_days, log_dir, per_user=options.per_user)
-    page = build_ui(dashboard, export_dir, calibrator=calibrator, people=people, terms=terms)
+    page = build_ui(dashboard, people, export_dir, calibrator=calibrator, terms=terms)
     return Demo(page, dashboard, calibrator, export_dir, people, retention)
 
 

@@ -109,7 +109,11 @@ def test_two_people_each_see_only_their_own_session_with_consent(playwright, tmp
             def check() -> bool:
                 for who, page in pages.items():
                     other = "b" if who == "a" else "a"
-                    shown = _words(page.inner_text("#transcript"))
+                    try:
+                        shown = _words(page.inner_text("#transcript", timeout=10_000))
+                    except Exception:
+                        page.screenshot(path=str(artifacts_dir / f"e2e_person_{who}_lost.png"))
+                        raise AssertionError(f"{who}: no transcript\n{server.log()}") from None
                     heard[who] |= shown & _words(TEXTS[who])
                     foreign[who] |= shown & _words(TEXTS[other])
                 return all(len(h) >= 2 for h in heard.values())

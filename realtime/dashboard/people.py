@@ -26,6 +26,7 @@ import threading
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 from realtime.dashboard.consent import ConsentRecord
 from realtime.dashboard.controller import Dashboard, PipelineFactory, SourceChoice
@@ -180,3 +181,42 @@ def session_health(session_id: str, kind: str, dashboard: Dashboard) -> SessionH
     health = pipeline_health(session_id, kind, dashboard.pipeline)
     return replace(health, error=dashboard.status().error,
                    running=health.running and dashboard.session_active)
+
+
+class PageRequest(Protocol):
+    """What `PageViews` reads of a page's request (a ``gradio.Request``)."""
+
+    username: str | None
+    session_hash: str | None
+
+
+@dataclass(frozen=True)
+class PageViews:
+    """Which session a page shows, exports and feeds: its own (in ``people``), else the
+    shared presenter view. ``per_user`` (--auth): a page's own session is its login's, so
+    the same user's tabs share it and no other user reaches it; else it is the tab's."""
+
+    presenter: Dashboard
+    presenter_exports: Path
+    people: PersonalSessions
+    per_user: bool = False
+
+    def owner(self, request: PageRequest | None) -> str | None:
+        """The page's owner key (never shown): ``user:<name>`` or ``tab:<session>``;
+        None when the request says neither (then it has no session of its own)."""
+        if request is None:
+            return None
+        if self.per_user:
+            return f"user:{request.username}" if request.username else None
+        return f"tab:{request.session_hash}" if request.session_hash else None
+
+    def personal(self, request: PageRequest | None) -> PersonalSession | None:
+        who = self.owner(request)
+        return None if who is None else self.people.get(who)
+
+    def view(self, request: PageRequest | None) -> tuple[Dashboard, Path]:
+        """The dashboard the page shows and the folder its exports go to."""
+        mine = self.personal(request)
+        if mine is not None:
+            return mine.dashboard, mine.export_dir
+        return self.presenter, self.presenter_exports

@@ -231,3 +231,30 @@ def test_a_source_that_cannot_start_leaves_no_personal_session(tmp_path):
     with pytest.raises(RuntimeError, match="no camera"):
         people.open("a", BROWSER, AGREED)
     assert len(people) == 0 and people.get("a") is None
+
+
+def test_a_page_sees_its_own_session_else_the_presenters(tmp_path):
+    from types import SimpleNamespace
+
+    from realtime.dashboard.people import PageViews
+
+    people, built = _people(tmp_path)
+    presenter = Dashboard(FakePipeline(), SourceChoice("recording", path=__file__))
+    tab = PageViews(presenter, tmp_path / "shared", people)
+    logins = PageViews(presenter, tmp_path / "shared", people, per_user=True)
+    alice_tab1 = SimpleNamespace(username="alice", session_hash="t1")
+    alice_tab2 = SimpleNamespace(username="alice", session_hash="t2")
+    bob = SimpleNamespace(username="bob", session_hash="t3")
+    assert tab.owner(alice_tab1) == "tab:t1" and logins.owner(alice_tab1) == "user:alice"
+    assert logins.owner(SimpleNamespace(username=None, session_hash="t9")) is None
+    assert tab.owner(None) is None and tab.view(None) == (presenter, tmp_path / "shared")
+    # without logins, each tab is its own person
+    mine = people.open(tab.owner(alice_tab1), BROWSER, AGREED)
+    assert tab.view(alice_tab1) == (mine.dashboard, mine.export_dir)
+    assert tab.view(alice_tab2)[0] is presenter and tab.view(bob)[0] is presenter
+    # with logins, a user's tabs share their session and nobody else reaches it
+    hers = people.open(logins.owner(alice_tab2), BROWSER, AGREED)
+    assert logins.view(alice_tab1)[0] is hers.dashboard is logins.view(alice_tab2)[0]
+    assert logins.view(bob)[0] is presenter
+    assert mine.export_dir != hers.export_dir and hers.export_dir.parent == tmp_path / "exports"
+    people.close_all()
