@@ -330,14 +330,19 @@ def build_ui(dashboard: Dashboard, people: PersonalSessions, export_dir: Path,
                 consent = consent_record(notice, wall_time_iso())
             who = views.owner(request)
             try:
-                if k == "browser":
+                if k == "browser" or (k == "devices" and terms.per_user):
+                    # a person's own session: with logins, this machine's camera too
                     if who is None:
                         raise RuntimeError("this page cannot hold a session of its own")
-                    mine = people.open(who, SourceChoice("browser"), consent)
-                    return (f"Session started: your browser's webcam and microphone "
-                            f"(session {mine.id}; only you see it). Allow the camera and "
-                            "press record below.", gr.update(value=None, visible=False),
-                            gr.update(visible=True))
+                    mine = people.open(who, SourceChoice(
+                        k, camera=int(cam or 0), mic=(mic_text or "").strip() or None),
+                        consent)
+                    what = ("your browser's webcam and microphone. Allow the camera and "
+                            "press record below" if k == "browser" else
+                            "this machine's camera and microphone")
+                    return (f"Session started (session {mine.id}; only you see it): {what}.",
+                            gr.update(value=None, visible=False),
+                            gr.update(visible=k == "browser"))
                 path = (recording if k == "recording" else
                         Path(file_path) if k == "file" and file_path else None)
                 new = SourceChoice(kind=k, path=path, camera=int(cam or 0),

@@ -54,9 +54,12 @@ def consent_text(terms: ConsentTerms) -> str:
     else:
         kept = ("Your session log is kept in this server's memory only while the server runs; "
                 "nothing of it is written to disk unless you export it.")
-    who = ("Only you, logged in as yourself, see your session and can export it."
+    who = ("Only you, logged in as yourself, see your session and can export it, with your "
+           "browser's camera or this machine's."
            if terms.per_user else
-           "Only this browser tab sees your session and can export it.")
+           "With your browser's camera, only this browser tab sees your session and can "
+           "export it. With *this machine's camera + microphone*, everyone who opens this "
+           "page sees the session (the presenter view).")
     return "\n".join([
         f"**Before we start (consent, version {CONSENT_VERSION})**",
         "",
@@ -67,9 +70,7 @@ def consent_text(terms: ConsentTerms) -> str:
         "No video and no audio are ever stored.",
         f"- **Where and how long:** {kept}",
         f"- **Who sees it:** {who} The operator page shows only the health of sessions "
-        "(running time, updates/s, latency, drops), never your sentiment, words or signals. "
-        "With *this machine's camera + microphone*, everyone who opens this page sees the "
-        "session (the presenter view).",
+        "(running time, updates/s, latency, drops), never your sentiment, words or signals.",
         "- **Your choice:** nothing is captured until you agree. *Withdraw consent* stops the "
         "capture and deletes what this session kept; *Delete my data* deletes it at once.",
         "- **Not for:** decisions about employees or students, or inferring the emotions of "
