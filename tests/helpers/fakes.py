@@ -87,3 +87,29 @@ def make_prediction(t_s: float, sentiment: float, words=("hello", "world"),
         masks=masks,
         new_words=tuple(new_words),
     )
+
+
+def flaky_capture(frames: int, shape=(480, 1280, 3), delay_s: float = 0.0):
+    """An OpenCV ``VideoCapture`` stand-in (patch ``cv2.VideoCapture`` with it) whose camera
+    gives ``frames`` frames, frame n filled with n (``delay_s`` apart), then nothing more,
+    like an unplugged camera."""
+    import threading
+
+    class FlakyCapture:
+        def __init__(self, device) -> None:
+            self.n = 0
+
+        def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+            return True
+
+        def read(self):
+            self.n += 1
+            if self.n > frames:
+                return False, None
+            threading.Event().wait(delay_s)
+            return True, np.full(shape, self.n, np.uint8)
+
+        def release(self) -> None:
+            pass
+
+    return FlakyCapture

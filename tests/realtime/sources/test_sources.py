@@ -12,6 +12,7 @@ import pytest
 from realtime.clock import ReplayClock, SessionClock
 from realtime.sources import BrowserSource, DropQueue, FileSource, SourceError, WebcamSource
 from realtime.types import AudioChunk, VideoFrame
+from tests.helpers.fakes import flaky_capture
 
 
 def ffmpeg(out: Path, *args: str) -> Path:
@@ -180,23 +181,7 @@ def test_webcam_that_cannot_open_is_a_clear_error(tmp_path):
 def test_webcam_disappearing_mid_run_with_a_patched_capture(monkeypatch):
     import cv2
 
-    class FlakyCapture:
-        def __init__(self, device):
-            self.n = 0
-
-        def isOpened(self):  # noqa: N802 - OpenCV's name
-            return True
-
-        def read(self):
-            self.n += 1
-            if self.n > 5:
-                return False, None
-            return True, np.full((480, 1280, 3), self.n, np.uint8)
-
-        def release(self):
-            pass
-
-    monkeypatch.setattr(cv2, "VideoCapture", FlakyCapture)
+    monkeypatch.setattr(cv2, "VideoCapture", flaky_capture(5))
     cam = WebcamSource(0, max_fps=None, lost_after_s=0.1)
     cam.start()
     while not cam.ended:
