@@ -80,15 +80,17 @@ class EngineOutput:
 @dataclass(frozen=True)
 class AsrFactory:
     """Makes one session's `StreamingASR`: the shared Whisper and a named streaming policy
-    (`realtime.extract.asr.ASR_POLICIES`)."""
+    (`realtime.extract.asr.ASR_POLICIES`). transcriber: the one the session calls instead of
+    the loaded Whisper (`realtime.serving.executor.SharedTranscriber`: batched with other
+    sessions' calls); None: the loaded Whisper, called directly."""
 
     transcriber: Any
     policy: str
 
-    def __call__(self) -> StreamingASRLike:
+    def __call__(self, transcriber: Any = None) -> StreamingASRLike:
         from realtime.extract.asr import StreamingASR, asr_policy
 
-        return StreamingASR(self.transcriber, asr_policy(self.policy))
+        return StreamingASR(transcriber or self.transcriber, asr_policy(self.policy))
 
 
 @dataclass
@@ -100,15 +102,17 @@ class Engine:
     change only through `swap_model`.
     encode_words: Words -> (n, text_dim) float32 contextual vectors; encode_many: the same
     for several word lists in one forward pass (None: one `encode_words` call each).
-    new_face(crops=None): a face extractor; ``crops`` is the expression extractor it pushes
-    face crops into. new_expression: a facial expression extractor (None: no expression)."""
+    new_asr(transcriber=None): a session's streaming ASR (`AsrFactory`; a pipeline passes
+    the `SharedModels` transcriber when it has one). new_face(crops=None): a face
+    extractor; ``crops`` is the expression extractor it pushes face crops into.
+    new_expression: a facial expression extractor (None: no expression)."""
 
     model: torch.nn.Module
     model_name: str
     device: str
     layout: FeatureLayout
     encode_words: Callable[[Sequence[Word]], np.ndarray]
-    new_asr: Callable[[], StreamingASRLike]
+    new_asr: Callable[..., StreamingASRLike]
     new_acoustic: Callable[[], AcousticLike]
     new_face: Callable[..., FaceLike]
     triton: bool = False

@@ -104,7 +104,8 @@ class Pipeline:
     published prediction, from the tick thread. on_window: window subscribers from the
     start (more with `subscribe`; see the module doc). models: what runs the sentiment
     model and the word encoder (default: the engine itself; `realtime.serving.executor.SharedModels`
-    batches this session's calls with other sessions').
+    batches this session's calls with other sessions', and its Whisper calls too when it has a
+    ``transcriber``: the session's `StreamingASR` is then made with it).
     expression_span_s: the span the expression is averaged over.
     """
 
@@ -141,7 +142,10 @@ class Pipeline:
         self._window = WordWindow(self._models.encode_words, lay.text_dim, lay.audio_dim,
                                   lay.video_dim, lay.face_present_index, window)
         self._acoustic = engine.new_acoustic() if source.has_audio else None
-        self._asr = engine.new_asr() if source.has_audio else None
+        self._asr = None
+        if source.has_audio:  # SharedModels: this session's Whisper calls batched with others'
+            shared_asr = getattr(self._models, "transcriber", None)
+            self._asr = engine.new_asr(shared_asr) if shared_asr is not None else engine.new_asr()
         self.expression_span_s = expression_span_s
         self._expression = (engine.new_expression() if source.has_video
                             and engine.new_expression is not None else None)

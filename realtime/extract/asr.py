@@ -163,9 +163,7 @@ class WhisperTranscriber:
                    min_window_s: float | None = None) -> list[RecognizedSegment]:
         model = self.model
         if min_window_s is not None:
-            window_s = max(min_window_s, np.ceil(len(audio) / RATE_HZ + 1.0))
-            frames = int(min(WHISPER_WINDOW_S, window_s) * MEL_FRAMES_PER_S)
-            model = _EncoderWindow(self.model, frames)
+            model = _EncoderWindow(self.model, encoder_frames(len(audio), min_window_s))
         segments, _ = model.transcribe(
             audio,
             language="en",
@@ -187,19 +185,41 @@ class WhisperTranscriber:
         ]
 
 
-class _EncoderWindow(WhisperModel):
-    """One call's view of a loaded `WhisperModel` whose encoder sees at most the first
-    ``frames`` mel frames of each (padded) window. Nothing is loaded or copied: every
-    attribute but `encode` is the loaded model's."""
+def encoder_frames(samples: int, min_window_s: float | None) -> int:
+    """The encoder window, in mel frames, of a clip of ``samples`` (16 kHz): the audio plus
+    1 s in whole seconds, at least ``min_window_s`` and at most Whisper's 30 s (None: 30 s).
+    `WhisperTranscriber` and the batched `realtime.extract.whisper_batch` use this one rule."""
+    if min_window_s is None:
+        return int(WHISPER_WINDOW_S * MEL_FRAMES_PER_S)
+    window_s = max(min_window_s, np.ceil(samples / RATE_HZ + 1.0))
+    return int(min(WHISPER_WINDOW_S, window_s) * MEL_FRAMES_PER_S)
 
-    def __init__(self, loaded: WhisperModel, frames: int) -> None:  # no super(): shares
+
+class ModelView(WhisperModel):
+    """A view of a loaded `WhisperModel` for one call: subclasses override a method or two
+    (`_EncoderWindow`: `encode`; `realtime.extract.whisper_batch`: `find_alignment`) and
+    every other attribute is the loaded model's. Nothing is loaded, copied or changed."""
+
+    _own = ("_loaded",)  # attributes a view sets itself (never looked up in the model)
+
+    def __init__(self, loaded: WhisperModel) -> None:  # no super(): shares the loaded one
         self._loaded = loaded
-        self._frames = frames
 
     def __getattr__(self, name: str):
-        if name in ("_loaded", "_frames"):  # not set yet: never recurse
+        if name in type(self)._own:  # not set yet: never recurse
             raise AttributeError(name)
         return getattr(self._loaded, name)
+
+
+class _EncoderWindow(ModelView):
+    """One call's view of a loaded `WhisperModel` whose encoder sees at most the first
+    ``frames`` mel frames of each (padded) window."""
+
+    _own = ("_loaded", "_frames")
+
+    def __init__(self, loaded: WhisperModel, frames: int) -> None:
+        super().__init__(loaded)
+        self._frames = frames
 
     def encode(self, features: np.ndarray):
         if features.shape[-1] > self._frames:

@@ -4,12 +4,17 @@
 either ``max_batch`` items are queued or the oldest has waited ``max_wait_ms``, runs them with
 one ``run_batch(items)`` call and hands each result back to its stream through a
 `concurrent.futures.Future`. `SharedModels` puts the engine's two per-tick models behind two
-such executors, and offers what a `Pipeline` calls (``predict``, ``encode_words``):
+such executors, and offers what a `Pipeline` calls (``predict``, ``encode_words``, and the
+sessions' Whisper, `SharedTranscriber`, a third executor):
 * the sentiment model: `Engine.predict_batch` zero-pads the windows to the longest, with
   their lengths, so each answer is the one the window gets alone (within float rounding);
 * the MiniLM word encoder: `Engine.encode_words_batch` encodes every due word list in one
   padded forward. Each session still asks only when its words changed (`WordWindow` keeps
-  the vectors of an unchanged window).
+  the vectors of an unchanged window);
+* Whisper (`SharedTranscriber`): each session's `StreamingASR` keeps its own buffer, VAD and
+  commits; its transcriptions run together with the other sessions' in
+  `realtime.extract.whisper_batch.WhisperBatch` (one encoder, decoder and alignment call per
+  window size; each answer is exactly the one the call gets alone).
 
 Why the defaults (`BatchConfig`): a prediction's budget is 150 ms at p95 on CPU from the
 window to its answer. On this project's 2-core machine one MMLatch forward takes ~19 ms at
@@ -32,7 +37,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -93,7 +98,8 @@ class _Request(Generic[T]):
 
 class BatchingExecutor(Generic[T, R]):
     """One thread runs every stream's items in batches (see the module doc).
-    run_batch: items -> their results, in order; name: the thread's name."""
+    run_batch: items -> their results, in order (an exception in place of a result fails
+    that item's future only; raising fails the whole batch); name: the thread's name."""
 
     def __init__(self, run_batch: Callable[[Sequence[T]], Sequence[R]],
                  config: BatchConfig | None = None, name: str = "executor") -> None:
@@ -201,21 +207,82 @@ class BatchingExecutor(Generic[T, R]):
                 self._batches += 1
                 self._largest = max(self._largest, len(batch))
             for request, output in zip(batch, outputs, strict=True):
-                request.future.set_result(output)
+                if isinstance(output, BaseException):  # this item failed, the others did not
+                    request.future.set_exception(output)
+                else:
+                    request.future.set_result(output)
+
+
+ASR_BATCH = BatchConfig(max_batch=16, max_wait_ms=5.0, max_queue=256)
+
+
+class SharedTranscriber:
+    """A `realtime.extract.asr.Transcriber` for many sessions: each session keeps its own
+    `StreamingASR` (buffer, VAD, commits), and its Whisper calls, made from its ASR thread,
+    queue into one `BatchingExecutor` whose thread runs the queued calls together
+    (`realtime.extract.whisper_batch.WhisperBatch`: one encoder, decoder and alignment call
+    per window size, each caller getting what it gets alone). A call refused by a full queue
+    raises `ExecutorBusy` in its caller, a call that fails raises its own error in its caller
+    only, and a call after `stop` raises `ExecutorStopped`.
+
+    run_batch: requests -> their segment lists (or an exception in place of one); config:
+    `ASR_BATCH` by default. A session's ASR thread waits for its one call at a time, so the
+    queue holds at most one call per session; while a batch runs, the calls that arrive
+    queue up and form the next batch, so ``max_wait_ms`` only needs to be short (5 ms: a
+    Whisper pass on this CPU takes 100-400 ms)."""
+
+    def __init__(self, run_batch: Callable[[Sequence[Any]], Sequence[Any]],
+                 config: BatchConfig | None = None) -> None:
+        self.executor: BatchingExecutor[Any, Any] = BatchingExecutor(
+            run_batch, config or ASR_BATCH, name="executor:asr")
+
+    @classmethod
+    def for_engine(cls, engine: Engine, config: BatchConfig | None = None,
+                   prompt_tokens: int | None = None) -> SharedTranscriber | None:
+        """One over the engine's loaded Whisper; None for an engine without one (no
+        streaming stages, or a test's stand-in ASR)."""
+        from realtime.engine import AsrFactory
+        from realtime.extract.asr import WhisperTranscriber
+
+        factory = engine.new_asr
+        if not (isinstance(factory, AsrFactory)
+                and isinstance(factory.transcriber, WhisperTranscriber)):
+            return None
+        from realtime.extract.whisper_batch import WhisperBatch
+
+        return cls(WhisperBatch(factory.transcriber.model, prompt_tokens).run, config)
+
+    def transcribe(self, audio: np.ndarray, *, prompt: str | None = None, beam_size: int = 1,
+                   min_window_s: float | None = None) -> list:
+        from realtime.extract.whisper_batch import TranscribeRequest
+
+        return self.executor.call(TranscribeRequest(audio, prompt, beam_size, min_window_s))
+
+    def start(self) -> SharedTranscriber:
+        self.executor.start()
+        return self
+
+    def stop(self, timeout_s: float = 2.0) -> bool:
+        return self.executor.stop(timeout_s)
 
 
 class SharedModels:
-    """The engine's per-tick models for many sessions: a `Pipeline` given this (its
-    ``models``) sends its windows and word lists to the two executors. `start`/`stop` (or
-    ``with``) run both threads."""
+    """The engine's models for many sessions: a `Pipeline` given this (its ``models``) sends
+    its windows and word lists to the two executors, and its `StreamingASR` transcribes
+    through ``transcriber`` (a `SharedTranscriber` over the engine's Whisper; None when the
+    engine has none). `start`/`stop` (or ``with``) run the threads. config, words, asr: the
+    `BatchConfig` of each executor (asr: `ASR_BATCH` by default); asr_prompt_tokens: see
+    `realtime.extract.whisper_batch` (None: whole prompts, each call as alone)."""
 
     def __init__(self, engine: Engine, config: BatchConfig | None = None,
-                 words: BatchConfig | None = None) -> None:
+                 words: BatchConfig | None = None, asr: BatchConfig | None = None,
+                 asr_prompt_tokens: int | None = None) -> None:
         self.engine = engine
         self.model: BatchingExecutor[WindowArrays, EngineOutput] = BatchingExecutor(
             engine.predict_batch, config, name="executor:model")
         self.words: BatchingExecutor[tuple[Word, ...], np.ndarray] = BatchingExecutor(
             engine.encode_words_batch, words or config, name="executor:words")
+        self.transcriber = SharedTranscriber.for_engine(engine, asr, asr_prompt_tokens)
 
     def predict(self, text: np.ndarray, audio: np.ndarray, video: np.ndarray) -> EngineOutput:
         return self.model.call((text, audio, video))
@@ -226,10 +293,15 @@ class SharedModels:
     def start(self) -> SharedModels:
         self.model.start()
         self.words.start()
+        if self.transcriber is not None:
+            self.transcriber.start()
         return self
 
     def stop(self, timeout_s: float = 2.0) -> bool:
-        return self.model.stop(timeout_s) & self.words.stop(timeout_s)
+        joined = self.model.stop(timeout_s) & self.words.stop(timeout_s)
+        if self.transcriber is not None:
+            joined &= self.transcriber.stop(timeout_s)
+        return joined
 
     def __enter__(self) -> SharedModels:
         return self.start()

@@ -144,6 +144,21 @@ def test_a_failing_batch_reaches_its_streams_and_the_executor_goes_on():
         assert ex.stats().failures == 1
 
 
+def test_an_exception_in_place_of_a_result_fails_that_stream_only():
+    def some_fail(batch):
+        return [ValueError(f"window {n} is bad") if n % 2 else EngineOutput(float(n), None, "ok")
+                for n in (w[0].shape[0] for w in batch)]
+
+    with BatchingExecutor(some_fail, BatchConfig(max_batch=4, max_wait_ms=200.0)) as ex:
+        futures = [ex.submit(small_window(n)) for n in (2, 3, 4, 5)]
+        assert [futures[i].result(timeout=5).sentiment for i in (0, 2)] == [2.0, 4.0]
+        for i, n in ((1, 3), (3, 5)):
+            with pytest.raises(ValueError, match=f"window {n} is bad"):
+                futures[i].result(timeout=5)
+        stats = ex.stats()
+    assert stats.batches == 1 and stats.failures == 0
+
+
 def test_bad_settings_are_refused_with_what_is_wrong():
     with pytest.raises(ValueError, match="max_batch >= 1"):
         BatchConfig(max_batch=0)

@@ -1,0 +1,272 @@
+"""Whisper for many callers at once: batched encoder, decoder and alignment calls, each
+request getting exactly what `WhisperTranscriber.transcribe` gives it alone.
+
+`WhisperBatch(model).run(requests)` runs faster-whisper 1.2.1's own pieces (pinned in
+requirements.txt) in the order its `WhisperModel.generate_segments` runs them for a single
+clip with the options `WhisperTranscriber` uses (English, temperature 0, word times, no
+conditioning on previous text, no VAD; the option values are read from
+`WhisperModel.transcribe`'s defaults), but for many requests at each step:
+
+1. log-mel features per request (`WhisperModel.feature_extractor`; the normalisation depends
+   on the clip's own loudest frame, so features are never shared);
+2. each request's next 30 s of features (`pad_or_trim`) cut to its encoder window
+   (`realtime.extract.asr.encoder_frames`, the single call's rule: audio + 1 s in whole
+   seconds, at least ``min_window_s``);
+3. ONE `encode` per window size: the requests whose windows are equal are stacked. Padding
+   a shorter window to the batch's longest would let one call serve all, but Whisper's
+   encoder attends over every frame, so the padding changes the answer: a 2.2 s clip
+   decoded in an 8 s window instead of its own 6 s one lost two punctuation marks and its
+   words moved by up to 0.4 s (tiny.en, espeak-ng speech). Every session would then hear
+   something that depends on who else spoke at that moment; so windows are never padded.
+   With the streaming policies' 6 s minimum window, most passes (buffers under 5 s) share
+   the 6 s window;
+4. ONE `generate` per group of equal prompt length (and beam size), on its rows of the
+   encoder output, each request with its own prompt (its text's tokens after
+   ``<|startofprev|>``): CTranslate2 needs ``<|startoftranscript|>`` at the same position in
+   every prompt of a call. Unprompted requests, or prompts of equal token count, share one
+   call; ``prompt_tokens=N`` cuts every prompt to its last N tokens so that sessions past
+   their first sentences do (each request then gets what the single call gives for the cut
+   prompt, not the full one);
+5. the no-speech check and the split at timestamp tokens (`_split_segments_by_timestamps`);
+6. ONE `align` (cross-attention DTW, `find_alignment`) for the group's text tokens, then
+   faster-whisper's word post-processing (`add_word_timestamps`) per request, on a view whose
+   `find_alignment` hands back that request's precomputed row.
+
+A request whose decoding stops before the end of its audio goes on from its last word, as the
+single call does: such requests form the next round. A request that fails (audio that is not
+1-D finite float32, or an error of the model on it) fails alone: `run` returns its exception
+in its place, and when a batched call fails its group is rerun one request at a time.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import ctranslate2
+import numpy as np
+from faster_whisper import WhisperModel
+from faster_whisper.audio import pad_or_trim
+from faster_whisper.tokenizer import Tokenizer
+from faster_whisper.transcribe import get_suppressed_tokens
+from faster_whisper.utils import get_end
+
+from realtime.extract.asr import (
+    ModelView,
+    RecognizedSegment,
+    RecognizedWord,
+    encoder_frames,
+)
+
+# The single call's defaults (WhisperModel.transcribe's keyword defaults), read from the
+# library rather than restated, so both paths decode with the same options.
+_DEFAULTS = {name: p.default
+             for name, p in inspect.signature(WhisperModel.transcribe).parameters.items()}
+
+
+@dataclass(frozen=True)
+class TranscribeRequest:
+    """One clip to transcribe: 16 kHz mono float32 samples; prompt: text said before it (or
+    None); beam_size: 1 is greedy; min_window_s: the shortest encoder window in seconds (None:
+    Whisper's 30 s), as `realtime.extract.asr.Transcriber.transcribe` takes them."""
+
+    audio: np.ndarray
+    prompt: str | None = None
+    beam_size: int = 1
+    min_window_s: float | None = None
+
+
+@dataclass
+class _Job:
+    """A request on its way through the rounds (frames are mel frames, 10 ms each)."""
+
+    request: TranscribeRequest
+    features: np.ndarray  # (n_mels, frames) log-mel of the whole clip
+    window: int  # this request's own encoder window
+    previous: list[int]  # prompt tokens for the next decoded window
+    seek: int = 0
+    last_speech_s: float = 0.0
+    segments: list[RecognizedSegment] = field(default_factory=list)
+    error: Exception | None = None
+
+    @property
+    def content_frames(self) -> int:
+        return self.features.shape[-1] - 1
+
+    @property
+    def done(self) -> bool:
+        return self.error is not None or self.seek >= self.content_frames
+
+
+class _PresetAlignment(ModelView):
+    """The loaded model whose `find_alignment` returns one request's row of a batched
+    alignment, so faster-whisper's `add_word_timestamps` post-processes it unchanged."""
+
+    _own = ("_loaded", "_alignment")
+
+    def __init__(self, loaded: WhisperModel, alignment: list[dict]) -> None:
+        super().__init__(loaded)
+        self._alignment = alignment
+
+    def find_alignment(self, *_args: object, **_kwargs: object) -> list[list[dict]]:
+        return [self._alignment]
+
+
+class WhisperBatch:
+    """Runs batches of `TranscribeRequest` on a loaded `WhisperModel` (see the module doc).
+    prompt_tokens: cut every prompt to its last N tokens (None: whole prompts, as the single
+    call). Thread-safe as the model is (CTranslate2 queues concurrent calls); the call
+    counters are for reports."""
+
+    def __init__(self, model: WhisperModel, prompt_tokens: int | None = None) -> None:
+        if prompt_tokens is not None and prompt_tokens < 1:
+            raise ValueError(f"prompt_tokens must be >= 1 or None, got {prompt_tokens}")
+        self.model = model
+        self.prompt_tokens = prompt_tokens
+        self.tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual,
+                                   task="transcribe", language="en")
+        self._suppress = get_suppressed_tokens(self.tokenizer, list(_DEFAULTS["suppress_tokens"]))
+        self._max_initial = int(round(_DEFAULTS["max_initial_timestamp"]
+                                      / model.time_precision))
+        self.encoder_calls = self.decoder_calls = 0  # counts since creation
+
+    def run(self, requests: Sequence[TranscribeRequest]
+            ) -> list[list[RecognizedSegment] | Exception]:
+        """Each request's segments (what `WhisperTranscriber.transcribe` returns for it), or
+        the exception that made that request fail, in request order."""
+        jobs = [self._job(r) for r in requests]
+        while active := [j for j in jobs if not j.done]:
+            windows: dict[int, list[_Job]] = {}
+            for job in active:
+                windows.setdefault(job.window, []).append(job)
+            for group in windows.values():
+                self._isolated(group)
+        return [j.error if j.error is not None else j.segments for j in jobs]
+
+    def _isolated(self, jobs: list[_Job]) -> None:
+        """`_round`; when it fails, each job alone, so that only the failing ones fail (a
+        round changes its jobs only once it has run to its end)."""
+        try:
+            self._round(jobs)
+        except Exception as exc:
+            if len(jobs) == 1:
+                jobs[0].error = exc
+                return
+            for job in jobs:
+                try:
+                    self._round([job])
+                except Exception as alone:
+                    job.error = alone
+
+    # ---- steps --------------------------------------------------------------------------
+    def _job(self, request: TranscribeRequest) -> _Job:
+        audio = np.asarray(request.audio)
+        job = _Job(request, np.zeros((1, 0), np.float32), 0, [])
+        if audio.ndim != 1 or audio.dtype != np.float32 or not len(audio) \
+                or not np.all(np.isfinite(audio)):
+            job.error = ValueError("Whisper needs 1-D finite float32 samples at 16 kHz, got "
+                                   f"{audio.dtype} of shape {audio.shape}")
+            return job
+        try:
+            job.features = self.model.feature_extractor(audio)
+            job.window = encoder_frames(len(audio), request.min_window_s)
+            if request.prompt:
+                job.previous = self.tokenizer.encode(" " + request.prompt.strip())
+                if self.prompt_tokens is not None:
+                    job.previous = job.previous[-self.prompt_tokens :]
+        except Exception as exc:
+            job.error = exc
+        return job
+
+    def _round(self, jobs: list[_Job]) -> None:
+        """The next encoder window of every job (all of one window size): encode, decode,
+        split, align, post-process."""
+        model, tok = self.model, self.tokenizer
+        max_frames = model.feature_extractor.nb_max_frames
+        sizes = [min(max_frames, j.content_frames - j.seek) for j in jobs]
+        stacked = np.stack([pad_or_trim(j.features[:, j.seek : j.seek + n])[:, : j.window]
+                            for j, n in zip(jobs, sizes, strict=True)])
+        encoded = model.encode(stacked)
+        self.encoder_calls += 1
+        results = self._generate(jobs, encoded)
+        decoded, texts = [], []
+        for job, size, result in zip(jobs, sizes, results, strict=True):
+            tokens = result.sequences_ids[0]
+            avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+            if (result.no_speech_prob > _DEFAULTS["no_speech_threshold"]
+                    and not avg_logprob > _DEFAULTS["log_prob_threshold"]):
+                decoded.append(None)  # silence: on to the next window, the prompt kept
+                texts.append([])
+                continue
+            segments, seek, single_ending = model._split_segments_by_timestamps(
+                tokenizer=tok, tokens=tokens, time_offset=job.seek / model.frames_per_second,
+                segment_size=size, segment_duration=size / model.frames_per_second,
+                seek=job.seek)
+            decoded.append((segments, seek, single_ending, result.no_speech_prob, avg_logprob))
+            texts.append(list(itertools.chain.from_iterable(
+                [t for t in s["tokens"] if t < tok.eot] for s in segments)))
+        alignments = model.find_alignment(tok, texts, encoded, sizes)  # one call, all rows
+        outcomes = [(job.seek + size, job.last_speech_s, job.previous, []) if d is None
+                    else self._words(job, size, alignment, *d)
+                    for job, size, alignment, d in zip(jobs, sizes, alignments, decoded,
+                                                       strict=True)]
+        for job, (seek, last_speech_s, previous, segments) in zip(jobs, outcomes, strict=True):
+            job.seek, job.last_speech_s, job.previous = seek, last_speech_s, previous
+            job.segments += segments
+
+    def _generate(self, jobs: list[_Job], encoded: ctranslate2.StorageView) -> list:
+        """One decoder call per group of jobs with equally long prompts and the same beam."""
+        prompts = [self.model.get_prompt(self.tokenizer, j.previous) for j in jobs]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, (job, prompt) in enumerate(zip(jobs, prompts, strict=True)):
+            groups.setdefault((len(prompt), job.request.beam_size), []).append(i)
+        results: list = [None] * len(jobs)
+        for (_, beam_size), rows in groups.items():
+            out = self.model.model.generate(
+                _rows(encoded, rows), [prompts[i] for i in rows],
+                beam_size=beam_size, patience=_DEFAULTS["patience"],
+                length_penalty=_DEFAULTS["length_penalty"],
+                repetition_penalty=_DEFAULTS["repetition_penalty"],
+                no_repeat_ngram_size=_DEFAULTS["no_repeat_ngram_size"],
+                max_length=self.model.max_length, return_scores=True,
+                return_no_speech_prob=True, suppress_blank=_DEFAULTS["suppress_blank"],
+                suppress_tokens=self._suppress, max_initial_timestamp_index=self._max_initial)
+            self.decoder_calls += 1
+            for i, result in zip(rows, out, strict=True):
+                results[i] = result
+        return results
+
+    def _words(self, job: _Job, size: int, alignment: list[dict], segments: list[dict],
+               seek: int, single_ending: bool, no_speech_prob: float, avg_logprob: float
+               ) -> tuple[int, float, list[int], list[RecognizedSegment]]:
+        """Word times for one job's decoded window: (where it goes on, the end of its last
+        word, its next prompt (none: no conditioning on previous text), its segments)."""
+        offset_s = job.seek / self.model.frames_per_second
+        _PresetAlignment(self.model, alignment).add_word_timestamps(
+            [segments], self.tokenizer, None, size, _DEFAULTS["prepend_punctuations"],
+            _DEFAULTS["append_punctuations"], last_speech_timestamp=job.last_speech_s)
+        last_word_end = get_end(segments)
+        if not single_ending and last_word_end is not None and last_word_end > offset_s:
+            seek = round(last_word_end * self.model.frames_per_second)
+        out = [RecognizedSegment(
+            words=tuple(RecognizedWord(float(w["start"]), float(w["end"]), w["word"],
+                                       float(w["probability"])) for w in seg["words"]),
+            no_speech_prob=float(no_speech_prob), avg_logprob=float(avg_logprob))
+            for seg in segments
+            if seg["start"] != seg["end"] and self.tokenizer.decode(seg["tokens"]).strip()]
+        last_s = job.last_speech_s if last_word_end is None else last_word_end
+        return seek, last_s, [], out
+
+
+def _rows(encoded: ctranslate2.StorageView, rows: list[int]) -> ctranslate2.StorageView:
+    """The given batch rows of an encoder output (itself when it is all of them)."""
+    if rows == list(range(encoded.shape[0])):
+        return encoded
+    if encoded.device == "cpu":
+        return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(encoded)[rows]))
+    import torch  # a CUDA encoder output: its rows without leaving the GPU
+
+    on_gpu = torch.as_tensor(encoded, device=f"cuda:{encoded.device_index}")
+    return ctranslate2.StorageView.from_array(on_gpu[rows].contiguous())

@@ -1,0 +1,229 @@
+"""realtime.extract.whisper_batch and realtime.serving.executor.SharedTranscriber: Whisper calls of
+many sessions run together, each caller getting the words of its own single call, prompts per
+request, failures per request, the executor's queue bounded."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from realtime.extract.asr import AsrConfig, StreamingASR, load_whisper
+from realtime.extract.whisper_batch import TranscribeRequest, WhisperBatch
+from realtime.serving.executor import (
+    BatchConfig,
+    ExecutorBusy,
+    ExecutorStopped,
+    SharedModels,
+    SharedTranscriber,
+)
+from realtime.sources.audio import RATE_HZ
+from tests.helpers import media
+
+TEXTS = ("I really love this movie, it is wonderful.",  # 2.9 s
+         "This is terrible, I hate it.",  # 2.2 s
+         "The music was too loud and the story made no sense.")  # 3.7 s
+NAMES = "We talked to Kaitlyn and Jaxon about the movie."  # unprompted: "Kylie", "Jackson"
+LONG = ("The weather today is cold and rainy, but the people in the little town are kind "
+        "and they smile a lot.")  # 6.4 s: an 8 s encoder window instead of 6 s
+
+
+@pytest.fixture(scope="module")
+def whisper():
+    return load_whisper("tiny.en")
+
+
+@pytest.fixture(scope="module")
+def clips():
+    return {t: media.speech_samples(t, RATE_HZ) for t in (*TEXTS, NAMES, LONG)}
+
+
+def words(segments):
+    return [(w.text, w.start_s, w.end_s) for s in segments for w in s.words]
+
+
+def assert_same_words(got, alone):
+    """Text identical, times within 0.05 s."""
+    assert [t for t, *_ in words(got)] == [t for t, *_ in words(alone)]
+    for (_, a0, a1), (_, b0, b1) in zip(words(got), words(alone), strict=True):
+        assert abs(a0 - b0) <= 0.05 and abs(a1 - b1) <= 0.05
+
+
+def test_three_clips_in_one_batch_give_the_words_of_three_single_calls(whisper, clips):
+    batch = WhisperBatch(whisper.model)
+    out = batch.run([TranscribeRequest(clips[t], None, 1, 6.0) for t in TEXTS])
+    assert batch.encoder_calls == 1 and batch.decoder_calls == 1  # one call for all three
+    for text, got in zip(TEXTS, out, strict=True):
+        alone = whisper.transcribe(clips[text], prompt=None, beam_size=1, min_window_s=6.0)
+        assert_same_words(got, alone)
+        assert media.wer(text, " ".join(t for t, *_ in words(got))) <= 0.2
+        assert got[0].avg_logprob == pytest.approx(alone[0].avg_logprob, abs=1e-3)
+
+
+def test_prompts_are_per_request_and_windows_are_never_padded(whisper, clips):
+    requests = [TranscribeRequest(clips[NAMES], None, 1, 6.0),
+                TranscribeRequest(clips[NAMES], "Kaitlyn and Jaxon", 1, 6.0),
+                TranscribeRequest(clips[LONG], "We spoke about the weather.", 1, 6.0),
+                TranscribeRequest(clips[TEXTS[1]], None, 1, None)]
+    batch = WhisperBatch(whisper.model)
+    out = batch.run(requests)
+    for request, got in zip(requests, out, strict=True):
+        alone = whisper.transcribe(request.audio, prompt=request.prompt, beam_size=1,
+                                   min_window_s=request.min_window_s)
+        assert_same_words(got, alone)
+    unprompted, prompted = (" ".join(t for t, *_ in words(o)) for o in out[:2])
+    assert "Kaitlyn" in prompted and "Jaxon" in prompted
+    assert "Kaitlyn" not in unprompted  # the prompt went to its own request only
+    assert batch.encoder_calls >= 3  # 6 s, 8 s and 30 s windows: one encoder call each
+
+
+def test_cut_prompts_share_one_decoder_call(whisper, clips):
+    batch = WhisperBatch(whisper.model, prompt_tokens=3)
+    prompts = ("Kaitlyn and Jaxon", "It was a film about Kaitlyn and Jaxon")  # same last tokens
+    out = batch.run([TranscribeRequest(clips[NAMES], p, 1, 6.0) for p in prompts])
+    assert batch.decoder_calls == 1
+    assert [t for t, *_ in words(out[0])] == [t for t, *_ in words(out[1])]
+    with pytest.raises(ValueError, match="prompt_tokens"):
+        WhisperBatch(whisper.model, prompt_tokens=0)
+
+
+def test_a_failing_request_fails_only_itself(whisper, clips):
+    class Flaky(WhisperBatch):
+        def _round(self, jobs):
+            if any(j.request.prompt == "boom" for j in jobs):
+                raise RuntimeError("the decoder failed on this one")
+            super()._round(jobs)
+
+    good = TranscribeRequest(clips[TEXTS[0]], None, 1, 6.0)
+    out = Flaky(whisper.model).run([
+        TranscribeRequest(np.zeros((3, 2), np.float32)),
+        good,
+        TranscribeRequest(clips[TEXTS[1]], "boom", 1, 6.0),
+        TranscribeRequest(np.full(RATE_HZ, np.nan, np.float32)),
+    ])
+    assert isinstance(out[0], ValueError) and "1-D finite float32" in str(out[0])
+    assert isinstance(out[2], RuntimeError) and "this one" in str(out[2])
+    assert isinstance(out[3], ValueError)
+    assert_same_words(out[1], whisper.transcribe(good.audio, prompt=None, beam_size=1,
+                                                 min_window_s=6.0))
+
+
+def test_sessions_calling_at_once_are_batched_and_errors_reach_their_caller(whisper, clips):
+    shared = SharedTranscriber(WhisperBatch(whisper.model).run,
+                               BatchConfig(max_batch=8, max_wait_ms=300.0, max_queue=8))
+    results: dict[int, object] = {}
+    inputs = [clips[t] for t in TEXTS] + [np.zeros(10, np.int16)]
+
+    def call(i: int) -> None:
+        try:
+            results[i] = shared.transcribe(inputs[i], prompt=None, min_window_s=6.0)
+        except ValueError as exc:
+            results[i] = exc
+
+    with shared.executor:
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(len(inputs))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        stats = shared.executor.stats()
+    assert stats.batches == 1 and stats.max_batch == 4  # one batch for the four callers
+    for i, text in enumerate(TEXTS):
+        assert_same_words(results[i], whisper.transcribe(clips[text], prompt=None,
+                                                         beam_size=1, min_window_s=6.0))
+    assert isinstance(results[3], ValueError) and "int16" in str(results[3])
+
+
+def test_the_shared_transcriber_queue_is_bounded_and_stop_fails_what_waits():
+    release, started = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def slow(requests):
+        calls.append(len(requests))
+        started.set()
+        release.wait(5)
+        return [[] for _ in requests]
+
+    shared = SharedTranscriber(slow, BatchConfig(max_batch=1, max_wait_ms=0.0, max_queue=1))
+    shared.start()
+    audio = np.zeros(RATE_HZ, np.float32)
+    first = threading.Thread(target=shared.transcribe, args=(audio,))
+    first.start()
+    assert started.wait(5)
+    waiting = shared.executor.submit(TranscribeRequest(audio))  # fills the queue
+    with pytest.raises(ExecutorBusy, match="max_queue"):
+        shared.transcribe(audio)
+    assert shared.executor.stats().drops == 1
+    stopping = threading.Thread(target=shared.stop)
+    stopping.start()
+    with pytest.raises(ExecutorStopped):
+        waiting.result(timeout=5)
+    release.set()
+    stopping.join(5)
+    first.join(5)
+    with pytest.raises(ExecutorStopped):
+        shared.transcribe(audio)
+    assert calls == [1] and not first.is_alive()
+
+
+def test_sessions_on_shared_models_stream_through_the_shared_transcriber(whisper, clips):
+    from dataclasses import replace
+
+    from realtime.engine import AsrFactory
+    from tests.realtime.test_pipeline import fake_engine
+
+    engine = replace(fake_engine(), new_asr=AsrFactory(whisper, "pause"))
+    assert SharedModels(fake_engine()).transcriber is None  # a stand-in ASR: nothing shared
+    shared = SharedModels(engine, asr=BatchConfig(max_batch=4, max_wait_ms=50.0))
+    assert isinstance(shared.transcriber, SharedTranscriber)
+    alone = engine.new_asr()
+    on_shared = engine.new_asr(shared.transcriber)
+    assert alone.model is whisper and on_shared.model is shared.transcriber
+    audio = np.concatenate([np.zeros(RATE_HZ // 2, np.float32), clips[TEXTS[2]],
+                            np.zeros(RATE_HZ, np.float32)])
+    with shared:
+        got = _stream(on_shared, audio)
+    assert got == _stream(StreamingASR(whisper, AsrConfig()), audio)  # same words, same times
+    assert shared.transcriber is not None
+    assert shared.transcriber.executor.stats().windows >= 1
+
+
+def test_a_session_manager_with_shared_models_transcribes_on_the_shared_whisper(
+        whisper, tmp_path):
+    from dataclasses import replace
+
+    from realtime.engine import AsrFactory
+    from realtime.serving.sessions import SessionManager
+    from realtime.sources.file import FileSource
+    from tests.realtime.test_pipeline import fake_engine
+
+    engine = replace(fake_engine(), new_asr=AsrFactory(whisper, "pause"))
+    texts = ("I really love this movie.", "The story made no sense.")
+    with SharedModels(engine, asr=BatchConfig(max_batch=4, max_wait_ms=20.0)) as shared:
+        manager = SessionManager(engine, max_sessions=2, shared=shared)
+        ids = [manager.create(FileSource(media.speech_wav(tmp_path / str(i), text)))
+               for i, text in enumerate(texts)]  # at real speed, side by side
+        for sid in ids:
+            assert manager.pipeline(sid).wait(60)
+        heard = [manager.pipeline(sid).store.latest().words for sid in ids]
+        assert manager.stop_all()
+        assert shared.transcriber is not None
+        stats = shared.transcriber.executor.stats()
+    for text, got in zip(texts, heard, strict=True):
+        assert media.wer(text, " ".join(got)) <= 0.25, got
+    assert stats.windows >= 2 and stats.failures == 0  # both sessions' passes went through it
+
+
+def _stream(asr, audio, hop_s: float = 0.2):
+    from realtime.types import AudioChunk
+
+    hop = int(hop_s * RATE_HZ)
+    out = []
+    for i in range(0, len(audio), hop):
+        t = i / RATE_HZ
+        piece = audio[i : i + hop]
+        asr.insert_audio_chunk(AudioChunk(t, piece, RATE_HZ, t + len(piece) / RATE_HZ))
+        out += asr.process_iter().committed
+    out += asr.finish().committed
+    return [(w.text, w.t0_s, w.t1_s) for w in out]
