@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from models.data.spoken import Segment, read_segments, spoken_dir
-from models.metrics import compute
+from models.metrics import compute, paired_acc2
 from realtime.clock import ReplayClock, perf_s
 from realtime.engine import Engine
 from realtime.eval.spoken_mosi import (
@@ -179,6 +179,14 @@ def oracle_prediction(seg: Segment, voice: Voice, feat: Featurizer, model, root:
     return predict_window(model, (*tensors, torch.tensor([win.steps])))
 
 
+def _rounded(values: dict) -> dict:
+    """Floats (also inside tuples) to 4 decimals, for the JSON."""
+    def r(v):
+        return round(v, 4) if isinstance(v, float) else [r(x) for x in v] \
+            if isinstance(v, tuple) else v
+    return {k: r(v) for k, v in values.items()}
+
+
 def _metrics(pred: Sequence[float], label: Sequence[float]) -> dict[str, float]:
     return {k: round(v, 4) for k, v in compute(pred, label).as_dict().items()}
 
@@ -221,16 +229,26 @@ def corpus_wer(segments: Sequence[Segment], wins: Sequence[FinalWindow]) -> floa
 
 
 def compare_policies(segments: Sequence[Segment], policies: Sequence[str], model, root: Path,
-                     log: ProgressLog = logger.info) -> dict:
-    """Each ASR policy's word error rate and live metrics on the same segments."""
+                     log: ProgressLog = logger.info) -> tuple[dict, dict[str, list]]:
+    """Each ASR policy's word error rate and live metrics on the same segments, and the
+    first policy paired with each other one on the same segments (`models.metrics.
+    paired_acc2`: Acc2 non0 with 95% intervals, the exact McNemar test on the segments whose
+    sign only one policy got right). Also returns, per policy, each segment's
+    (prediction, words), for the per-segment rows (kept out of the repository)."""
     labels = [s.label for s in segments]
-    out = {}
+    out: dict = {}
+    rows: dict[str, list] = {}
     for policy in policies:
         wins = live_windows(segments, TEST_VOICE, "test", Replayer(root, asr_policy=policy), log)
-        out[policy] = {"wer": corpus_wer(segments, wins),
-                       "live": _metrics([predict_window(model, w.tensors()) for w in wins],
-                                        labels)}
-    return out
+        preds = [predict_window(model, w.tensors()) for w in wins]
+        rows[policy] = [(p, " ".join(w.words)) for p, w in zip(preds, wins, strict=True)]
+        out[policy] = {"wer": corpus_wer(segments, wins), "live": _metrics(preds, labels)}
+    first = policies[0] if policies else None
+    for other in policies[1:]:
+        paired = paired_acc2([p for p, _ in rows[first]], [p for p, _ in rows[other]], labels)
+        out.setdefault("paired_acc2_non0", {})[f"{first}_vs_{other}"] = _rounded(
+            paired.as_dict())
+    return out, rows
 
 
 def run(segments: Sequence[Segment], checkpoint: Path | None, text_only: Path | None,
@@ -268,7 +286,11 @@ def run(segments: Sequence[Segment], checkpoint: Path | None, text_only: Path | 
             "oracle": _metrics([oracle_prediction(s, TEST_VOICE, feat, m, root)
                                 for s in segments], labels)}
     if policies:  # the ASR policies side by side on the same segments
-        out["asr_policies"] = compare_policies(segments, policies, model, root, log)
+        out["asr_policies"], by_policy = compare_policies(segments, policies, model, root, log)
+        for i, row in enumerate(rows):
+            for policy, values in by_policy.items():
+                row[f"live_{policy}"] = round(values[i][0], 4)
+                row[f"words_{policy}"] = values[i][1]
     if robust:
         out["robustness"] = robustness(segments[:robust], live[:robust], model, rep,
                                        face_video, log)

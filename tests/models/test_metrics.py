@@ -61,3 +61,22 @@ def test_keys_and_errors():
         compute([1.0, 2.0], [1.0])
     with pytest.raises(ValueError):
         compute([], [])
+
+
+def test_paired_acc2_counts_discordant_samples_and_tests_them():
+    from models.metrics import mcnemar_exact, paired_acc2, wilson
+
+    label = np.array([1.0, 2.0, -1.0, -2.0, 0.0, 1.5, -0.5, 2.5])
+    a = np.array([0.5, 1.0, -1.0, 1.0, 3.0, -1.0, -0.1, 1.0])  # wrong on 4th and 6th
+    b = np.array([0.5, -1.0, -1.0, -1.0, -3.0, 1.0, 0.2, 1.0])  # wrong on 2nd and 7th
+    r = paired_acc2(a, b, label)
+    assert (r.n, r.both, r.only_a, r.only_b, r.neither) == (7, 3, 2, 2, 0)  # label 0 left out
+    assert r.acc_a == r.acc_b == pytest.approx(5 / 7) and r.diff == 0.0
+    assert r.mcnemar_p == 1.0 and r.ci_diff[0] < 0 < r.ci_diff[1]
+    # by hand: 1 vs 9 discordant, two-sided exact p = 2 * (1 + 10) / 2**10
+    assert mcnemar_exact(1, 9) == pytest.approx(22 / 1024)
+    assert mcnemar_exact(0, 0) == 1.0
+    lo, hi = wilson(70, 100)  # the textbook value: 0.604 - 0.781
+    assert lo == pytest.approx(0.6041, abs=1e-3) and hi == pytest.approx(0.7810, abs=1e-3)
+    with pytest.raises(ValueError, match="equal 1-D"):
+        paired_acc2(a, b[:3], label)

@@ -110,3 +110,34 @@ def test_a_replayed_clip_caches_the_final_window_behind_the_last_prediction(tmp_
     assert predict_window(engine.model, win.tensors()) == pytest.approx(res.sentiment, abs=1e-6)
     again = Replayer(tmp_path / "root").window(tmp_path / "gone.mp4", "test/voice", "clip1")
     np.testing.assert_array_equal(again.video, win.video)  # from the cache
+
+
+def test_policies_are_compared_on_the_same_segments_with_a_paired_test(tmp_path):
+    from types import SimpleNamespace
+
+    from realtime.eval.live import compare_policies
+
+    class FirstValue(torch.nn.Module):  # the sentiment is the window's text[0, 0]
+        def forward(self, text, audio, video, lengths):
+            return SimpleNamespace(sentiment=text[:, 0, 0], masks=None)
+
+    segs = [Segment(f"vid{i:03d}_1", "good film", label, "test")
+            for i, label in enumerate((1.0, 2.0, -1.0, -2.0, 1.5, 0.0))]
+    sentiments = {"pause": (1.0, -1.0, -1.0, 1.0, 1.0, 1.0),  # wrong on segments 1 and 3
+                  "agreement": (1.0, 1.0, -1.0, -1.0, -1.0, 1.0)}  # wrong on segment 4
+    for policy, values in sentiments.items():
+        for seg, value in zip(segs, values, strict=True):
+            path = tmp_path / "live" / policy / f"test/{TEST_VOICE.tag}" / f"{seg.id}.npz"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            text = np.full((2, 384), value, np.float32)
+            np.savez(path, text=text, audio=np.zeros((2, 35), np.float32),
+                     video=np.zeros((2, 56), np.float32),
+                     words=np.asarray(["good", "film"], dtype=str), replay_s=1.0)
+    out, rows = compare_policies(segs, ["pause", "agreement"], FirstValue(), tmp_path,
+                                 log=lambda _: None)
+    paired = out["paired_acc2_non0"]["pause_vs_agreement"]
+    assert (paired["n"], paired["only_a"], paired["only_b"], paired["both"]) == (5, 1, 2, 2)
+    assert paired["acc_a"] == 0.6 and paired["acc_b"] == 0.8 and paired["mcnemar_p"] == 1.0
+    assert out["pause"]["live"]["acc2_non0"] == 0.6 and out["pause"]["wer"] == 0.0
+    assert [p for p, _ in rows["agreement"]] == list(sentiments["agreement"])
+    assert rows["pause"][0][1] == "good film"
