@@ -3,8 +3,9 @@
 `load_whisper` loads a bundled CTranslate2 Whisper model once per process (int8 on the CPU,
 int8_float16 with CTranslate2 on CUDA when the engine runs on a GPU) and shares it between
 sessions, wrapped in a `WhisperTranscriber` (the typed seam between the streaming policy and
-faster-whisper; a test passes any `Transcriber`). `StreamingASR` is a push/poll stage, one
-per session:
+faster-whisper; a test passes any `Transcriber`; sessions on shared models call it through
+`realtime.serving.executor.SharedTranscriber`, which batches their calls with
+`realtime.extract.whisper_batch`). `StreamingASR` is a push/poll stage, one per session:
 
 - ``insert_audio_chunk(chunk)`` queues audio as sources deliver it (16 kHz mono float32;
   anything else is a ValueError; gaps and overlaps are handled by
