@@ -1,0 +1,491 @@
+"""The pipeline's latency while K people watch the dashboard (issue 16, defect 6).
+
+    python -m benchmarks.viewers [--viewers 0,10] [--seconds 60] [--rounds 1]
+                                 [--variant NAME[=DIR]] ... [--browser-nice 10]
+                                 [--profile] [--json benchmarks/results/viewers.json]
+
+It serves ``app.py`` on the bundled recording (loop on, as ``make demo`` does) and, for
+each K of ``--viewers``, opens K viewers, each a headless Chromium page in a browser context
+of its own (one browser; separate contexts do not share Chromium's six connections per host,
+so the server sees what K separate browsers cost it: K page sessions, each with its own
+event stream and timer), waits until every page shows a prediction, and then for
+``--seconds`` measures:
+
+* the pipeline's total latency p50/p95 (``latency_ms.total``) and the longest gap between
+  published predictions (``emitted_at_s``; gaps across a loop of the recording, where a new
+  pipeline starts, are left out and counted), from the session log exported before and
+  after the window (the Export JSONL button's API);
+* each page's refresh rate (the ``data-tick`` counter of ``#status``);
+* the app process's CPU (cores) and resident memory, the browser's CPU, and the whole
+  machine's busy cores and load average (on a shared machine they decide the figures).
+
+Every K is measured against the same app process, one after another (``--rounds`` repeats
+the whole sequence), so the comparison holds on a noisy machine. ``--variant NAME=DIR``
+serves the ``app.py`` of another checkout (e.g. a ``git worktree`` of the commit before a
+fix) beside this one (``--variant after``); the variants take turns in each round.
+The browser runs at ``--browser-nice`` (default 10): the viewers stand for other people's
+machines, so their rendering should not take the two cores from the server it measures.
+``--profile`` samples the app process with py-spy during the largest K (top functions per
+thread into the JSON). The servers are always stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import platform
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.ui_refresh import CHROMIUM, CHROMIUM_ARGS, REPO, AppServer
+from models.env import add_log_level, configure_logging
+from realtime.clock import perf_s
+
+log = logging.getLogger(__name__)
+
+TARGET_P95_MS = 250.0
+CLOCK_TICKS_S = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE_MIB = os.sysconf("SC_PAGE_SIZE") / 2**20
+FIRST_PREDICTION_S = 180.0
+EXPORT_TIMEOUT_S = 120.0
+
+
+# -- the session log's figures (pure) ---------------------------------------------------
+@dataclass(frozen=True)
+class LogFigures:
+    """What the pipeline published in a window: ``rows`` predictions, their total latency
+    (ms) p50/p95/max, the longest gap between two predictions of the same pipeline (s) and
+    how many times a new pipeline started (a loop of the recording; that gap is left out)."""
+
+    rows: int
+    latency_p50_ms: float
+    latency_p95_ms: float
+    latency_max_ms: float
+    longest_gap_s: float
+    pipeline_restarts: int
+    updates_per_s: float
+
+    def as_dict(self) -> dict:
+        return {k: (round(v, 3) if isinstance(v, float) and math.isfinite(v) else
+                    (None if isinstance(v, float) else v)) for k, v in vars(self).items()}
+
+
+def parse_log(text: str) -> list[dict]:
+    """The prediction rows of an exported session log (JSONL; the header row is skipped)."""
+    rows = []
+    for line in text.splitlines():
+        if line.strip():
+            row = json.loads(line)
+            if row.get("type") == "prediction":
+                rows.append(row)
+    return rows
+
+
+def rows_after(rows: list[dict], t_s: float) -> list[dict]:
+    """The rows logged after session time ``t_s`` (the log's ``t_s`` never goes back)."""
+    return [r for r in rows if r["t_s"] > t_s]
+
+
+def log_figures(rows: list[dict]) -> LogFigures:
+    """`LogFigures` of ``rows`` (in log order). ``emitted_at_s`` is the clock of the pipeline
+    that published the row: when it goes back, a new pipeline started (the recording
+    looped) and that gap is counted as a restart, not as a gap."""
+    totals = [float(r["latency_ms"]["total"]) for r in rows
+              if r.get("latency_ms", {}).get("total") is not None]
+    totals = [x for x in totals if math.isfinite(x)]
+    gaps, restarts, run_s = [], 0, 0.0
+    for prev, row in zip(rows, rows[1:], strict=False):
+        dt = float(row["emitted_at_s"]) - float(prev["emitted_at_s"])
+        if dt < 0:
+            restarts += 1
+        else:
+            gaps.append(dt)
+            run_s += dt
+    p50, p95 = (np.percentile(totals, [50, 95]) if totals else (math.nan, math.nan))
+    return LogFigures(
+        rows=len(rows), latency_p50_ms=float(p50), latency_p95_ms=float(p95),
+        latency_max_ms=float(max(totals)) if totals else math.nan,
+        longest_gap_s=float(max(gaps)) if gaps else math.nan, pipeline_restarts=restarts,
+        updates_per_s=len(gaps) / run_s if run_s > 0 else math.nan)
+
+
+# -- processes (Linux /proc) -------------------------------------------------------------
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) used by process ``pid`` so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS_S
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * PAGE_SIZE_MIB
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid``."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def tree_cpu_s(pids: list[int]) -> dict[int, float]:
+    out = {}
+    for pid in pids:
+        try:
+            out[pid] = cpu_s(pid)
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+def machine_busy_s() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, all cores (/proc/stat)."""
+    with open("/proc/stat") as f:
+        values = [int(x) for x in f.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    total = sum(values[:8])
+    return (total - idle) / CLOCK_TICKS_S, total / CLOCK_TICKS_S
+
+
+class Meter:
+    """CPU of the app process, of the browser's processes and of the machine over a window,
+    and the app's RSS (sampled every second: mean and peak)."""
+
+    def __init__(self, app_pid: int, browser_root: int | None) -> None:
+        self.app_pid, self.browser_root = app_pid, browser_root
+        self._stop = threading.Event()
+        self._rss: list[float] = []
+        self._thread = threading.Thread(target=self._sample, name="rss-sampler", daemon=True)
+
+    def _browser_pids(self) -> list[int]:
+        if self.browser_root is None:
+            return []
+        return [self.browser_root, *descendants(self.browser_root)]
+
+    def _sample(self) -> None:
+        while True:
+            try:
+                self._rss.append(rss_mib(self.app_pid))
+            except OSError:
+                return
+            if self._stop.wait(1.0):
+                return
+
+    def __enter__(self) -> Meter:
+        self._t0 = perf_s()
+        self._app0 = cpu_s(self.app_pid)
+        self._browser0 = tree_cpu_s(self._browser_pids())
+        self._machine0 = machine_busy_s()
+        self._load0 = os.getloadavg()[0]
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+        elapsed = perf_s() - self._t0
+        browser1 = tree_cpu_s(self._browser_pids())
+        browser_s = sum(v - self._browser0.get(pid, 0.0) for pid, v in browser1.items())
+        busy1, total1 = machine_busy_s()
+        busy_s, total_s = busy1 - self._machine0[0], total1 - self._machine0[1]
+        cores = os.cpu_count() or 1
+        self.figures = {
+            "seconds": round(elapsed, 2),
+            "app_cpu_cores": round((cpu_s(self.app_pid) - self._app0) / elapsed, 3),
+            "app_rss_mib_mean": round(float(np.mean(self._rss)), 1) if self._rss else None,
+            "app_rss_mib_peak": round(max(self._rss), 1) if self._rss else None,
+            "browser_cpu_cores": round(browser_s / elapsed, 3),
+            "machine_busy_cores": round(cores * busy_s / max(total_s, 1e-9), 3),
+            "load_avg_1min_start_end": [round(self._load0, 2), round(os.getloadavg()[0], 2)],
+        }
+
+
+# -- the app and its viewers -------------------------------------------------------------
+def export_rows(client) -> list[dict]:
+    """The presenter session's log, through the Export JSONL button's API."""
+    result = client.predict(api_name="/export_jsonl")
+    path = result.get("value") if isinstance(result, dict) else result
+    return parse_log(Path(path).read_text(encoding="utf-8"))
+
+
+def _tick(page) -> int:
+    return int(page.get_attribute("#status .sx-status", "data-tick") or 0)
+
+
+def open_viewers(browser, url: str, k: int) -> list:
+    """K pages, each in its own browser context, each showing a prediction."""
+    pages = []
+    for _ in range(k):
+        context = browser.new_context(viewport={"width": 1440, "height": 1000})
+        page = context.new_page()
+        page.goto(url)
+        pages.append(page)
+    for page in pages:
+        page.wait_for_function(
+            "() => document.querySelector('#sentiment [data-value]')?.dataset.value",
+            timeout=FIRST_PREDICTION_S * 1000)
+    return pages
+
+
+def close_viewers(pages: list) -> None:
+    for page in pages:
+        try:
+            page.context.close()
+        except Exception:  # noqa: BLE001 - a page already gone is closed
+            log.debug("closing a viewer failed", exc_info=True)
+
+
+def profile_app(pid: int, seconds: float, out: Path) -> dict | None:
+    """py-spy samples of ``pid`` for ``seconds`` (per thread, idle excluded): the 15
+    functions seen most, per thread name, as shares of that thread's samples."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        log.warning("py-spy not found: no profile")
+        return None
+    cmd = [spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "50",
+           "--format", "raw", "--threads", "--output", str(out), "--nonblocking"]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not out.exists():
+        log.warning("py-spy failed: %s", done.stderr[-500:])
+        return None
+    return summarize_profile(out.read_text())
+
+
+# where a viewer's tick goes (inclusive shares of all samples)
+WATCHED = ("build_ui.<locals>.on_tick", "calibration_panel.<locals>.on_tick", "fast_panels",
+           "slow_panels", "Blocks.process_api", "postprocess_data",
+           "Queue.process_events", "compute_analytics_summary", "sse_stream",
+           "Request.is_disconnected", "Pipeline._spawn.<locals>.run")
+
+
+def summarize_profile(collapsed: str, top: int = 12) -> dict:
+    """From py-spy's collapsed stacks (``thread (TID): NAME;frame;...;frame COUNT`` lines):
+    each thread name's share of all samples (numbers in names folded: ``Thread-1 (run)`` ->
+    ``Thread-N (run)``) and its ``top`` leaf functions (self time, shares of all samples),
+    and the inclusive share of each `WATCHED` function (a qualified name ending so). A
+    thread waiting for the GIL counts as busy, so shares say where threads are, not who
+    runs."""
+    leaves: dict[str, Counter] = {}
+    samples: Counter = Counter()
+    watched: Counter = Counter()
+    for line in collapsed.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = stack.split(";")
+        thread = re.sub(r"-\d+", "-N", re.sub(r"^thread \(\d+\):\s*", "", frames[0]))
+        n = int(count)
+        samples[thread] += n
+        names = {f.split(" (")[0] for f in frames[1:]}
+        for w in WATCHED:
+            if any(name.endswith(w) for name in names):
+                watched[w] += n
+        leaves.setdefault(thread, Counter())[frames[-1]] += n
+    total = sum(samples.values()) or 1
+    return {
+        "samples": total,
+        "threads": {t: {"share": round(samples[t] / total, 3),
+                        "self": {f: round(c / total, 4)
+                                 for f, c in leaves[t].most_common(top)}}
+                    for t in sorted(samples, key=samples.get, reverse=True)},
+        "watched": {w: round(watched[w] / total, 4) for w in WATCHED},
+    }
+
+
+def measure_window(server: AppServer, client, browser, k: int, seconds: float,
+                   profile_to: Path | None) -> dict:
+    """One window of ``seconds`` with K viewers against the running ``server``."""
+    t0 = perf_s()
+    pages = open_viewers(browser, server.url, k)
+    log.info("%d viewers open and showing a prediction in %.1f s", k, perf_s() - t0)
+    try:
+        before = export_rows(client)
+        start_t_s = before[-1]["t_s"] if before else -math.inf
+        ticks0 = [_tick(p) for p in pages]
+        browser_pid = getattr(browser, "_sx_pid", None)
+        profile: dict | None = None
+        with Meter(server.proc.pid, browser_pid) as meter:
+            t0 = perf_s()
+            if profile_to is not None:
+                profile = profile_app(server.proc.pid, seconds, profile_to)
+            left_s = seconds - (perf_s() - t0)
+            if left_s > 0:
+                threading.Event().wait(left_s)
+        elapsed = meter.figures["seconds"]
+        ticks = [_tick(p) - t for p, t in zip(pages, ticks0, strict=True)]
+        rows = rows_after(export_rows(client), start_t_s)
+    finally:
+        close_viewers(pages)
+    rates = sorted(t / elapsed for t in ticks)
+    figures = log_figures(rows)
+    return {
+        "viewers": k, **figures.as_dict(),
+        "latency_p95_within_target": bool(figures.latency_p95_ms <= TARGET_P95_MS),
+        "page_refresh_hz_median": round(rates[len(rates) // 2], 2) if rates else None,
+        "page_refresh_hz_min": round(rates[0], 2) if rates else None,
+        **meter.figures, **({"profile": profile} if profile else {}),
+    }
+
+
+def nice_chromium(folder: Path, nice: int) -> str:
+    """A launcher that runs Debian's Chromium at ``nice`` (its processes inherit it)."""
+    path = folder / "chromium-nice"
+    path.write_text(f'#!/bin/sh\nexec nice -n {int(nice)} {CHROMIUM} "$@"\n')
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return str(path)
+
+
+def browser_root_pid(before: set[int]) -> int | None:
+    """The browser process started since ``before`` (the newest child of this process)."""
+    new = [p for p in descendants(os.getpid()) if p not in before]
+    return min(new) if new else None
+
+
+@dataclass(frozen=True)
+class Variant:
+    """An ``app.py`` to serve: ``name`` and the checkout it lives in."""
+
+    name: str
+    root: Path
+
+
+def parse_variant(text: str) -> Variant:
+    name, sep, root = text.partition("=")
+    path = Path(root).resolve() if sep else REPO
+    if not name or not (path / "app.py").exists():
+        raise argparse.ArgumentTypeError(f"--variant {text!r}: NAME or NAME=DIR with an "
+                                         "app.py in DIR")
+    return Variant(name, path)
+
+
+def run_variant(variant: Variant, viewers: list[int], seconds: float, browser,
+                log_path: Path, profile_dir: Path | None, warmup_s: float) -> dict:
+    from gradio_client import Client
+
+    with AppServer(log_path=log_path, root=variant.root) as server:
+        # a server busy with viewers may take seconds to take the export's event
+        client = Client(server.url, verbose=False, httpx_kwargs={"timeout": EXPORT_TIMEOUT_S})
+        # the first prediction, then a warm-up with no viewer (models, caches)
+        warm = open_viewers(browser, server.url, 1)
+        close_viewers(warm)
+        threading.Event().wait(warmup_s)
+        windows = []
+        for k in viewers:
+            prof = (profile_dir / f"{variant.name}-{k}.txt"
+                    if profile_dir is not None and k == max(viewers) else None)
+            log.info("%s: %d viewers for %.0f s", variant.name, k, seconds)
+            windows.append({"variant": variant.name,
+                            **measure_window(server, client, browser, k, seconds, prof)})
+            log.info("%s", json.dumps(windows[-1]))
+        client.close()
+    return {"variant": variant.name, "windows": windows}
+
+
+def run(viewers: list[int], seconds: float, variants: list[Variant], rounds: int,
+        browser_nice: int, profile: bool, warmup_s: float, log_dir: Path) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    results = []
+    with tempfile.TemporaryDirectory(prefix="viewers-bench-") as tmp, sync_playwright() as p:
+        before = set(descendants(os.getpid()))
+        executable = nice_chromium(Path(tmp), browser_nice) if browser_nice else CHROMIUM
+        browser = p.chromium.launch(executable_path=executable, args=list(CHROMIUM_ARGS))
+        browser._sx_pid = browser_root_pid(before)
+        try:
+            for r in range(rounds):
+                for v in variants:
+                    res = run_variant(v, viewers, seconds, browser,
+                                      log_dir / f"viewers_app_{v.name}.log",
+                                      log_dir if profile else None, warmup_s)
+                    results.append({"round": r + 1, **res})
+        finally:
+            browser.close()
+    load1, load5, load15 = os.getloadavg()
+    return {
+        "viewers": viewers, "seconds": seconds, "rounds": rounds,
+        "variants": {v.name: str(v.root) for v in variants},
+        "target_latency_p95_ms": TARGET_P95_MS, "runs": results,
+        "browser": "one headless Chromium, one browser context per viewer",
+        "browser_nice": browser_nice, "cpu_count": os.cpu_count(),
+        "load_avg_1_5_15_end": [round(load1, 2), round(load5, 2), round(load15, 2)],
+        "machine": platform.machine(),
+    }
+
+
+def _viewer_list(text: str) -> list[int]:
+    try:
+        ks = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--viewers: integers, e.g. 0,10; got {text!r}") from None
+    if not ks or min(ks) < 0:
+        raise argparse.ArgumentTypeError(f"--viewers: integers >= 0, got {text!r}")
+    return ks
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--viewers", type=_viewer_list, default=[0, 10],
+                    help="viewer counts, measured in this order (default 0,10)")
+    ap.add_argument("--seconds", type=float, default=60.0, help="one window per count")
+    ap.add_argument("--rounds", type=int, default=1, help="repeat every variant and count")
+    ap.add_argument("--variant", type=parse_variant, action="append", default=[],
+                    help="NAME (this checkout) or NAME=DIR (another checkout's app.py); "
+                    "repeatable; default: this checkout as 'current'")
+    ap.add_argument("--warmup-s", type=float, default=10.0,
+                    help="after the first prediction, before the first window")
+    ap.add_argument("--browser-nice", type=int, default=10,
+                    help="the browser's niceness (0: as this process)")
+    ap.add_argument("--profile", action="store_true",
+                    help="py-spy the app during the largest viewer count")
+    ap.add_argument("--json", type=Path, default=REPO / "benchmarks/results/viewers.json")
+    ap.add_argument("--log-dir", type=Path, default=Path(tempfile.gettempdir()),
+                    help="where the app's output (and profiles) go")
+    add_log_level(ap)
+    args = ap.parse_args(argv)
+    configure_logging(args.log_level)
+    variants = args.variant or [Variant("current", REPO)]
+    if len({v.name for v in variants}) != len(variants):
+        ap.error("--variant names must differ")
+    result = run(args.viewers, args.seconds, variants, max(1, args.rounds), args.browser_nice,
+                 args.profile, args.warmup_s, args.log_dir)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    for run_ in result["runs"]:
+        for w in run_["windows"]:
+            print(f"round {run_['round']} {w['variant']:>10} K={w['viewers']:>2}: "
+                  f"p50 {w['latency_p50_ms']} ms, p95 {w['latency_p95_ms']} ms, "
+                  f"longest gap {w['longest_gap_s']} s, pages {w['page_refresh_hz_min']}-"
+                  f"{w['page_refresh_hz_median']} Hz, app {w['app_cpu_cores']} cores, "
+                  f"{w['app_rss_mib_peak']} MiB, machine {w['machine_busy_cores']} cores busy")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
