@@ -323,8 +323,10 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
         # One timer (one event per tick). "multiple": the page asks every tick even while
         # an answer is on its way, so a slow round trip (a busy CPU) does not halve the
         # refresh rate; answers are cheap and read-only. The page state is changed in place.
+        # queue=False: one plain POST per tick instead of a queue join plus an event stream
+        # and the queue's bookkeeping (half the requests; benchmarks/viewers.py).
         timer.tick(on_tick, tick_in, tick_out, show_progress="hidden", trigger_mode="multiple",
-                   api_visibility="private", concurrency_limit=None)
+                   api_visibility="private", concurrency_limit=None, queue=False)
         demo.load(on_tick, tick_in, tick_out, show_progress="hidden")
 
         def on_source(k):
