@@ -33,6 +33,7 @@ from models.env import apply_offline_env
 apply_offline_env()  # before gradio or transformers is imported
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import logging  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
@@ -107,6 +108,12 @@ PRUNE_EVERY_S = 10.0  # how often a live page's tick frees the sessions of close
 FAST_TICK_S = 0.18  # 5.6 Hz asked, so jitter and a busy CPU still leave >= 5 Hz
 SLOW_TICK_S = 0.5
 OPERATOR_TICK_S = 1.0
+# Gradio's queue keeps a record of each event (up to 10,000) for its monitoring page (off
+# here) and, after every event, summarises all of them in a pandas DataFrame (6.7 ms of CPU
+# per event at 10,000 records, holding the GIL the pipeline needs). Few records, and the
+# summary never recomputed: read by Gradio when its queue is made (`queue_settings`).
+QUEUE_ENV = {"GRADIO_ANALYTICS_MAX_EVENTS": "64",
+             "GRADIO_ANALYTICS_CACHE_FREQUENCY": str(2**62)}
 
 
 class PageState:
@@ -662,12 +669,26 @@ def launch(demo: Demo, args: argparse.Namespace, auth: tuple[str, str] | None,
            block: bool = True) -> None:
     """Serves the page as ``args`` say, behind `realtime.dashboard.http_guard`;
     ``block=False`` returns once the server is up (tests; close with demo.page.close())."""
-    demo.page.queue(default_concurrency_limit=4)
+    with queue_settings():
+        demo.page.queue(default_concurrency_limit=4)
     demo.page.launch(server_name=args.host, server_port=args.port, share=args.share,
                      auth=auth, ssr_mode=False, theme=theme(), css=CSS, head=HEAD,
                      footer_links=[], show_error=True, quiet=False, enable_monitoring=False,
                      prevent_thread_lock=not block, state_session_capacity=MAX_PAGES,
                      app_kwargs={"middleware": http_guard.middleware(guard_config(args))})
+
+
+@contextlib.contextmanager
+def queue_settings():
+    """`QUEUE_ENV` in the environment while Gradio's queue is made (unless the user set
+    them), then the environment as it was: nothing else in the process sees them."""
+    added = {k: v for k, v in QUEUE_ENV.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
 
 
 def guard_config(args: argparse.Namespace) -> http_guard.GuardConfig:
