@@ -79,6 +79,7 @@ from realtime.dashboard.panels import (  # noqa: E402
     FAST_PANELS,
     SLOW_PANELS,
     RefreshMeter,
+    SharedPanels,
     ViewSettings,
     export_log,
     fast_panels,
@@ -306,6 +307,7 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
         assert [c.elem_id for c in slow_out] == list(SLOW_PANELS)
 
         prune_due_s = [0.0]  # when the next tick frees closed pages' sessions
+        shared = SharedPanels()  # pages showing the same session share its panels
 
         async def on_tick(state: PageState, thr, hold_s, span_min, valence_t, arousal_t,
                           request: gr.Request):
@@ -319,9 +321,9 @@ def build_ui(dashboard: Dashboard, export_dir: Path | None = None,
             settings = _settings(thr, hold_s, span_min, valence_t, arousal_t)
             state.meter.tick(now_s)
             shown, _ = view(request)
-            panels = fast_panels(shown, settings, state.meter)
+            panels = fast_panels(shown, settings, state.meter, shared)
             if state.slow_due(now_s):
-                panels.update(slow_panels(shown, settings))
+                panels.update(slow_panels(shown, settings, shared))
             return [*state.changed(panels, [*FAST_PANELS, *SLOW_PANELS])]
 
         tick_in = [page, threshold, hold, span, valence_thr, arousal_thr]
