@@ -34,6 +34,7 @@ thread into the JSON). The servers are always stopped.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -47,6 +48,7 @@ import sys
 import tempfile
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,19 +179,14 @@ def machine_busy_s() -> tuple[float, float]:
 
 
 class Meter:
-    """CPU of the app process, of the browser's processes and of the machine over a window,
-    and the app's RSS (sampled every second: mean and peak)."""
+    """CPU of the app process, of the viewers' processes (``client_pids()``) and of the
+    machine over a window, and the app's RSS (sampled every second: mean and peak)."""
 
-    def __init__(self, app_pid: int, browser_root: int | None) -> None:
-        self.app_pid, self.browser_root = app_pid, browser_root
+    def __init__(self, app_pid: int, client_pids: Callable[[], list[int]]) -> None:
+        self.app_pid, self._client_pids = app_pid, client_pids
         self._stop = threading.Event()
         self._rss: list[float] = []
         self._thread = threading.Thread(target=self._sample, name="rss-sampler", daemon=True)
-
-    def _browser_pids(self) -> list[int]:
-        if self.browser_root is None:
-            return []
-        return [self.browser_root, *descendants(self.browser_root)]
 
     def _sample(self) -> None:
         while True:
@@ -203,7 +200,7 @@ class Meter:
     def __enter__(self) -> Meter:
         self._t0 = perf_s()
         self._app0 = cpu_s(self.app_pid)
-        self._browser0 = tree_cpu_s(self._browser_pids())
+        self._client0 = tree_cpu_s(self._client_pids())
         self._machine0 = machine_busy_s()
         self._load0 = os.getloadavg()[0]
         self._thread.start()
@@ -213,8 +210,8 @@ class Meter:
         self._stop.set()
         self._thread.join(5.0)
         elapsed = perf_s() - self._t0
-        browser1 = tree_cpu_s(self._browser_pids())
-        browser_s = sum(v - self._browser0.get(pid, 0.0) for pid, v in browser1.items())
+        client1 = tree_cpu_s(self._client_pids())
+        client_s = sum(v - self._client0.get(pid, 0.0) for pid, v in client1.items())
         busy1, total1 = machine_busy_s()
         busy_s, total_s = busy1 - self._machine0[0], total1 - self._machine0[1]
         cores = os.cpu_count() or 1
@@ -223,7 +220,7 @@ class Meter:
             "app_cpu_cores": round((cpu_s(self.app_pid) - self._app0) / elapsed, 3),
             "app_rss_mib_mean": round(float(np.mean(self._rss)), 1) if self._rss else None,
             "app_rss_mib_peak": round(max(self._rss), 1) if self._rss else None,
-            "browser_cpu_cores": round(browser_s / elapsed, 3),
+            "viewers_cpu_cores": round(client_s / elapsed, 3),
             "machine_busy_cores": round(cores * busy_s / max(total_s, 1e-9), 3),
             "load_avg_1min_start_end": [round(self._load0, 2), round(os.getloadavg()[0], 2)],
         }
@@ -238,30 +235,240 @@ def export_rows(client) -> list[dict]:
 
 
 def _tick(page) -> int:
-    return int(page.get_attribute("#status .sx-status", "data-tick") or 0)
+    try:
+        return int(page.get_attribute("#status .sx-status", "data-tick", timeout=5000) or 0)
+    except Exception:  # noqa: BLE001 - a page that shows no status yet has no ticks
+        return 0
 
 
-def open_viewers(browser, url: str, k: int) -> list:
-    """K pages, each in its own browser context, each showing a prediction."""
-    pages = []
-    for _ in range(k):  # all loading at once
-        context = browser.new_context(viewport={"width": 1440, "height": 1000})
-        page = context.new_page()
-        page.goto(url, wait_until="commit")
-        pages.append(page)
-    for page in pages:
-        page.wait_for_function(
-            "() => document.querySelector('#sentiment [data-value]')?.dataset.value",
-            timeout=FIRST_PREDICTION_S * 1000)
-    return pages
+class BrowserViewers:
+    """K headless Chromium pages, each in a browser context of its own, loading at once;
+    each page's refresh count is the ``data-tick`` counter of its ``#status``."""
+
+    kind = "browser"
+
+    def __init__(self, browser, url: str, k: int) -> None:
+        self.browser, self.pages = browser, []
+        for _ in range(k):
+            context = browser.new_context(viewport={"width": 1440, "height": 1000})
+            page = context.new_page()
+            page.goto(url, wait_until="commit")
+            self.pages.append(page)
+        end_s = perf_s() + FIRST_PREDICTION_S
+        self.live = 0  # pages that showed a prediction in time
+        for page in self.pages:
+            try:
+                page.wait_for_function(
+                    "() => document.querySelector('#sentiment [data-value]')?.dataset.value",
+                    timeout=max(1.0, end_s - perf_s()) * 1000)
+                self.live += 1
+            except Exception:  # noqa: BLE001 - counted: a page the server could not serve
+                log.warning("a viewer showed no prediction in %.0f s", FIRST_PREDICTION_S)
+
+    def ticks(self) -> list[int]:
+        return [_tick(p) for p in self.pages]
+
+    def pids(self) -> list[int]:
+        root = getattr(self.browser, "_sx_pid", None)
+        return [] if root is None else [root, *descendants(root)]
+
+    def close(self) -> None:
+        for page in self.pages:
+            try:
+                page.context.close()
+            except Exception:  # noqa: BLE001 - a page already gone is closed
+                log.debug("closing a viewer failed", exc_info=True)
 
 
-def close_viewers(pages: list) -> None:
-    for page in pages:
+@dataclass(frozen=True)
+class PageEvent:
+    """A timer or load event of the dashboard's main page, as the page's JavaScript sends
+    it: dependency ``fn_index`` with the inputs' initial values, through Gradio's queue or
+    not, every ``interval_s`` (None: once, at load)."""
+
+    fn_index: int
+    trigger_id: int
+    data: tuple
+    queue: bool
+    every_s: float | None
+    multiple: bool
+
+
+def page_events(config: dict) -> list[PageEvent]:
+    """The load and timer events of the main page (``""``) in a Gradio ``/config``."""
+    comps = {c["id"]: c for c in config["components"]}
+    main = set(config.get("page", {}).get("", {}).get("dependencies", range(10**6)))
+    events = []
+    for i, dep in enumerate(config["dependencies"]):
+        if dep.get("id", i) not in main or not dep.get("backend_fn", True):
+            continue
+        for target, name in dep["targets"]:
+            comp = comps.get(target, {})
+            if name == "tick" and comp.get("type") == "timer":
+                every_s = float(comp["props"]["value"])
+            elif name == "load":
+                every_s = None
+            else:
+                continue
+            data = tuple(None if comps[j]["type"] == "state" else comps[j]["props"].get("value")
+                         for j in dep["inputs"])
+            events.append(PageEvent(dep.get("id", i), target, data, bool(dep.get("queue", True)),
+                                    every_s, dep.get("trigger_mode") == "multiple"))
+            break
+    return events
+
+
+class HttpViewer:
+    """One viewer without a browser: the requests a page makes, from this process. It
+    loads the page and its config, holds the heartbeat stream, sends the load events once
+    and each timer's event every interval (queued ones through ``queue/join`` with the
+    session's event stream open while any is pending, as the page does; the others as one
+    POST to ``run/predict``), and counts the answers per event. Threads: one per timer, the
+    event stream, the heartbeat; `close` stops and joins them."""
+
+    def __init__(self, url: str, config: dict, events: list[PageEvent]) -> None:
+        import httpx
+
+        self.url, self.api = url, url + config.get("api_prefix", "/gradio_api").lstrip("/")
+        self.session = os.urandom(6).hex()
+        self.http = httpx.Client(timeout=60.0)
+        self.done: Counter = Counter()  # answers per fn_index
+        self.failed = 0
+        self._pending: dict[str, int] = {}  # queued event id -> fn_index
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._threads = []
+        self.http.get(url)
+        self.http.get(url + "config")
+        self._spawn(self._heartbeat)
+        self._spawn(self._stream)
+        for ev in events:
+            if ev.every_s is None:
+                self._send(ev)
+        for ev in events:
+            if ev.every_s is not None:
+                self._spawn(self._timer, ev)
+
+    def _spawn(self, target, *args) -> None:
+        t = threading.Thread(target=target, args=args, daemon=True, name="http-viewer")
+        t.start()
+        self._threads.append(t)
+
+    def _body(self, ev: PageEvent) -> dict:
+        return {"data": list(ev.data), "fn_index": ev.fn_index, "trigger_id": ev.trigger_id,
+                "session_hash": self.session, "event_data": None}
+
+    def _send(self, ev: PageEvent) -> None:
         try:
-            page.context.close()
-        except Exception:  # noqa: BLE001 - a page already gone is closed
-            log.debug("closing a viewer failed", exc_info=True)
+            if not ev.queue:
+                r = self.http.post(f"{self.api}/run/predict", json=self._body(ev))
+                ok = r.status_code == 200
+                with self._cond:
+                    self.done[ev.fn_index] += ok
+                    self.failed += not ok
+                return
+            r = self.http.post(f"{self.api}/queue/join", json=self._body(ev))
+            r.raise_for_status()
+            with self._cond:
+                self._pending[r.json()["event_id"]] = ev.fn_index
+                self._cond.notify_all()
+        except Exception as exc:  # noqa: BLE001 - counted; the server was too busy
+            log.debug("viewer event %d failed: %s", ev.fn_index, exc)
+            with self._cond:
+                self.failed += 1
+
+    def _timer(self, ev: PageEvent) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        busy: set = set()
+        with ThreadPoolExecutor(4, thread_name_prefix="http-viewer") as pool:
+            next_s = perf_s()
+            while not self._stop.is_set():
+                with self._cond:
+                    waiting = ev.fn_index in self._pending.values()
+                busy = {f for f in busy if not f.done()}
+                if ev.multiple or not (waiting or busy):
+                    busy.add(pool.submit(self._send, ev))
+                next_s += ev.every_s
+                self._stop.wait(max(0.0, next_s - perf_s()))
+
+    def _stream(self) -> None:
+        while not self._stop.is_set():
+            with self._cond:
+                if not self._pending:
+                    self._cond.wait(0.2)
+                    continue
+            try:
+                with self.http.stream("GET", f"{self.api}/queue/data",
+                                      params={"session_hash": self.session}) as r:
+                    if r.status_code != 200:
+                        self._stop.wait(0.01)
+                        continue
+                    for line in r.iter_lines():
+                        if self._read(line) or self._stop.is_set():
+                            break
+            except Exception as exc:  # noqa: BLE001 - reopened while events are pending
+                log.debug("viewer stream: %s", exc)
+                self._stop.wait(0.05)
+
+    def _read(self, line: str) -> bool:
+        """One line of the event stream; True when the server closes it."""
+        if not line.startswith("data:"):
+            return False
+        msg = json.loads(line[5:])
+        if msg.get("msg") == "process_completed":
+            with self._cond:
+                fn = self._pending.pop(msg.get("event_id"), None)
+                if fn is not None:
+                    self.done[fn] += bool(msg.get("success", True))
+                    self.failed += not msg.get("success", True)
+        return msg.get("msg") in ("close_stream", "unexpected_error")
+
+    def _heartbeat(self) -> None:
+        try:
+            with self.http.stream("GET", f"{self.api}/heartbeat/{self.session}") as r:
+                for _ in r.iter_lines():
+                    if self._stop.is_set():
+                        return
+        except Exception:  # noqa: BLE001 - the server went away or we closed
+            return
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        self.http.close()
+        for t in self._threads:
+            t.join(5.0)
+
+
+class HttpViewers:
+    """K `HttpViewer`; a viewer's refresh count is the answers to the page's fastest timer."""
+
+    kind = "http"
+
+    def __init__(self, url: str, k: int) -> None:
+        import httpx
+
+        config = httpx.get(url + "config", timeout=60.0).json()
+        self.events = page_events(config)
+        timers = [e for e in self.events if e.every_s is not None]
+        self.tick_fn = min(timers, key=lambda e: e.every_s).fn_index if timers else None
+        self.viewers = [HttpViewer(url, config, self.events) for _ in range(k)]
+        end_s = perf_s() + FIRST_PREDICTION_S
+        while perf_s() < end_s and min(self.ticks(), default=1) == 0:
+            threading.Event().wait(0.2)
+        self.live = sum(t > 0 for t in self.ticks())
+
+    def ticks(self) -> list[int]:
+        return [v.done[self.tick_fn] for v in self.viewers]
+
+    def pids(self) -> list[int]:
+        return [os.getpid()]
+
+    def close(self) -> None:
+        for v in self.viewers:
+            v.close()
 
 
 def profile_app(pid: int, seconds: float, out: Path) -> dict | None:
@@ -321,19 +528,19 @@ def summarize_profile(collapsed: str, top: int = 12) -> dict:
     }
 
 
-def measure_window(server: AppServer, client, browser, k: int, seconds: float,
+def measure_window(server: AppServer, client, open_viewers: Callable, k: int, seconds: float,
                    profile_to: Path | None) -> dict:
-    """One window of ``seconds`` with K viewers against the running ``server``."""
+    """One window of ``seconds`` with K viewers (``open_viewers(url, k)``) against the
+    running ``server``."""
     t0 = perf_s()
-    pages = open_viewers(browser, server.url, k)
-    log.info("%d viewers open and showing a prediction in %.1f s", k, perf_s() - t0)
+    viewers = open_viewers(server.url, k)
+    log.info("%d of %d viewers live in %.1f s", viewers.live, k, perf_s() - t0)
     try:
         before = export_rows(client)
         start_t_s = before[-1]["t_s"] if before else -math.inf
-        ticks0 = [_tick(p) for p in pages]
-        browser_pid = getattr(browser, "_sx_pid", None)
+        ticks0 = viewers.ticks()
         profile: dict | None = None
-        with Meter(server.proc.pid, browser_pid) as meter:
+        with Meter(server.proc.pid, viewers.pids) as meter:
             t0 = perf_s()
             if profile_to is not None:
                 profile = profile_app(server.proc.pid, seconds, profile_to)
@@ -341,14 +548,14 @@ def measure_window(server: AppServer, client, browser, k: int, seconds: float,
             if left_s > 0:
                 threading.Event().wait(left_s)
         elapsed = meter.figures["seconds"]
-        ticks = [_tick(p) - t for p, t in zip(pages, ticks0, strict=True)]
+        ticks = [t1 - t0 for t1, t0 in zip(viewers.ticks(), ticks0, strict=True)]
         rows = rows_after(export_rows(client), start_t_s)
     finally:
-        close_viewers(pages)
+        viewers.close()
     rates = sorted(t / elapsed for t in ticks)
     figures = log_figures(rows)
     return {
-        "viewers": k, **figures.as_dict(),
+        "viewers": k, "viewers_live": viewers.live, **figures.as_dict(),
         "latency_p95_within_target": bool(figures.latency_p95_ms <= TARGET_P95_MS),
         "page_refresh_hz_median": round(rates[len(rates) // 2], 2) if rates else None,
         "page_refresh_hz_min": round(rates[0], 2) if rates else None,
@@ -387,16 +594,16 @@ def parse_variant(text: str) -> Variant:
     return Variant(name, path)
 
 
-def run_variant(variant: Variant, viewers: list[int], seconds: float, browser,
-                log_path: Path, profile_dir: Path | None, warmup_s: float) -> dict:
+def run_variant(variant: Variant, viewers: list[int], seconds: float,
+                open_viewers: Callable, log_path: Path, profile_dir: Path | None,
+                warmup_s: float) -> dict:
     from gradio_client import Client
 
     with AppServer(log_path=log_path, root=variant.root) as server:
         # a server busy with viewers may take seconds to take the export's event
         client = Client(server.url, verbose=False, httpx_kwargs={"timeout": EXPORT_TIMEOUT_S})
         # the first prediction, then a warm-up with no viewer (models, caches)
-        warm = open_viewers(browser, server.url, 1)
-        close_viewers(warm)
+        open_viewers(server.url, 1).close()
         threading.Event().wait(warmup_s)
         windows = []
         for k in viewers:
@@ -404,38 +611,55 @@ def run_variant(variant: Variant, viewers: list[int], seconds: float, browser,
                     if profile_dir is not None and k == max(viewers) else None)
             log.info("%s: %d viewers for %.0f s", variant.name, k, seconds)
             windows.append({"variant": variant.name,
-                            **measure_window(server, client, browser, k, seconds, prof)})
+                            **measure_window(server, client, open_viewers, k, seconds, prof)})
             log.info("%s", json.dumps(windows[-1]))
         client.close()
     return {"variant": variant.name, "windows": windows}
 
 
-def run(viewers: list[int], seconds: float, variants: list[Variant], rounds: int,
-        browser_nice: int, profile: bool, warmup_s: float, log_dir: Path) -> dict:
-    from playwright.sync_api import sync_playwright
+CLIENTS = {
+    "browser": "one headless Chromium, one browser context per viewer (a page session, "
+               "its own event streams and timers each)",
+    "http": "the page's requests from threads of this process (page and config once, the "
+            "heartbeat stream, load events, each timer's event through the queue or "
+            "run/predict as the page's config says); no rendering",
+}
 
+
+def run(viewers: list[int], seconds: float, variants: list[Variant], rounds: int,
+        client: str, browser_nice: int, profile: bool, warmup_s: float,
+        log_dir: Path) -> dict:
     results = []
-    with tempfile.TemporaryDirectory(prefix="viewers-bench-") as tmp, sync_playwright() as p:
-        before = set(descendants(os.getpid()))
-        executable = nice_chromium(Path(tmp), browser_nice) if browser_nice else CHROMIUM
-        browser = p.chromium.launch(executable_path=executable, args=list(CHROMIUM_ARGS))
-        browser._sx_pid = browser_root_pid(before)
-        try:
-            for r in range(rounds):
-                for v in variants:
-                    res = run_variant(v, viewers, seconds, browser,
-                                      log_dir / f"viewers_app_{v.name}.log",
-                                      log_dir if profile else None, warmup_s)
-                    results.append({"round": r + 1, **res})
-        finally:
-            browser.close()
+    with contextlib.ExitStack() as stack:
+        if client == "browser":
+            from playwright.sync_api import sync_playwright
+
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="viewers-")))
+            p = stack.enter_context(sync_playwright())
+            before = set(descendants(os.getpid()))
+            executable = nice_chromium(tmp, browser_nice) if browser_nice else CHROMIUM
+            browser = p.chromium.launch(executable_path=executable, args=list(CHROMIUM_ARGS))
+            stack.callback(browser.close)
+            browser._sx_pid = browser_root_pid(before)
+
+            def open_viewers(url: str, k: int):
+                return BrowserViewers(browser, url, k)
+        else:
+            open_viewers = HttpViewers
+        for r in range(rounds):
+            for v in variants:
+                res = run_variant(v, viewers, seconds, open_viewers,
+                                  log_dir / f"viewers_app_{v.name}.log",
+                                  log_dir if profile else None, warmup_s)
+                results.append({"round": r + 1, **res})
     load1, load5, load15 = os.getloadavg()
     return {
         "viewers": viewers, "seconds": seconds, "rounds": rounds,
         "variants": {v.name: str(v.root) for v in variants},
         "target_latency_p95_ms": TARGET_P95_MS, "runs": results,
-        "browser": "one headless Chromium, one browser context per viewer",
-        "browser_nice": browser_nice, "cpu_count": os.cpu_count(),
+        "client": client, "client_means": CLIENTS[client],
+        **({"browser_nice": browser_nice} if client == "browser" else {}),
+        "cpu_count": os.cpu_count(),
         "load_avg_1_5_15_end": [round(load1, 2), round(load5, 2), round(load15, 2)],
         "machine": platform.machine(),
     }
@@ -462,6 +686,9 @@ def main(argv: list[str] | None = None) -> int:
                     "repeatable; default: this checkout as 'current'")
     ap.add_argument("--warmup-s", type=float, default=10.0,
                     help="after the first prediction, before the first window")
+    ap.add_argument("--client", choices=sorted(CLIENTS), default="browser",
+                    help="browser: headless Chromium pages; http: the pages' requests "
+                    "without rendering (cheap on a small machine)")
     ap.add_argument("--browser-nice", type=int, default=0,
                     help="the browser's niceness (0: as this process)")
     ap.add_argument("--profile", action="store_true",
@@ -475,8 +702,8 @@ def main(argv: list[str] | None = None) -> int:
     variants = args.variant or [Variant("current", REPO)]
     if len({v.name for v in variants}) != len(variants):
         ap.error("--variant names must differ")
-    result = run(args.viewers, args.seconds, variants, max(1, args.rounds), args.browser_nice,
-                 args.profile, args.warmup_s, args.log_dir)
+    result = run(args.viewers, args.seconds, variants, max(1, args.rounds), args.client,
+                 args.browser_nice, args.profile, args.warmup_s, args.log_dir)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     for run_ in result["runs"]:
@@ -484,7 +711,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"round {run_['round']} {w['variant']:>10} K={w['viewers']:>2}: "
                   f"p50 {w['latency_p50_ms']} ms, p95 {w['latency_p95_ms']} ms, "
                   f"longest gap {w['longest_gap_s']} s, pages {w['page_refresh_hz_min']}-"
-                  f"{w['page_refresh_hz_median']} Hz, app {w['app_cpu_cores']} cores, "
+                  f"{w['page_refresh_hz_median']} Hz ({w['viewers_live']} live), "
+                  f"app {w['app_cpu_cores']} cores, "
                   f"{w['app_rss_mib_peak']} MiB, machine {w['machine_busy_cores']} cores busy")
     return 0
 
