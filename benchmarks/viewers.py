@@ -1,34 +1,39 @@
 """The pipeline's latency while K people watch the dashboard (issue 16, defect 6).
 
     python -m benchmarks.viewers [--viewers 0,10] [--seconds 60] [--rounds 1]
-                                 [--variant NAME[=DIR]] ... [--browser-nice 10]
-                                 [--profile] [--json benchmarks/results/viewers.json]
+                                 [--client browser|http] [--variant NAME[=DIR]] ...
+                                 [--browser-nice 0] [--profile]
+                                 [--json benchmarks/results/viewers.json]
 
 It serves ``app.py`` on the bundled recording (loop on, as ``make demo`` does) and, for
-each K of ``--viewers``, opens K viewers, each a headless Chromium page in a browser context
-of its own (one browser; separate contexts do not share Chromium's six connections per host,
-so the server sees what K separate browsers cost it: K page sessions, each with its own
-event stream and timer), waits until every page shows a prediction, and then for
-``--seconds`` measures:
+each K of ``--viewers``, opens K viewers, waits (up to 3 minutes) until each shows a
+prediction, and then for ``--seconds`` measures:
 
 * the pipeline's total latency p50/p95 (``latency_ms.total``) and the longest gap between
   published predictions (``emitted_at_s``; gaps across a loop of the recording, where a new
   pipeline starts, are left out and counted), from the session log exported before and
   after the window (the Export JSONL button's API);
-* each page's refresh rate (the ``data-tick`` counter of ``#status``);
-* the app process's CPU (cores) and resident memory, the browser's CPU, and the whole
+* each viewer's refresh rate (answers to the page's fast timer);
+* the app process's CPU (cores) and resident memory, the viewers' CPU, and the whole
   machine's busy cores and load average (on a shared machine they decide the figures).
+
+Viewers (``--client``): ``browser`` (default): headless Chromium pages, one browser, each
+page in a browser context of its own (contexts do not share Chromium's six connections per
+host, so the server sees K separate browsers: K page sessions with their own streams and
+timers); refresh from the ``data-tick`` counter of ``#status``. ``http``: the same
+requests without a browser (`HttpViewer`: the page and its config, the heartbeat stream,
+the load events and every timer's event, queued or not as the page's config says), about
+0.02 cores a viewer against Chromium's 0.12; on a 2-core machine ten Chromium pages take
+more CPU than the server they measure.
 
 Every K is measured against the same app process, one after another (``--rounds`` repeats
 the whole sequence), so the comparison holds on a noisy machine. ``--variant NAME=DIR``
 serves the ``app.py`` of another checkout (e.g. a ``git worktree`` of the commit before a
 fix) beside this one (``--variant after``); the variants take turns in each round.
-``--browser-nice N`` runs the browser nicer (default 0: as this process). The viewers stand
-for other people's machines, but on a loaded 2-core machine a niced browser starves (pages
-never showed a prediction at nice 10 under load 20), so by default it competes like any
-process, and its CPU is reported.
-``--profile`` samples the app process with py-spy during the largest K (top functions per
-thread into the JSON). The servers are always stopped.
+``--browser-nice N`` runs the browser nicer (default 0: as this process; niced on a loaded
+machine, pages never showed a prediction). ``--profile`` samples the app process with
+py-spy during the largest K (per thread and watched functions, into the JSON). The servers
+are always stopped.
 """
 
 from __future__ import annotations

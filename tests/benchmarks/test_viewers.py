@@ -94,3 +94,32 @@ def test_process_figures_of_this_process():
     busy, total = viewers.machine_busy_s()
     assert 0 <= busy <= total
     assert os.getpid() in viewers.descendants(os.getppid())
+
+
+def test_page_events_are_the_main_pages_timers_and_load_events():
+    def comp(i, kind, **props):
+        return {"id": i, "type": kind, "props": props}
+
+    config = {
+        "components": [comp(0, "form"), comp(1, "state"), comp(2, "slider", value=-1.0),
+                       comp(3, "timer", value=0.18), comp(4, "timer", value=0.5),
+                       comp(5, "button"), comp(6, "timer", value=1.0)],
+        "dependencies": [
+            {"id": 0, "targets": [[3, "tick"]], "inputs": [1, 2], "queue": False,
+             "trigger_mode": "multiple", "backend_fn": True},
+            {"id": 1, "targets": [[4, "tick"]], "inputs": [1], "queue": True,
+             "trigger_mode": "once", "backend_fn": True},
+            {"id": 2, "targets": [[0, "load"]], "inputs": [1, 2], "queue": True,
+             "trigger_mode": "once", "backend_fn": True},
+            {"id": 3, "targets": [[5, "click"]], "inputs": [], "queue": True,
+             "backend_fn": True},
+            {"id": 4, "targets": [[6, "tick"]], "inputs": [], "queue": True,
+             "backend_fn": True},  # the operator page's timer
+        ],
+        "page": {"": {"dependencies": [0, 1, 2, 3]}, "operator": {"dependencies": [4]}},
+    }
+    events = {e.fn_index: e for e in viewers.page_events(config)}
+    assert sorted(events) == [0, 1, 2]
+    assert events[0] == viewers.PageEvent(0, 3, (None, -1.0), False, 0.18, True)
+    assert events[1].queue and events[1].every_s == 0.5 and not events[1].multiple
+    assert events[2].every_s is None and events[2].data == (None, -1.0)
