@@ -33,6 +33,7 @@ from models.env import apply_offline_env
 apply_offline_env()  # before gradio or transformers is imported
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import logging  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
@@ -78,6 +79,7 @@ from realtime.dashboard.panels import (  # noqa: E402
     FAST_PANELS,
     SLOW_PANELS,
     RefreshMeter,
+    SharedPanels,
     ViewSettings,
     export_log,
     fast_panels,
@@ -107,6 +109,13 @@ PRUNE_EVERY_S = 10.0  # how often a live page's tick frees the sessions of close
 FAST_TICK_S = 0.18  # 5.6 Hz asked, so jitter and a busy CPU still leave >= 5 Hz
 SLOW_TICK_S = 0.5
 OPERATOR_TICK_S = 1.0
+WEB_NICE = 5  # the thread serving the pages runs this much nicer than the pipeline's (Linux)
+# Gradio's queue keeps a record of each event (up to 10,000) for its monitoring page (off
+# here) and, after every event, summarises all of them in a pandas DataFrame (6.7 ms of CPU
+# per event at 10,000 records, holding the GIL the pipeline needs). Few records, and the
+# summary never recomputed: read by Gradio when its queue is made (`queue_settings`).
+QUEUE_ENV = {"GRADIO_ANALYTICS_MAX_EVENTS": "64",
+             "GRADIO_ANALYTICS_CACHE_FREQUENCY": str(2**62)}
 
 
 class PageState:
@@ -157,6 +166,25 @@ def prune_closed_pages(blocks: gr.Blocks) -> int:
     if closed:
         log.debug("freed the sessions of %d closed pages", len(closed))
     return len(closed)
+
+
+_niced_threads: set[int] = set()
+
+
+def lower_this_thread(nice: int = WEB_NICE) -> bool:
+    """Lowers the calling thread's OS priority by ``nice`` (Linux per-thread nice), once per
+    thread; the page ticks call it so the web server's work yields to the pipeline's.
+    Returns whether it changed now."""
+    tid = threading.get_native_id()
+    if tid in _niced_threads or not hasattr(os, "setpriority"):
+        return False
+    _niced_threads.add(tid)
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
+    except OSError as exc:
+        log.info("could not lower the web server thread's priority: %s", exc)
+        return False
+    return True
 
 
 def _settings(threshold, hold_s, span_min, valence_thr=-0.3, arousal_thr=1.0) -> ViewSettings:
@@ -283,12 +311,14 @@ def build_ui(dashboard: Dashboard, people: PersonalSessions, export_dir: Path,
         assert [c.elem_id for c in slow_out] == list(SLOW_PANELS)
 
         prune_due_s = [0.0]  # when the next tick frees closed pages' sessions
+        shared = SharedPanels()  # pages showing the same session share its panels
 
         async def on_tick(state: PageState, thr, hold_s, span_min, valence_t, arousal_t,
                           request: gr.Request):
             """Every FAST_TICK_S: the fast panels; the timeline and masks every SLOW_TICK_S,
             of this page's own session, else the presenter's. Async: it runs on the server's
             event loop (a few ms; never waits for a switch)."""
+            lower_this_thread()
             now_s = perf_s()
             if now_s >= prune_due_s[0]:
                 prune_due_s[0] = now_s + PRUNE_EVERY_S
@@ -296,9 +326,9 @@ def build_ui(dashboard: Dashboard, people: PersonalSessions, export_dir: Path,
             settings = _settings(thr, hold_s, span_min, valence_t, arousal_t)
             state.meter.tick(now_s)
             shown, _ = view(request)
-            panels = fast_panels(shown, settings, state.meter)
+            panels = fast_panels(shown, settings, state.meter, shared)
             if state.slow_due(now_s):
-                panels.update(slow_panels(shown, settings))
+                panels.update(slow_panels(shown, settings, shared))
             return [*state.changed(panels, [*FAST_PANELS, *SLOW_PANELS])]
 
         tick_in = [page, threshold, hold, span, valence_thr, arousal_thr]
@@ -307,8 +337,10 @@ def build_ui(dashboard: Dashboard, people: PersonalSessions, export_dir: Path,
         # One timer (one event per tick). "multiple": the page asks every tick even while
         # an answer is on its way, so a slow round trip (a busy CPU) does not halve the
         # refresh rate; answers are cheap and read-only. The page state is changed in place.
+        # queue=False: one plain POST per tick instead of a queue join plus an event stream
+        # and the queue's bookkeeping (half the requests; benchmarks/viewers.py).
         timer.tick(on_tick, tick_in, tick_out, show_progress="hidden", trigger_mode="multiple",
-                   api_visibility="private", concurrency_limit=None)
+                   api_visibility="private", concurrency_limit=None, queue=False)
         demo.load(on_tick, tick_in, tick_out, show_progress="hidden")
 
         def on_source(k):
@@ -648,12 +680,26 @@ def launch(demo: Demo, args: argparse.Namespace, auth: tuple[str, str] | None,
            block: bool = True) -> None:
     """Serves the page as ``args`` say, behind `realtime.dashboard.http_guard`;
     ``block=False`` returns once the server is up (tests; close with demo.page.close())."""
-    demo.page.queue(default_concurrency_limit=4)
+    with queue_settings():
+        demo.page.queue(default_concurrency_limit=4)
     demo.page.launch(server_name=args.host, server_port=args.port, share=args.share,
                      auth=auth, ssr_mode=False, theme=theme(), css=CSS, head=HEAD,
                      footer_links=[], show_error=True, quiet=False, enable_monitoring=False,
                      prevent_thread_lock=not block, state_session_capacity=MAX_PAGES,
                      app_kwargs={"middleware": http_guard.middleware(guard_config(args))})
+
+
+@contextlib.contextmanager
+def queue_settings():
+    """`QUEUE_ENV` in the environment while Gradio's queue is made (unless the user set
+    them), then the environment as it was: nothing else in the process sees them."""
+    added = {k: v for k, v in QUEUE_ENV.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
 
 
 def guard_config(args: argparse.Namespace) -> http_guard.GuardConfig:

@@ -50,13 +50,15 @@ def free_port() -> int:
 
 @dataclass
 class AppServer:
-    """``python app.py ARGS --port P`` in a subprocess; use as a context manager."""
+    """``python app.py ARGS --port P`` in a subprocess; use as a context manager. ``root``:
+    the checkout whose ``app.py`` (and code) runs."""
 
     args: tuple[str, ...] = ()
     port: int = field(default_factory=free_port)
     log_path: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
+    root: Path = REPO
 
     @property
     def url(self) -> str:
@@ -67,8 +69,8 @@ class AppServer:
         log.info("starting app.py %s on port %d", " ".join(self.args), self.port)
         out = open(self.log_path, "w") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, str(REPO / "app.py"), *self.args, "--port", str(self.port)],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+            [sys.executable, str(self.root / "app.py"), *self.args, "--port", str(self.port)],
+            cwd=self.root, env=env, stdout=out, stderr=subprocess.STDOUT)
         wait = threading.Event()
         end_s = perf_s() + timeout_s
         while perf_s() < end_s:
