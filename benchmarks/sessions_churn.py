@@ -17,9 +17,12 @@ within 5 % of its value after ``--warmup-min`` minutes.
 
 Reported (JSON, default benchmarks/results/sessions_churn.json, and a plot of RSS and
 running sessions against time next to it, .png): sessions opened and closed, sessions whose
-threads did not join, errors, RSS after warm-up, growth in MiB and %, MiB/min, flat or
-not, and threads and open file descriptors before the first session and after the last
-(a session that leaves a thread or a file behind shows there).
+threads did not join, errors, RSS after warm-up, growth in MiB and % (to the last sample
+taken while sessions still run), MiB/min, flat or not, and threads, open file descriptors
+and RSS before the first session and after the last, with the names of any session,
+executor or sampler thread still alive (a session that leaves a thread or a file behind
+shows there; the first sessions also start a few one-off things: onnxruntime's cache file,
+a tqdm monitor thread).
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ log = logging.getLogger(__name__)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MAX_GAP_S = 2.0  # the longest pause before a free slot is filled
+# the threads a session, the executors and the sampler start (sources name theirs "file:...")
+SESSION_THREADS = ("pipeline:", "executor:", "file:", "session-reaper", "rss-sampler")
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,11 @@ def open_fds() -> int:
         return len(os.listdir("/proc/self/fd"))
     except OSError:
         return -1
+
+
+def session_threads() -> list[str]:
+    """Names of the live threads that sessions, executors or the sampler started."""
+    return sorted(t.name for t in threading.enumerate() if t.name.startswith(SESSION_THREADS))
 
 
 def churn(engine, config: ChurnConfig, batch=None) -> dict:
@@ -127,12 +137,13 @@ def churn(engine, config: ChurnConfig, batch=None) -> dict:
                     next_open_s = now_s + float(rng.uniform(0.0, MAX_GAP_S))
                 tick.wait(0.25)
         finally:
+            sampler.stop()  # the last sample with the sessions still running
             for session_id in list(running):
                 stop(session_id, perf_s() - start_s)
             manager.stop_all()
-            sampler.stop()
     gc.collect()
     after = {"threads": threading.active_count(), "fds": open_fds(),
+             "session_threads_left": session_threads(),
              "rss_mib": round(rss_mib(), 1), "heap_mib": heap_mib()}
     rss = sampler.summary(config.warmup_s)
     return {

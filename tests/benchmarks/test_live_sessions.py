@@ -92,8 +92,8 @@ def test_sessions_come_and_go_and_leave_no_thread_behind(tmp_path: Path):
     assert max(n for _, n in result["sessions_timeline"]) <= 2
     assert result["sessions_timeline"][-1][1] == 0
     # every session thread, the executors' and the sampler's joined
-    assert result["after_last_session"]["threads"] <= result["before_first_session"]["threads"]
-    assert threading.active_count() <= threads_before
+    assert result["after_last_session"]["session_threads_left"] == []
+    assert threading.active_count() <= threads_before + 1  # + a one-off tqdm monitor
     assert len(result["rss_mib"]["samples"]) >= 6
     assert result["after_warmup_mib"] > 100 and math.isfinite(result["growth_pct"])
     plot(result, tmp_path / "churn.png")
