@@ -1,9 +1,14 @@
 """Resident memory (RSS) of this process, sampled on a thread: the soak's memory figure.
 
 `RssSampler(interval_s)` reads ``/proc/self/statm`` every ``interval_s`` seconds from
-`start` to `stop` (a stop event; the thread is joined). `summary(warmup_s)` says whether
-RSS stayed flat: growth from the first sample after the warm-up to the last, in MiB, in
-percent and in MiB per minute.
+`start` to `stop` (a stop event; the thread is joined), and with each sample glibc's heap
+figures (`heap_mib`: what malloc hands out, what it keeps free, what it mmapped).
+`summary(warmup_s)` says whether RSS stayed flat: growth from the first sample after the
+warm-up to the last, in MiB, in percent and in MiB per minute.
+
+Why the heap figures: RSS that grows while the bytes malloc has handed out stay flat is
+memory malloc keeps (freed but not returned: fragmentation, a raised mmap threshold), not a
+leak (`realtime.heap`, where `heap_mib` and `trim_heap` live).
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ import os
 import threading
 
 from realtime.clock import perf_s
+from realtime.heap import heap_mib, trim_heap
+
+__all__ = ["FLAT_PCT", "RssSampler", "heap_mib", "rss_mib", "trim_heap"]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +38,7 @@ class RssSampler:
     def __init__(self, interval_s: float = 30.0) -> None:
         self.interval_s = interval_s
         self.samples: list[tuple[float, float]] = []  # (seconds since start, MiB)
+        self.heap: list[dict[str, float] | None] = []  # `heap_mib` with each sample
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._t0_s = 0.0
@@ -52,6 +61,7 @@ class RssSampler:
 
     def _sample(self) -> None:
         self.samples.append((round(perf_s() - self._t0_s, 1), round(rss_mib(), 1)))
+        self.heap.append(heap_mib())
         log.info("rss %.1f MiB at %.0f s", self.samples[-1][1], self.samples[-1][0])
 
     def summary(self, warmup_s: float) -> dict:

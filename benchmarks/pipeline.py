@@ -67,7 +67,7 @@ def summarize(stats: RunStats, rows: list[tuple[float, dict]], replay_s: float, 
               cpu_s: float, drops: dict, meta: dict, fast: FastPass) -> dict:
     latency = {s: _pct(stats.percentiles(f"latency_ms.{s}")) for s in STAGES}
     words = _pct(stats.percentiles("word_commit_ms"))
-    wall = {stage: round(sec / replay_s, 4) for stage, (sec, _) in stats.compute().items()}
+    wall = compute_fractions(stats, replay_s)
     total_compute = round(cpu_s / replay_s, 4)
     per_minute = []
     for minute in range(int(np.ceil(replay_s / 60.0))):
@@ -112,6 +112,11 @@ def summarize(stats: RunStats, rows: list[tuple[float, dict]], replay_s: float, 
         "latency_per_minute": per_minute,
         "targets_met": targets,
     }
+
+
+def compute_fractions(stats: RunStats, media_s: float) -> dict[str, float]:
+    """Each stage's wall compute seconds (time inside its calls) per second of media."""
+    return {stage: round(sec / media_s, 4) for stage, (sec, _) in stats.compute().items()}
 
 
 @dataclass(frozen=True)

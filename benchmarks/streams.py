@@ -27,6 +27,21 @@ For each mode the largest N that holds p95 <= 150 ms (CPU) or 50 ms (CUDA) with 
 mode and N: ``p50_ms``, ``p95_ms``, ``p99_ms``, ``throughput_per_s``, ``drops``, plus CPU
 seconds per second, peak RSS and GPU memory; a plot of p95 latency against streams is
 written next to it (.png).
+
+Whole sessions instead of windows:
+
+    python -m benchmarks.streams --live 1,2,4 [--seconds 60] [--source FILE] [--json OUT]
+                                 [--no-stage-cpu]
+
+replays K copies of the recording AT REAL SPEED through K full sessions (ASR, face,
+acoustic, expression, the model; `benchmarks.live_sessions`), every K in turn, for
+``--seconds`` each (the recording loops), and reports whether they keep up: per session
+updates/s against the 5 Hz hop, capture -> prediction latency p50/p95/p99, drops per kind and
+summed, each stage's wall compute per media second (contention included), whole-process CPU
+per media second, peak RSS, and each stage's own CPU per media second from one one-thread
+replay first (`benchmarks.pipeline.cpu_pass`; ``--no-stage-cpu`` skips it). JSON default
+benchmarks/results/streams_live_<device>.json; ``max_live_sessions`` is the largest K whose
+every session kept up.
 """
 
 from __future__ import annotations
@@ -233,12 +248,78 @@ def plot(results: dict[str, list[StreamsResult]], limit_ms: float, device: str,
     plt.close(fig)
 
 
+def positive_ints(text: str, flag: str) -> list[int]:
+    """``"1,2,4"`` -> [1, 2, 4] (sorted, unique); ValueError naming ``flag`` otherwise."""
+    try:
+        counts = sorted({int(n) for n in text.split(",") if n.strip()})
+        if counts and counts[0] >= 1:
+            return counts
+    except ValueError:
+        pass
+    raise ValueError(f"{flag} must be positive integers, got {text!r}")
+
+
+def live(args: argparse.Namespace, counts: list[int]) -> int:
+    """``--live``: K full sessions at real speed for each K (see the module doc)."""
+    import torch
+
+    from benchmarks.live_sessions import LiveConfig, run_live
+    from benchmarks.pipeline import cpu_pass
+    from realtime.engine import Engine, EngineError
+    from realtime.serving.executor import BatchConfig
+    from realtime.sources import SourceError
+
+    try:
+        engine = Engine.load(args.checkpoint, device=args.device,
+                             torch_threads=args.torch_threads)
+        batch = BatchConfig(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
+        stage_cpu = (None if args.no_stage_cpu
+                     else cpu_pass(engine, args.source, args.hop, None).stage_cpu)
+        load_start = list(os.getloadavg())
+        config = LiveConfig(args.source, args.seconds, args.hop)
+        runs = {}
+        for k in counts:
+            run = runs[str(k)] = run_live(engine, k, config, batch)
+            lat = run["latency_ms_total"] or {}
+            print(f"live {k:3d} sessions: keep up {run['sessions_keeping_up']}/{k}  updates/s "
+                  f"min {run['updates_per_s']['min']:.2f}  p50 {lat.get('p50')} ms  p95 "
+                  f"{lat.get('p95')} ms  lost items {run['drops_lost_items']}  CPU "
+                  f"{run['process_cpu_s_per_media_s']:.2f} s per media s  peak RSS "
+                  f"{run['peak_rss_mib']:.0f} MiB", flush=True)
+    except (EngineError, SourceError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    device_name = (torch.cuda.get_device_name() if args.device == "cuda"
+                   else f"{platform.processor() or platform.machine()}, "
+                        f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}")
+    summary = {
+        "device": device_name, "started": wall_time_iso(), "source": str(args.source),
+        "model": engine.model_name, "hop_s": args.hop, "seconds": args.seconds,
+        "batch_config": asdict(batch),
+        "load_average_start": load_start, "load_average_end": list(os.getloadavg()),
+        "stage_cpu_s_per_media_s_one_thread": stage_cpu,
+        "max_live_sessions": max((k for k in counts if runs[str(k)]["keeps_up"]), default=0),
+        "runs": runs,
+    }
+    path = args.json or RESULTS / f"streams_live_{args.device}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps({"max_live_sessions": summary["max_live_sessions"], "json": str(path)}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.streams",
                                 description=__doc__.split("\n")[0])
     p.add_argument("--streams", default="10,20,40,80",
                    help="comma-separated numbers of concurrent streams")
-    p.add_argument("--seconds", type=float, default=20.0, help="each run's length")
+    p.add_argument("--live", metavar="K[,K...]",
+                   help="instead: K full sessions of --source at real speed, each K in turn")
+    p.add_argument("--hop", type=float, default=0.2, help="--live: the sessions' tick (s)")
+    p.add_argument("--no-stage-cpu", action="store_true",
+                   help="--live: skip the one-thread replay that measures each stage's CPU")
+    p.add_argument("--seconds", type=float, default=20.0,
+                   help="each run's length (--live: each session's real-speed replay)")
     p.add_argument("--rate-hz", type=float, default=10.0, help="windows per second per stream")
     p.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="local: the in-process executor; ray: the Ray Serve deployment on a "
@@ -264,13 +345,16 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_level)
     apply_offline_env()
     try:
-        counts = sorted({int(n) for n in args.streams.split(",") if n.strip()})
-        if not counts or counts[0] < 1:
-            raise ValueError
-    except ValueError:
-        print(f"error: --streams must be positive integers, got {args.streams!r}",
-              file=sys.stderr)
+        counts = positive_ints(args.live or args.streams, "--live" if args.live else "--streams")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.live:
+        if args.backend != "local" or args.windows:
+            print("error: --live runs whole sessions in this process (no --backend ray, "
+                  "no --windows)", file=sys.stderr)
+            return 2
+        return live(args, counts)
 
     import torch
 

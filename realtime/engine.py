@@ -132,6 +132,7 @@ class Engine:
         words: bool = True,
         face_weight: float | None = None,
         asr_policy: str = "pause",
+        fix_heap: bool = True,
     ) -> Engine:
         """face_weight: W (None: the checkpoint's fitted W when calibration made it, else 0).
         torch_threads: intra-op threads for torch on CPU (process-wide). The per-tick
@@ -141,7 +142,10 @@ class Engine:
         expression model), words=False the MiniLM word encoder: a model server needs the
         sentiment model and the word encoder (stages=False), a benchmark of recorded windows
         the sentiment model alone (both False). Asking for what was left out raises
-        EngineError.
+        EngineError. With the streaming stages, glibc's mmap threshold is fixed for the
+        process (`realtime.heap.fix_mmap_threshold`, process-wide like the torch threads):
+        without it a live session's RSS crept about 8 MiB a minute. ``fix_heap=False`` leaves
+        malloc as it comes (`benchmarks.memory_bisect` compares the two).
 
         Raises `EngineError` only, with the message of what failed: a missing asset
         (`realtime.assets.AssetMissing`, the word encoder's `TextModelMissing`), a
@@ -150,7 +154,7 @@ class Engine:
         error of Whisper or torch while loading."""
         try:
             return cls._load(checkpoint_dir, asr_model, device, torch_threads, stages, words,
-                             face_weight, asr_policy)
+                             face_weight, asr_policy, fix_heap)
         except EngineError:
             raise
         except (RuntimeError, ValueError, OSError, ImportError) as exc:
@@ -160,12 +164,12 @@ class Engine:
     @classmethod
     def _load(cls, checkpoint_dir: str | Path | None, asr_model: str, device: str,
               torch_threads: int | None, stages: bool, words: bool,
-              face_weight: float | None, policy: str) -> Engine:
+              face_weight: float | None, policy: str, fix_heap: bool = True) -> Engine:
         from models import checkpoint
         from models import expression as expression_model
         from models.base import InputDims, check_dims
         from models.training.calibrate import fitted_face_weight
-        from realtime import assets
+        from realtime import assets, heap
         from realtime.extract import acoustic, expression, face, text
         from realtime.extract.asr import asr_policy, load_whisper
 
@@ -198,6 +202,8 @@ class Engine:
         new_asr = new_acoustic = new_face = _not_loaded
         new_expression = None
         if stages:
+            if fix_heap:
+                heap.fix_mmap_threshold()  # live sessions: keep RSS from creeping (realtime.heap)
             whisper = load_whisper(asr_model,
                                    device="cuda" if device.startswith("cuda") else "cpu")
             classifier = expression_model.load(assets.expression_model_path())

@@ -46,6 +46,14 @@ def test_real_replay_is_deterministic_and_hears_the_words(engine, tmp_path):
     assert last.signals.smile >= 0 and last.model_name == "mmlatch"
 
 
+def test_an_engine_with_streaming_stages_fixes_the_mmap_threshold(engine):
+    from realtime.heap import DEFAULT_MMAP_THRESHOLD_BYTES, heap_mib, mmap_threshold_fixed
+
+    if heap_mib() is None:
+        pytest.skip("glibc only")
+    assert mmap_threshold_fixed() == DEFAULT_MMAP_THRESHOLD_BYTES
+
+
 def test_engine_rejects_a_model_for_other_feature_sizes(tmp_path):
     registry = pytest.importorskip("models.registry", reason="models/ registry not landed")
     from models import checkpoint
