@@ -43,7 +43,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gradio as gr  # noqa: E402  (handlers' gr.Request hints resolve at module level)
@@ -193,13 +193,21 @@ def _settings(threshold, hold_s, span_min, valence_thr=-0.3, arousal_thr=1.0) ->
                         arousal_threshold=float(arousal_thr))
 
 
+def default_max_sessions() -> int:
+    """One visitor's live session per CPU core: one uses about half a core here (speech
+    recognition, face tracking, the model; `python -m benchmarks.streams --live`) and its
+    page's traffic the rest; two speaking at once on 2 cores already lose microphone chunks
+    under load."""
+    return max(1, os.cpu_count() or 1)
+
+
 @dataclass(frozen=True)
 class PeopleOptions:
     """Per-person sessions and their data: at most ``max_sessions`` at once, closed after
     ``idle_timeout_s`` without input; consented logs kept ``retention_days`` (0: never
     written to disk); ``per_user``: sessions belong to the login (--auth), else to the tab."""
 
-    max_sessions: int = 8
+    max_sessions: int = field(default_factory=default_max_sessions)
     idle_timeout_s: float = 120.0
     retention_days: int = DEFAULT_RETENTION_DAYS
     per_user: bool = False
@@ -635,9 +643,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "sentiment) and at start with a --checkpoint personal model (default: "
                         "the W its calibration fitted); a personal model loaded in the "
                         "calibration panel brings its own W")
-    p.add_argument("--max-sessions", type=int, default=PeopleOptions.max_sessions,
-                   help="most visitors streaming their own browser at once (default "
-                        "%(default)s; each runs speech recognition and face tracking)")
+    p.add_argument("--max-sessions", type=int, default=default_max_sessions(),
+                   help="most visitors streaming their own capture at once (default: one "
+                        "per CPU core, here %(default)s; each runs speech recognition and "
+                        "face tracking)")
     p.add_argument("--idle-timeout-s", type=float, default=PeopleOptions.idle_timeout_s,
                    help="close a visitor's session after this long without input "
                         "(default %(default)s)")
