@@ -57,7 +57,8 @@ SESSION_THREADS = ("pipeline:", "executor:", "file:", "session-reaper", "rss-sam
 class ChurnConfig:
     """seconds: the whole run; max_sessions: at most this many at once; lifetime_s: (shortest,
     longest) session; seed: the random lifetimes and gaps; rss_every_s, warmup_s: the RSS
-    samples and the time before RSS should be flat; hop_s: the sessions' tick."""
+    samples and the time before RSS should be flat; hop_s: the sessions' tick; trim_on_stop:
+    `SessionManager`'s (False: freed heap pages stay in the process)."""
 
     path: Path
     seconds: float
@@ -67,6 +68,7 @@ class ChurnConfig:
     rss_every_s: float = 30.0
     warmup_s: float = 120.0
     hop_s: float = 0.2
+    trim_on_stop: bool = True
 
     def __post_init__(self) -> None:
         lo, hi = self.lifetime_s
@@ -105,7 +107,8 @@ def churn(engine, config: ChurnConfig, batch=None) -> dict:
     before = {"threads": threading.active_count(), "fds": open_fds()}
     with SharedModels(engine, batch) as shared:
         manager = SessionManager(engine, max_sessions=config.max_sessions, shared=shared,
-                                 hop_s=config.hop_s, idle_timeout_s=config.seconds + 60.0)
+                                 hop_s=config.hop_s, idle_timeout_s=config.seconds + 60.0,
+                                 trim_on_stop=config.trim_on_stop)
         sampler.start()
         start_s = perf_s()
         next_open_s = 0.0
@@ -149,7 +152,7 @@ def churn(engine, config: ChurnConfig, batch=None) -> dict:
     return {
         "source": str(config.path), "paced": True, "seconds": config.seconds,
         "max_sessions": config.max_sessions, "lifetime_s": list(config.lifetime_s),
-        "seed": config.seed, **counts, "errors": errors[:10],
+        "seed": config.seed, "trim_on_stop": config.trim_on_stop, **counts, "errors": errors[:10],
         "rss_mib": rss, "heap_mib": sampler.heap,
         "after_warmup_mib": rss.get("after_warmup_mib"),
         "growth_mib": rss.get("growth_mib"), "growth_pct": rss.get("growth_pct"),
@@ -203,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rss-every", type=float, default=30.0, help="seconds between RSS samples")
     p.add_argument("--warmup-min", type=float, default=2.0)
+    p.add_argument("--no-trim", action="store_true",
+                   help="keep freed heap pages when a session stops (SessionManager's "
+                        "trim_on_stop off), to compare")
     p.add_argument("--source", type=Path, default=demo_recording())
     p.add_argument("--checkpoint", type=Path, help="sentiment model folder (default bundled)")
     p.add_argument("--json", type=Path, help="results file (default "
@@ -215,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         lo, hi = (float(x) for x in args.lifetime.split(","))
         config = ChurnConfig(args.source, args.minutes * 60.0, args.max_sessions, (lo, hi),
-                             args.seed, args.rss_every, args.warmup_min * 60.0)
+                             args.seed, args.rss_every, args.warmup_min * 60.0,
+                             trim_on_stop=not args.no_trim)
         if not args.source.is_file():
             raise FileNotFoundError(f"no such file: {args.source}")
         engine = Engine.load(args.checkpoint, device="cpu")

@@ -248,6 +248,22 @@ def plot(results: dict[str, list[StreamsResult]], limit_ms: float, device: str,
     plt.close(fig)
 
 
+def device_label(device: str) -> str:
+    """The GPU's name, or the CPU, its cores and the torch threads a new thread (an executor,
+    a session's) runs with: the main thread's count can differ (CTranslate2 sets OpenMP's to
+    2 in the thread that loads Whisper)."""
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    threads: list[int] = []
+    probe = threading.Thread(target=lambda: threads.append(torch.get_num_threads()))
+    probe.start()
+    probe.join()
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+            f"torch threads {threads[0]}")
+
+
 def positive_ints(text: str, flag: str) -> list[int]:
     """``"1,2,4"`` -> [1, 2, 4] (sorted, unique); ValueError naming ``flag`` otherwise."""
     try:
@@ -261,8 +277,6 @@ def positive_ints(text: str, flag: str) -> list[int]:
 
 def live(args: argparse.Namespace, counts: list[int]) -> int:
     """``--live``: K full sessions at real speed for each K (see the module doc)."""
-    import torch
-
     from benchmarks.live_sessions import LiveConfig, run_live
     from benchmarks.pipeline import cpu_pass
     from realtime.engine import Engine, EngineError
@@ -289,11 +303,8 @@ def live(args: argparse.Namespace, counts: list[int]) -> int:
     except (EngineError, SourceError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    device_name = (torch.cuda.get_device_name() if args.device == "cuda"
-                   else f"{platform.processor() or platform.machine()}, "
-                        f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}")
     summary = {
-        "device": device_name, "started": wall_time_iso(), "source": str(args.source),
+        "device": device_label(args.device), "started": wall_time_iso(), "source": str(args.source),
         "model": engine.model_name, "hop_s": args.hop, "seconds": args.seconds,
         "batch_config": asdict(batch),
         "load_average_start": load_start, "load_average_end": list(os.getloadavg()),
@@ -356,8 +367,6 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return live(args, counts)
 
-    import torch
-
     from realtime.engine import Engine, EngineError
     from realtime.serving.executor import BatchConfig, BatchingExecutor
     from realtime.sources import SourceError
@@ -374,9 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     except (EngineError, SourceError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    device_name = (torch.cuda.get_device_name() if args.device == "cuda"
-                   else f"{platform.processor() or platform.machine()}, "
-                        f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}")
+    device_name = device_label(args.device)
     limit_ms = P95_LIMIT_MS[args.device]
     modes = {"batched": batched, "unbatched": BatchConfig(max_batch=1, max_wait_ms=0.0)}
     results: dict[str, list[StreamsResult]] = {m: [] for m in modes}

@@ -12,6 +12,11 @@ the word encoder run for all of them in batches (`realtime.serving.executor.Shar
   that session only: its pipeline records the error, `health` shows it, and the other
   sessions go on; a source that cannot start is refused at `create` and never listed.
 
+When a session stops, the heap pages its threads and buffers freed are handed back to the
+system (`realtime.heap.trim_heap`, glibc's ``malloc_trim``; ``trim_on_stop``): without it
+they stay in the process as scattered free space and a server's RSS climbs with every
+session that comes and goes (benchmarks/results/soak_notes.md, `benchmarks.sessions_churn`).
+
 `health` gives what an operator may see, and nothing more: id, source kind, running time,
 updates per second, latency p95, drops and the error; never a sentiment, a word or a signal.
 """
@@ -25,6 +30,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from realtime import heap
 from realtime.engine import Engine
 from realtime.pipeline import Pipeline
 from realtime.serving.executor import SharedModels
@@ -63,10 +69,12 @@ class SessionManager:
     """Sessions on one engine (see the module doc). Thread-safe."""
 
     def __init__(self, engine: Engine, *, max_sessions: int = 16, idle_timeout_s: float = 300.0,
-                 shared: SharedModels | None = None, hop_s: float = 0.2) -> None:
+                 shared: SharedModels | None = None, hop_s: float = 0.2,
+                 trim_on_stop: bool = True) -> None:
         if max_sessions < 1 or idle_timeout_s <= 0:
             raise ValueError("max_sessions must be >= 1 and idle_timeout_s > 0")
         self.engine, self.shared, self.hop_s = engine, shared, hop_s
+        self.trim_on_stop = trim_on_stop
         self.max_sessions, self.idle_timeout_s = max_sessions, idle_timeout_s
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()
@@ -120,6 +128,8 @@ class SessionManager:
         joined = session.pipeline.stop()
         if not joined:
             log.warning("session %s: some threads did not stop in time", session_id)
+        if self.trim_on_stop:
+            heap.trim_heap()
         log.info("session %s stopped", session_id)
         return joined
 

@@ -138,3 +138,17 @@ def test_sessions_share_the_batched_models():
         assert mgr.stop_all()
         stats = shared.model.stats()
     assert stats.windows >= 9 and stats.failures == 0 and stats.mean_batch >= 1.0
+
+
+def test_a_stopped_session_hands_the_freed_heap_back(monkeypatch):
+    from realtime import heap
+
+    trims = []
+    monkeypatch.setattr(heap, "trim_heap", lambda: trims.append(1) or True)
+    for trim_on_stop, expected in ((True, 1), (False, 0)):
+        trims.clear()
+        mgr = SessionManager(fake_engine(), max_sessions=2, trim_on_stop=trim_on_stop)
+        session = mgr.create(ColourSource(50))
+        assert trims == []  # only when a session stops
+        assert mgr.stop(session)
+        assert len(trims) == expected
