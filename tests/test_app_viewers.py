@@ -22,12 +22,13 @@ def _tick_fn(page: gr.Blocks):
                 if any(t[0] == timer._id for t in fn.targets))
 
 
-def test_the_refresh_tick_skips_the_queue():
+def test_the_refresh_tick_skips_the_queue_and_postprocessing():
     demo = app.build_demo(FakePipeline(), SourceChoice("recording", path=app.DEMO_RECORDING))
     try:
         fn = _tick_fn(demo.page)
         assert fn.name == "on_tick" and fn.queue is False
         assert fn.trigger_mode == "multiple"
+        assert fn.postprocess is False  # HTML strings sent as they are
     finally:
         app.close_demo(demo)
 
