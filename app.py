@@ -109,7 +109,6 @@ PRUNE_EVERY_S = 10.0  # how often a live page's tick frees the sessions of close
 FAST_TICK_S = 0.18  # 5.6 Hz asked, so jitter and a busy CPU still leave >= 5 Hz
 SLOW_TICK_S = 0.5
 OPERATOR_TICK_S = 1.0
-WEB_NICE = 5  # the thread serving the pages runs this much nicer than the pipeline's (Linux)
 # Gradio's queue keeps a record of each event (up to 10,000) for its monitoring page (off
 # here) and, after every event, summarises all of them in a pandas DataFrame (6.7 ms of CPU
 # per event at 10,000 records, holding the GIL the pipeline needs). Few records, and the
@@ -164,25 +163,6 @@ def prune_closed_pages(blocks: gr.Blocks) -> int:
     if closed:
         log.debug("freed the sessions of %d closed pages", len(closed))
     return len(closed)
-
-
-_niced_threads: set[int] = set()
-
-
-def lower_this_thread(nice: int = WEB_NICE) -> bool:
-    """Lowers the calling thread's OS priority by ``nice`` (Linux per-thread nice), once per
-    thread; the page ticks call it so the web server's work yields to the pipeline's.
-    Returns whether it changed now."""
-    tid = threading.get_native_id()
-    if tid in _niced_threads or not hasattr(os, "setpriority"):
-        return False
-    _niced_threads.add(tid)
-    try:
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
-    except OSError as exc:
-        log.info("could not lower the web server thread's priority: %s", exc)
-        return False
-    return True
 
 
 def _settings(threshold, hold_s, span_min, valence_thr=-0.3, arousal_thr=1.0) -> ViewSettings:
@@ -324,7 +304,6 @@ def build_ui(dashboard: Dashboard, people: PersonalSessions, export_dir: Path,
             """Every FAST_TICK_S: the fast panels; the timeline and masks every SLOW_TICK_S,
             of this page's own session, else the presenter's. Async: it runs on the server's
             event loop (a few ms; never waits for a switch)."""
-            lower_this_thread()
             now_s = perf_s()
             if now_s >= prune_due_s[0]:
                 prune_due_s[0] = now_s + PRUNE_EVERY_S
