@@ -62,7 +62,7 @@ def wait_for(condition, timeout_s: float = 10.0) -> bool:
 
 @pytest.fixture
 def manager():
-    mgr = SessionManager(fake_engine(), max_sessions=3, idle_timeout_s=0.6)
+    mgr = SessionManager(fake_engine(), max_sessions=3, idle_timeout_s=2.0)  # a busy source lags < 2 s even under load
     yield mgr
     assert mgr.stop_all()
 
