@@ -62,7 +62,8 @@ def wait_for(condition, timeout_s: float = 10.0) -> bool:
 
 @pytest.fixture
 def manager():
-    mgr = SessionManager(fake_engine(), max_sessions=3, idle_timeout_s=2.0)  # a busy source lags < 2 s even under load
+    # 2 s: at load 30 a busy source lagged past 0.6 s and was reaped with the idle one
+    mgr = SessionManager(fake_engine(), max_sessions=3, idle_timeout_s=2.0)
     yield mgr
     assert mgr.stop_all()
 
