@@ -469,8 +469,13 @@ def build_ui(dashboard: Dashboard, people: PersonalSessions, export_dir: Path,
 
         webcam.stream(on_frame, webcam, None, stream_every=0.2, show_progress="hidden",
                       concurrency_limit=None, time_limit=None, api_visibility="private")
+        # A stream holds its queue slot for as long as its page records, so with Gradio's
+        # default limit of 1 a second person's microphone waited for the first one's to
+        # stop (forever, when that page never sent its stop). Each page streams on its own;
+        # the handler takes milliseconds and a page without a session of its own drops.
         mic.stream(on_audio, mic, None, stream_every=0.2, show_progress="hidden",
-                   time_limit=None, api_visibility="private", preprocess=False)
+                   concurrency_limit=None, time_limit=None, api_visibility="private",
+                   preprocess=False)
         mic.stop_recording(on_mic_stop, None, None, show_progress="hidden",
                            api_visibility="private")
 

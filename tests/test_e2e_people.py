@@ -73,7 +73,8 @@ def test_two_people_each_see_only_their_own_session_with_consent(playwright, tmp
         fakes[who] = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                       f"--use-file-for-fake-video-capture={face}",
                       f"--use-file-for-fake-audio-capture={wav}")
-    with AppServer(("--browser", "--retention-days", "7"), log_path=tmp_path / "app.log",
+    with AppServer(("--browser", "--retention-days", "7", "--log-level", "info"),
+                   log_path=tmp_path / "app.log",
                    env={"SENTIMENT_DATA_DIR": str(data),
                         "GRADIO_TEMP_DIR": str(tmp_path / "cache")}) as server:
         assert not old.exists(), "retention did not delete a 1970 session log at start"
@@ -86,6 +87,7 @@ def test_two_people_each_see_only_their_own_session_with_consent(playwright, tmp
                 page.goto(server.url)
             a = pages["a"]
             # -- the gate: nothing is captured before agreeing ---------------------------
+            a.wait_for_selector("#consent :text('What is processed')")  # rendered
             notice = a.inner_text("#consent")
             for needle in ("What is processed", "No video and no audio", "7 days",
                            str(data / "session-logs"), CONSENT_VERSION, "Art. 5(1)(f)"):
@@ -118,7 +120,9 @@ def test_two_people_each_see_only_their_own_session_with_consent(playwright, tmp
                 page.click("#mic button.record-button", timeout=30_000)
                 _poll(page, lambda who=who: look() or len(heard[who]) >= 2)
                 page.click("#mic button.record-button, #mic button:has-text('Stop')")
-                assert len(heard[who]) >= 2, f"{who}: {heard}\n{server.log()}"
+                assert len(heard[who]) >= 2, (
+                    f"{who} heard {heard}; page shows {page.inner_text('#transcript')!r}, "
+                    f"status {page.inner_text('#status')!r}\n{server.log()}")
             look()
             for who, page in pages.items():
                 page.screenshot(path=str(artifacts_dir / f"e2e_person_{who}.png"),
