@@ -473,7 +473,12 @@ def build_ui(dashboard: Dashboard, people: PersonalSessions, export_dir: Path,
         # default limit of 1 a second person's microphone waited for the first one's to
         # stop (forever, when that page never sent its stop). Each page streams on its own;
         # the handler takes milliseconds and a page without a session of its own drops.
-        mic.stream(on_audio, mic, None, stream_every=0.2, show_progress="hidden",
+        # Chunks of 0.5 s, not 0.2 s: Gradio keeps only the newest chunk a stream posted
+        # until its loop takes it, and with a busy loop beside tests/test_e2e_people.py 0.2 s
+        # chunks lost 277 of 442 (the words came out as "Okay... Okay..."); 0.5 s ones were
+        # heard whole even beside two busy loops. The cost: up to 0.5 s more before a word
+        # reaches speech recognition.
+        mic.stream(on_audio, mic, None, stream_every=0.5, show_progress="hidden",
                    concurrency_limit=None, time_limit=None, api_visibility="private",
                    preprocess=False)
         mic.stop_recording(on_mic_stop, None, None, show_progress="hidden",

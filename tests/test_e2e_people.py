@@ -69,7 +69,7 @@ def test_two_people_each_see_only_their_own_session_with_consent(playwright, tmp
     face = media.face_y4m(tmp_path, seconds=2.0, fps=15)
     fakes = {}
     for who, text in TEXTS.items():
-        wav = media.speech_wav(tmp_path / who, text, rate_hz=48000)
+        wav = media.sentence_then_pause_wav(tmp_path / who, text, rate_hz=48000)
         fakes[who] = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                       f"--use-file-for-fake-video-capture={face}",
                       f"--use-file-for-fake-audio-capture={wav}")
@@ -122,7 +122,8 @@ def test_two_people_each_see_only_their_own_session_with_consent(playwright, tmp
                 page.click("#mic button.record-button, #mic button:has-text('Stop')")
                 assert len(heard[who]) >= 2, (
                     f"{who} heard {heard}; page shows {page.inner_text('#transcript')!r}, "
-                    f"status {page.inner_text('#status')!r}\n{server.log()}")
+                    f"status {page.inner_text('#status')!r}, drops {page.inner_text('#latency')!r}"
+                    f"\n{server.log()}")
             look()
             for who, page in pages.items():
                 page.screenshot(path=str(artifacts_dir / f"e2e_person_{who}.png"),

@@ -1,7 +1,7 @@
 """Microphone chunks streamed by the page, read once and never left on disk.
 
-Gradio's streaming microphone uploads every chunk (~0.2 s) as a file ``audio.wav`` in its own
-folder under Gradio's upload folder, then hands the newest one to the stream handler. A
+Gradio's streaming microphone uploads every chunk (0.5 s in app.py) as a file ``audio.wav`` in
+its own folder under Gradio's upload folder, then hands the newest one to the stream handler. A
 chunk that arrives while the previous one is still being handled replaces it, so under load
 some chunks are never handed over: their audio is lost (counted as dropped) and their files
 would stay behind. `ChunkStore.take` reads a handed-over chunk and deletes its file at once;

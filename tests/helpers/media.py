@@ -161,6 +161,17 @@ def speech_wav(
     return _copy_into(tmp, _speech_file(text, rate_hz, voice, channels))
 
 
+def sentence_then_pause_wav(tmp: Path, text: str, rate_hz: int = RATE_HZ,
+                            pause_s: float = 1.5) -> Path:
+    """espeak-ng speaking `text` once, then `pause_s` of silence (16-bit PCM mono): played
+    in a loop (Chromium's fake microphone), a speaker who pauses between sentences."""
+    pcm, _ = read_wav(_speech_file(text, rate_hz, "en-us", 1))
+    out = Path(tmp) / f"sentence-{_key(text)}-{rate_hz}hz-pause{pause_s:g}s.wav"
+    Path(tmp).mkdir(parents=True, exist_ok=True)
+    return write_wav(out, np.concatenate([pcm, np.zeros(round(pause_s * rate_hz), np.int16)]),
+                     rate_hz)
+
+
 def stereo_44k_wav(tmp: Path, text: str = POSITIVE_TEXT) -> Path:
     """Speech as a 44.1 kHz stereo WAV (an input the pipeline must downmix and resample)."""
     return speech_wav(tmp, text, rate_hz=44100, channels=2)
