@@ -2,12 +2,17 @@
 
 The pipeline publishes; the dashboard and the command line only read. The history is a
 ring buffer of ``max_history`` predictions (at a 200 ms hop, the default keeps 20 minutes).
+Only the latest prediction keeps its MMLatch masks (what the dashboard's masks panel
+shows): a prediction's masks are about 19 KB (T x 475 float32 at T = 10), so 6000 of them
+grew a live session's memory by several MiB a minute for its first 20 minutes, which read
+as a leak in every soak (benchmarks/results/soak_notes.md).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
+from dataclasses import replace
 
 from realtime.types import Prediction
 
@@ -22,6 +27,8 @@ class PredictionStore:
 
     def publish(self, prediction: Prediction) -> None:
         with self._lock:
+            if self._history and self._history[-1].masks is not None:
+                self._history[-1] = replace(self._history[-1], masks=None)
             self._history.append(prediction)
             self._version += 1
 
