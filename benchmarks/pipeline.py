@@ -303,10 +303,10 @@ def run_policy(engine, policy: str, args: argparse.Namespace, script: str | None
     cpu0, wall0 = os.times(), perf_s()
     pipeline.start()
     pipeline.wait()
+    rss.stop()  # its last sample before the session's state is freed, not after
     if not pipeline.stop():
         log.warning("the pipeline's threads did not stop within 2 s")
     cpu1, wall_s = os.times(), perf_s() - wall0
-    rss.stop()
     cpu_s = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
     replay_s = max((t for t, _ in rows), default=0.0) - source.started_at_s
     meta = {"asr_policy": policy, "source": str(args.source), "model": engine.model_name,
