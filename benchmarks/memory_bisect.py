@@ -153,6 +153,9 @@ class _NoAsr:
 
     finish = process_iter
 
+    def close_if_quiet(self, now_s: float) -> None:
+        return None
+
 
 class _NoModels:
     """Stand-ins for the two per-tick models (the pipeline without MiniLM and the sentiment

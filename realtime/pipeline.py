@@ -45,7 +45,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -67,6 +67,9 @@ from realtime.types import (
     Word,
 )
 from realtime.window import WindowConfig, WordWindow
+
+if TYPE_CHECKING:
+    from realtime.extract.asr import AsrUpdate
 
 NAN = readout.NAN
 log = logging.getLogger(__name__)
@@ -329,6 +332,18 @@ class Pipeline:
     def _asr_step(self, final: bool) -> None:
         t, c = perf_s(), process_cpu_s()
         update = self._asr.finish() if final else self._asr.process_iter()
+        self._asr_took(update, t, c)
+
+    def _asr_quiet(self) -> None:
+        """No audio reached the ASR in the last poll: an utterance left open by a
+        microphone that stopped mid-sentence is closed after ``max_gap_s``, not left
+        tentative until someone speaks again."""
+        t, c = perf_s(), process_cpu_s()
+        update = self._asr.close_if_quiet(self.clock.now_s())
+        if update is not None:
+            self._asr_took(update, t, c)
+
+    def _asr_took(self, update: AsrUpdate | None, t: float, c: float) -> None:
         self.stats.add_compute("asr", perf_s() - t, self._asr_pending_s, process_cpu_s() - c)
         self._asr_pending_s = 0.0
         if update is None:
@@ -505,6 +520,8 @@ class Pipeline:
                 with self._lock:
                     self._tentative = ()
                 return
+            elif not chunks:
+                self._asr_quiet()
 
     def _video_worker(self) -> None:
         try:

@@ -18,7 +18,11 @@ faster-whisper; a test passes any `Transcriber`; sessions on shared models call 
   When VAD hears ``silence_close_s`` of silence after speech, the utterance is closed: all of
   its words are committed at once (no second pass) and the buffer is dropped. Silence
   between utterances is never transcribed (only a short pre-roll is kept);
-- ``finish(now_s=None)`` closes the last utterance and commits whatever remains.
+- ``finish(now_s=None)`` closes the last utterance and commits whatever remains;
+- ``close_if_quiet(now_s)``: the caller polled and no audio came. When the newest audio was
+  captured ``max_gap_s`` or more before ``now_s`` (a microphone stopped or unplugged
+  mid-sentence: no silence will ever arrive to close the utterance), the open utterance is
+  closed and its words committed, the same decision a chunk arriving after that gap makes.
 
 The policies (`ASR_POLICIES`, chosen by name: ``python -m realtime --asr-policy``,
 `Engine.load(asr_policy=)`; the benchmark and the spoken-MOSI replay report both):
@@ -405,6 +409,20 @@ class StreamingASR:
         self._runs.end()
         committed += self._close()
         return self._update(committed, start, now_s, True)
+
+    def close_if_quiet(self, now_s: float) -> AsrUpdate | None:
+        """Close an utterance whose audio stopped coming: its newest audio was captured at
+        least ``max_gap_s`` before session time ``now_s``. None when nothing changed (no
+        utterance open, or audio came more recently)."""
+        start = perf_s()
+        committed = self._drain()
+        quiet = now_s - self._captured_at_s >= self.config.max_gap_s
+        if not (committed or (self._utterance and quiet)):
+            return None
+        if self._utterance and quiet:
+            committed += self._close()
+            return self._update(committed, start, now_s, True)
+        return self._update(committed, start, now_s, False)
 
     def _drain(self) -> list[Word]:
         committed: list[Word] = []

@@ -16,7 +16,7 @@ from realtime.clock import ReplayClock, SessionClock
 from realtime.engine import Engine
 from realtime.extract.asr import AsrUpdate
 from realtime.pipeline import Pipeline
-from realtime.sources import FileSource
+from realtime.sources import BrowserSource, FileSource
 from realtime.types import FeatureFrames, FeatureLayout, Word
 from tests.helpers import media
 
@@ -48,6 +48,9 @@ class FakeASR:
 
     def finish(self) -> AsrUpdate:
         return Update((), (), closed=True)
+
+    def close_if_quiet(self, now_s: float) -> None:
+        return None
 
 
 class FakeAcoustic:
@@ -205,6 +208,44 @@ def test_live_pipeline_finishes_at_the_end_of_a_file(tmp_path):
     pipe.start()
     assert pipe.wait(10.0)
     assert pipe.stop(2.0) and pipe.store.latest() is not None and pipe.error is None
+
+
+def test_words_left_open_when_the_microphone_stops_are_committed():
+    """A browser microphone stopped mid-sentence: no more audio, no silence. The ASR worker
+    polls the stage with the session time while no audio comes, so its open words are
+    committed and reach the predictions without anyone speaking again."""
+    polls = []
+
+    class OpenSentenceASR(FakeASR):
+        def process_iter(self) -> AsrUpdate:  # everything heard stays tentative
+            return Update((), (Word(0.1, 0.4, "open", False),))
+
+        def close_if_quiet(self, now_s: float):
+            polls.append(now_s)
+            if self.end_s is None or now_s - self.end_s < 1.0:
+                return None
+            self.end_s = None
+            return Update((Word(0.1, 0.4, "open", True),), (), closed=True)
+
+    engine = Engine(model=MeanModel(), model_name="mean-test-model", device="cpu",
+                    layout=LAYOUT, encode_words=encode, new_asr=OpenSentenceASR,
+                    new_acoustic=FakeAcoustic, new_face=FakeFace)
+    clock = SessionClock()
+    source = BrowserSource(clock=clock)
+    pipe = Pipeline(source, engine)
+    pipe.start()
+    try:
+        source.push_audio(16000, np.full(8000, 0.1, np.float32))  # 0.5 s, then nothing
+        deadline = clock.now_s() + 5.0
+        while clock.now_s() < deadline and "open" not in (
+                pipe.store.latest().words if pipe.store.latest() else ()):
+            threading.Event().wait(0.05)
+        latest = pipe.store.latest()
+        assert latest.words == ("open",) and latest.tentative == ()
+        assert 1.0 <= clock.now_s() < 4.0  # committed about max_gap_s after the audio
+        assert len(polls) >= 5 and polls == sorted(polls)  # polled on the session clock
+    finally:
+        assert pipe.stop(2.0)
 
 
 def test_a_failing_stage_is_reported_not_hung(av_file):

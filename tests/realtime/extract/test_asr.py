@@ -206,6 +206,31 @@ def test_long_input_gap_closes_the_utterance(speech):
     assert all(w.t0_s >= 50.0 for w in more)
 
 
+def test_audio_that_stops_mid_sentence_is_committed_after_max_gap(speech):
+    """A microphone stopped mid-sentence sends no silence to close the utterance: the
+    caller's poll closes it once its newest audio is max_gap_s old, not before, and the
+    speech that comes later is a new utterance with its own words."""
+    cut = speech[: len(speech) - RATE // 2]  # ends mid-word: no pause to close on
+    end = len(cut) / RATE
+    script = scripted(cut) + scripted(speech, t0_s=30.0)
+    asr, _ = make(script, PAUSE)
+    words = []
+    for i in range(0, len(cut), RATE // 5):
+        piece = cut[i : i + RATE // 5]
+        t = i / RATE
+        asr.insert_audio_chunk(AudioChunk(t, piece, RATE, t + len(piece) / RATE))
+        words += asr.process_iter(now_s=t + len(piece) / RATE).committed
+    first = [t for s, e, t in script if e <= end]
+    assert len(words) < len(first) and asr.process_iter(now_s=end + 0.5).tentative
+    assert asr.close_if_quiet(end + 0.9) is None  # not max_gap_s (1.0 s) yet
+    update = asr.close_if_quiet(end + 1.0)
+    assert update.closed and update.tentative == () and update.computed_at_s >= end + 1.0
+    assert [w.text for w in words + list(update.committed)] == first
+    assert asr.close_if_quiet(end + 5.0) is None  # nothing left open
+    more, _ = feed(asr, speech, t0_s=30.0)
+    assert [w.text for w in more] == [t for *_, t in scripted(speech, t0_s=30.0)]
+
+
 def test_streaming_vad_equals_whole_signal(speech):
     from faster_whisper.vad import get_vad_model
 
