@@ -3,20 +3,37 @@ deployment, and the client that lets a `Pipeline` use it.
 
 `SentimentModels` is the deployment. Each replica loads the two per-tick models itself
 (``Engine.load(checkpoint, stages=False)``: the bundled checkpoint unless one is given, no
-Whisper or face models) and answers two `@serve.batch` methods, ``predict`` (a window ->
-`EngineOutput`, through `Engine.predict_batch`: one padded forward for the batch) and
-``encode_words`` (a word list -> its vectors, through `Engine.encode_words_batch`). Their
-``max_batch_size`` and ``batch_wait_timeout_s`` are the local executor's `BatchConfig`
-(``max_batch``, ``max_wait_ms``); ``max_ongoing_requests`` is twice the larger batch size, so
-a batch can fill while the previous one runs, and ``max_queued_requests`` is ``max_queue``:
-past it a call is refused at once (Ray's back-pressure), counted as a drop and raised as
-`realtime.serving.executor.ExecutorBusy`, as the local executor does. The replica keeps no session
-state: a window or a word list comes in, its answer goes out; it only counts its batches.
+Whisper or face models) and answers two `@serve.batch` methods, ``predict`` (windows ->
+`EngineOutput`s, through `Engine.predict_batch`: one padded forward for the batch) and
+``encode_words`` (word lists -> their vectors, through `Engine.encode_words_batch`). A
+request is one client's batch, a list; `@serve.batch` joins the lists of several clients
+(processes, machines) into one forward, counting windows, not requests
+(``batch_size_fn``). Their ``max_batch_size`` is the local executor's `BatchConfig`
+``max_batch``. The wait ``max_wait_ms`` bounds a window's whole wait for company, so it is
+split (`split_wait`): the replica's ``batch_wait_timeout_s`` is ``replica_wait_share`` of it
+and the client's batch waits the rest. The default share is 0: the client waits the whole
+``max_wait_ms`` and the replica takes, without waiting, every client batch queued when it
+is free (while it runs a forward, other clients' batches queue and join the next one).
+Measured on the 2-core machine, 20 streams at 10 Hz through one client (p95; in-process
+executor 23 ms): the whole wait at both 57 ms, half at each 46 ms, share 0 28 ms.
+``max_ongoing_requests`` is twice
+the larger batch size, so a batch can fill while the previous one runs, and
+``max_queued_requests`` is ``max_queue``: past it a call is refused at once (Ray's
+back-pressure), counted as drops and raised as `realtime.serving.executor.ExecutorBusy`, as
+the local executor does. The replica keeps no session state: windows or word lists come in,
+their answers go out; it only counts its batches.
 
 Per-session state (the source, ASR buffer, acoustic and face stages, `WordWindow`, store)
 stays in the session's own process, in its `Pipeline`: `RayModels` gives that pipeline the
 two calls of `realtime.pipeline.ModelCalls` (``Pipeline(..., models=RayModels(...))``,
-``SessionManager(..., shared=...)``), each a handle call waited on in the caller's thread.
+``SessionManager(..., shared=...)``). It batches on the client side first, with a local
+`BatchingExecutor` per method and the same `BatchConfig`, and sends each batch as one
+handle call: a Ray call costs about 3 ms of round trip and the driver's router handles
+calls one at a time, so one call per window capped a process at about 150 windows/s with
+batches of 2-3 at the replica (20 streams at 10 Hz: p95 109 ms and 498 drops, against the
+in-process executor's 23 ms and none; benchmarks/results/streams_cpu_ray.json has the
+figures after the change). One batch per method is in flight per client process; other
+processes' batches join it at the replica.
 
 `RayServe.connect` starts a local Ray instance (no ``address``) or joins an existing
 cluster (``address``, e.g. ``"ray://head:10001"`` or ``"head:6379"``), deploys the
@@ -36,8 +53,8 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +63,13 @@ from ray import serve
 from ray.serve.exceptions import BackPressureError
 
 from realtime.engine import Engine, EngineOutput
-from realtime.serving.executor import BatchConfig, ExecutorBusy, ExecutorStats, WindowArrays
+from realtime.serving.executor import (
+    BatchConfig,
+    BatchingExecutor,
+    ExecutorBusy,
+    ExecutorStats,
+    WindowArrays,
+)
 from realtime.types import Word
 
 log = logging.getLogger(__name__)
@@ -65,7 +88,10 @@ class RayServeConfig:
     checkpoint_dir: the sentiment model folder the replicas load (None: the bundled one);
     num_gpus: each replica's share of a GPU (None: `GPU_SHARE` when the cluster has a GPU,
     else 0); num_cpus: each replica's CPUs; replicas: how many; app_name: the Serve
-    application's name (one per configuration on a shared cluster)."""
+    application's name (one per configuration on a shared cluster); model, words: the
+    batching options of the two methods; replica_wait_share: the share of their
+    ``max_wait_ms`` the replica waits for more clients' batches (the client's batch waits
+    the rest; see the module doc)."""
 
     address: str | None = None
     checkpoint_dir: Path | None = None
@@ -75,11 +101,13 @@ class RayServeConfig:
     app_name: str = "sentiment-models"
     model: BatchConfig = field(default_factory=BatchConfig)
     words: BatchConfig = field(default_factory=BatchConfig)
+    replica_wait_share: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.replicas < 1 or self.num_cpus < 0 or (self.num_gpus or 0) < 0:
-            raise ValueError(f"RayServeConfig needs replicas >= 1 and no negative CPU or GPU "
-                             f"share (got {self})")
+        if self.replicas < 1 or self.num_cpus < 0 or (self.num_gpus or 0) < 0 \
+                or not 0.0 <= self.replica_wait_share <= 1.0:
+            raise ValueError(f"RayServeConfig needs replicas >= 1, no negative CPU or GPU "
+                             f"share and a replica_wait_share in [0, 1] (got {self})")
 
 
 @dataclass
@@ -98,9 +126,33 @@ class _Counts:
                              self.windows / self.batches if self.batches else 0.0, self.largest)
 
 
+def split_wait(config: BatchConfig, replica_share: float) -> tuple[BatchConfig, BatchConfig]:
+    """(the client's, the replica's) batching options: ``config`` with ``1 - replica_share``
+    and ``replica_share`` of its ``max_wait_ms`` (see the module doc)."""
+    replica_ms = config.max_wait_ms * replica_share
+    return (replace(config, max_wait_ms=config.max_wait_ms - replica_ms),
+            replace(config, max_wait_ms=replica_ms))
+
+
+def _items_in(requests: list[list]) -> int:
+    """`@serve.batch`'s size of a batch of requests: their windows (or word lists)."""
+    return sum(len(r) for r in requests)
+
+
+def _split(outputs: Sequence, requests: list[list]) -> list[list]:
+    """The flat answers of a joined batch, cut back into one list per request."""
+    out, at = [], 0
+    for r in requests:
+        out.append(list(outputs[at : at + len(r)]))
+        at += len(r)
+    return out
+
+
 @serve.deployment
 class SentimentModels:
-    """The replica: the two per-tick models, batched (see the module doc). No session state."""
+    """The replica: the two per-tick models, batched (see the module doc). No session state.
+    model, words: the replica's batching options (`split_wait`'s second: its share of the
+    wait)."""
 
     def __init__(self, checkpoint_dir: str | None, device: str, model: BatchConfig,
                  words: BatchConfig) -> None:
@@ -112,17 +164,22 @@ class SentimentModels:
         log.info("replica ready: %s on %s", self.engine.model_name, self.engine.device)
 
     @serve.batch(max_batch_size=BatchConfig().max_batch,
-                 batch_wait_timeout_s=BatchConfig().max_wait_ms / 1000.0)
-    async def predict(self, windows: list[WindowArrays]) -> list[EngineOutput]:
+                 batch_wait_timeout_s=BatchConfig().max_wait_ms / 1000.0,
+                 batch_size_fn=_items_in)
+    async def predict(self, requests: list[list[WindowArrays]]) -> list[list[EngineOutput]]:
+        windows = [w for r in requests for w in r]
         self._counts["predict"].add(len(windows))
         # in a thread, so the next batch gathers while this one runs
-        return await asyncio.to_thread(self.engine.predict_batch, windows)
+        return _split(await asyncio.to_thread(self.engine.predict_batch, windows), requests)
 
     @serve.batch(max_batch_size=BatchConfig().max_batch,
-                 batch_wait_timeout_s=BatchConfig().max_wait_ms / 1000.0)
-    async def encode_words(self, lists: list[tuple[Word, ...]]) -> list[np.ndarray]:
+                 batch_wait_timeout_s=BatchConfig().max_wait_ms / 1000.0,
+                 batch_size_fn=_items_in)
+    async def encode_words(self, requests: list[list[tuple[Word, ...]]]
+                           ) -> list[list[np.ndarray]]:
+        lists = [words for r in requests for words in r]
         self._counts["encode_words"].add(len(lists))
-        return await asyncio.to_thread(self.engine.encode_words_batch, lists)
+        return _split(await asyncio.to_thread(self.engine.encode_words_batch, lists), requests)
 
     def stats(self, method: str) -> ExecutorStats:
         """This replica's batches of ``method`` ("predict" or "encode_words") so far."""
@@ -135,64 +192,57 @@ class SentimentModels:
 
 class RayModels:
     """`realtime.pipeline.ModelCalls` through the deployment's handle, for any number of
-    pipelines in this process (thread-safe). ``submit`` is the asynchronous form of
-    ``predict`` (a `Future`, as `BatchingExecutor.submit` gives), answered by a pool of at
-    most ``max_waiting`` threads; past that many unanswered windows a submission is refused
-    and counted, as the local executor's full queue is."""
+    pipelines in this process (thread-safe). Windows and word lists are batched here first
+    (a `BatchingExecutor` per method, ``model`` and ``words`` configs) and each batch goes to
+    the deployment as one call. ``submit`` is the asynchronous form of ``predict`` (a
+    `Future`, as `BatchingExecutor.submit` gives); past ``max_queue`` waiting windows a
+    submission is refused and counted, as the local executor's full queue is."""
 
-    def __init__(self, handle, max_waiting: int = 256) -> None:
+    def __init__(self, handle, model: BatchConfig | None = None,
+                 words: BatchConfig | None = None) -> None:
         self._handle = handle
         self._lock = threading.Lock()
-        self._drops = {"predict": 0, "encode_words": 0}
-        self._waiting = 0
-        self._max_waiting = max_waiting
-        self._pool = ThreadPoolExecutor(max_workers=max_waiting, thread_name_prefix="ray-client")
+        self._refused = {"predict": 0, "encode_words": 0}  # by the deployment, in items
+        self._local = {
+            "predict": BatchingExecutor(lambda ws: self._call("predict", ws), model,
+                                        name="ray-client:predict").start(),
+            "encode_words": BatchingExecutor(lambda ls: self._call("encode_words", ls),
+                                             words, name="ray-client:words").start(),
+        }
 
     def predict(self, text: np.ndarray, audio: np.ndarray, video: np.ndarray) -> EngineOutput:
-        return self._call("predict", (text, audio, video))
+        return self._local["predict"].call((text, audio, video))
 
     def encode_words(self, words: Sequence[Word]) -> np.ndarray:
-        return self._call("encode_words", tuple(words))
+        return self._local["encode_words"].call(tuple(words))
 
     def submit(self, window: WindowArrays) -> Future:
-        with self._lock:
-            if self._waiting >= self._max_waiting:
-                self._drops["predict"] += 1
-                future: Future = Future()
-                future.set_exception(ExecutorBusy(
-                    f"ray client: {self._waiting} windows already wait (max_waiting)"))
-                return future
-            self._waiting += 1
-        future = self._pool.submit(self._call, "predict", window)
-        future.add_done_callback(self._answered)
-        return future
+        return self._local["predict"].submit(window)
 
-    def _answered(self, _future: Future) -> None:
-        with self._lock:
-            self._waiting -= 1
-
-    def _call(self, method: str, item):
+    def _call(self, method: str, items: Sequence) -> list:
         try:
-            return getattr(self._handle, method).remote(item).result()
+            return getattr(self._handle, method).remote(list(items)).result()
         except BackPressureError as exc:
             with self._lock:
-                self._drops[method] += 1
+                self._refused[method] += len(items)
             raise ExecutorBusy(f"the Ray deployment refused a call ({method}): {exc}") from None
 
     def stats(self, method: str = "predict") -> ExecutorStats:
         """The deployment's batches of ``method`` (one replica's, the one that answers) with
-        this client's refused calls as ``drops``."""
+        this client's refused items (its own full queue and the deployment's) as ``drops``."""
         counts = self._handle.stats.remote(method).result()
         with self._lock:
-            drops = self._drops[method]
+            drops = self._refused[method] + self._local[method].stats().drops
         return ExecutorStats(counts.windows, counts.batches, drops, counts.failures,
                              counts.mean_batch, counts.max_batch)
 
     def describe(self) -> tuple[str, str]:
         return self._handle.describe.remote().result()
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def close(self) -> bool:
+        """Stops the client's batching threads (waiting windows fail with
+        `ExecutorStopped`); whether both ended within 2 s."""
+        return all([executor.stop() for executor in self._local.values()])
 
 
 def deployment_options(config: RayServeConfig, num_gpus: float) -> dict:
@@ -233,7 +283,9 @@ class RayServe:
                 else config.num_gpus
             app = SentimentModels.options(**deployment_options(config, num_gpus)).bind(
                 None if config.checkpoint_dir is None else str(config.checkpoint_dir),
-                "cuda" if num_gpus > 0 else "cpu", config.model, config.words)
+                "cuda" if num_gpus > 0 else "cpu",
+                split_wait(config.model, config.replica_wait_share)[1],
+                split_wait(config.words, config.replica_wait_share)[1])
             handle = serve.run(app, name=config.app_name, route_prefix=None)
         except Exception as exc:  # Ray's own errors are many; the caller gets one kind
             log.debug("ray serve failed", exc_info=True)
@@ -243,7 +295,8 @@ class RayServe:
                 ray.shutdown()
             raise RayServeError(f"cannot serve the models on Ray: {type(exc).__name__}: "
                                 f"{exc}") from exc
-        models = RayModels(handle, max_waiting=min(config.model.max_queue, 1024))
+        models = RayModels(handle, split_wait(config.model, config.replica_wait_share)[0],
+                           split_wait(config.words, config.replica_wait_share)[0])
         log.info("Ray Serve: %s on %s (%s)", *models.describe(),
                  "local instance" if started_local else config.address)
         return cls(config, models, owns_ray)
@@ -252,7 +305,8 @@ class RayServe:
         """Stops the client; a local instance it started is shut down (Serve, then Ray), a
         joined cluster keeps the deployment and is only disconnected; a Ray that was already
         running in this process is left as it was."""
-        self.models.close()
+        if not self.models.close():
+            log.warning("the Ray client's batching threads did not stop within 2 s")
         if self.owns_ray and self.config.address is None:
             _shutdown_local()
         elif self.owns_ray:

@@ -133,6 +133,21 @@ def test_ray_address_needs_serve_ray():
     assert open_models("local", batch=BatchConfig()) is None
 
 
+def test_the_wait_for_a_batch_is_split_between_client_and_replica():
+    pytest.importorskip("ray.serve", reason="ray[serve] is not installed (make setup)")
+    from realtime.serving.ray_serve import RayServeConfig, split_wait
+
+    config = BatchConfig(max_batch=32, max_wait_ms=10.0, max_queue=100)
+    client, replica = split_wait(config, 0.0)  # the default: the client waits it all
+    assert (client.max_wait_ms, replica.max_wait_ms) == (10.0, 0.0)
+    client, replica = split_wait(config, 0.25)
+    assert (client.max_wait_ms, replica.max_wait_ms) == (7.5, 2.5)
+    assert client.max_batch == replica.max_batch == 32 and client.max_queue == 100
+    assert RayServeConfig().replica_wait_share == 0.0
+    with pytest.raises(ValueError, match="replica_wait_share in"):
+        RayServeConfig(replica_wait_share=1.5)
+
+
 def test_serve_ray_without_ray_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "realtime.serving.ray_serve", None)  # import fails
     with pytest.raises(ServingError, match=r"needs ray\[serve\].*make setup"):
