@@ -20,7 +20,8 @@ conditioning on previous text, no VAD; the option values are read from
    something that depends on who else spoke at that moment; so windows are never padded.
    With the streaming policies' 6 s minimum window, most passes (buffers under 5 s) share
    the 6 s window;
-4. ONE `generate` per group of equal prompt length (and beam size), on its rows of the
+4. ONE `generate` per group of equal prompt length (and beam size and encoder window, whose
+   length caps the decoding: `realtime.extract.asr.decode_tokens`), on its rows of the
    encoder output, each request with its own prompt (its text's tokens after
    ``<|startofprev|>``): CTranslate2 needs ``<|startoftranscript|>`` at the same position in
    every prompt of a call. Unprompted requests, or prompts of equal token count, share one
@@ -57,6 +58,7 @@ from realtime.extract.asr import (
     ModelView,
     RecognizedSegment,
     RecognizedWord,
+    decode_tokens,
     encoder_frames,
 )
 
@@ -219,18 +221,18 @@ class WhisperBatch:
     def _generate(self, jobs: list[_Job], encoded: ctranslate2.StorageView) -> list:
         """One decoder call per group of jobs with equally long prompts and the same beam."""
         prompts = [self.model.get_prompt(self.tokenizer, j.previous) for j in jobs]
-        groups: dict[tuple[int, int], list[int]] = {}
+        groups: dict[tuple[int, int, int], list[int]] = {}
         for i, (job, prompt) in enumerate(zip(jobs, prompts, strict=True)):
-            groups.setdefault((len(prompt), job.request.beam_size), []).append(i)
+            groups.setdefault((len(prompt), job.request.beam_size, job.window), []).append(i)
         results: list = [None] * len(jobs)
-        for (_, beam_size), rows in groups.items():
+        for (prompt_length, beam_size, window), rows in groups.items():
             out = self.model.model.generate(
                 _rows(encoded, rows), [prompts[i] for i in rows],
                 beam_size=beam_size, patience=_DEFAULTS["patience"],
                 length_penalty=_DEFAULTS["length_penalty"],
                 repetition_penalty=_DEFAULTS["repetition_penalty"],
                 no_repeat_ngram_size=_DEFAULTS["no_repeat_ngram_size"],
-                max_length=self.model.max_length, return_scores=True,
+                max_length=prompt_length + decode_tokens(window), return_scores=True,
                 return_no_speech_prob=True, suppress_blank=_DEFAULTS["suppress_blank"],
                 suppress_tokens=self._suppress, max_initial_timestamp_index=self._max_initial)
             self.decoder_calls += 1

@@ -20,6 +20,7 @@ from realtime.extract.asr import (
     StreamingASR,
     WhisperTranscriber,
     _EncoderWindow,
+    decode_tokens,
     load_whisper,
 )
 from realtime.sources import BrowserSource
@@ -344,6 +345,25 @@ def test_encoder_window_view_trims_features_and_shares_the_loaded_model():
     assert view.encode(np.zeros((80, 400), np.float32)) == "encoded"
     assert loaded.shapes == [(80, 600), (80, 400)]
     assert view.model == "the loaded CTranslate2 model"  # everything else is the loaded one
+
+
+def test_decoding_is_capped_by_the_encoder_window():
+    """A pass may decode 8 tokens a second of its encoder window, never past Whisper's
+    context with the longest prompt: a looping pass ends there instead of at 448 tokens."""
+    assert decode_tokens(600) == 48 and decode_tokens(1300) == 104
+    assert decode_tokens(3000) == 220  # 30 s: 240, capped
+
+    class Recording:
+        def __init__(self):
+            self.kwargs = {}
+
+        def transcribe(self, audio, **kwargs):
+            self.kwargs = kwargs
+            return iter(()), None
+
+    stub = Recording()
+    assert WhisperTranscriber(stub).transcribe(np.zeros(RATE * 2, np.float32)) == []
+    assert stub.kwargs["max_new_tokens"] == 220  # the full 30 s window
 
 
 def test_whisper_transcriber_leaves_the_library_model_unchanged(whisper, speech):
