@@ -25,18 +25,26 @@ faster-whisper; a test passes any `Transcriber`; sessions on shared models call 
   closed and its words committed, the same decision a chunk arriving after that gap makes.
 
 The policies (`ASR_POLICIES`, chosen by name: ``python -m realtime --asr-policy``,
-`Engine.load(asr_policy=)`; the benchmark and the spoken-MOSI replay report both):
+`Engine.load(asr_policy=)`; the benchmark and the spoken-MOSI replay compare them):
 
-- ``pause`` (default): a pass per 1.5 s of *speech* (VAD), never for silence or the tail of
-  a pause, and an utterance closes after 0.25 s of silence. Most words of short sentences are
-  committed by the close, a quarter second after the sentence ends, in one pass; in long
-  runs of speech LocalAgreement-2 still commits, at the longer hop. On the demo recording
-  this halves the ASR's CPU (fewer, never wasted passes) with the same word error rate; the
-  cost is a longer wait inside long sentences (the hop) and more, shorter utterances (a
-  comma-length pause can end one, so Whisper sees less context, given back by the prompt).
-- ``agreement`` (the previous default): a pass per 1.0 s of new audio, closes after 0.5 s
-  of silence. Kept because on long unbroken speech it commits sooner and, with more
-  passes agreeing, slightly more accurately; it costs about twice the CPU.
+- ``pause`` (default): a pass per 0.5 s of *speech* (VAD), never for silence or the tail of
+  a pause, and an utterance closes after 0.25 s of silence. Words of short sentences are
+  committed by the close, a quarter second after the sentence ends, in one pass; inside
+  sentences and in long runs of speech LocalAgreement-2 commits a word once two passes
+  0.5 s of speech apart agree on it. The short hop is affordable because passes are cheap:
+  a 6 s encoder window and decoding capped by `decode_tokens` (before the cap, a pass now
+  and then looped for 1-2.5 s, and a 0.5 s hop cost twice the CPU of the 1.5 s one).
+  One-thread simulation on the demo (real-speed arrival, each pass's own compute delaying
+  the next, benchmarks/results/realtime_bench_notes.md): committed words p50 / p95 1.01 /
+  1.98 s at 0.23 CPU-s per media second, against 1.68 / 3.14 s at 0.10 for ``sparse``;
+  on a continuous espeak-ng passage 1.15 / 3.51 s against 6.3 / 9.2 s, with fewer errors
+  (WER 0.18 against 0.25).
+- ``sparse`` (the previous default): the same with a pass per 1.5 s of speech. Kept for
+  machines that run many sessions: it costs less than half the CPU; words arrive later
+  (inside a sentence they wait for its end), and in long unbroken speech much later.
+- ``agreement`` (the default before that): a pass per 1.0 s of new audio, speech or not,
+  closes after 0.5 s of silence. Kept as the plain LocalAgreement-2 reference of
+  whisper_streaming that the benchmarks compare with.
 
 Measured and not taken (benchmarks/results/realtime_bench_notes.md): committing words that
 end a margin before the buffer's end without a second pass (0.3-0.6 s margins) cut the
@@ -48,7 +56,10 @@ as already prompted.
 
 Bookkeeping: a hypothesis word repeats a committed one when its middle lies before the last
 committed word's end, or when it and its neighbours match the committed tail in text *and*
-start within ``repeat_tolerance_s`` of those words (a phrase the speaker says again is new).
+start within ``repeat_tolerance_s`` of those words (a phrase the speaker says again is new),
+or when two or more of them match the tail squeezed into less than 0.1 s a word (Whisper
+replaying the committed phrase, its prompt, at the start of the buffer: nobody says five
+words in an instant).
 
 Word times are session seconds (buffer start + Whisper's word time). The buffer is cut at
 the last committed word once it exceeds ``trim_buffer_s`` and never exceeds ``max_buffer_s``
@@ -277,9 +288,9 @@ def load_whisper(name: str = "tiny.en", device: str = "cpu",
 @dataclass(frozen=True)
 class AsrConfig:
     """Streaming policy (seconds unless named otherwise). The defaults are the ``pause``
-    policy; `ASR_POLICIES` names it and the older ``agreement`` policy."""
+    policy; `ASR_POLICIES` names it and the older ``sparse`` and ``agreement`` policies."""
 
-    min_chunk_s: float = 1.5  # new utterance audio (speech if speech_gated) before a pass
+    min_chunk_s: float = 0.5  # new utterance audio (speech if speech_gated) before a pass
     silence_close_s: float = 0.25  # VAD silence after speech that closes an utterance
     vad_threshold: float = 0.5  # Silero speech probability (hysteresis: -0.15 to leave)
     preroll_s: float = 0.3  # audio kept before the detected speech onset
@@ -299,6 +310,7 @@ class AsrConfig:
 
 ASR_POLICIES: dict[str, AsrConfig] = {
     "pause": AsrConfig(),
+    "sparse": AsrConfig(min_chunk_s=1.5),
     "agreement": AsrConfig(min_chunk_s=1.0, silence_close_s=0.5, speech_gated=False),
 }
 DEFAULT_ASR_POLICY = "pause"
@@ -324,6 +336,25 @@ class AsrUpdate:
     compute_s: float = 0.0
     audio_end_s: float = 0.0
     closed: bool = False
+
+
+def drop_squeezed_repeats(words: list[Word]) -> list[Word]:
+    """Whisper's loops: a run of 2-5 words said again right after itself but squeezed into
+    less than 0.1 s a word ("... before us. We can nothing before us." with the second copy
+    at one instant) was not said; it is dropped, as often as it repeats. A phrase the
+    speaker really says twice takes the time of saying it and is kept."""
+    out: list[Word] = []
+    for w in words:
+        out.append(w)
+        for n in range(5, 1, -1):
+            if len(out) >= 2 * n:
+                copy, before = out[-n:], out[-2 * n : -n]
+                if copy[-1].t1_s - copy[0].t0_s < 0.1 * n and all(
+                        normalize_word(a.text) == normalize_word(b.text)
+                        for a, b in zip(copy, before, strict=True)):
+                    del out[-n:]
+                    break
+    return out
 
 
 class StreamingASR:
@@ -556,11 +587,13 @@ class StreamingASR:
                 continue
             for w in seg.words:
                 text = w.text.strip()
-                if text and normalize_word(text):
+                # a word Whisper places at or after the end of the audio was not heard: it
+                # is its guess of what comes next, often the phrase before said again
+                if text and normalize_word(text) and t0 + w.start_s < t_end - 0.01:
                     a = min(max(t0 + w.start_s, t0), t_end)
                     b = min(max(t0 + w.end_s, a), t_end)
                     words.append(Word(a, b, text, False, w.probability))
-        return self._fresh(words)
+        return self._fresh(drop_squeezed_repeats(words))
 
     def _fresh(self, words: list[Word]) -> list[Word]:
         """Drop words that repeat what is already committed: by time, then by text where the
@@ -572,8 +605,13 @@ class StreamingASR:
             tol = self.config.repeat_tolerance_s
             tail = list(self._committed)
             for n in range(min(5, len(tail), len(words)), 0, -1):
-                if all(normalize_word(c.text) == normalize_word(w.text)
-                       and abs(c.t0_s - w.t0_s) <= tol
-                       for c, w in zip(tail[-n:], words[:n], strict=True)):
+                if not all(normalize_word(c.text) == normalize_word(w.text)
+                           for c, w in zip(tail[-n:], words[:n], strict=True)):
+                    continue
+                # the same words at the same times, or squeezed into an instant where
+                # nobody could say them (Whisper replaying its prompt at the buffer start)
+                squeezed = n >= 2 and words[n - 1].t1_s - words[0].t0_s < 0.1 * n
+                if squeezed or all(abs(c.t0_s - w.t0_s) <= tol
+                                   for c, w in zip(tail[-n:], words[:n], strict=True)):
                     return words[n:]
         return words
