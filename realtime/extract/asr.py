@@ -339,14 +339,14 @@ class AsrUpdate:
 
 
 def drop_squeezed_repeats(words: list[Word]) -> list[Word]:
-    """Whisper's loops: a run of 2-5 words said again right after itself but squeezed into
+    """Whisper's loops: a run of 2-10 words said again right after itself but squeezed into
     less than 0.1 s a word ("... before us. We can nothing before us." with the second copy
     at one instant) was not said; it is dropped, as often as it repeats. A phrase the
     speaker really says twice takes the time of saying it and is kept."""
     out: list[Word] = []
     for w in words:
         out.append(w)
-        for n in range(5, 1, -1):
+        for n in range(10, 1, -1):
             if len(out) >= 2 * n:
                 copy, before = out[-n:], out[-2 * n : -n]
                 if copy[-1].t1_s - copy[0].t0_s < 0.1 * n and all(

@@ -533,6 +533,10 @@ def test_whisper_loops_squeezed_into_an_instant_are_dropped():
     twice = said((10.7, 10.9, "We"), (10.9, 11.1, "can"), (11.1, 11.4, "nothing"),
                  (11.4, 11.7, "before"), (11.7, 12.0, "us."))
     assert drop_squeezed_repeats(real + twice) == real + twice  # said again: it took time
+    phrase = "we were all going direct to the other way".split()
+    sentence = said(*[(11.5 + 0.2 * k, 11.7 + 0.2 * k, w) for k, w in enumerate(phrase)])
+    long_loop = said(*[(13.08, 13.09, w) for w in phrase])
+    assert drop_squeezed_repeats(sentence + long_loop) == sentence  # 9 words in 10 ms
     short = said((1.0, 1.0, "a"), (1.0, 1.0, "b"), (1.0, 1.0, "c"), (1.0, 1.0, "d"))
     assert drop_squeezed_repeats(short) == short  # squeezed, but no repeat
 
