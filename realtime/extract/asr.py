@@ -34,11 +34,13 @@ The policies (`ASR_POLICIES`, chosen by name: ``python -m realtime --asr-policy`
   0.5 s of speech apart agree on it. The short hop is affordable because passes are cheap:
   a 6 s encoder window and decoding capped by `decode_tokens` (before the cap, a pass now
   and then looped for 1-2.5 s, and a 0.5 s hop cost twice the CPU of the 1.5 s one).
-  One-thread simulation on the demo (real-speed arrival, each pass's own compute delaying
-  the next, benchmarks/results/realtime_bench_notes.md): committed words p50 / p95 1.01 /
-  1.98 s at 0.23 CPU-s per media second, against 1.68 / 3.14 s at 0.10 for ``sparse``;
-  on a continuous espeak-ng passage 1.15 / 3.51 s against 6.3 / 9.2 s, with fewer errors
-  (WER 0.18 against 0.25).
+  On the demo recording at real speed (10 minutes, idle 2-core machine,
+  benchmarks/results/realtime_bench_policies10min.json) words are committed p50 / p95
+  1.05 / 1.74 s after they are spoken at 0.31 ASR CPU-seconds per media second, against
+  1.81 / 3.16 s at 0.12 for ``sparse``; on continuous speech (an espeak-ng passage at 175
+  words per minute, `benchmarks.asr_policies`) 1.12 / 2.10 s against 5.9 / 11.7 s, with a
+  WER of 0.14 against 0.16. The cost: twice the ASR's CPU, and one word more misheard on the
+  demo (WER 0.086 against 0.071).
 - ``sparse`` (the previous default): the same with a pass per 1.5 s of speech. Kept for
   machines that run many sessions: it costs less than half the CPU; words arrive later
   (inside a sentence they wait for its end), and in long unbroken speech much later.
