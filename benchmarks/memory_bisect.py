@@ -81,7 +81,7 @@ def one_pass(stage: str, engine, audio, video, media_s: float, path: Path) -> Ca
         return run
     if stage in ("asr", "acoustic"):
         extractor = engine.new_asr() if stage == "asr" else engine.new_acoustic()
-        step_n = 5 if stage == "asr" else 1  # the pipeline's asr_step_s: 0.25 s of 50 ms chunks
+        step_n = 2 if stage == "asr" else 1  # the pipeline's asr_step_s: 0.1 s of 50 ms chunks
 
         def run(k: int) -> None:
             for i, c in enumerate(audio):

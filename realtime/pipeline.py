@@ -102,7 +102,9 @@ class PipelineStatus:
 class Pipeline:
     """One session: a source, per-session streaming stages and a store.
 
-    asr_step_s: new audio (seconds) that triggers an ASR pass. signal_span_s: the span of
+    asr_step_s: new audio (seconds) after which the ASR stage is polled (its VAD runs and,
+    when its policy says so, a pass; 0.1 s: an utterance's close or a due pass waits at most
+    that long for the poll). signal_span_s: the span of
     recent frames the voice signals are read from. on_prediction: called with each
     published prediction, from the tick thread. on_window: window subscribers from the
     start (more with `subscribe`; see the module doc). models: what runs the sentiment
@@ -120,7 +122,7 @@ class Pipeline:
         clock: Clock | None = None,
         hop_s: float = 0.2,
         *,
-        asr_step_s: float = 0.25,
+        asr_step_s: float = 0.1,
         window: WindowConfig | None = None,
         signal_span_s: float = 0.3,
         asr_queue_len: int = 600,

@@ -308,12 +308,17 @@ class AsrConfig:
     encoder_window_s: float | None = 6.0  # shortest encoder window; None: Whisper's 30 s
     max_chunks: int = 512  # queued input chunks before the oldest is dropped
     speech_gated: bool = True  # count only VAD speech (not all audio) towards min_chunk_s
+    commit_margin_s: float = 0.5  # agreed words ending closer than this to the buffer's
+    # end wait for a later pass (Whisper's first guess at a word needs the audio after it)
+    close_context_s: float = 0.25  # a close reuses the latest hypothesis when it heard this
+    # much audio after the speech ended, else transcribes once more
 
 
 ASR_POLICIES: dict[str, AsrConfig] = {
     "pause": AsrConfig(),
-    "sparse": AsrConfig(min_chunk_s=1.5),
-    "agreement": AsrConfig(min_chunk_s=1.0, silence_close_s=0.5, speech_gated=False),
+    "sparse": AsrConfig(min_chunk_s=1.5, commit_margin_s=0.0, close_context_s=0.1),
+    "agreement": AsrConfig(min_chunk_s=1.0, silence_close_s=0.5, speech_gated=False,
+                           commit_margin_s=0.0, close_context_s=0.1),
 }
 DEFAULT_ASR_POLICY = "pause"
 
@@ -508,6 +513,9 @@ class StreamingASR:
             if not same_text or abs(old.t0_s - new.t0_s) > self.config.agree_tolerance_s:
                 break
             agreed += 1
+        end_s = self._buf_t0_s + len(self._audio) / RATE_HZ
+        while agreed and words[agreed - 1].t1_s > end_s - self.config.commit_margin_s:
+            agreed -= 1  # too close to the buffer's end: the next pass may still change it
         out = self._commit(words[:agreed])
         self._prev = words[agreed:]
         duration = len(self._audio) / RATE_HZ
@@ -535,10 +543,11 @@ class StreamingASR:
         """Commit every word of the current utterance and drop its audio."""
         if not self._utterance:
             return []
-        if self._hyp_end_s >= self._speech_end_s + 0.1:
+        if self._hyp_end_s >= self._speech_end_s + self.config.close_context_s:
             words = self._prev  # the latest hypothesis already heard the whole utterance
         else:
-            words = self._transcribe(until_s=self._speech_end_s + 0.2)
+            context_s = max(0.2, self.config.close_context_s)
+            words = self._transcribe(until_s=self._speech_end_s + context_s)
         # Whisper likes to end on an invented "Thank you." in the padding after the speech:
         # a word that starts in the last 0.1 s of speech (or later) cannot be real.
         while words and words[-1].t0_s >= self._speech_end_s - 0.1:

@@ -21,6 +21,13 @@ from realtime.types import AudioChunk, VideoFrame
 
 T = TypeVar("T")
 
+# Frames a second that file and camera sources keep by default (decimation, not drops). The
+# model sees 5 windows a second (a 0.2 s hop) and a word averages the face features over its
+# ~0.3 s, so 10 frames a second give every window two new frames and every word about three;
+# 15 cost the face tracker and the expression model half as much again (0.16 against about
+# 0.11 CPU-s per media second on the 2-core machine) for nothing the model uses.
+DEFAULT_MAX_FPS = 10.0
+
 log = logging.getLogger(__name__)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from realtime.clock import Clock
 from realtime.sources.audio import RATE_HZ, Resampler16k
-from realtime.sources.base import Source, SourceError
+from realtime.sources.base import DEFAULT_MAX_FPS, Source, SourceError
 from realtime.sources.image import downscale
 from realtime.types import AudioChunk, VideoFrame
 
@@ -39,7 +39,7 @@ class WebcamSource(Source):
         device: int | str = 0,
         clock: Clock | None = None,
         *,
-        max_fps: float | None = 15.0,
+        max_fps: float | None = DEFAULT_MAX_FPS,
         max_width: int = 640,
         lost_after_s: float = 2.0,
         video_queue_len: int = 30,

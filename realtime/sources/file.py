@@ -33,7 +33,7 @@ import numpy as np
 
 from realtime.clock import Clock
 from realtime.sources.audio import RATE_HZ, from_frames, new_libswresample
-from realtime.sources.base import Source, SourceError
+from realtime.sources.base import DEFAULT_MAX_FPS, Source, SourceError
 from realtime.sources.image import fit_width
 from realtime.types import AudioChunk, VideoFrame
 
@@ -50,7 +50,7 @@ class FileSource(Source):
         clock: Clock | None = None,
         *,
         chunk_s: float = 0.05,
-        max_fps: float | None = 15.0,
+        max_fps: float | None = DEFAULT_MAX_FPS,
         max_width: int = 640,
         repeat_until_s: float | None = None,
         audio_queue_len: int = 200,
