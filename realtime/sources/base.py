@@ -24,8 +24,8 @@ T = TypeVar("T")
 # Frames a second that file and camera sources keep by default (decimation, not drops). The
 # model sees 5 windows a second (a 0.2 s hop) and a word averages the face features over its
 # ~0.3 s, so 10 frames a second give every window two new frames and every word about three;
-# 15 cost the face tracker and the expression model half as much again (0.16 against about
-# 0.11 CPU-s per media second on the 2-core machine) for nothing the model uses.
+# 15 made the face tracker and the expression model track half as many frames again, CPU
+# the live session's budget (0.6 CPU-s per media second on 2 cores) did not have.
 DEFAULT_MAX_FPS = 10.0
 
 log = logging.getLogger(__name__)
