@@ -39,8 +39,9 @@ from pathlib import Path
 import numpy as np
 
 from models.env import add_log_level, apply_offline_env, configure_logging
-from realtime.clock import perf_s, wall_time_iso
+from realtime.clock import wall_time_iso
 from realtime.eval.wer import wer
+from realtime.sources.audio import RATE_HZ
 from realtime.stats import process_cpu_s
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,6 @@ def clips() -> dict[str, tuple[np.ndarray, str]]:
 def simulate(model, config, audio: np.ndarray, said: str) -> dict:
     """One real-time simulation (see the module doc)."""
     from realtime.extract.asr import StreamingASR
-    from realtime.sources.audio import RATE_HZ
     from realtime.types import AudioChunk
 
     asr = StreamingASR(model, config)
@@ -83,6 +83,8 @@ def simulate(model, config, audio: np.ndarray, said: str) -> dict:
     cpu0 = process_cpu_s()
 
     def take(update) -> None:
+        nonlocal clock_s
+        clock_s += update.compute_s  # the call's own measured VAD + Whisper time
         for w in update.committed:
             delays.append(clock_s - w.t1_s)
             words.append(w.text)
@@ -93,14 +95,8 @@ def simulate(model, config, audio: np.ndarray, said: str) -> dict:
         t1 = t0 + len(piece) / RATE_HZ
         asr.insert_audio_chunk(AudioChunk(t0, piece, RATE_HZ, t1))
         clock_s = max(clock_s, t1)
-        start = perf_s()
-        update = asr.process_iter()
-        clock_s += perf_s() - start
-        take(update)
-    start = perf_s()
-    update = asr.finish()
-    clock_s += perf_s() - start
-    take(update)
+        take(asr.process_iter())
+    take(asr.finish())
     d = np.asarray(delays) if delays else np.asarray([np.nan])
     return {"commit_s_p50": round(float(np.percentile(d, 50)), 3),
             "commit_s_p95": round(float(np.percentile(d, 95)), 3),
@@ -156,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     out = {"started": wall_time_iso(), "load_average_start": load_start,
            "load_average_end": list(os.getloadavg()), "cpu_count": os.cpu_count(),
            "chunk_s": CHUNK_S, "asr_model": "tiny.en",
-           "clips": {k: round(len(a) / 16000, 2) for k, (a, _) in material.items()},
+           "clips": {k: round(len(a) / RATE_HZ, 2) for k, (a, _) in material.items()},
            "policies": {k: asdict(v) for k, v in variants.items()},
            "results": results}
     args.json.parent.mkdir(parents=True, exist_ok=True)

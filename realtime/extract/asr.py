@@ -348,6 +348,12 @@ class AsrUpdate:
     closed: bool = False
 
 
+def _squeezed(run: list[Word]) -> bool:
+    """Said in less than 0.1 s a word: faster than anyone speaks (a loop's copy, or a
+    replayed prompt, that Whisper timed into an instant)."""
+    return run[-1].t1_s - run[0].t0_s < 0.1 * len(run)
+
+
 def drop_squeezed_repeats(words: list[Word]) -> list[Word]:
     """Whisper's loops: a run of 2-10 words said again right after itself but squeezed into
     less than 0.1 s a word ("... before us. We can nothing before us." with the second copy
@@ -359,7 +365,7 @@ def drop_squeezed_repeats(words: list[Word]) -> list[Word]:
         for n in range(10, 1, -1):
             if len(out) >= 2 * n:
                 copy, before = out[-n:], out[-2 * n : -n]
-                if copy[-1].t1_s - copy[0].t0_s < 0.1 * n and all(
+                if _squeezed(copy) and all(
                         normalize_word(a.text) == normalize_word(b.text)
                         for a, b in zip(copy, before, strict=True)):
                     del out[-n:]
@@ -477,13 +483,12 @@ class StreamingASR:
         utterance open, or audio came more recently)."""
         start = perf_s()
         committed = self._drain()
-        quiet = now_s - self._captured_at_s >= self.config.max_gap_s
-        if not (committed or (self._utterance and quiet)):
-            return None
-        if self._utterance and quiet:
+        closing = self._utterance and now_s - self._captured_at_s >= self.config.max_gap_s
+        if closing:
             committed += self._close()
-            return self._update(committed, start, now_s, True)
-        return self._update(committed, start, now_s, False)
+        elif not committed:
+            return None
+        return self._update(committed, start, now_s, closing)
 
     def _drain(self) -> list[Word]:
         committed: list[Word] = []
@@ -516,8 +521,7 @@ class StreamingASR:
             if not same_text or abs(old.t0_s - new.t0_s) > self.config.agree_tolerance_s:
                 break
             agreed += 1
-        end_s = self._buf_t0_s + len(self._audio) / RATE_HZ
-        while agreed and words[agreed - 1].t1_s > end_s - self.config.commit_margin_s:
+        while agreed and words[agreed - 1].t1_s > self._end_s - self.config.commit_margin_s:
             agreed -= 1  # too close to the buffer's end: the next pass may still change it
         out = self._commit(words[:agreed])
         self._prev = words[agreed:]
@@ -604,7 +608,7 @@ class StreamingASR:
                 # a word Whisper places at or after the end of the audio was not heard: it
                 # is its guess of what comes next, often the phrase before said again
                 if text and normalize_word(text) and t0 + w.start_s < t_end - 0.01:
-                    a = min(max(t0 + w.start_s, t0), t_end)
+                    a = max(t0 + w.start_s, t0)  # before t_end: checked above
                     b = min(max(t0 + w.end_s, a), t_end)
                     words.append(Word(a, b, text, False, w.probability))
         return self._fresh(drop_squeezed_repeats(words))
@@ -619,13 +623,12 @@ class StreamingASR:
             tol = self.config.repeat_tolerance_s
             tail = list(self._committed)
             for n in range(min(5, len(tail), len(words)), 0, -1):
-                if not all(normalize_word(c.text) == normalize_word(w.text)
-                           for c, w in zip(tail[-n:], words[:n], strict=True)):
+                pairs = list(zip(tail[-n:], words[:n], strict=True))
+                if not all(normalize_word(c.text) == normalize_word(w.text) for c, w in pairs):
                     continue
                 # the same words at the same times, or squeezed into an instant where
                 # nobody could say them (Whisper replaying its prompt at the buffer start)
-                squeezed = n >= 2 and words[n - 1].t1_s - words[0].t0_s < 0.1 * n
-                if squeezed or all(abs(c.t0_s - w.t0_s) <= tol
-                                   for c, w in zip(tail[-n:], words[:n], strict=True)):
+                if (n >= 2 and _squeezed(words[:n])) or all(abs(c.t0_s - w.t0_s) <= tol
+                                                            for c, w in pairs):
                     return words[n:]
         return words

@@ -281,11 +281,11 @@ class RayServe:
             has_gpu = ray.cluster_resources().get("GPU", 0) > 0
             num_gpus = (GPU_SHARE if has_gpu else 0.0) if config.num_gpus is None \
                 else config.num_gpus
+            (client_model, replica_model), (client_words, replica_words) = (
+                split_wait(c, config.replica_wait_share) for c in (config.model, config.words))
             app = SentimentModels.options(**deployment_options(config, num_gpus)).bind(
                 None if config.checkpoint_dir is None else str(config.checkpoint_dir),
-                "cuda" if num_gpus > 0 else "cpu",
-                split_wait(config.model, config.replica_wait_share)[1],
-                split_wait(config.words, config.replica_wait_share)[1])
+                "cuda" if num_gpus > 0 else "cpu", replica_model, replica_words)
             handle = serve.run(app, name=config.app_name, route_prefix=None)
         except Exception as exc:  # Ray's own errors are many; the caller gets one kind
             log.debug("ray serve failed", exc_info=True)
@@ -295,8 +295,7 @@ class RayServe:
                 ray.shutdown()
             raise RayServeError(f"cannot serve the models on Ray: {type(exc).__name__}: "
                                 f"{exc}") from exc
-        models = RayModels(handle, split_wait(config.model, config.replica_wait_share)[0],
-                           split_wait(config.words, config.replica_wait_share)[0])
+        models = RayModels(handle, client_model, client_words)
         log.info("Ray Serve: %s on %s (%s)", *models.describe(),
                  "local instance" if started_local else config.address)
         return cls(config, models, owns_ray)
