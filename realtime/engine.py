@@ -129,6 +129,7 @@ class Engine:
         asr_model: str = "tiny.en",
         device: str = "auto",
         torch_threads: int | None = 1,
+        blas_threads: int | None = 1,
         stages: bool = True,
         words: bool = True,
         face_weight: float | None = None,
@@ -139,6 +140,12 @@ class Engine:
         torch_threads: intra-op threads for torch on CPU (process-wide). The per-tick
         models are small; on a 2-core machine shared with Whisper and mediapipe, one thread
         costs ~6x less CPU than two (no OpenMP spinning). None leaves torch's default.
+        blas_threads: numpy's BLAS (OpenBLAS) threads, process-wide too (threadpoolctl). Its
+        worker thread spins for a while after every matrix product (a Whisper pass's mel
+        filterbank, the acoustic features): with its default of one thread per core the
+        whole process took 0.64 CPU-seconds per media second at real speed on the demo,
+        with one 0.45 (`benchmarks.pipeline`, ``pause``, 2 minutes each). None leaves the
+        default.
         stages=False leaves out a session's streaming stages (Whisper, mediapipe, the
         expression model), words=False the MiniLM word encoder: a model server needs the
         sentiment model and the word encoder (stages=False), a benchmark of recorded windows
@@ -154,8 +161,8 @@ class Engine:
         the extractors (`models.base.DimensionMismatch`), an unavailable device, or an
         error of Whisper or torch while loading."""
         try:
-            return cls._load(checkpoint_dir, asr_model, device, torch_threads, stages, words,
-                             face_weight, asr_policy, fix_heap)
+            return cls._load(checkpoint_dir, asr_model, device, torch_threads, blas_threads,
+                             stages, words, face_weight, asr_policy, fix_heap)
         except EngineError:
             raise
         except (RuntimeError, ValueError, OSError, ImportError) as exc:
@@ -164,8 +171,9 @@ class Engine:
 
     @classmethod
     def _load(cls, checkpoint_dir: str | Path | None, asr_model: str, device: str,
-              torch_threads: int | None, stages: bool, words: bool,
-              face_weight: float | None, policy: str, fix_heap: bool = True) -> Engine:
+              torch_threads: int | None, blas_threads: int | None, stages: bool,
+              words: bool, face_weight: float | None, policy: str,
+              fix_heap: bool = True) -> Engine:
         from models import checkpoint
         from models import expression as expression_model
         from models.base import InputDims, check_dims
@@ -176,8 +184,7 @@ class Engine:
 
         asr_policy(policy)  # an unknown name fails before anything loads
         device = pick_device(device)
-        if device == "cpu" and torch_threads is not None:
-            torch.set_num_threads(int(torch_threads))
+        set_cpu_threads(torch_threads if device == "cpu" else None, None)
         try:
             folder = Path(checkpoint_dir) if checkpoint_dir else assets.default_model_dir()
         except assets.AssetMissing as exc:
@@ -212,6 +219,7 @@ class Engine:
             new_acoustic = acoustic.AcousticExtractor
             new_face = lambda crops=None: face.FaceExtractor(crops=crops)  # noqa: E731
             new_expression = lambda: expression.ExpressionExtractor(classifier)  # noqa: E731
+        set_cpu_threads(None, blas_threads)  # last: loading brings in more BLAS libraries
         log.info("engine loaded: model %s from %s on %s (stages %s, words %s)",
                  model.config.name, folder, device, stages, words)
         return cls(
@@ -301,6 +309,19 @@ def pick_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise EngineError(f"device {device!r} requested but no CUDA GPU is available")
     return device
+
+
+def set_cpu_threads(torch_threads: int | None, blas_threads: int | None) -> None:
+    """Process-wide thread counts (see `Engine.load`): torch's intra-op threads, and the
+    threads of every BLAS library loaded so far (numpy's and scipy's OpenBLAS; threadpoolctl
+    cannot reach one loaded later); None leaves one as it is. `Engine.load` calls it, and so
+    does a benchmark that drives a stage without an engine (`benchmarks.asr_policies`)."""
+    if torch_threads is not None:
+        torch.set_num_threads(int(torch_threads))
+    if blas_threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=int(blas_threads), user_api="blas")
 
 
 def load_model(folder: Path, device: str) -> torch.nn.Module:

@@ -157,16 +157,21 @@ class Transcriber(Protocol):
     prompt: text said before the clip (Whisper's initial prompt), or None.
     min_window_s: the shortest encoder window in seconds (see `WhisperTranscriber`); None
         for the model's full window.
+    min_tail_s: a remainder after the last decoded word shorter than this (seconds) is not
+        decoded again (see `AsrConfig.min_tail_s`); 0 decodes every remainder.
     """
 
     def transcribe(self, audio: np.ndarray, *, prompt: str | None, beam_size: int,
-                   min_window_s: float | None) -> list[RecognizedSegment]: ...
+                   min_window_s: float | None, min_tail_s: float) -> list[RecognizedSegment]: ...
 
 
 class WhisperTranscriber:
     """A loaded faster-whisper `WhisperModel`, shared by every session (calls may come from
     several threads at once), transcribing English with word times, greedy at temperature 0,
-    without faster-whisper's own VAD and without conditioning on its previous text.
+    without faster-whisper's own VAD and without conditioning on its previous text. Each call
+    is one request of `realtime.extract.whisper_batch.WhisperBatch`, which runs
+    faster-whisper's own steps (the words are those of `WhisperModel.transcribe`) with the
+    three changes below; sessions on shared models batch the same requests.
 
     Decoding is capped at `decode_tokens` of the encoder window (8 tokens a second): on a
     short streaming buffer Whisper now and then loops ("the the the ...", ". . .") until its
@@ -177,40 +182,29 @@ class WhisperTranscriber:
     cost is then the same for 1 s as for 30 s of audio. With ``min_window_s`` a call lets the
     encoder see only the audio plus 1 s, in whole seconds, at least ``min_window_s`` and at
     most 30 s (3-4x less CPU per call with tiny.en on a streaming buffer; on the demo
-    sentences the WER was 0.09 against 0.13 with the full padded window). Each such call
-    runs on its own `_EncoderWindow` view of the loaded model, so no state is shared between
-    calls and the model itself is never changed.
+    sentences the WER was 0.09 against 0.13 with the full padded window).
+
+    The remainder: after a window whose decoding does not end the clip, faster-whisper
+    decodes what follows its last word in a window of its own; with ``min_tail_s`` a
+    remainder shorter than that is left alone (`AsrConfig.min_tail_s`).
     """
 
     def __init__(self, model: WhisperModel) -> None:
+        from realtime.extract.whisper_batch import WhisperBatch  # it imports this module
+
         self.model = model
+        self._batch = WhisperBatch(model)
 
     def transcribe(self, audio: np.ndarray, *, prompt: str | None = None, beam_size: int = 1,
-                   min_window_s: float | None = None) -> list[RecognizedSegment]:
-        model = self.model
-        frames = encoder_frames(len(audio), min_window_s)
-        if min_window_s is not None:
-            model = _EncoderWindow(self.model, frames)
-        segments, _ = model.transcribe(
-            audio,
-            language="en",
-            beam_size=beam_size,
-            temperature=0.0,
-            word_timestamps=True,
-            condition_on_previous_text=False,
-            initial_prompt=prompt or None,
-            vad_filter=False,
-            max_new_tokens=decode_tokens(frames),
-        )
-        return [  # decoding (and so the encoder) runs while the generator is consumed
-            RecognizedSegment(
-                words=tuple(RecognizedWord(float(w.start), float(w.end), w.word,
-                                           float(w.probability)) for w in seg.words or ()),
-                no_speech_prob=float(seg.no_speech_prob),
-                avg_logprob=float(seg.avg_logprob),
-            )
-            for seg in segments
-        ]
+                   min_window_s: float | None = None,
+                   min_tail_s: float = 0.0) -> list[RecognizedSegment]:
+        from realtime.extract.whisper_batch import TranscribeRequest
+
+        [result] = self._batch.run([TranscribeRequest(audio, prompt, beam_size, min_window_s,
+                                                      min_tail_s)])
+        if isinstance(result, Exception):
+            raise result
+        return result
 
 
 def encoder_frames(samples: int, min_window_s: float | None) -> int:
@@ -238,8 +232,8 @@ def decode_tokens(frames: int) -> int:
 
 class ModelView(WhisperModel):
     """A view of a loaded `WhisperModel` for one call: subclasses override a method or two
-    (`_EncoderWindow`: `encode`; `realtime.extract.whisper_batch`: `find_alignment`) and
-    every other attribute is the loaded model's. Nothing is loaded, copied or changed."""
+    (`realtime.extract.whisper_batch`: `find_alignment`) and every other attribute is the
+    loaded model's. Nothing is loaded, copied or changed."""
 
     _own = ("_loaded",)  # attributes a view sets itself (never looked up in the model)
 
@@ -252,30 +246,22 @@ class ModelView(WhisperModel):
         return getattr(self._loaded, name)
 
 
-class _EncoderWindow(ModelView):
-    """One call's view of a loaded `WhisperModel` whose encoder sees at most the first
-    ``frames`` mel frames of each (padded) window."""
-
-    _own = ("_loaded", "_frames")
-
-    def __init__(self, loaded: WhisperModel, frames: int) -> None:
-        super().__init__(loaded)
-        self._frames = frames
-
-    def encode(self, features: np.ndarray):
-        if features.shape[-1] > self._frames:
-            features = np.ascontiguousarray(features[..., : self._frames])
-        return self._loaded.encode(features)
-
-
 _models: dict[tuple[str, str, int], WhisperTranscriber] = {}
 _models_lock = threading.Lock()
 
 
 def load_whisper(name: str = "tiny.en", device: str = "cpu",
-                 cpu_threads: int = 2) -> WhisperTranscriber:
+                 cpu_threads: int = 1) -> WhisperTranscriber:
     """The bundled Whisper ``name`` ("tiny.en" or "base"), loaded once per (name, device,
-    threads) and shared; int8 on CPU, int8_float16 on CUDA."""
+    threads) and shared; int8 on CPU, int8_float16 on CUDA.
+
+    cpu_threads: CTranslate2's threads per call on the CPU. One, because on this 2-core
+    machine a streaming pass was both faster and cheaper on one thread than on two: a 2.5 s
+    buffer in its 6 s window took 57 ms of wall and CPU time against 134 ms wall and 140 ms
+    CPU, and a 10 s clip in its 11 s window 0.21 s against 0.37 s wall (0.42 s CPU). Decoding
+    is a token at a time on small matrices, where two threads wait on each other; even a
+    whole 30 s window gained only 8 % of wall time from the second thread, for 28 % more CPU.
+    """
     key = (name, device, int(cpu_threads))
     with _models_lock:
         if key not in _models:
@@ -315,13 +301,17 @@ class AsrConfig:
     # end wait for a later pass (Whisper's first guess at a word needs the audio after it)
     close_context_s: float = 0.25  # a close reuses the latest hypothesis when it heard this
     # much audio after the speech ended, else transcribes once more
+    min_tail_s: float = 0.3  # Whisper does not decode a remainder of the buffer after its
+    # last word that is shorter than this: a pause, or the start of a word cut by the
+    # buffer's end, that a step would not commit yet (within commit_margin_s of the end); a
+    # close transcribes at least 0.2 s past the speech, so at most 0.1 s of speech is there
 
 
 ASR_POLICIES: dict[str, AsrConfig] = {
     "pause": AsrConfig(),
     "sparse": AsrConfig(min_chunk_s=1.5, commit_margin_s=0.0, close_context_s=0.1),
     "agreement": AsrConfig(min_chunk_s=1.0, silence_close_s=0.5, speech_gated=False,
-                           commit_margin_s=0.0, close_context_s=0.1),
+                           commit_margin_s=0.0, close_context_s=0.1, min_tail_s=0.0),
 }
 DEFAULT_ASR_POLICY = "pause"
 
@@ -595,7 +585,8 @@ class StreamingASR:
         before = [w.text for w in self._committed if w.t1_s <= self._buf_t0_s + 0.05]
         prompt = " ".join(before)[-cfg.prompt_chars :].strip()
         segments = self.model.transcribe(audio, prompt=prompt or None, beam_size=cfg.beam_size,
-                                         min_window_s=cfg.encoder_window_s)
+                                         min_window_s=cfg.encoder_window_s,
+                                         min_tail_s=cfg.min_tail_s)
         self.transcriptions += 1
         t0, t_end = self._buf_t0_s, self._buf_t0_s + end / RATE_HZ
         self._hyp_end_s = t_end

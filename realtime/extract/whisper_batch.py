@@ -1,17 +1,19 @@
-"""Whisper for many callers at once: batched encoder, decoder and alignment calls, each
-request getting exactly what `WhisperTranscriber.transcribe` gives it alone.
+"""Whisper for one or many callers: batched encoder, decoder and alignment calls, each
+request getting exactly what faster-whisper's own `WhisperModel.transcribe` gives it alone.
 
 `WhisperBatch(model).run(requests)` runs faster-whisper 1.2.1's own pieces (pinned in
 requirements.txt) in the order its `WhisperModel.generate_segments` runs them for a single
-clip with the options `WhisperTranscriber` uses (English, temperature 0, word times, no
+clip with the options the streaming ASR uses (English, temperature 0, word times, no
 conditioning on previous text, no VAD; the option values are read from
-`WhisperModel.transcribe`'s defaults), but for many requests at each step:
+`WhisperModel.transcribe`'s defaults), but for many requests at each step. A session's own
+`realtime.extract.asr.WhisperTranscriber` runs one request at a time through it; sessions on
+shared models are batched by `realtime.serving.executor.SharedTranscriber`. The steps:
 
 1. log-mel features per request (`WhisperModel.feature_extractor`; the normalisation depends
    on the clip's own loudest frame, so features are never shared);
 2. each request's next 30 s of features (`pad_or_trim`) cut to its encoder window
-   (`realtime.extract.asr.encoder_frames`, the single call's rule: audio + 1 s in whole
-   seconds, at least ``min_window_s``);
+   (`realtime.extract.asr.encoder_frames`: audio + 1 s in whole seconds, at least
+   ``min_window_s``);
 3. ONE `encode` per window size: the requests whose windows are equal are stacked. Padding
    a shorter window to the batch's longest would let one call serve all, but Whisper's
    encoder attends over every frame, so the padding changes the answer: a 2.2 s clip
@@ -33,10 +35,17 @@ conditioning on previous text, no VAD; the option values are read from
    faster-whisper's word post-processing (`add_word_timestamps`) per request, on a view whose
    `find_alignment` hands back that request's precomputed row.
 
-A request whose decoding stops before the end of its audio goes on from its last word, as the
-single call does: such requests form the next round. A request that fails (audio that is not
-1-D finite float32, or an error of the model on it) fails alone: `run` returns its exception
-in its place, and when a batched call fails its group is rerun one request at a time.
+A request whose decoding stops before the end of its audio goes on from its last word, as
+faster-whisper does: such requests form the next round, unless what is left after that word
+is shorter than the request's ``min_tail_s``. That remainder is usually the pause after the
+last word, or the start of a word cut by the end of the clip: on a streaming buffer
+faster-whisper decoded one almost every pass (74 encoder windows for 39 passes on the demo
+recording, 29 of them giving no word), each costing a whole encoder window, a decoding and an
+alignment; a streaming policy would not commit a word from it yet anyway
+(`realtime.extract.asr.AsrConfig.min_tail_s`). With ``min_tail_s=0`` every remainder is
+decoded, as faster-whisper decodes it. A request that fails (audio that is not 1-D finite
+float32, or an error of the model on it) fails alone: `run` returns its exception in its
+place, and when a batched call fails its group is rerun one request at a time.
 """
 
 from __future__ import annotations
@@ -55,6 +64,7 @@ from faster_whisper.transcribe import get_suppressed_tokens
 from faster_whisper.utils import get_end
 
 from realtime.extract.asr import (
+    MEL_FRAMES_PER_S,
     ModelView,
     RecognizedSegment,
     RecognizedWord,
@@ -72,12 +82,19 @@ _DEFAULTS = {name: p.default
 class TranscribeRequest:
     """One clip to transcribe: 16 kHz mono float32 samples; prompt: text said before it (or
     None); beam_size: 1 is greedy; min_window_s: the shortest encoder window in seconds (None:
-    Whisper's 30 s), as `realtime.extract.asr.Transcriber.transcribe` takes them."""
+    Whisper's 30 s); min_tail_s: a remainder after a window's last word shorter than this (in
+    seconds) is not decoded (0: every remainder), as `realtime.extract.asr.Transcriber`
+    takes them."""
 
     audio: np.ndarray
     prompt: str | None = None
     beam_size: int = 1
     min_window_s: float | None = None
+    min_tail_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.min_tail_s >= 0.0:
+            raise ValueError(f"min_tail_s must be >= 0 seconds, got {self.min_tail_s}")
 
 
 @dataclass
@@ -89,6 +106,7 @@ class _Job:
     window: int  # this request's own encoder window
     previous: list[int]  # prompt tokens for the next decoded window
     seek: int = 0
+    windows: int = 0  # encoder windows decoded so far
     last_speech_s: float = 0.0
     segments: list[RecognizedSegment] = field(default_factory=list)
     error: Exception | None = None
@@ -99,7 +117,10 @@ class _Job:
 
     @property
     def done(self) -> bool:
-        return self.error is not None or self.seek >= self.content_frames
+        if self.error is not None or self.seek >= self.content_frames:
+            return True
+        rest_s = (self.content_frames - self.seek) / MEL_FRAMES_PER_S
+        return self.windows > 0 and rest_s < self.request.min_tail_s
 
 
 class _PresetAlignment(ModelView):
@@ -216,6 +237,7 @@ class WhisperBatch:
                                                        strict=True)]
         for job, (seek, last_speech_s, previous, segments) in zip(jobs, outcomes, strict=True):
             job.seek, job.last_speech_s, job.previous = seek, last_speech_s, previous
+            job.windows += 1
             job.segments += segments
 
     def _generate(self, jobs: list[_Job], encoded: ctranslate2.StorageView) -> list:

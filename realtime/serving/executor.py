@@ -253,10 +253,11 @@ class SharedTranscriber:
         return cls(WhisperBatch(factory.transcriber.model, prompt_tokens).run, config)
 
     def transcribe(self, audio: np.ndarray, *, prompt: str | None = None, beam_size: int = 1,
-                   min_window_s: float | None = None) -> list:
+                   min_window_s: float | None = None, min_tail_s: float = 0.0) -> list:
         from realtime.extract.whisper_batch import TranscribeRequest
 
-        return self.executor.call(TranscribeRequest(audio, prompt, beam_size, min_window_s))
+        return self.executor.call(TranscribeRequest(audio, prompt, beam_size, min_window_s,
+                                                    min_tail_s))
 
     def start(self) -> SharedTranscriber:
         self.executor.start()

@@ -19,7 +19,7 @@ class SlowScript:
     def __init__(self, cost_s: float) -> None:
         self.cost_s = cost_s
 
-    def transcribe(self, audio, *, prompt, beam_size, min_window_s):
+    def transcribe(self, audio, *, prompt, beam_size, min_window_s, min_tail_s):
         time.sleep(self.cost_s)
         end = len(audio) / 16000
         return [RecognizedSegment((RecognizedWord(0.1, min(0.5, end), " hello", 0.9),),

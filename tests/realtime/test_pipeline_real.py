@@ -64,3 +64,15 @@ def test_engine_rejects_a_model_for_other_feature_sizes(tmp_path):
     with pytest.raises(EngineError, match="text=300") as err:  # the one error of Engine.load
         Engine.load(tmp_path)
     assert isinstance(err.value.__cause__, DimensionMismatch)
+
+
+def test_a_loaded_engine_runs_blas_and_whisper_on_one_thread(engine):
+    """Engine.load's thread settings (see its docstring for the measured reasons): numpy's
+    BLAS limited to one thread, and the shared Whisper loaded with one CTranslate2 thread."""
+    from threadpoolctl import threadpool_info
+
+    from realtime.extract.asr import load_whisper
+
+    blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
+    assert blas and all(lib["num_threads"] == 1 for lib in blas)
+    assert engine.new_asr.transcriber is load_whisper("tiny.en", "cpu", 1)

@@ -14,12 +14,12 @@ from realtime.clock import ReplayClock
 from realtime.extract.asr import (
     ASR_POLICIES,
     AsrConfig,
+    ModelView,
     RecognizedSegment,
     RecognizedWord,
     SileroStream,
     StreamingASR,
     WhisperTranscriber,
-    _EncoderWindow,
     decode_tokens,
     drop_squeezed_repeats,
     load_whisper,
@@ -67,12 +67,14 @@ class ScriptedWhisper:
         self.asr: StreamingASR | None = None
         self.calls: list[tuple[float, float, str | None]] = []
         self.windows: list[float | None] = []
+        self.tails: list[float] = []
 
-    def transcribe(self, audio, *, prompt, beam_size, min_window_s):
+    def transcribe(self, audio, *, prompt, beam_size, min_window_s, min_tail_s):
         b0 = self.asr._buf_t0_s
         b1 = b0 + len(audio) / RATE
         self.calls.append((b0, b1, prompt))
         self.windows.append(min_window_s)
+        self.tails.append(min_tail_s)
         words = [
             RecognizedWord(s - b0, e - b0, " " + text, 0.9)
             for s, e, text in self.script
@@ -121,6 +123,14 @@ def test_local_agreement_commits_each_word_once_in_order(speech):
         seen_tentative |= {w.text for w in update.tentative}
     assert len(fake.calls) >= 3
     assert set(fake.windows) == {AGREEMENT.encoder_window_s}  # the policy's window, passed on
+    assert set(fake.tails) == {AGREEMENT.min_tail_s}  # and its remainder rule
+
+
+def test_the_policy_s_remainder_rule_reaches_whisper(speech):
+    for config in (PAUSE, replace(PAUSE, min_tail_s=0.7)):
+        asr, fake = make(scripted(speech), config)
+        feed(asr, speech)
+        assert fake.tails and set(fake.tails) == {config.min_tail_s}
 
 
 def test_unstable_words_are_never_committed_mid_utterance(speech):
@@ -327,44 +337,36 @@ def test_audio_not_in_the_sources_format_gets_a_clear_error(samples, rate, messa
     assert asr.process_iter().committed == () and fake.calls == []
 
 
-class RecordingEncoder:
-    """Stands in for a loaded WhisperModel: records the feature shapes it encodes."""
-
-    def __init__(self):
-        self.shapes = []
-        self.model = "the loaded CTranslate2 model"
-
-    def encode(self, features):
-        self.shapes.append(features.shape)
-        return "encoded"
-
-
-def test_encoder_window_view_trims_features_and_shares_the_loaded_model():
-    loaded = RecordingEncoder()
-    view = _EncoderWindow(loaded, 600)
-    assert view.encode(np.zeros((80, 3000), np.float32)) == "encoded"
-    assert view.encode(np.zeros((80, 400), np.float32)) == "encoded"
-    assert loaded.shapes == [(80, 600), (80, 400)]
-    assert view.model == "the loaded CTranslate2 model"  # everything else is the loaded one
-
-
-def test_decoding_is_capped_by_the_encoder_window():
+def test_decoding_is_capped_by_the_encoder_window(whisper):
     """A pass may decode 8 tokens a second of its encoder window, never past Whisper's
     context with the longest prompt: a looping pass ends there instead of at 448 tokens."""
     assert decode_tokens(600) == 48 and decode_tokens(1300) == 104
     assert decode_tokens(3000) == 220  # 30 s: 240, capped
 
-    class Recording:
-        def __init__(self):
-            self.kwargs = {}
+    class RecordingDecoder:
+        """The loaded CTranslate2 model, recording how many tokens each decoding may add."""
 
-        def transcribe(self, audio, **kwargs):
-            self.kwargs = kwargs
-            return iter(()), None
+        def __init__(self, loaded):
+            self.loaded, self.new_tokens = loaded, []
 
-    stub = Recording()
-    assert WhisperTranscriber(stub).transcribe(np.zeros(RATE * 2, np.float32)) == []
-    assert stub.kwargs["max_new_tokens"] == 220  # the full 30 s window
+        def __getattr__(self, name):
+            return getattr(self.loaded, name)
+
+        def generate(self, features, prompts, **kwargs):
+            self.new_tokens += [kwargs["max_length"] - len(p) for p in prompts]
+            return self.loaded.generate(features, prompts, **kwargs)
+
+    class Recording(ModelView):
+        _own = ("_loaded", "model")
+
+    view = Recording(whisper.model)
+    view.model = decoder = RecordingDecoder(whisper.model.model)
+    transcriber = WhisperTranscriber(view)
+    audio = media.speech_samples("This is terrible.", RATE)
+    transcriber.transcribe(audio, min_window_s=None, min_tail_s=30.0)
+    transcriber.transcribe(audio, min_window_s=6.0, min_tail_s=30.0)
+    transcriber.transcribe(audio, prompt="I saw it twice.", min_window_s=6.0, min_tail_s=30.0)
+    assert decoder.new_tokens == [220, 48, 48]  # the full 30 s window, then 6 s ones
 
 
 def test_whisper_transcriber_leaves_the_library_model_unchanged(whisper, speech):

@@ -9,7 +9,16 @@ import threading
 import numpy as np
 import pytest
 
-from realtime.extract.asr import AsrConfig, StreamingASR, load_whisper
+from realtime.extract.asr import (
+    AsrConfig,
+    ModelView,
+    RecognizedSegment,
+    RecognizedWord,
+    StreamingASR,
+    decode_tokens,
+    encoder_frames,
+    load_whisper,
+)
 from realtime.extract.whisper_batch import TranscribeRequest, WhisperBatch
 from realtime.serving.executor import (
     BatchConfig,
@@ -48,6 +57,70 @@ def assert_same_words(got, alone):
     assert [t for t, *_ in words(got)] == [t for t, *_ in words(alone)]
     for (_, a0, a1), (_, b0, b1) in zip(words(got), words(alone), strict=True):
         assert abs(a0 - b0) <= 0.05 and abs(a1 - b1) <= 0.05
+
+
+class EncoderWindow(ModelView):
+    """The loaded model whose encoder sees only the first ``frames`` mel frames: the reference
+    call, faster-whisper's own `WhisperModel.transcribe` with an encoder window."""
+
+    _own = ("_loaded", "_frames")
+
+    def __init__(self, loaded, frames):
+        super().__init__(loaded)
+        self._frames = frames
+
+    def encode(self, features):
+        return self._loaded.encode(np.ascontiguousarray(features[..., : self._frames]))
+
+
+def faster_whisper_alone(model, audio, prompt, min_window_s):
+    """What faster-whisper's own transcribe gives with the streaming options."""
+    frames = encoder_frames(len(audio), min_window_s)
+    segments, _ = EncoderWindow(model, frames).transcribe(
+        audio, language="en", beam_size=1, temperature=0.0, word_timestamps=True,
+        condition_on_previous_text=False, initial_prompt=prompt, vad_filter=False,
+        max_new_tokens=decode_tokens(frames))
+    return [RecognizedSegment(tuple(RecognizedWord(w.start, w.end, w.word, w.probability)
+                                    for w in seg.words), seg.no_speech_prob, seg.avg_logprob)
+            for seg in segments]
+
+
+def test_one_request_gives_faster_whisper_s_own_words(whisper, clips):
+    cases = [(clips[TEXTS[0]], None, 6.0), (clips[NAMES], "Kaitlyn and Jaxon", 6.0),
+             (clips[LONG], "We spoke about the weather.", 6.0), (clips[TEXTS[1]], None, None)]
+    for audio, prompt, window in cases:
+        got = WhisperBatch(whisper.model).run([TranscribeRequest(audio, prompt, 1, window)])[0]
+        alone = faster_whisper_alone(whisper.model, audio, prompt, window)
+        assert words(got) and len(got) == len(alone)
+        assert_same_words(got, alone)
+        for a, b in zip(got, alone, strict=True):
+            assert a.avg_logprob == pytest.approx(b.avg_logprob, abs=1e-3)
+
+
+def test_a_remainder_shorter_than_min_tail_is_not_decoded(whisper):
+    """faster-whisper decodes what follows a window's last word in a window of its own;
+    min_tail_s leaves a short one (the end of a streaming buffer) alone, and decodes a longer
+    one. A 3 s buffer of the demo recording, as a stream transcribes it."""
+    demo = media.decode_audio(media.DEMO_MP4, RATE_HZ)
+
+    def run(t0_s, t1_s, tail_s):
+        batch = WhisperBatch(whisper.model)
+        audio = demo[int(t0_s * RATE_HZ) : int(t1_s * RATE_HZ)]
+        [got] = batch.run([TranscribeRequest(audio, None, 1, 6.0, tail_s)])
+        return words(got), batch.encoder_calls
+
+    every, every_calls = run(9.5, 12.5, 0.0)
+    short, short_calls = run(9.5, 12.5, 0.3)
+    assert (every_calls, short_calls) == (2, 1)
+    assert [t for t, *_ in short] == [t for t, *_ in every]  # the remainder held no word
+    assert media.wer("The cast is brilliant. I hated the ending", " ".join(
+        t for t, *_ in short)) <= 0.3
+    rest_s = 3.0 - round(short[-1][2] * 100) / 100  # after the first window's last word
+    assert 0.0 < rest_s < 0.3
+    assert run(9.5, 12.5, rest_s - 0.005)[1] == 2  # a remainder as long as min_tail_s is decoded
+    assert run(9.5, 12.5, rest_s + 0.005)[1] == 1
+    with pytest.raises(ValueError, match="min_tail_s must be >= 0"):
+        TranscribeRequest(demo[:RATE_HZ], None, 1, 6.0, -0.1)
 
 
 def test_three_clips_in_one_batch_give_the_words_of_three_single_calls(whisper, clips):
