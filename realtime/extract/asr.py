@@ -37,15 +37,19 @@ The policies (`ASR_POLICIES`, chosen by name: ``python -m realtime --asr-policy`
   matter: without them the 0.5 s hop committed Whisper's first guesses at words with
   little audio after them ("I'll be getting started" for "the beginning started"), 1.6
   WER points more than ``sparse`` on 300 spoken-MOSI segments; with them 0.6. The short hop
-  is affordable because passes are cheap: a 6 s encoder window and decoding capped by
-  `decode_tokens` (before the cap, a pass now and then looped for 1-2.5 s).
+  is affordable because passes are cheap: a 6 s encoder window, decoding capped by
+  `decode_tokens` (before the cap, a pass now and then looped for 1-2.5 s), no decoding of
+  a remainder under ``min_tail_s`` (0.3 s) after a window's last word (faster-whisper
+  decoded one in most passes, nearly always for no word), and CTranslate2 on one thread
+  (`load_whisper`; two were slower and dearer on this 2-core machine).
   Figures (README, "Latency"; benchmarks/results/realtime_bench_policies10min.json,
   asr_policies_spoken_mosi_300.json): at real speed on the demo, words committed p50 / p95
-  1.12 / 1.85 s after they are spoken against 1.91 / 3.19 s with ``sparse``, at 0.49
-  against 0.14 ASR CPU-seconds per media second; on 300 spoken-MOSI segments WER 0.362
-  against 0.356 and the same live Acc2 (McNemar p = 1.0).
+  0.97 / 1.59 s after they are spoken against 1.74 / 3.04 s with ``sparse``, at 0.14
+  against 0.04 ASR CPU-seconds per media second (the whole process 0.48 against 0.39); on
+  300 spoken-MOSI segments WER 0.362 against 0.356 and the same live Acc2 (McNemar
+  p = 1.0).
 - ``sparse`` (the previous default): the same with a pass per 1.5 s of speech. Kept for
-  machines that run many sessions: it costs less than half the CPU; words arrive later
+  machines that run many sessions: it costs a third of the ASR CPU; words arrive later
   (inside a sentence they wait for its end), and in long unbroken speech much later.
 - ``agreement`` (the default before that): a pass per 1.0 s of new audio, speech or not,
   closes after 0.5 s of silence. Kept as the plain LocalAgreement-2 reference of
@@ -91,6 +95,11 @@ from realtime.assets import whisper_model_dir
 from realtime.clock import perf_s
 from realtime.extract.audio_runs import AudioRun, AudioRuns
 from realtime.extract.text import normalize_word
+from realtime.extract.whisper_batch import (
+    RecognizedSegment,
+    TranscribeRequest,
+    WhisperBatch,
+)
 from realtime.sources.audio import RATE_HZ, check_chunk
 from realtime.types import AudioChunk, Word
 
@@ -98,8 +107,6 @@ log = logging.getLogger(__name__)
 
 VAD_WINDOW = 512  # Silero's window at 16 kHz (32 ms)
 VAD_CONTEXT = 64  # samples of the previous window Silero v6 sees before each window
-WHISPER_WINDOW_S = 30.0  # Whisper's encoder window
-MEL_FRAMES_PER_S = 100
 
 
 class SileroStream:
@@ -130,25 +137,6 @@ class SileroStream:
             None, {"input": np.concatenate([before, windows], 1), "h": self._h, "c": self._c}
         )
         return np.asarray(probs, np.float32).reshape(-1)
-
-
-@dataclass(frozen=True)
-class RecognizedWord:
-    """A word of a transcription; times in seconds from the start of the transcribed audio."""
-
-    start_s: float
-    end_s: float
-    text: str
-    probability: float
-
-
-@dataclass(frozen=True)
-class RecognizedSegment:
-    """One decoded segment: its words and Whisper's confidence in it."""
-
-    words: tuple[RecognizedWord, ...]
-    no_speech_prob: float
-    avg_logprob: float
 
 
 class Transcriber(Protocol):
@@ -190,60 +178,17 @@ class WhisperTranscriber:
     """
 
     def __init__(self, model: WhisperModel) -> None:
-        from realtime.extract.whisper_batch import WhisperBatch  # it imports this module
-
         self.model = model
         self._batch = WhisperBatch(model)
 
     def transcribe(self, audio: np.ndarray, *, prompt: str | None = None, beam_size: int = 1,
                    min_window_s: float | None = None,
                    min_tail_s: float = 0.0) -> list[RecognizedSegment]:
-        from realtime.extract.whisper_batch import TranscribeRequest
-
         [result] = self._batch.run([TranscribeRequest(audio, prompt, beam_size, min_window_s,
                                                       min_tail_s)])
         if isinstance(result, Exception):
             raise result
         return result
-
-
-def encoder_frames(samples: int, min_window_s: float | None) -> int:
-    """The encoder window, in mel frames, of a clip of ``samples`` (16 kHz): the audio plus
-    1 s in whole seconds, at least ``min_window_s`` and at most Whisper's 30 s (None: 30 s).
-    `WhisperTranscriber` and the batched `realtime.extract.whisper_batch` use this one rule."""
-    if min_window_s is None:
-        return int(WHISPER_WINDOW_S * MEL_FRAMES_PER_S)
-    window_s = max(min_window_s, np.ceil(samples / RATE_HZ + 1.0))
-    return int(min(WHISPER_WINDOW_S, window_s) * MEL_FRAMES_PER_S)
-
-
-DECODE_TOKENS_PER_S = 8  # tokens one decoding may produce per second of encoder window
-DECODE_TOKENS_MAX = 220  # with the longest prompt Whisper keeps (223 tokens and 4 special
-# ones) this stays within its 448-token context
-
-
-def decode_tokens(frames: int) -> int:
-    """The most tokens one decoding of an encoder window of ``frames`` mel frames may
-    produce: `DECODE_TOKENS_PER_S` a second of window (48 for the streaming policies' 6 s
-    window; speech is about 4 tokens a second), at most `DECODE_TOKENS_MAX`.
-    `WhisperTranscriber` and `realtime.extract.whisper_batch` use this one rule."""
-    return min(DECODE_TOKENS_MAX, int(DECODE_TOKENS_PER_S * frames / MEL_FRAMES_PER_S))
-
-
-class ModelView(WhisperModel):
-    """A view of a loaded `WhisperModel` for one call: subclasses override a method or two
-    (`realtime.extract.whisper_batch`: `find_alignment`) and every other attribute is the
-    loaded model's. Nothing is loaded, copied or changed."""
-
-    _own = ("_loaded",)  # attributes a view sets itself (never looked up in the model)
-
-    def __init__(self, loaded: WhisperModel) -> None:  # no super(): shares the loaded one
-        self._loaded = loaded
-
-    def __getattr__(self, name: str):
-        if name in type(self)._own:  # not set yet: never recurse
-            raise AttributeError(name)
-        return getattr(self._loaded, name)
 
 
 _models: dict[tuple[str, str, int], WhisperTranscriber] = {}

@@ -7,12 +7,15 @@ clip with the options the streaming ASR uses (English, temperature 0, word times
 conditioning on previous text, no VAD; the option values are read from
 `WhisperModel.transcribe`'s defaults), but for many requests at each step. A session's own
 `realtime.extract.asr.WhisperTranscriber` runs one request at a time through it; sessions on
-shared models are batched by `realtime.serving.executor.SharedTranscriber`. The steps:
+shared models are batched by `realtime.serving.executor.SharedTranscriber`. The module also
+holds what both need of Whisper: the word and segment types, the rules for a request's
+encoder window and decoding cap (`encoder_frames`, `decode_tokens`) and `ModelView`. The
+steps:
 
 1. log-mel features per request (`WhisperModel.feature_extractor`; the normalisation depends
    on the clip's own loudest frame, so features are never shared);
 2. each request's next 30 s of features (`pad_or_trim`) cut to its encoder window
-   (`realtime.extract.asr.encoder_frames`: audio + 1 s in whole seconds, at least
+   (`encoder_frames`: audio + 1 s in whole seconds, at least
    ``min_window_s``);
 3. ONE `encode` per window size: the requests whose windows are equal are stacked. Padding
    a shorter window to the batch's longest would let one call serve all, but Whisper's
@@ -23,7 +26,7 @@ shared models are batched by `realtime.serving.executor.SharedTranscriber`. The 
    With the streaming policies' 6 s minimum window, most passes (buffers under 5 s) share
    the 6 s window;
 4. ONE `generate` per group of equal prompt length (and beam size and encoder window, whose
-   length caps the decoding: `realtime.extract.asr.decode_tokens`), on its rows of the
+   length caps the decoding: `decode_tokens`), on its rows of the
    encoder output, each request with its own prompt (its text's tokens after
    ``<|startofprev|>``): CTranslate2 needs ``<|startoftranscript|>`` at the same position in
    every prompt of a call. Unprompted requests, or prompts of equal token count, share one
@@ -63,14 +66,68 @@ from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import get_suppressed_tokens
 from faster_whisper.utils import get_end
 
-from realtime.extract.asr import (
-    MEL_FRAMES_PER_S,
-    ModelView,
-    RecognizedSegment,
-    RecognizedWord,
-    decode_tokens,
-    encoder_frames,
-)
+from realtime.sources.audio import RATE_HZ
+
+WHISPER_WINDOW_S = 30.0  # Whisper's encoder window
+MEL_FRAMES_PER_S = 100
+
+
+@dataclass(frozen=True)
+class RecognizedWord:
+    """A word of a transcription; times in seconds from the start of the transcribed audio."""
+
+    start_s: float
+    end_s: float
+    text: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class RecognizedSegment:
+    """One decoded segment: its words and Whisper's confidence in it."""
+
+    words: tuple[RecognizedWord, ...]
+    no_speech_prob: float
+    avg_logprob: float
+
+
+def encoder_frames(samples: int, min_window_s: float | None) -> int:
+    """The encoder window, in mel frames, of a clip of ``samples`` (16 kHz): the audio plus
+    1 s in whole seconds, at least ``min_window_s`` and at most Whisper's 30 s (None: 30 s).
+    Every request of `WhisperBatch` (single calls and batches alike) uses this one rule."""
+    if min_window_s is None:
+        return int(WHISPER_WINDOW_S * MEL_FRAMES_PER_S)
+    window_s = max(min_window_s, np.ceil(samples / RATE_HZ + 1.0))
+    return int(min(WHISPER_WINDOW_S, window_s) * MEL_FRAMES_PER_S)
+
+
+DECODE_TOKENS_PER_S = 8  # tokens one decoding may produce per second of encoder window
+DECODE_TOKENS_MAX = 220  # with the longest prompt Whisper keeps (223 tokens and 4 special
+# ones) this stays within its 448-token context
+
+
+def decode_tokens(frames: int) -> int:
+    """The most tokens one decoding of an encoder window of ``frames`` mel frames may
+    produce: `DECODE_TOKENS_PER_S` a second of window (48 for the streaming policies' 6 s
+    window; speech is about 4 tokens a second), at most `DECODE_TOKENS_MAX`.
+    Every request of `WhisperBatch` uses this one rule."""
+    return min(DECODE_TOKENS_MAX, int(DECODE_TOKENS_PER_S * frames / MEL_FRAMES_PER_S))
+
+
+class ModelView(WhisperModel):
+    """A view of a loaded `WhisperModel` for one call: subclasses override a method or two
+    (`_PresetAlignment`: `find_alignment`) and every other attribute is the loaded model's.
+    Nothing is loaded, copied or changed."""
+
+    _own = ("_loaded",)  # attributes a view sets itself (never looked up in the model)
+
+    def __init__(self, loaded: WhisperModel) -> None:  # no super(): shares the loaded one
+        self._loaded = loaded
+
+    def __getattr__(self, name: str):
+        if name in type(self)._own:  # not set yet: never recurse
+            raise AttributeError(name)
+        return getattr(self._loaded, name)
 
 # The single call's defaults (WhisperModel.transcribe's keyword defaults), read from the
 # library rather than restated, so both paths decode with the same options.

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from benchmarks.asr_policies import parse_args, simulate
-from realtime.extract.asr import ASR_POLICIES, RecognizedSegment, RecognizedWord
+from realtime.extract.asr import ASR_POLICIES
+from realtime.extract.whisper_batch import RecognizedSegment, RecognizedWord
 from tests.helpers import media
 
 

@@ -14,15 +14,17 @@ from realtime.clock import ReplayClock
 from realtime.extract.asr import (
     ASR_POLICIES,
     AsrConfig,
-    ModelView,
-    RecognizedSegment,
-    RecognizedWord,
     SileroStream,
     StreamingASR,
     WhisperTranscriber,
-    decode_tokens,
     drop_squeezed_repeats,
     load_whisper,
+)
+from realtime.extract.whisper_batch import (
+    ModelView,
+    RecognizedSegment,
+    RecognizedWord,
+    decode_tokens,
 )
 from realtime.sources import BrowserSource
 from realtime.sources.audio import RATE_HZ

@@ -9,17 +9,16 @@ import threading
 import numpy as np
 import pytest
 
-from realtime.extract.asr import (
-    AsrConfig,
+from realtime.extract.asr import AsrConfig, StreamingASR, load_whisper
+from realtime.extract.whisper_batch import (
     ModelView,
     RecognizedSegment,
     RecognizedWord,
-    StreamingASR,
+    TranscribeRequest,
+    WhisperBatch,
     decode_tokens,
     encoder_frames,
-    load_whisper,
 )
-from realtime.extract.whisper_batch import TranscribeRequest, WhisperBatch
 from realtime.serving.executor import (
     BatchConfig,
     ExecutorBusy,
