@@ -144,8 +144,8 @@ class Engine:
         worker thread spins for a while after every matrix product (a Whisper pass's mel
         filterbank, the acoustic features): with its default of one thread per core the
         whole process took 0.64 CPU-seconds per media second at real speed on the demo,
-        with one 0.45 (`benchmarks.pipeline`, ``pause``, 2 minutes each). None leaves the
-        default.
+        with numpy's limited to one 0.45 (`benchmarks.pipeline`, ``pause``, 2 minutes each).
+        None leaves the default.
         stages=False leaves out a session's streaming stages (Whisper, mediapipe, the
         expression model), words=False the MiniLM word encoder: a model server needs the
         sentiment model and the word encoder (stages=False), a benchmark of recorded windows

@@ -15,8 +15,7 @@ steps:
 1. log-mel features per request (`WhisperModel.feature_extractor`; the normalisation depends
    on the clip's own loudest frame, so features are never shared);
 2. each request's next 30 s of features (`pad_or_trim`) cut to its encoder window
-   (`encoder_frames`: audio + 1 s in whole seconds, at least
-   ``min_window_s``);
+   (`encoder_frames`: audio + 1 s in whole seconds, at least ``min_window_s``);
 3. ONE `encode` per window size: the requests whose windows are equal are stacked. Padding
    a shorter window to the batch's longest would let one call serve all, but Whisper's
    encoder attends over every frame, so the padding changes the answer: a 2.2 s clip
@@ -26,13 +25,12 @@ steps:
    With the streaming policies' 6 s minimum window, most passes (buffers under 5 s) share
    the 6 s window;
 4. ONE `generate` per group of equal prompt length (and beam size and encoder window, whose
-   length caps the decoding: `decode_tokens`), on its rows of the
-   encoder output, each request with its own prompt (its text's tokens after
-   ``<|startofprev|>``): CTranslate2 needs ``<|startoftranscript|>`` at the same position in
-   every prompt of a call. Unprompted requests, or prompts of equal token count, share one
-   call; ``prompt_tokens=N`` cuts every prompt to its last N tokens so that sessions past
-   their first sentences do (each request then gets what the single call gives for the cut
-   prompt, not the full one);
+   length caps the decoding: `decode_tokens`), on its rows of the encoder output, each
+   request with its own prompt (its text's tokens after ``<|startofprev|>``): CTranslate2
+   needs ``<|startoftranscript|>`` at the same position in every prompt of a call.
+   Unprompted requests, or prompts of equal token count, share one call; ``prompt_tokens=N``
+   cuts every prompt to its last N tokens so that sessions past their first sentences do
+   (each request then gets what the single call gives for the cut prompt, not the full one);
 5. the no-speech check and the split at timestamp tokens (`_split_segments_by_timestamps`);
 6. ONE `align` (cross-attention DTW, `find_alignment`) for the group's text tokens, then
    faster-whisper's word post-processing (`add_word_timestamps`) per request, on a view whose
@@ -43,8 +41,8 @@ faster-whisper does: such requests form the next round, unless what is left afte
 is shorter than the request's ``min_tail_s``. That remainder is usually the pause after the
 last word, or the start of a word cut by the end of the clip: on a streaming buffer
 faster-whisper decoded one almost every pass (74 encoder windows for 39 passes on the demo
-recording, 29 of them giving no word), each costing a whole encoder window, a decoding and an
-alignment; a streaming policy would not commit a word from it yet anyway
+recording, 29 of the 35 extra ones giving no word), each costing a whole encoder window,
+a decoding and an alignment; a streaming policy would not commit a word from it yet anyway
 (`realtime.extract.asr.AsrConfig.min_tail_s`). With ``min_tail_s=0`` every remainder is
 decoded, as faster-whisper decodes it. A request that fails (audio that is not 1-D finite
 float32, or an error of the model on it) fails alone: `run` returns its exception in its
