@@ -130,10 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     apply_offline_env()
     args = parse_args(argv)
     configure_logging(args.log_level)
-    from realtime.engine import set_cpu_threads
+    from realtime.engine import limit_blas_threads
     from realtime.extract.asr import ASR_POLICIES, DEFAULT_ASR_POLICY, load_whisper
 
-    set_cpu_threads(None, 1)  # numpy's BLAS on one thread, as `Engine.load` sets it
+    limit_blas_threads(1)  # as `Engine.load` sets it
     variants = {name: ASR_POLICIES[name] for name in args.policies.split(",")}
     for hop in filter(None, args.hops.split(",")):
         variants[f"{DEFAULT_ASR_POLICY}@{float(hop):g}"] = replace(

@@ -184,7 +184,8 @@ class Engine:
 
         asr_policy(policy)  # an unknown name fails before anything loads
         device = pick_device(device)
-        set_cpu_threads(torch_threads if device == "cpu" else None, None)
+        if device == "cpu" and torch_threads is not None:
+            torch.set_num_threads(int(torch_threads))
         try:
             folder = Path(checkpoint_dir) if checkpoint_dir else assets.default_model_dir()
         except assets.AssetMissing as exc:
@@ -219,7 +220,8 @@ class Engine:
             new_acoustic = acoustic.AcousticExtractor
             new_face = lambda crops=None: face.FaceExtractor(crops=crops)  # noqa: E731
             new_expression = lambda: expression.ExpressionExtractor(classifier)  # noqa: E731
-        set_cpu_threads(None, blas_threads)  # last: loading brings in more BLAS libraries
+        if blas_threads is not None:  # last: loading brings in more BLAS libraries
+            limit_blas_threads(blas_threads)
         log.info("engine loaded: model %s from %s on %s (stages %s, words %s)",
                  model.config.name, folder, device, stages, words)
         return cls(
@@ -311,17 +313,14 @@ def pick_device(device: str) -> str:
     return device
 
 
-def set_cpu_threads(torch_threads: int | None, blas_threads: int | None) -> None:
-    """Process-wide thread counts (see `Engine.load`): torch's intra-op threads, and the
-    threads of every BLAS library loaded so far (numpy's and scipy's OpenBLAS; threadpoolctl
-    cannot reach one loaded later); None leaves one as it is. `Engine.load` calls it, and so
-    does a benchmark that drives a stage without an engine (`benchmarks.asr_policies`)."""
-    if torch_threads is not None:
-        torch.set_num_threads(int(torch_threads))
-    if blas_threads is not None:
-        from threadpoolctl import threadpool_limits
+def limit_blas_threads(threads: int) -> None:
+    """Process-wide, like torch's threads (see `Engine.load`): every BLAS library loaded so
+    far (numpy's and scipy's OpenBLAS) runs on ``threads`` threads; threadpoolctl cannot
+    reach one loaded later. `Engine.load` calls it last, and so does a benchmark that drives
+    a stage without an engine (`benchmarks.asr_policies`)."""
+    from threadpoolctl import threadpool_limits
 
-        threadpool_limits(limits=int(blas_threads), user_api="blas")
+    threadpool_limits(limits=int(threads), user_api="blas")
 
 
 def load_model(folder: Path, device: str) -> torch.nn.Module:
