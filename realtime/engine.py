@@ -17,6 +17,7 @@ to others (`realtime.serving.ray_serve`); its stage factories then raise `Engine
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -315,11 +316,14 @@ def pick_device(device: str) -> str:
 
 def limit_blas_threads(threads: int) -> None:
     """Process-wide, like torch's threads (see `Engine.load`): every BLAS library loaded so
-    far (numpy's and scipy's OpenBLAS) runs on ``threads`` threads; threadpoolctl cannot
-    reach one loaded later. `Engine.load` calls it last, and so does a benchmark that drives
-    a stage without an engine (`benchmarks.asr_policies`)."""
+    far (numpy's and scipy's OpenBLAS) runs on ``threads`` threads (threadpoolctl), and one
+    loaded later reads the same count from ``OPENBLAS_NUM_THREADS`` as it loads (OpenCV's,
+    when a session's first face or expression stage imports it). `Engine.load` calls it
+    last, and so does a benchmark that drives a stage without an engine
+    (`benchmarks.asr_policies`)."""
     from threadpoolctl import threadpool_limits
 
+    os.environ["OPENBLAS_NUM_THREADS"] = str(int(threads))
     threadpool_limits(limits=int(threads), user_api="blas")
 
 
