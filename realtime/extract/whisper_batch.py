@@ -1,52 +1,42 @@
 """Whisper for one or many callers: batched encoder, decoder and alignment calls, each
-request getting exactly what faster-whisper's own `WhisperModel.transcribe` gives it alone.
+request getting exactly what faster-whisper's own `WhisperModel.transcribe` gives it alone
+(with ``min_tail_s=0``; above it, what the single call gives without its short remainders).
 
-`WhisperBatch(model).run(requests)` runs faster-whisper 1.2.1's own pieces (pinned in
-requirements.txt) in the order its `WhisperModel.generate_segments` runs them for a single
-clip with the options the streaming ASR uses (English, temperature 0, word times, no
-conditioning on previous text, no VAD; the option values are read from
-`WhisperModel.transcribe`'s defaults), but for many requests at each step. A session's own
-`realtime.extract.asr.WhisperTranscriber` runs one request at a time through it; sessions on
-shared models are batched by `realtime.serving.executor.SharedTranscriber`. The module also
-holds what both need of Whisper: the word and segment types, the rules for a request's
-encoder window and decoding cap (`encoder_frames`, `decode_tokens`) and `ModelView`. The
-steps:
+`WhisperBatch(model, prompt_tokens=None).run(requests)`:
 
-1. log-mel features per request (`WhisperModel.feature_extractor`; the normalisation depends
-   on the clip's own loudest frame, so features are never shared);
-2. each request's next 30 s of features (`pad_or_trim`) cut to its encoder window
-   (`encoder_frames`: audio + 1 s in whole seconds, at least ``min_window_s``);
-3. ONE `encode` per window size: the requests whose windows are equal are stacked. Padding
-   a shorter window to the batch's longest would let one call serve all, but Whisper's
-   encoder attends over every frame, so the padding changes the answer: a 2.2 s clip
-   decoded in an 8 s window instead of its own 6 s one lost two punctuation marks and its
-   words moved by up to 0.4 s (tiny.en, espeak-ng speech). Every session would then hear
-   something that depends on who else spoke at that moment; so windows are never padded.
-   With the streaming policies' 6 s minimum window, most passes (buffers under 5 s) share
-   the 6 s window;
-4. ONE `generate` per group of equal prompt length (and beam size and encoder window, whose
-   length caps the decoding: `decode_tokens`), on its rows of the encoder output, each
-   request with its own prompt (its text's tokens after ``<|startofprev|>``): CTranslate2
-   needs ``<|startoftranscript|>`` at the same position in every prompt of a call.
-   Unprompted requests, or prompts of equal token count, share one call; ``prompt_tokens=N``
-   cuts every prompt to its last N tokens so that sessions past their first sentences do
-   (each request then gets what the single call gives for the cut prompt, not the full one);
-5. the no-speech check and the split at timestamp tokens (`_split_segments_by_timestamps`);
-6. ONE `align` (cross-attention DTW, `find_alignment`) for the group's text tokens, then
-   faster-whisper's word post-processing (`add_word_timestamps`) per request, on a view whose
-   `find_alignment` hands back that request's precomputed row.
+* in: `TranscribeRequest`s: ``audio`` 16 kHz mono float32 samples (1-D, finite),
+  ``prompt`` (text said before, or None), ``beam_size`` (1: greedy), ``min_window_s`` (the
+  shortest encoder window, seconds; None: Whisper's 30 s), ``min_tail_s`` (seconds; a
+  remainder after a window's last word shorter than this is not decoded again; 0: every
+  remainder, as faster-whisper does; the streaming ASR passes 0.3 s because it would not
+  commit a word from it yet).
+* out: in request order, each request's `RecognizedSegment`s (words with ``start_s`` /
+  ``end_s`` in seconds from the start of its audio, probabilities, the segment's
+  ``no_speech_prob`` and ``avg_logprob``), or the exception that made that request fail.
+* options: English, temperature 0, word times, no conditioning on previous text, no VAD;
+  every other value is read from `WhisperModel.transcribe`'s defaults (faster-whisper 1.2.1,
+  pinned), so a batch and a single call decode alike.
+* batching: requests are grouped, never padded (padding changes Whisper's answer): one
+  encoder call per encoder window size (`encoder_frames`: audio + 1 s in whole seconds,
+  between ``min_window_s`` and 30 s), one decoder call per prompt token count (CTranslate2
+  needs the same prompt length in a call; ``prompt_tokens=N`` cuts every prompt to its last
+  N tokens, and each request then gets what the single call gives for the cut prompt), one
+  alignment call per group. Decoding is capped at `decode_tokens` of the window.
+* errors: a request fails alone, its exception returned in its place: audio that is not
+  1-D, non-empty, finite float32 gives a `ValueError`; when a batched call raises, its group
+  is rerun one request at a time so that only the failing requests fail. ``prompt_tokens <
+  1`` (`WhisperBatch`) and a negative ``min_tail_s`` (`TranscribeRequest`) raise
+  `ValueError` at construction.
+* threads: `run` is synchronous on the caller's thread; a `WhisperBatch` is thread-safe as
+  the model is (CTranslate2 queues concurrent calls). ``encoder_calls`` / ``decoder_calls``
+  count calls since creation, for reports.
 
-A request whose decoding stops before the end of its audio goes on from its last word, as
-faster-whisper does: such requests form the next round, unless what is left after that word
-is shorter than the request's ``min_tail_s``. That remainder is usually the pause after the
-last word, or the start of a word cut by the end of the clip: on a streaming buffer
-faster-whisper decoded one almost every pass (74 encoder windows for 39 passes on the demo
-recording, 29 of the 35 extra ones giving no word), each costing a whole encoder window,
-a decoding and an alignment; a streaming policy would not commit a word from it yet anyway
-(`realtime.extract.asr.AsrConfig.min_tail_s`). With ``min_tail_s=0`` every remainder is
-decoded, as faster-whisper decodes it. A request that fails (audio that is not 1-D finite
-float32, or an error of the model on it) fails alone: `run` returns its exception in its
-place, and when a batched call fails its group is rerun one request at a time.
+Callers: a session's own `realtime.extract.asr.WhisperTranscriber` runs one request at a
+time through it; sessions on shared models are batched by
+`realtime.serving.executor.SharedTranscriber`. The module also holds what both need of
+Whisper: the word and segment types, `encoder_frames`, `decode_tokens` and `ModelView`.
+How each step follows faster-whisper, why windows are not padded and what batching gains on
+a CPU: docs/notes/whisper_batch.md.
 """
 
 from __future__ import annotations
