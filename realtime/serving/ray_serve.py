@@ -1,49 +1,47 @@
 """Beyond one machine: the batched sentiment model and MiniLM word encoder as a Ray Serve
 deployment, and the client that lets a `Pipeline` use it.
 
-`SentimentModels` is the deployment. Each replica loads the two per-tick models itself
-(``Engine.load(checkpoint, stages=False)``: the bundled checkpoint unless one is given, no
-Whisper or face models) and answers two `@serve.batch` methods, ``predict`` (windows ->
-`EngineOutput`s, through `Engine.predict_batch`: one padded forward for the batch) and
-``encode_words`` (word lists -> their vectors, through `Engine.encode_words_batch`). A
-request is one client's batch, a list; `@serve.batch` joins the lists of several clients
-(processes, machines) into one forward, counting windows, not requests
-(``batch_size_fn``). Their ``max_batch_size`` is the local executor's `BatchConfig`
-``max_batch``. The wait ``max_wait_ms`` bounds a window's whole wait for company, so it is
-split (`split_wait`): the replica's ``batch_wait_timeout_s`` is ``replica_wait_share`` of it
-and the client's batch waits the rest. The default share is 0: the client waits the whole
-``max_wait_ms`` and the replica takes, without waiting, every client batch queued when it
-is free (while it runs a forward, other clients' batches queue and join the next one).
-Measured on the 2-core machine, 20 streams at 10 Hz through one client (p95; in-process
-executor 23 ms): the whole wait at both 57 ms, half at each 46 ms, share 0 28 ms.
-``max_ongoing_requests`` is twice
-the larger batch size, so a batch can fill while the previous one runs, and
-``max_queued_requests`` is ``max_queue``: past it a call is refused at once (Ray's
-back-pressure), counted as drops and raised as `realtime.serving.executor.ExecutorBusy`, as
-the local executor does. The replica keeps no session state: windows or word lists come in,
-their answers go out; it only counts its batches.
+`RayServe.connect(RayServeConfig(...))` starts a local Ray instance (``address=None``) or
+joins a cluster (``address``, e.g. ``"head:6379"`` or ``"ray://head:10001"``), deploys the
+application ``app_name`` (default ``"sentiment-models"``; an older deployment of that name
+is replaced) with handles only (no HTTP proxy), waits until it answers and returns a
+`RayServe` whose ``models`` (`RayModels`) a pipeline takes as its model calls
+(``Pipeline(..., models=serve.models)``, ``SessionManager(..., shared=...)``). Any failure to
+start, join or deploy raises `RayServeError` (a local instance it started is shut down
+first); `RayServeConfig` raises `ValueError` for ``replicas < 1``, a negative CPU or GPU
+share or a ``replica_wait_share`` outside [0, 1]. `RayServe.close` (or leaving its ``with``
+block) stops the client; a local instance it started is shut down (Serve, then Ray); a
+joined cluster is only disconnected and keeps the deployment serving others; a Ray already
+running in this process is left as it was.
 
-Per-session state (the source, ASR buffer, acoustic and face stages, `WordWindow`, store)
-stays in the session's own process, in its `Pipeline`: `RayModels` gives that pipeline the
-two calls of `realtime.pipeline.ModelCalls` (``Pipeline(..., models=RayModels(...))``,
-``SessionManager(..., shared=...)``). It batches on the client side first, with a local
-`BatchingExecutor` per method and the same `BatchConfig`, and sends each batch as one
-handle call: a Ray call costs about 3 ms of round trip and the driver's router handles
-calls one at a time, so one call per window capped a process at about 150 windows/s with
-batches of 2-3 at the replica (20 streams at 10 Hz: p95 109 ms and 498 drops, against the
-in-process executor's 23 ms and none; benchmarks/results/streams_cpu_ray.json has the
-figures after the change). One batch per method is in flight per client process; other
-processes' batches join it at the replica.
+* `SentimentModels` (the replica) loads ``Engine.load(checkpoint_dir, stages=False)`` (the
+  bundled checkpoint unless one is given; no Whisper or face models) and answers two
+  `@serve.batch` methods: ``predict`` (a list of windows -> their `EngineOutput`s, one padded
+  forward per batch) and ``encode_words`` (a list of word lists -> their vectors). Each
+  request is one client's batch; batches of several clients are joined, counting windows,
+  not requests. It keeps no session state, only counts its batches.
+* `RayModels` (the client) implements `realtime.pipeline.ModelCalls` (``predict``,
+  ``encode_words``, and ``submit`` -> a `Future`) for any number of pipelines in this
+  process, thread-safe. It batches first, in a `BatchingExecutor` per method (two threads,
+  stopped by ``close`` within 2 s), and sends each batch as one handle call; one batch per
+  method is in flight per client process.
+* Batching options come from `BatchConfig` (``max_batch`` 64, ``max_wait_ms`` 10 by
+  default). ``max_wait_ms`` bounds a window's whole wait, split by `split_wait`: the replica
+  waits ``replica_wait_share`` of it (default 0: the client waits, the replica takes every
+  batch queued when it is free, which measured best), the client the rest.
+* Back-pressure: past ``max_queue`` waiting items (client side) or queued requests (the
+  deployment's ``max_queued_requests``) a call is refused at once, counted in
+  ``stats().drops`` and raised as `realtime.serving.executor.ExecutorBusy`, as the local
+  executor does. ``max_ongoing_requests`` is twice the larger batch size, so a batch can
+  fill while the previous one runs.
+* GPUs: with ``num_gpus=None`` a replica takes `GPU_SHARE` (0.25) of a GPU and runs on
+  ``cuda`` when the cluster has one, else runs on CPU; a fraction lets several replicas
+  share one GPU.
+* Every node that runs a replica needs this project importable (the same checkout and
+  packages); a local instance gets the driver's folder on its workers' ``PYTHONPATH``.
 
-`RayServe.connect` starts a local Ray instance (no ``address``) or joins an existing
-cluster (``address``, e.g. ``"ray://head:10001"`` or ``"head:6379"``), deploys the
-application with handles only (no HTTP proxy) and returns the client; `RayServe.close`
-shuts down what it started (a local instance: Serve, then Ray) or, on a cluster, only
-disconnects and leaves the deployment serving others. GPUs: with ``num_gpus=None`` a replica
-takes `GPU_SHARE` of a GPU (and runs on ``cuda``) when the cluster has one, else runs on CPU;
-a fraction lets several replicas share one GPU. Every node that runs a replica needs this
-project importable (the same checkout and packages); a local instance gets the driver's
-folder on its workers' ``PYTHONPATH``.
+Measurements behind these choices (the client-side batching, the wait split):
+docs/notes/ray_serve.md; the dated benchmark: docs/benchmarks.md.
 """
 
 from __future__ import annotations
