@@ -1,47 +1,37 @@
 """Many streams, one model: latency and throughput of cross-stream batching against one forward
-per window, in the same run.
+per window, in the same run; or K whole live sessions at real speed (``--live``).
 
     python -m benchmarks.streams [--streams 10,20,40,80] [--seconds 20] [--rate-hz 10]
                                  [--backend local|ray] [--device cpu|cuda] [--max-batch 64]
-                                 [--max-wait-ms 10] [--json OUT]
-
-Real windows first: the bundled recording (or ``--source``) is replayed with ``--fast``
-through the full pipeline and every window the model saw is kept, so shapes and word counts
-are those of live use (``--save-windows FILE`` keeps them; ``--windows FILE`` reads them back
-and loads the sentiment model alone, as on a GPU machine without the extractors:
-``make gpu-windows`` here, then ``make gpu-check`` there). Then, for every N, N streams each
-submit a window every 1/rate seconds (staggered) to a `realtime.serving.executor.BatchingExecutor`,
-batched
-(``--max-batch``, ``--max-wait-ms``) and unbatched (batch size 1, one forward per window),
-one after the other in the same run. ``--backend ray`` sends the same windows through the
-Ray Serve deployment instead (`realtime.serving.ray_serve`, on a local Ray instance started
-here): one
-application batched with the same options and one at batch size 1, deployed once, each with
-one replica of one CPU (a fraction of a GPU with ``--device cuda``); their ``@serve.batch``
-does what the executor does in-process. A stream keeps at most one window in flight, as a live
-pipeline does: a window that falls due while the stream's previous one is unanswered is
-dropped and counted. Latency is from the moment a window is due to its answer.
-
-For each mode the largest N that holds p95 <= 150 ms (CPU) or 50 ms (CUDA) with no drops is
-``max_streams``. The JSON (default benchmarks/results/streams_<device>.json) has per backend,
-mode and N: ``p50_ms``, ``p95_ms``, ``p99_ms``, ``throughput_per_s``, ``drops``, plus CPU
-seconds per second, peak RSS and GPU memory; a plot of p95 latency against streams is
-written next to it (.png).
-
-Whole sessions instead of windows:
-
+                                 [--max-wait-ms 10] [--torch-threads 1] [--source FILE]
+                                 [--windows FILE | --save-windows FILE] [--json OUT]
     python -m benchmarks.streams --live 1,2,4 [--seconds 60] [--source FILE] [--json OUT]
                                  [--no-stage-cpu]
 
-replays K copies of the recording AT REAL SPEED through K full sessions (ASR, face,
-acoustic, expression, the model; `benchmarks.live_sessions`), every K in turn, for
-``--seconds`` each (the recording loops), and reports whether they keep up: per session
-updates/s against the 5 Hz hop, capture -> prediction latency p50/p95/p99, drops per kind and
-summed, each stage's wall compute per media second (contention included), whole-process CPU
-per media second, peak RSS, and each stage's own CPU per media second from one one-thread
-replay first (`benchmarks.pipeline.cpu_pass`; ``--no-stage-cpu`` skips it). JSON default
-benchmarks/results/streams_live_<device>.json; ``max_live_sessions`` is the largest K whose
-every session kept up.
+Windows mode: real windows of ``--source`` (default the bundled recording, replayed with
+``--fast``; or ``--windows FILE``, then only the sentiment model is loaded) are submitted by
+N streams at ``--rate-hz`` each, at most one in flight per stream (a window due while the
+previous is unanswered is a drop), for ``--seconds`` per run, through the in-process
+`realtime.serving.executor.BatchingExecutor` (``--backend local``) or the Ray Serve
+deployment on a local Ray instance (``--backend ray``), batched and unbatched (batch size 1)
+at every N. Latency is in ms from a window's due time to its answer. Writes
+benchmarks/results/streams_<device>.json (``_ray`` added for ``--backend ray``; ``--json
+OUT`` elsewhere): per backend, mode and N a `StreamsResult` (``p50_ms``, ``p95_ms``,
+``p99_ms``, ``throughput_per_s``, ``drops``, ``errors``, ``mean_batch``, ``cpu_s_per_s``,
+``rss_mib``, ``gpu_mib``), the load average at start and end, and ``max_streams``: per mode
+the largest N with p95 <= 150 ms (CPU) or 50 ms (CUDA) and no drops; a plot of p95 against N
+next to it (.png). One line per run on stdout, then ``{"max_streams": ..., "json": PATH}``.
+
+Live mode: K full sessions (ASR, face, acoustic, expression, the model;
+`benchmarks.live_sessions`) each K in turn, sharing one executor, for ``--seconds`` each.
+Writes benchmarks/results/streams_live_<device>.json: per K whether every session kept up
+with the 5 Hz hop, updates/s, capture -> prediction latency, drops, CPU per media second and
+peak RSS, and ``max_live_sessions``; with each stage's one-thread CPU per media second
+measured first unless ``--no-stage-cpu``.
+
+Runs on the calling thread plus the executor's (or Ray's) threads; reads the wall clock only
+through `realtime.clock`. Exit status 0; 2 for bad arguments, a missing file or model, or a
+backend that cannot start. How it measures: docs/notes/streams.md; results: docs/benchmarks.md.
 """
 
 from __future__ import annotations
