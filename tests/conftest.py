@@ -12,16 +12,18 @@ from models.env import apply_offline_env
 apply_offline_env()  # before any test module imports gradio or transformers
 
 from tests.helpers import REPO  # noqa: E402
+from tests.helpers.required import missing  # noqa: E402
 
 ARTIFACTS = REPO / "test-artifacts"
 
 
 @pytest.fixture(scope="session")
 def mosi_dir() -> Path:
-    """The CMU-MOSI folder ($MOSI_DIR, default ../shared/data/mosi); skips when absent."""
+    """The CMU-MOSI folder ($MOSI_DIR, default ../shared/data/mosi); when absent, skips
+    here and fails under CI (tests.helpers.required)."""
     path = Path(os.environ.get("MOSI_DIR", REPO.parent / "shared" / "data" / "mosi"))
     if not (path / "standard_folds.json").exists():
-        pytest.skip(f"CMU-MOSI data not found at {path} (set MOSI_DIR)")
+        missing(f"CMU-MOSI data not found at {path} (set MOSI_DIR)")
     return path
 
 

@@ -27,6 +27,7 @@ import pytest
 from benchmarks.ui_refresh import AppServer, launch_chromium, measure_page
 from realtime.clock import perf_s
 from tests.helpers import media
+from tests.helpers.required import missing, require, require_file
 
 pytestmark = pytest.mark.slow
 
@@ -43,16 +44,15 @@ LOG_KEYS = {"type", "t_s", "t_end_s", "emitted_at_s", "sentiment", "mean_1min", 
 
 @pytest.fixture(scope="module")
 def playwright():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = require("playwright.sync_api", "drives the browser tests (make setup)")
+    require_file(Path("/usr/bin/chromium"), "Debian's chromium (apt-get install chromium)")
     from realtime.assets import AssetMissing, default_model_dir
 
     if not os.environ.get("SENTIMENT_CHECKPOINT"):
         try:
             default_model_dir()
         except AssetMissing as exc:
-            pytest.skip(f"no bundled live model yet: {exc}")
+            missing(f"no bundled live model: {exc}")
     with sync_api.sync_playwright() as p:
         yield p
 

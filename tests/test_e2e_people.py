@@ -25,6 +25,7 @@ from benchmarks.ui_refresh import AppServer, launch_chromium
 from realtime.clock import perf_s
 from realtime.dashboard.consent import CONSENT_VERSION
 from tests.helpers import media
+from tests.helpers.required import require, require_file
 
 pytestmark = pytest.mark.slow
 
@@ -35,9 +36,8 @@ TEXTS = {"a": media.POSITIVE_TEXT, "b": media.NEGATIVE_TEXT}  # no shared word o
 
 @pytest.fixture(scope="module")
 def playwright():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = require("playwright.sync_api", "drives the browser tests (make setup)")
+    require_file(Path("/usr/bin/chromium"), "Debian's chromium (apt-get install chromium)")
     with sync_api.sync_playwright() as p:
         yield p
 

@@ -32,7 +32,9 @@ def test_fast_model_answers_every_window_with_no_drops():
     assert r.streams == 5 and r.submitted == 50 and r.answered == 50
     assert r.drops == 0 and r.errors == 0
     assert 0 <= r.p50_ms <= r.p95_ms <= r.p99_ms < 1000  # loose: the machine may be busy
-    assert 20 <= r.throughput_per_s <= 60 and sum(sizes) == 50
+    # answered over the wall time, which lasts at least until the last window is due (0.98 s):
+    # no lower bound, that would measure the shared machine
+    assert 0 < r.throughput_per_s <= round(50 / 0.98, 1) and sum(sizes) == 50
 
 
 def test_a_model_slower_than_the_streams_drops_and_counts():

@@ -3,28 +3,40 @@ and a registry model: deterministic --fast replay, words and a face from a short
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 
+from models.env import OFFLINE_ENV
 from realtime.clock import ReplayClock
 from realtime.pipeline import Pipeline
 from realtime.sources import FileSource
-from tests.helpers import media
+from tests.helpers import REPO, media
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory):
-    registry = pytest.importorskip("models.registry", reason="models/ registry not landed")
-    from models import checkpoint
+def checkpoint_dir(tmp_path_factory):
+    """An untrained registry MMLatch for the real extractors' feature sizes."""
+    from models import checkpoint, registry
     from models.base import InputDims
-    from realtime.engine import Engine
     from realtime.extract import acoustic, face, text
 
     folder = tmp_path_factory.mktemp("ckpt")
     dims = InputDims(text.TEXT_DIM, acoustic.ACOUSTIC_DIM, face.FACE_DIM)
     checkpoint.save(registry.create("mmlatch", dims), folder)
-    return Engine.load(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def engine(checkpoint_dir):
+    from realtime.engine import Engine
+
+    return Engine.load(checkpoint_dir)
 
 
 def test_real_replay_is_deterministic_and_hears_the_words(engine, tmp_path):
@@ -55,8 +67,7 @@ def test_an_engine_with_streaming_stages_fixes_the_mmap_threshold(engine):
 
 
 def test_engine_rejects_a_model_for_other_feature_sizes(tmp_path):
-    registry = pytest.importorskip("models.registry", reason="models/ registry not landed")
-    from models import checkpoint
+    from models import checkpoint, registry
     from models.base import DimensionMismatch, InputDims
     from realtime.engine import Engine, EngineError
 
@@ -66,13 +77,30 @@ def test_engine_rejects_a_model_for_other_feature_sizes(tmp_path):
     assert isinstance(err.value.__cause__, DimensionMismatch)
 
 
-def test_a_loaded_engine_runs_blas_and_whisper_on_one_thread(engine):
-    """Engine.load's thread settings (see its docstring for the measured reasons): numpy's
-    BLAS limited to one thread, and the shared Whisper loaded with one CTranslate2 thread."""
-    from threadpoolctl import threadpool_info
-
-    from realtime.extract.asr import load_whisper
-
-    blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
-    assert blas and all(lib["num_threads"] == 1 for lib in blas)
-    assert engine.new_asr.transcriber is load_whisper("tiny.en", "cpu", 1)
+def test_a_loaded_engine_runs_blas_and_whisper_on_one_thread(checkpoint_dir):
+    """Engine.load's thread settings (see its docstring for the measured reasons): every BLAS
+    on one thread, those loaded before it and OpenCV's, which a session's face stage loads
+    after it; the shared Whisper loaded with one CTranslate2 thread. In a fresh process, so
+    that what other tests imported first does not decide which libraries are loaded."""
+    code = (
+        "import json, sys\n"
+        "import numpy\n"
+        "from realtime.engine import Engine\n"
+        "from realtime.extract.asr import load_whisper\n"
+        "engine = Engine.load(sys.argv[1])\n"
+        "import cv2  # as a session's first face stage does, after Engine.load\n"
+        "from threadpoolctl import threadpool_info\n"
+        "blas = [(lib['filepath'], lib['num_threads']) for lib in threadpool_info()\n"
+        "        if lib['user_api'] == 'blas']\n"
+        "one = engine.new_asr.transcriber is load_whisper('tiny.en', 'cpu', 1)\n"
+        "print(json.dumps({'blas': blas, 'one_whisper': one}))\n")
+    env = {**os.environ, **OFFLINE_ENV, "PYTHONPATH": str(REPO)}
+    env.pop("OPENBLAS_NUM_THREADS", None)
+    env.pop("OMP_NUM_THREADS", None)
+    proc = subprocess.run([sys.executable, "-c", code, str(checkpoint_dir)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(got["blas"]) >= 2, got  # numpy's and OpenCV's
+    assert all(threads == 1 for _, threads in got["blas"]), got
+    assert got["one_whisper"]

@@ -14,6 +14,9 @@ from models.data.mosi import read_words, segment_words
 from models.data.registry import load_dataset
 from models.data.synthetic import make_synthetic
 from tests.helpers import REPO
+from tests.helpers.required import require
+
+H5PY_WHY = "reads the CMU-MOSI word files (.csd) and the expression model (make setup)"
 
 
 def test_synthetic_is_deterministic_and_planted():
@@ -106,7 +109,7 @@ def test_mosi_text_errors(mosi_copy, monkeypatch):
 
 
 def test_corrupt_words_file(mosi_copy):
-    pytest.importorskip("h5py")
+    require("h5py", H5PY_WHY)
     (mosi_copy / "CMU_MOSI_ModifiedTimestampedWords.csd").write_bytes(b"not hdf5 at all")
     with pytest.raises(DataError, match="corrupt or not HDF5"):
         read_words(mosi_copy)
@@ -121,7 +124,7 @@ def test_segment_words_by_midpoint():
 
 
 def test_mosi_timestamped_words_real(mosi_dir):
-    pytest.importorskip("h5py")
+    require("h5py", H5PY_WHY)
     from models.data.mosi import _segment_word_lists, read_scores, read_transcripts
 
     words = read_words(mosi_dir)

@@ -99,25 +99,32 @@ def test_one_request_gives_faster_whisper_s_own_words(whisper, clips):
 def test_a_remainder_shorter_than_min_tail_is_not_decoded(whisper):
     """faster-whisper decodes what follows a window's last word in a window of its own;
     min_tail_s leaves a short one (the end of a streaming buffer) alone, and decodes a longer
-    one. A 3 s buffer of the demo recording, as a stream transcribes it."""
+    one. 3 s buffers of the demo recording cut mid-speech, as a stream transcribes them.
+    Where the last word ends moves with the CPU's int8 arithmetic (0.02 s before the end of
+    the 9.5-12.5 s buffer on one machine): the remainder is measured, and the buffer is the
+    first of a few ends that leaves one."""
     demo = media.decode_audio(media.DEMO_MP4, RATE_HZ)
 
-    def run(t0_s, t1_s, tail_s):
+    def run(t1_s, tail_s):
         batch = WhisperBatch(whisper.model)
-        audio = demo[int(t0_s * RATE_HZ) : int(t1_s * RATE_HZ)]
+        audio = demo[int((t1_s - 3.0) * RATE_HZ) : int(t1_s * RATE_HZ)]
         [got] = batch.run([TranscribeRequest(audio, None, 1, 6.0, tail_s)])
-        return words(got), batch.encoder_calls
+        return [t for t, *_ in words(got)], words(got), batch.encoder_calls
 
-    every, every_calls = run(9.5, 12.5, 0.0)
-    short, short_calls = run(9.5, 12.5, 0.3)
-    assert (every_calls, short_calls) == (2, 1)
-    assert [t for t, *_ in short] == [t for t, *_ in every]  # the remainder held no word
-    assert media.wer("The cast is brilliant. I hated the ending", " ".join(
-        t for t, *_ in short)) <= 0.3
-    rest_s = 3.0 - round(short[-1][2] * 100) / 100  # after the first window's last word
-    assert 0.0 < rest_s < 0.3
-    assert run(9.5, 12.5, rest_s - 0.005)[1] == 2  # a remainder as long as min_tail_s is decoded
-    assert run(9.5, 12.5, rest_s + 0.005)[1] == 1
+    heard, _, calls = run(12.5, 3.0)  # min_tail_s as long as the buffer: one window only
+    assert calls == 1
+    assert media.wer("The cast is brilliant. I hated the ending", " ".join(heard)) <= 0.3
+    for t1_s in (12.5, 12.3, 12.7, 11.9, 13.1):
+        first, timed, first_calls = run(t1_s, 3.0)
+        every, _, every_calls = run(t1_s, 0.0)
+        rest_s = 3.0 - round(timed[-1][2] * 100) / 100 if timed else 0.0
+        if every_calls == 2 and rest_s >= 0.02:
+            break
+    else:
+        pytest.fail("no buffer left a remainder after its first window's last word")
+    assert first_calls == 1 and every[: len(first)] == first  # the first window's words
+    assert run(t1_s, rest_s - 0.005)[2] == 2  # a remainder as long as min_tail_s is decoded
+    assert run(t1_s, rest_s + 0.005)[2] == 1
     with pytest.raises(ValueError, match="min_tail_s must be >= 0"):
         TranscribeRequest(demo[:RATE_HZ], None, 1, 6.0, -0.1)
 
@@ -145,8 +152,9 @@ def test_prompts_are_per_request_and_windows_are_never_padded(whisper, clips):
                                    min_window_s=request.min_window_s)
         assert_same_words(got, alone)
     unprompted, prompted = (" ".join(t for t, *_ in words(o)) for o in out[:2])
-    assert "Kaitlyn" in prompted and "Jaxon" in prompted
-    assert "Kaitlyn" not in unprompted  # the prompt went to its own request only
+    names = ("Kaitlyn", "Jaxon")  # the prompt's spellings; unprompted, Whisper writes others
+    assert any(n in prompted for n in names), prompted  # (which ones may vary by CPU)
+    assert not any(n in unprompted for n in names), unprompted  # its own request only
     assert batch.encoder_calls >= 3  # 6 s, 8 s and 30 s windows: one encoder call each
 
 
@@ -183,7 +191,7 @@ def test_a_failing_request_fails_only_itself(whisper, clips):
 
 def test_sessions_calling_at_once_are_batched_and_errors_reach_their_caller(whisper, clips):
     shared = SharedTranscriber(WhisperBatch(whisper.model).run,
-                               BatchConfig(max_batch=8, max_wait_ms=300.0, max_queue=8))
+                               BatchConfig(max_batch=4, max_wait_ms=30_000.0, max_queue=8))
     results: dict[int, object] = {}
     inputs = [clips[t] for t in TEXTS] + [np.zeros(10, np.int16)]
 
@@ -200,6 +208,8 @@ def test_sessions_calling_at_once_are_batched_and_errors_reach_their_caller(whis
         for t in threads:
             t.join(60)
         stats = shared.executor.stats()
+    # the batch runs when the fourth caller has queued (max_batch), however slow the
+    # machine: the 30 s wait is only ever reached if a caller never queues
     assert stats.batches == 1 and stats.max_batch == 4  # one batch for the four callers
     for i, text in enumerate(TEXTS):
         assert_same_words(results[i], whisper.transcribe(clips[text], prompt=None,

@@ -17,6 +17,7 @@ from realtime.serving.executor import (
     ExecutorBusy,
     ExecutorStopped,
 )
+from tests.helpers.required import missing
 from tests.realtime.test_pipeline import fake_engine
 
 LENGTHS = (1, 3, 21, 7, 2, 12, 5, 20, 9)
@@ -30,7 +31,7 @@ def shipped_engine():
     try:
         folder = default_model_dir()
     except AssetMissing as exc:
-        pytest.skip(f"no bundled model: {exc}")
+        missing(f"no bundled model: {exc}")
     return fake_engine(checkpoint.load(folder))
 
 
@@ -71,14 +72,15 @@ def test_the_executor_batches_streams_and_matches_batch_size_one(shipped_engine)
     ws = windows(shipped_engine, seed=1)
     alone = [shipped_engine.predict(*w) for w in ws]
     config = BatchConfig(max_batch=4, max_wait_ms=200.0)
-    with BatchingExecutor(shipped_engine.predict_batch, config) as ex:
-        futures = [ex.submit(w) for w in ws]
+    ex = BatchingExecutor(shipped_engine.predict_batch, config)
+    futures = [ex.submit(w) for w in ws]  # all queued before its thread starts: no race
+    with ex:
         got = [f.result(timeout=30) for f in futures]
         stats = ex.stats()
     for a, b in zip(alone, got, strict=True):
         assert abs(a.sentiment - b.sentiment) <= 1e-5 and b.model_name == a.model_name
     assert stats.windows == len(ws) and stats.max_batch == 4
-    assert stats.batches == 3 and stats.drops == 0  # 4 + 4 + 1, queued well within 200 ms
+    assert stats.batches == 3 and stats.drops == 0  # 4 + 4 + 1
 
 
 def test_the_oldest_window_waits_at_most_max_wait():
@@ -206,7 +208,7 @@ def test_an_engine_with_the_sentiment_model_alone_predicts_and_refuses_stages():
     try:
         default_model_dir()
     except AssetMissing as exc:
-        pytest.skip(f"no bundled model: {exc}")
+        missing(f"no bundled model: {exc}")
     engine = Engine.load(device="cpu", stages=False, words=False)
     [out] = engine.predict_batch(windows(engine, (6,)))
     assert -3 <= out.sentiment <= 3 and out.model_name == "mmlatch"

@@ -15,11 +15,12 @@ import pytest
 from realtime.serving.backend import ServingError, open_models
 from realtime.serving.executor import BatchConfig
 from realtime.types import Word
+from tests.helpers.required import require
 
 
 @pytest.fixture(scope="module")
 def ray_serve():
-    pytest.importorskip("ray.serve", reason="ray[serve] is not installed (make setup)")
+    require("ray.serve", "ray[serve] serves the batched models (--serve ray); make setup")
     import ray
     from ray import serve
 
@@ -134,7 +135,7 @@ def test_ray_address_needs_serve_ray():
 
 
 def test_the_wait_for_a_batch_is_split_between_client_and_replica():
-    pytest.importorskip("ray.serve", reason="ray[serve] is not installed (make setup)")
+    require("ray.serve", "ray[serve] serves the batched models (--serve ray); make setup")
     from realtime.serving.ray_serve import RayServeConfig, split_wait
 
     config = BatchConfig(max_batch=32, max_wait_ms=10.0, max_queue=100)
