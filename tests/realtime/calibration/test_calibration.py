@@ -79,7 +79,7 @@ def test_recorder_counts_unlabelled_windows_and_survives_a_clock_restart(tmp_pat
 
 
 def test_user_data_dir_follows_the_environment(tmp_path, monkeypatch):
-    from realtime.calibration.recorder import DATA_ENV, user_data_dir
+    from realtime.personal.storage import DATA_ENV, user_data_dir
 
     monkeypatch.setenv(DATA_ENV, str(tmp_path / "mine"))
     assert user_data_dir() == tmp_path / "mine"
