@@ -55,15 +55,8 @@ from realtime.calibration.panel import (  # noqa: E402
     feed_calibrator,
     make_calibrator,
 )
-from realtime.calibration.recorder import user_data_dir  # noqa: E402
 from realtime.clock import perf_s, wall_time_iso  # noqa: E402
 from realtime.dashboard import http_guard  # noqa: E402
-from realtime.dashboard.consent import (  # noqa: E402
-    ConsentTerms,
-    consent_record,
-    consent_text,
-    needs_consent,
-)
 from realtime.dashboard.controller import (  # noqa: E402
     SOURCE_KINDS,
     SOURCE_LABELS,
@@ -86,13 +79,19 @@ from realtime.dashboard.panels import (  # noqa: E402
     slow_panels,
 )
 from realtime.dashboard.people import PageViews, PersonalSessions, session_health  # noqa: E402
-from realtime.dashboard.retention import (  # noqa: E402
+from realtime.dashboard.style import CSS, HEAD, theme  # noqa: E402
+from realtime.personal.consent import (  # noqa: E402
+    ConsentTerms,
+    consent_record,
+    consent_text,
+    needs_consent,
+)
+from realtime.personal.retention import (  # noqa: E402
     DEFAULT_RETENTION_DAYS,
-    SESSION_LOG_DIR,
     RetentionJob,
     personal_data_rules,
 )
-from realtime.dashboard.style import CSS, HEAD, theme  # noqa: E402
+from realtime.personal.storage import SESSION_LOG_DIR, user_data_dir  # noqa: E402
 from realtime.serving.backend import add_serve_arguments, check_serve_arguments  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -524,7 +523,7 @@ def build_demo(pipeline: LivePipeline, choice: SourceChoice | None = None,
     ``pipeline_factory`` builds the pipeline for another source (default: a new
     `Pipeline` on ``pipeline.engine``). ``model_dir``: the folder the engine's model came
     from (None: the default); ``data_dir``: where calibration keeps its files (None: the
-    user data folder, `realtime.calibration.recorder.user_data_dir`);
+    user data folder, `realtime.personal.storage.user_data_dir`);
     ``default_face_weight``: the face weight W that goes with the default model when the
     calibration panel loads it back (None: the engine's W if its model is the default,
     else 0). ``personal_factory``: builds each visitor's own browser session (default:
@@ -640,9 +639,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="close a visitor's session after this long without input "
                         "(default %(default)s)")
     p.add_argument("--retention-days", type=int, default=DEFAULT_RETENTION_DAYS,
-                   help="delete consented session logs and calibration sessions older "
-                        "than this, at start and daily (default %(default)s; 0: never "
-                        "write session logs to disk)")
+                   help="delete consented session logs and saved calibration sessions "
+                        "older than this many days, at start and daily (default "
+                        "%(default)s). 0: no session log is written to disk (any left by "
+                        "an earlier run are deleted) and saved calibration sessions are "
+                        "kept until deleted by hand; retention never deletes personal "
+                        "models")
     add_serve_arguments(p)
     add_log_level(p)
     args = p.parse_args(argv)

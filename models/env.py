@@ -10,6 +10,10 @@ cache folder, logging at the level asked for. It lives in models/ because every 
   training runs, the personal calibrated model, joined Whisper parts. Never inside the
   repository; not created here. $SENTIMENT_MONITOR_CACHE, else
   $XDG_CACHE_HOME/live-sentiment-monitor, else ~/.cache/live-sentiment-monitor.
+* The repository's folders, found from this file once for every layer: `REPO_ROOT`, its
+  `ASSETS_DIR` and the default sentiment model's folder `DEFAULT_MODEL_DIR` (realtime
+  locates its bundled assets from here too, `realtime.assets.repo_assets_dir`). Read-only
+  to the product: nothing personal or derived is written there.
 * ``--log-level`` (`add_log_level`, `configure_logging`): library modules log through
   ``logging.getLogger(__name__)`` and never print; a command's ``main`` prints its results
   on stdout and sets the log level (default WARNING, on stderr).
@@ -36,6 +40,10 @@ def apply_offline_env(environ: MutableMapping[str, str] | None = None) -> None:
     target = os.environ if environ is None else environ
     target.update(OFFLINE_ENV)
 
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ASSETS_DIR = REPO_ROOT / "assets"
+DEFAULT_MODEL_DIR = ASSETS_DIR / "model"  # model.safetensors + config.json
 
 CACHE_ENV = "SENTIMENT_MONITOR_CACHE"
 APP_DIR_NAME = "live-sentiment-monitor"

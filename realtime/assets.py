@@ -30,7 +30,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.env import cache_dir
+from models.env import ASSETS_DIR, DEFAULT_MODEL_DIR, cache_dir
 
 
 class AssetMissing(RuntimeError):
@@ -242,8 +242,8 @@ def silero_vad_path() -> Path:
 
 
 def repo_assets_dir() -> Path:
-    """The repository's assets/ folder (next to the realtime package)."""
-    return Path(__file__).resolve().parent.parent / "assets"
+    """The repository's assets/ folder (`models.env.ASSETS_DIR`)."""
+    return ASSETS_DIR
 
 
 def demo_recording() -> Path:
@@ -254,7 +254,7 @@ def demo_recording() -> Path:
 def default_model_dir() -> Path:
     """The default live sentiment model checkpoint: assets/model/ (model.safetensors +
     config.json, see `models.checkpoint`)."""
-    folder = repo_assets_dir() / "model"
+    folder = repo_assets_dir() / DEFAULT_MODEL_DIR.name
     absent = [n for n in ("model.safetensors", "config.json") if not (folder / n).is_file()]
     if absent:
         raise AssetMissing(

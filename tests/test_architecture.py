@@ -1,10 +1,12 @@
-"""The tree's rules (docs/ARCHITECTURE.md): imports point one way, no import cycles, and only
-`realtime.clock` reads the wall clock. Read from the source with `ast`; nothing is imported."""
+"""The tree's rules (docs/ARCHITECTURE.md): imports point one way, no import cycles between
+modules nor between folders (imports inside functions count), and only `realtime.clock` reads
+the wall clock. Read from the source with `ast`; nothing is imported."""
 
 from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -19,24 +21,30 @@ ALLOWED = {
     "realtime": {"models", "kernels"},
     "benchmarks": {"realtime", "models", "kernels"},
 }
+# the one module that finds the repository's folders from its own location (every layer may
+# import models); "app" is the entry script: its demo recording path should come from
+# `realtime.assets.demo_recording` once the script is split (#22)
+REPO_FINDERS = {"models.env", "app"}
 CLOCK_CALLS = {("time", "time"), ("time", "monotonic"), ("time", "perf_counter"),
                ("time", "time_ns"), ("time", "monotonic_ns"), ("time", "perf_counter_ns"),
                ("datetime", "now"), ("datetime", "utcnow"), ("datetime", "today")}
 
 
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(REPO).with_suffix("").parts)
+def module_name(path: Path, root: Path = REPO) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
 
 
-def project_modules() -> dict[str, Path]:
+def project_modules(root: Path = REPO, packages: tuple[str, ...] = PACKAGES,
+                    scripts: tuple[str, ...] = ("app",)) -> dict[str, Path]:
     found = {}
-    for package in PACKAGES:
-        for path in sorted((REPO / package).rglob("*.py")):
-            found[module_name(path)] = path
-    found["app"] = REPO / "app.py"
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            found[module_name(path, root)] = path
+    for script in scripts:
+        found[script] = root / f"{script}.py"
     return found
 
 
@@ -68,9 +76,8 @@ def resolve(target: str, modules: dict[str, Path]) -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def graph() -> dict[str, set[tuple[str, int]]]:
-    modules = project_modules()
+def import_graph(modules: dict[str, Path]) -> dict[str, set[tuple[str, int]]]:
+    """module -> the project modules it imports (anywhere in the file), with the line."""
     edges: dict[str, set[tuple[str, int]]] = {}
     for name, path in modules.items():
         edges[name] = set()
@@ -79,6 +86,55 @@ def graph() -> dict[str, set[tuple[str, int]]]:
             if found and found != name and not name.startswith(found + "."):
                 edges[name].add((found, line))
     return edges
+
+
+@pytest.fixture(scope="module")
+def graph() -> dict[str, set[tuple[str, int]]]:
+    return import_graph(project_modules())
+
+
+def folder_of(name: str) -> str:
+    """The folder node of module ``name``: a sub-package (``realtime.dashboard.people`` ->
+    ``realtime.dashboard``, its ``__init__`` included); a module directly in a top-level
+    package, or a script, is a node of its own (``realtime.pipeline``)."""
+    parts = name.split(".")
+    return ".".join(parts[:2]) if len(parts) > 2 else name
+
+
+def folder_graph(graph: dict[str, set[tuple[str, int]]]) -> dict[str, dict[str, str]]:
+    """folder -> {folder it imports: one import that makes the edge, as "module:line"}."""
+    folders: dict[str, dict[str, str]] = {}
+    for name, targets in graph.items():
+        here = folder_of(name)
+        out = folders.setdefault(here, {})
+        for target, line in sorted(targets):
+            there = folder_of(target)
+            if there != here and not here.startswith(there + "."):
+                out.setdefault(there, f"{name}:{line} imports {target}")
+    return folders
+
+
+def find_cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle (first node repeated at the end) for each back edge of a depth-first walk."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            if state.get(nxt) == 1:
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(edges):
+        if node not in state:
+            visit(node)
+    return cycles
 
 
 def test_the_graph_sees_the_project(graph):
@@ -112,26 +168,30 @@ def test_the_core_of_realtime_does_not_import_its_consumers(graph):
 
 
 def test_no_import_cycles(graph):
-    edges = {name: {t for t, _ in targets} for name, targets in graph.items()}
-    state: dict[str, int] = {}
-    stack: list[str] = []
-    cycles: list[list[str]] = []
-
-    def visit(node: str) -> None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in sorted(edges.get(node, ())):
-            if state.get(nxt) == 1:
-                cycles.append(stack[stack.index(nxt):] + [nxt])
-            elif nxt not in state:
-                visit(nxt)
-        stack.pop()
-        state[node] = 2
-
-    for node in sorted(edges):
-        if node not in state:
-            visit(node)
+    cycles = find_cycles({name: {t for t, _ in targets} for name, targets in graph.items()})
     assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_no_folder_imports_a_folder_that_imports_it_back(graph):
+    folders = folder_graph(graph)
+    cycles = find_cycles({f: set(out) for f, out in folders.items()})
+    assert not cycles, "\n".join(
+        " -> ".join(c) + "\n" + "\n".join(f"  {folders[a][b]}" for a, b in pairwise(c))
+        for c in cycles)
+
+
+def test_the_folder_check_sees_a_cycle_through_an_import_inside_a_function(tmp_path):
+    files = {"__init__.py": "", "ui/__init__.py": "", "store/__init__.py": "",
+             "ui/page.py": "from pkg.store.rules import keep\n",
+             "store/rules.py": "def keep():\n    from pkg.ui.page import show\n"}
+    for name, text in files.items():
+        (tmp_path / "pkg" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "pkg" / name).write_text(text)
+    modules = project_modules(tmp_path, ("pkg",), ())
+    folders = folder_graph(import_graph(modules))
+    assert folders["pkg.store"] == {"pkg.ui": "pkg.store.rules:2 imports pkg.ui.page"}
+    assert find_cycles({f: set(out) for f, out in folders.items()}) == [
+        ["pkg.store", "pkg.ui", "pkg.store"]]
 
 
 def test_only_the_clock_reads_the_wall_clock():
@@ -144,3 +204,13 @@ def test_only_the_clock_reads_the_wall_clock():
                     and (node.value.id, node.attr) in CLOCK_CALLS):
                 readers.append(f"{name}:{node.lineno} {node.value.id}.{node.attr}")
     assert not readers, "\n".join(readers)
+
+
+def test_only_models_env_finds_the_repository_from_its_own_file():
+    finders = sorted(
+        f"{name}:{node.lineno}"
+        for name, path in project_modules().items()
+        if not name.startswith("benchmarks") and name not in REPO_FINDERS
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Name) and node.id == "__file__")
+    assert not finders, "\n".join(finders)

@@ -23,7 +23,7 @@ import pytest
 
 from benchmarks.ui_refresh import AppServer, launch_chromium
 from realtime.clock import perf_s
-from realtime.dashboard.consent import CONSENT_VERSION
+from realtime.personal.consent import CONSENT_VERSION
 from tests.helpers import media
 from tests.helpers.required import require, require_file
 

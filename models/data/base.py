@@ -20,8 +20,7 @@ import numpy as np
 import torch
 
 from models.base import InputDims
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from models.env import REPO_ROOT
 
 
 class DataError(RuntimeError):

@@ -32,9 +32,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from models.data.base import REPO_ROOT, DataError
+from models.data.base import DataError
 from models.data.registry import load_dataset
-from models.env import OFFLINE_ENV, add_log_level, cache_dir, configure_logging
+from models.env import OFFLINE_ENV, REPO_ROOT, add_log_level, cache_dir, configure_logging
 from models.results.report import render
 from models.training import leakage, recipes
 

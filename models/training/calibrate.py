@@ -32,7 +32,7 @@ import torch
 from models.base import DimensionMismatch, check_dims
 from models.data.base import make_split
 from models.data.sessions import Session, SessionError, read_session
-from models.env import add_log_level, cache_dir, configure_logging
+from models.env import DEFAULT_MODEL_DIR, add_log_level, cache_dir, configure_logging
 
 MIN_SAMPLES = 8  # fewer labelled windows than this are refused: nothing to learn from
 EPOCHS = 40
@@ -137,11 +137,6 @@ def predict_session(model: torch.nn.Module, session: Session) -> np.ndarray:
     return model(b.text, b.audio, b.video, b.lengths).sentiment.numpy()
 
 
-def default_base_dir() -> Path:
-    """The shipped default model (assets/model beside the models package)."""
-    return Path(__file__).resolve().parents[2] / "assets" / "model"
-
-
 def personal_model_dir() -> Path:
     return cache_dir() / "personal_model"
 
@@ -178,7 +173,7 @@ def _run(a: argparse.Namespace) -> int:
     if len(session) < a.min_samples:
         raise SessionError(f"{a.session}: only {len(session)} labelled windows; "
                            f"calibration needs at least {a.min_samples}")
-    base_dir = a.base or default_base_dir()
+    base_dir = a.base or DEFAULT_MODEL_DIR
     try:
         base = checkpoint.load(base_dir)
     except checkpoint.CheckpointError as exc:

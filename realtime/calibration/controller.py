@@ -28,15 +28,20 @@ from models.base import InputDims, check_dims
 from models.data.sessions import SessionError, read_session
 from models.training.calibrate import EPOCHS, MIN_SAMPLES, fitted_face_weight
 from realtime.calibration.job import CalibrationJob, PersonalModel, Progress, read_personal
-from realtime.calibration.recorder import SessionRecorder, user_data_dir
+from realtime.calibration.recorder import SessionRecorder
 from realtime.clock import wall_time_iso
 from realtime.engine import Engine
 from realtime.engine import load_model as load_checkpoint
+from realtime.personal.storage import (
+    CALIBRATION_DIR,
+    MODEL_PREFIX,
+    SESSION_PREFIX,
+    private_folder,
+    user_data_dir,
+)
 from realtime.types import Prediction, Window
 
 DEFAULT = "default"
-CALIBRATION_DIR = "calibration"
-SESSION_PREFIX, MODEL_PREFIX = "session-", "personal-"
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +158,7 @@ class Calibrator:
             n += 1
             path = self.folder / f"{SESSION_PREFIX}{session_stamp()}-{n}.npz"
         try:
-            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self.folder.chmod(0o700)  # personal data: this user only (files are 0600)
+            private_folder(self.folder)  # personal data: this user only (files are 0600)
             saved = self.recorder.save(path)
         except (OSError, SessionError) as exc:
             raise CalibrationError(f"Could not save the session to {path}: {exc}") from exc

@@ -23,10 +23,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from models import checkpoint
+from models.env import REPO_ROOT
 from realtime.clock import perf_s
 
 EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+) l1 ([0-9.eE+-]+|nan)$")
-REPO = Path(__file__).resolve().parents[2]
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class CalibrationJob:
         shutil.rmtree(self._tmp, ignore_errors=True)
         self._t0_s = perf_s()
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-        self._proc = subprocess.Popen(self._cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+        self._proc = subprocess.Popen(self._cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True, bufsize=1)
         self._thread = threading.Thread(target=self._follow, name="calibration", daemon=True)
         self._thread.start()

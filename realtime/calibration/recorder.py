@@ -19,14 +19,12 @@ the pipeline's clock; when that clock starts again -- a new pipeline after a sou
 or a looped recording -- the recorder shifts it so its times keep increasing). Thread-safe
 (the tick thread adds, the UI thread labels and saves).
 
-`user_data_dir` is where the dashboard keeps sessions and personal models.
+Where the dashboard keeps sessions and personal models: `realtime.personal.storage`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import sys
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -38,28 +36,8 @@ import numpy as np
 from models.data.sessions import N_EXPRESSIONS, Session, write_session
 
 THUMBS_UP, THUMBS_DOWN = 2.0, -2.0
-DATA_ENV = "SENTIMENT_DATA_DIR"
-APP_DIR_NAME = "live-sentiment-monitor"
 
 log = logging.getLogger(__name__)
-
-
-def user_data_dir() -> Path:
-    """Where calibration sessions and personal models live: ``$SENTIMENT_DATA_DIR`` if set,
-    else the platform's per-user data folder (``$XDG_DATA_HOME`` or ``~/.local/share`` on
-    Linux, ``~/Library/Application Support`` on macOS, ``%LOCALAPPDATA%`` on Windows) /
-    live-sentiment-monitor. Never inside the repository; not created here."""
-    override = os.environ.get(DATA_ENV)
-    if override:
-        return Path(override).expanduser()
-    home = Path.home()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = home / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share")
-    return base / APP_DIR_NAME
 
 
 def label_from_thumbs(up: bool) -> float:

@@ -26,8 +26,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Protocol
 
 from realtime.clock import wall_time_iso
-from realtime.dashboard.consent import ConsentRecord, needs_consent
 from realtime.dashboard.session_log import SessionLog
+from realtime.personal.consent import ConsentRecord, needs_consent
 from realtime.store import PredictionStore
 from realtime.types import Prediction
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-from realtime.dashboard.consent import ConsentRecord
 from realtime.dashboard.controller import Dashboard, PipelineFactory, SourceChoice
+from realtime.personal.consent import ConsentRecord
 from realtime.serving.sessions import SessionHealth, SessionRefused, idle_s, pipeline_health
 
 log = logging.getLogger(__name__)

@@ -19,11 +19,12 @@ of time with high voice arousal (>= ``STRESS_AROUSAL``) and a negative shown sen
 The log is bounded (``max_rows``, 4 h at 5 Hz by default); rows beyond it drop the oldest and
 are counted in ``dropped_rows``. Thread-safe.
 
-A session of a person starts with their consent (`realtime.dashboard.consent.ConsentRecord`,
+A session of a person starts with their consent (`realtime.personal.consent.ConsentRecord`,
 in the header of the export). Given a ``path`` at `reset`, the log is also written there as
 it grows (the JSONL export's header, then a line per row; the file is 0600 in a 0700
-folder), so a monitoring session's log survives the page and the server until retention
-deletes it. `erase` deletes the rows and that file at once ("Delete my data").
+folder: `realtime.personal.storage.open_private`), so a monitoring session's log survives
+the page and the server until retention deletes it. `erase` deletes the rows and that file
+at once ("Delete my data").
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ import csv
 import io
 import json
 import math
-import os
 import threading
 from bisect import bisect_right
 from collections import deque
@@ -41,7 +41,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from models.expression import EXPRESSIONS
-from realtime.dashboard.consent import ConsentRecord
+from realtime.personal.consent import ConsentRecord
+from realtime.personal.storage import open_private
 from realtime.types import Prediction
 
 SIGNAL_FIELDS = ("pitch_hz", "energy_db", "smile", "brow", "jaw", "face_present")
@@ -170,7 +171,7 @@ class SessionLog:
             self.source = source
             self.version = 0
             if path is not None:
-                self._file = _open_private(path)
+                self._file = open_private(path)
                 self._file.write(json.dumps(self._header(0)) + "\n")
                 self._file.flush()
 
@@ -379,14 +380,6 @@ class SessionLog:
             values += [row.drops.get(q, "") for q in queues]
             writer.writerow(["" if v is None else v for v in values])
         return out.getvalue()
-
-
-def _open_private(path: Path):
-    """``path`` for appending, created 0600 in a folder made (or tightened to) 0700."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.parent.chmod(0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    return os.fdopen(fd, "w", encoding="utf-8")
 
 
 def _stressed(row: LogRow) -> bool:

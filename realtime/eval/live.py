@@ -35,7 +35,9 @@ import numpy as np
 import torch
 
 from models.data.spoken import Segment, read_segments, spoken_dir
+from models.env import REPO_ROOT
 from models.metrics import compute, paired_acc2
+from realtime.assets import demo_recording
 from realtime.clock import ReplayClock, perf_s
 from realtime.engine import Engine
 from realtime.eval.spoken_mosi import (
@@ -52,8 +54,6 @@ from realtime.eval.spoken_mosi import (
 from realtime.eval.wer import normalize_words, wer
 from realtime.extract.asr import DEFAULT_ASR_POLICY
 from realtime.types import Prediction, Window
-
-REPO = Path(__file__).resolve().parents[2]
 
 logger = logging.getLogger(__name__)
 ProgressLog = Callable[[str], None]  # a line of progress (the CLI prints them)
@@ -419,8 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--windows-only", action="store_true",
                    help="only replay and cache the final windows (no scores)")
     p.add_argument("--mosi-dir", type=Path, default=None)
-    p.add_argument("--face-video", type=Path, default=REPO / "assets" / "demo.mp4")
-    p.add_argument("--json", type=Path, default=REPO / "docs" / "spoken_mosi.json")
+    p.add_argument("--face-video", type=Path, default=demo_recording())
+    p.add_argument("--json", type=Path, default=REPO_ROOT / "docs" / "spoken_mosi.json")
     p.add_argument("--write-doc", action="store_true", help="rewrite docs/spoken_mosi.md")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -453,7 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(json.dumps(result, indent=1))
     print(f"per-segment results: {rows_path}")
     if a.write_doc:
-        write_doc(result, REPO / "docs" / "spoken_mosi.md")
+        write_doc(result, REPO_ROOT / "docs" / "spoken_mosi.md")
     return 0
 
 

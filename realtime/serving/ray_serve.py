@@ -60,6 +60,7 @@ import ray
 from ray import serve
 from ray.serve.exceptions import BackPressureError
 
+from models.env import REPO_ROOT
 from realtime.engine import Engine, EngineOutput
 from realtime.serving.executor import (
     BatchConfig,
@@ -73,7 +74,6 @@ from realtime.types import Word
 log = logging.getLogger(__name__)
 
 GPU_SHARE = 0.25  # a replica's share of a GPU when the cluster has one (num_gpus=None)
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class RayServeError(RuntimeError):
@@ -325,4 +325,4 @@ def _shutdown_local() -> None:
 
 def _pythonpath() -> str:
     """This project first, then whatever the driver had."""
-    return os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
+    return os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)

@@ -11,8 +11,8 @@ import threading
 import pytest
 
 from realtime.clock import SessionClock, perf_s
-from realtime.dashboard.consent import consent_record
 from realtime.dashboard.controller import Dashboard, SourceChoice
+from realtime.personal.consent import consent_record
 from realtime.pipeline import Pipeline
 from realtime.sources import FileSource
 from realtime.sources.combined import CombinedSource

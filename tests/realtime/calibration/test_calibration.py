@@ -4,6 +4,7 @@ that the calibrated model must pick up and the shipped default model must not.""
 from __future__ import annotations
 
 import re
+import stat
 import sys
 
 import numpy as np
@@ -79,7 +80,7 @@ def test_recorder_counts_unlabelled_windows_and_survives_a_clock_restart(tmp_pat
 
 
 def test_user_data_dir_follows_the_environment(tmp_path, monkeypatch):
-    from realtime.calibration.recorder import DATA_ENV, user_data_dir
+    from realtime.personal.storage import DATA_ENV, user_data_dir
 
     monkeypatch.setenv(DATA_ENV, str(tmp_path / "mine"))
     assert user_data_dir() == tmp_path / "mine"
@@ -88,6 +89,20 @@ def test_user_data_dir_follows_the_environment(tmp_path, monkeypatch):
     if sys.platform.startswith("linux"):
         assert user_data_dir() == tmp_path / "xdg" / "live-sentiment-monitor"
     assert not user_data_dir().exists()  # never created by asking
+
+
+def test_a_saved_session_is_private_to_this_user(tmp_path):
+    from realtime.calibration.controller import Calibrator
+    from realtime.personal.storage import CALIBRATION_DIR, SESSION_PREFIX
+
+    (tmp_path / CALIBRATION_DIR).mkdir(mode=0o755)  # there already, readable by others
+    cal = Calibrator(None, None, data_dir=tmp_path)
+    cal.set_label(1.0)
+    assert cal.recorder.add(*_window(), 0.0)
+    saved = cal.save_session()
+    assert saved.parent == tmp_path / CALIBRATION_DIR and saved.name.startswith(SESSION_PREFIX)
+    assert stat.S_IMODE(saved.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
 
 
 def test_cli_refuses_too_few_samples(tmp_path, capsys):

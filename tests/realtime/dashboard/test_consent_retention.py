@@ -9,17 +9,24 @@ import stat
 
 import pytest
 
-from realtime.dashboard.consent import (
+from realtime.dashboard.controller import Dashboard, SourceChoice
+from realtime.dashboard.people import PersonalSessions
+from realtime.dashboard.session_log import SessionLog
+from realtime.personal.consent import (
     CONSENT_VERSION,
     ConsentTerms,
     consent_record,
     consent_text,
     needs_consent,
 )
-from realtime.dashboard.controller import Dashboard, SourceChoice
-from realtime.dashboard.people import PersonalSessions
-from realtime.dashboard.retention import DAY_S, RetentionJob, RetentionRule, purge
-from realtime.dashboard.session_log import SessionLog
+from realtime.personal.retention import (
+    DAY_S,
+    RetentionJob,
+    RetentionRule,
+    personal_data_rules,
+    purge,
+)
+from realtime.personal.storage import CALIBRATION_DIR, SESSION_LOG_DIR
 from realtime.serving.sessions import SessionRefused
 from tests.helpers.fakes import FakeBrowserSource, FakePipeline, make_prediction
 
@@ -159,6 +166,36 @@ def test_the_retention_job_purges_at_start_and_then_every_period(tmp_path):
         assert not (tmp_path / "b.jsonl").exists() and job.deleted == 2
     finally:
         assert job.stop()
+
+
+def test_zero_retention_days_keeps_the_calibration_sessions_a_person_saved(tmp_path):
+    """--retention-days 0: no session log is kept (one left by an earlier run goes at start),
+    but a calibration session saved a minute before the restart stays until it is deleted by
+    hand; personal models are never retention's."""
+    now_s = 2_000_000_000.0
+    saved = tmp_path / CALIBRATION_DIR / "session-2033-05-18T03-32-20.npz"
+    model = tmp_path / CALIBRATION_DIR / "personal-2033-05-18T03-32-20"
+    old_log = tmp_path / SESSION_LOG_DIR / "session-2033-05-18T03-00-00-1a2b3c4d.jsonl"
+    model.mkdir(parents=True)
+    old_log.parent.mkdir()
+    for path, age_s in ((saved, 60.0), (old_log, 60.0), (saved.with_name("session-a.npz"),
+                                                          400 * DAY_S)):
+        path.write_text("x")
+        os.utime(path, (now_s - age_s, now_s - age_s))
+    job = RetentionJob(personal_data_rules(tmp_path), days=0, now_s=lambda: now_s)
+    assert job.run_once() == [old_log]
+    assert sorted(p.name for p in saved.parent.iterdir()) == sorted(
+        [saved.name, "session-a.npz", model.name])
+    # with days > 0 the saved sessions follow the same rule as the logs
+    assert purge(personal_data_rules(tmp_path), 7, now_s) == [saved.with_name("session-a.npz")]
+
+
+def test_the_consent_text_for_zero_days_says_saved_calibrations_stay():
+    text = consent_text(ConsentTerms(retention_days=0, log_dir=None))
+    assert "memory only" in text
+    assert "calibration recordings you choose to save" in text
+    assert "until they are deleted by hand" in text
+    assert "until they are deleted by hand" not in consent_text(TERMS)  # 7 days
 
 
 def _people(tmp_path, **kw) -> tuple[PersonalSessions, list[FakePipeline]]:

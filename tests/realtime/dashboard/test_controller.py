@@ -11,9 +11,9 @@ import math
 import numpy as np
 import pytest
 
-from realtime.dashboard.consent import consent_record
 from realtime.dashboard.controller import Dashboard, SourceChoice
 from realtime.dashboard.session_log import SessionLog
+from realtime.personal.consent import consent_record
 from tests.helpers import REPO  # noqa: E402
 from tests.helpers.fakes import FakeBrowserSource, FakePipeline, make_prediction
 

@@ -16,7 +16,7 @@ import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-CONSENT_VERSION = "2026-12-02.1"
+CONSENT_VERSION = "2026-12-03.1"
 PERSON_KINDS = ("devices", "browser")  # source kinds that capture a person
 
 
@@ -36,8 +36,9 @@ class ConsentRecord:
 @dataclass(frozen=True)
 class ConsentTerms:
     """What the consent text states: how long logs are kept (days; 0 = not kept after the
-    session), where (a folder on this server, or None when nothing is written), and whether
-    a login separates people (``per_user``)."""
+    session, while saved calibration recordings stay until deleted by hand: see
+    `realtime.personal.retention`), where (a folder on this server, or None when nothing is
+    written), and whether a login separates people (``per_user``)."""
 
     retention_days: int
     log_dir: Path | None
@@ -54,6 +55,9 @@ def consent_text(terms: ConsentTerms) -> str:
     else:
         kept = ("Your session log is kept in this server's memory only while the server runs; "
                 "nothing of it is written to disk unless you export it.")
+    if terms.retention_days == 0:
+        kept += (" Labelled calibration recordings you choose to save (features only) stay "
+                 "on this server until they are deleted by hand.")
     who = ("Only you, logged in as yourself, see your session and can export it, with your "
            "browser's camera or this machine's."
            if terms.per_user else

@@ -1,10 +1,15 @@
 """Retention: personal data older than N days is deleted, at start and then daily.
 
-What is covered (`RetentionRule`): session logs (``*.jsonl`` in the session-log folder) and
-saved calibration sessions (``session-*.npz`` in the calibration folder). A file is old when
-its modification time (the last row written) is more than ``days`` days before now. Personal
-models are not covered: they hold weights, not a person's data. Only files directly inside
-the named folders and matching the patterns are ever deleted.
+What is covered (`personal_data_rules`): session logs (``*.jsonl`` in the session-log folder)
+and saved calibration sessions (``session-*.npz`` in the calibration folder). A file is old
+when its modification time (the last row written) is more than ``days`` days before now.
+Personal models are not covered: they hold weights, not a person's data. Only files directly
+inside the named folders and matching the patterns are ever deleted.
+
+``days`` = 0 means that no session log is written: any left by an earlier run are deleted,
+but files a person saved on purpose (`RetentionRule.saved_by_person`: calibration sessions)
+are kept until they are deleted by hand; with ``days`` > 0 they follow ``days`` like the
+logs.
 
 `RetentionJob` runs `purge` once at `start` and then every ``every_s`` seconds (a day by
 default) on a thread that `stop` ends.
@@ -19,32 +24,35 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from realtime.clock import wall_time_s
+from realtime.personal.storage import CALIBRATION_DIR, SESSION_LOG_DIR, SESSION_PREFIX
 
 log = logging.getLogger(__name__)
 
 DAY_S = 86_400.0
 DEFAULT_RETENTION_DAYS = 7
-SESSION_LOG_DIR = "session-logs"
 
 
 @dataclass(frozen=True)
 class RetentionRule:
-    """Files in ``folder`` matching ``pattern`` (a glob, not recursive)."""
+    """Files in ``folder`` matching ``pattern`` (a glob, not recursive); ``saved_by_person``:
+    files a person saved on purpose, which ``days`` = 0 keeps (see the module doc)."""
 
     folder: Path
     pattern: str
+    saved_by_person: bool = False
 
 
 def purge(rules: Sequence[RetentionRule], days: float, now_s: float) -> list[Path]:
     """Deletes the files the rules name whose modification time is more than ``days`` days
-    before ``now_s`` (seconds since the epoch); returns them. A file that cannot be deleted
-    is logged and skipped; a missing folder is fine."""
+    before ``now_s`` (seconds since the epoch), except, when ``days`` is 0, those of rules
+    ``saved_by_person``; returns them. A file that cannot be deleted is logged and skipped; a
+    missing folder is fine."""
     if days < 0:
         raise ValueError(f"retention days must be >= 0, got {days}")
     cutoff_s = now_s - days * DAY_S
     deleted: list[Path] = []
     for rule in rules:
-        if not rule.folder.is_dir():
+        if (days == 0 and rule.saved_by_person) or not rule.folder.is_dir():
             continue
         for path in sorted(rule.folder.glob(rule.pattern)):
             try:
@@ -99,7 +107,6 @@ class RetentionJob:
 
 def personal_data_rules(data_dir: Path) -> tuple[RetentionRule, ...]:
     """The session logs and calibration sessions under ``data_dir`` (the user data folder)."""
-    from realtime.calibration.controller import CALIBRATION_DIR, SESSION_PREFIX
-
     return (RetentionRule(data_dir / SESSION_LOG_DIR, "*.jsonl"),
-            RetentionRule(data_dir / CALIBRATION_DIR, f"{SESSION_PREFIX}*.npz"))
+            RetentionRule(data_dir / CALIBRATION_DIR, f"{SESSION_PREFIX}*.npz",
+                          saved_by_person=True))
