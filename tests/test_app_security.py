@@ -13,6 +13,8 @@ import pytest
 
 import app
 from models.data.sessions import Session, write_session
+from realtime.dashboard import gradio6_internals as internals
+from realtime.dashboard import server
 from realtime.dashboard.controller import SourceChoice
 from realtime.dashboard.http_guard import GuardConfig, LoginThrottle, host_allowed, host_name
 from tests.helpers.fakes import FakePipeline
@@ -28,10 +30,10 @@ def _free_port() -> int:
 def served(request):
     extra = getattr(request, "param", [])
     port = _free_port()
-    args = app.parse_args(["--port", str(port), *extra])
-    auth = app.parse_auth(app.auth_value(args))
+    args = server.parse_args(["--port", str(port), *extra])
+    auth = server.parse_auth(server.auth_value(args))
     demo = app.build_demo(FakePipeline(), SourceChoice("recording", path=app.DEMO_RECORDING))
-    app.launch(demo, args, auth, block=False)
+    server.launch(demo, args, auth, block=False)
     yield port, demo
     demo.page.close()
     app.close_demo(demo)
@@ -109,24 +111,25 @@ def test_failed_logins_are_throttled(served):
 
 def test_short_passwords_are_refused():
     with pytest.raises(ValueError, match="at least 8 characters"):
-        app.parse_auth("ann:short")
-    assert app.parse_auth("ann:eight888") == ("ann", "eight888")
+        server.parse_auth("ann:short")
+    assert server.parse_auth("ann:eight888") == [("ann", "eight888")]
 
 
 def test_password_from_env_or_file_and_a_warning_for_the_command_line(tmp_path, monkeypatch,
                                                                       caplog):
-    monkeypatch.delenv(app.AUTH_ENV, raising=False)
+    monkeypatch.delenv(server.AUTH_ENV, raising=False)
     secret = tmp_path / "auth"
     secret.write_text("ann:from-the-file\n")
-    assert app.auth_value(app.parse_args(["--auth-file", str(secret)])) == "ann:from-the-file"
-    monkeypatch.setenv(app.AUTH_ENV, "ann:from-the-env")
-    assert app.auth_value(app.parse_args([])) == "ann:from-the-env"
-    monkeypatch.delenv(app.AUTH_ENV)
+    assert server.auth_value(server.parse_args(["--auth-file", str(secret)])) == "ann:from-the-file"
+    monkeypatch.setenv(server.AUTH_ENV, "ann:from-the-env")
+    assert server.auth_value(server.parse_args([])) == "ann:from-the-env"
+    monkeypatch.delenv(server.AUTH_ENV)
     with caplog.at_level("WARNING"):
-        assert app.auth_value(app.parse_args(["--auth", "ann:on-the-line"])) == "ann:on-the-line"
+        on_the_line = server.parse_args(["--auth", "ann:on-the-line"])
+        assert server.auth_value(on_the_line) == "ann:on-the-line"
     assert "visible to other users in `ps`" in caplog.text
     with pytest.raises(ValueError, match="cannot read"):
-        app.auth_value(app.parse_args(["--auth-file", str(tmp_path / "none")]))
+        server.auth_value(server.parse_args(["--auth-file", str(tmp_path / "none")]))
 
 
 def test_exports_are_deleted_when_the_app_closes():
@@ -165,16 +168,16 @@ def test_closed_pages_are_freed_and_pages_are_bounded(served):
     # defect: every browser session (~220 KiB) stayed until Gradio's 10,000-session cap
     _, demo = served
     holder = demo.page.state_holder
-    for i in range(app.MAX_PAGES + 40):
+    for i in range(server.MAX_PAGES + 40):
         holder[f"page-{i}"]
-    assert len(holder.session_data) == app.MAX_PAGES
+    assert len(holder.session_data) == server.MAX_PAGES
     closed = [f"page-{i}" for i in range(60, 70)]
     for sid in closed:
         holder.session_data[sid].is_closed = True
-    assert app.prune_closed_pages(demo.page) == len(closed)
-    assert len(holder.session_data) == app.MAX_PAGES - len(closed)
+    assert internals.prune_closed_pages(demo.page) == len(closed)
+    assert len(holder.session_data) == server.MAX_PAGES - len(closed)
     assert not set(closed) & set(holder.session_data)
-    assert app.prune_closed_pages(demo.page) == 0
+    assert internals.prune_closed_pages(demo.page) == 0
 
 
 def test_a_browser_that_disconnects_has_its_session_freed(served):
@@ -194,4 +197,4 @@ def test_a_browser_that_disconnects_has_its_session_freed(served):
             break
         time.sleep(0.05)
     assert holder.session_data["tab-1"].is_closed
-    assert app.prune_closed_pages(demo.page) == 1 and "tab-1" not in holder.session_data
+    assert internals.prune_closed_pages(demo.page) == 1 and "tab-1" not in holder.session_data
