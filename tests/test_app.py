@@ -17,6 +17,7 @@ import pytest
 import app
 from realtime.calibration.controller import Calibrator
 from realtime.calibration.panel import STATUS_TICK_S
+from realtime.dashboard import page, server
 from realtime.dashboard.controller import Dashboard, SourceChoice
 from realtime.dashboard.panels import (
     RefreshMeter,
@@ -52,12 +53,12 @@ def test_build_demo_has_every_panel_and_a_5hz_timer(demo):
         assert isinstance(ids[name], gr.HTML)
     timers = [b for b in demo.page.blocks.values() if isinstance(b, gr.Timer)]
     # the panels' timer, the calibration panel's (slower) one, the operator page's
-    assert sorted(t.value for t in timers) == sorted([app.FAST_TICK_S, STATUS_TICK_S,
-                                                      app.OPERATOR_TICK_S])
+    assert sorted(t.value for t in timers) == sorted([page.FAST_TICK_S, STATUS_TICK_S,
+                                                      page.OPERATOR_TICK_S])
     for name in ("consent", "consent-agree", "withdraw", "delete-data", "operator"):
         assert name in ids, name
     assert ids["consent-agree"].value is False  # nobody has agreed before they tick it
-    assert app.FAST_TICK_S <= 0.2 < app.SLOW_TICK_S  # >= 5 Hz; plots less often
+    assert page.FAST_TICK_S <= 0.2 < page.SLOW_TICK_S  # >= 5 Hz; plots less often
     assert isinstance(ids["webcam"], gr.Image) and ids["webcam"].streaming
     assert isinstance(ids["mic"], gr.Audio) and ids["mic"].streaming
     assert ids["player"].visible  # the recording is played with its video visible
@@ -126,16 +127,16 @@ def test_exported_logs_parse(demo, tmp_path):
 
 
 def test_page_state_says_when_the_slow_panels_are_due():
-    state = app.PageState()
+    state = page.PageState()
     assert state.slow_due(10.0)  # the first tick draws them
-    assert not state.slow_due(10.0 + app.SLOW_TICK_S / 2)
-    assert state.slow_due(10.0 + app.SLOW_TICK_S)
-    assert not state.slow_due(10.0 + app.SLOW_TICK_S * 1.5)
+    assert not state.slow_due(10.0 + page.SLOW_TICK_S / 2)
+    assert state.slow_due(10.0 + page.SLOW_TICK_S)
+    assert not state.slow_due(10.0 + page.SLOW_TICK_S * 1.5)
 
 
 def test_page_state_sends_each_panel_new_or_as_shown_never_a_skip():
     # a gr.skip() output costs Gradio a new component per tick per page (0.6 ms, GIL held)
-    state = app.PageState()
+    state = page.PageState()
     first = state.outputs({"a": "<b>1</b>", "b": "x"}, ["a", "b", "c"])
     assert first == ["<b>1</b>", "x", ""]  # "c" not computed yet: empty
     second = state.outputs({"b": "y", "c": "z"}, ["a", "b", "c"])
@@ -153,21 +154,21 @@ def test_page_state_sends_each_panel_new_or_as_shown_never_a_skip():
 def test_exposure_needs_auth(host, share, auth, refused):
     if refused:
         with pytest.raises(SystemExit, match="Refusing to start"):
-            app.check_exposure(host, share, auth)
+            server.check_exposure(host, share, auth)
     else:
-        app.check_exposure(host, share, auth)
+        server.check_exposure(host, share, auth)
 
 
 def test_parse_auth():
-    assert app.parse_auth("ann:s3cr:et!") == ("ann", "s3cr:et!")
-    assert app.parse_auth(None) is None and app.parse_auth("") is None
+    assert server.parse_auth("ann:s3cr:et!") == [("ann", "s3cr:et!")]
+    assert server.parse_auth(None) is None and server.parse_auth("") is None
     for bad in ("ann", ":pw", "ann:"):
         with pytest.raises(ValueError, match="USER:PASS"):
-            app.parse_auth(bad)
+            server.parse_auth(bad)
 
 
 def _run_app(*args: str, env_extra: dict[str, str] | None = None):
-    env = {k: v for k, v in os.environ.items() if k != app.AUTH_ENV}
+    env = {k: v for k, v in os.environ.items() if k != server.AUTH_ENV}
     env.update(env_extra or {})
     return subprocess.run([sys.executable, str(REPO / "app.py"), *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
@@ -195,14 +196,14 @@ def test_analytics_are_off_before_gradio_is_imported():
 
 
 def test_initial_choice_defaults_to_the_bundled_recording():
-    choice = app.initial_choice(app.parse_args([]))
+    choice = server.initial_choice(server.parse_args([]))
     assert choice.kind == "recording" and choice.path == app.DEMO_RECORDING and choice.loop
-    dev = app.initial_choice(app.parse_args(["--camera", "1", "--mic", "USB"]))
+    dev = server.initial_choice(server.parse_args(["--camera", "1", "--mic", "USB"]))
     assert (dev.kind, dev.camera, dev.mic) == ("devices", 1, "USB")
-    assert app.initial_choice(app.parse_args(["--browser"])).kind == "browser"
-    args = app.parse_args([])
+    assert server.initial_choice(server.parse_args(["--browser"])).kind == "browser"
+    args = server.parse_args([])
     assert (args.host, args.port, args.log_level) == ("127.0.0.1", 7860, "WARNING")
-    assert app.parse_args(["--log-level", "info"]).log_level == "INFO"
+    assert server.parse_args(["--log-level", "info"]).log_level == "INFO"
 
 
 def test_signals_hold_a_momentary_gap_but_not_a_missing_face(demo):

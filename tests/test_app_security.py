@@ -5,16 +5,22 @@ comes from, exports deleted at exit, calibration sessions private."""
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 import stat
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 import app
 from models.data.sessions import Session, write_session
+from realtime.dashboard import gradio6_internals as internals
+from realtime.dashboard import server
 from realtime.dashboard.controller import SourceChoice
 from realtime.dashboard.http_guard import GuardConfig, LoginThrottle, host_allowed, host_name
+from tests.helpers import REPO
 from tests.helpers.fakes import FakePipeline
 
 
@@ -25,13 +31,17 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def served(request):
-    extra = getattr(request, "param", [])
+def served(request, tmp_path):
+    extra = list(getattr(request, "param", []))
+    if "--auth-file" in extra:  # the argument after it is the file's text
+        at = extra.index("--auth-file") + 1
+        (tmp_path / "logins").write_text(extra[at])
+        extra[at] = str(tmp_path / "logins")
     port = _free_port()
-    args = app.parse_args(["--port", str(port), *extra])
-    auth = app.parse_auth(app.auth_value(args))
+    args = server.parse_args(["--port", str(port), *extra])
+    auth = server.parse_auth(server.auth_value(args))
     demo = app.build_demo(FakePipeline(), SourceChoice("recording", path=app.DEMO_RECORDING))
-    app.launch(demo, args, auth, block=False)
+    server.launch(demo, args, auth, block=False)
     yield port, demo
     demo.page.close()
     app.close_demo(demo)
@@ -109,24 +119,25 @@ def test_failed_logins_are_throttled(served):
 
 def test_short_passwords_are_refused():
     with pytest.raises(ValueError, match="at least 8 characters"):
-        app.parse_auth("ann:short")
-    assert app.parse_auth("ann:eight888") == ("ann", "eight888")
+        server.parse_auth("ann:short")
+    assert server.parse_auth("ann:eight888") == [("ann", "eight888")]
 
 
 def test_password_from_env_or_file_and_a_warning_for_the_command_line(tmp_path, monkeypatch,
                                                                       caplog):
-    monkeypatch.delenv(app.AUTH_ENV, raising=False)
+    monkeypatch.delenv(server.AUTH_ENV, raising=False)
     secret = tmp_path / "auth"
     secret.write_text("ann:from-the-file\n")
-    assert app.auth_value(app.parse_args(["--auth-file", str(secret)])) == "ann:from-the-file"
-    monkeypatch.setenv(app.AUTH_ENV, "ann:from-the-env")
-    assert app.auth_value(app.parse_args([])) == "ann:from-the-env"
-    monkeypatch.delenv(app.AUTH_ENV)
+    assert server.auth_value(server.parse_args(["--auth-file", str(secret)])) == "ann:from-the-file"
+    monkeypatch.setenv(server.AUTH_ENV, "ann:from-the-env")
+    assert server.auth_value(server.parse_args([])) == "ann:from-the-env"
+    monkeypatch.delenv(server.AUTH_ENV)
     with caplog.at_level("WARNING"):
-        assert app.auth_value(app.parse_args(["--auth", "ann:on-the-line"])) == "ann:on-the-line"
+        on_the_line = server.parse_args(["--auth", "ann:on-the-line"])
+        assert server.auth_value(on_the_line) == "ann:on-the-line"
     assert "visible to other users in `ps`" in caplog.text
     with pytest.raises(ValueError, match="cannot read"):
-        app.auth_value(app.parse_args(["--auth-file", str(tmp_path / "none")]))
+        server.auth_value(server.parse_args(["--auth-file", str(tmp_path / "none")]))
 
 
 def test_exports_are_deleted_when_the_app_closes():
@@ -165,16 +176,16 @@ def test_closed_pages_are_freed_and_pages_are_bounded(served):
     # defect: every browser session (~220 KiB) stayed until Gradio's 10,000-session cap
     _, demo = served
     holder = demo.page.state_holder
-    for i in range(app.MAX_PAGES + 40):
+    for i in range(server.MAX_PAGES + 40):
         holder[f"page-{i}"]
-    assert len(holder.session_data) == app.MAX_PAGES
+    assert len(holder.session_data) == server.MAX_PAGES
     closed = [f"page-{i}" for i in range(60, 70)]
     for sid in closed:
         holder.session_data[sid].is_closed = True
-    assert app.prune_closed_pages(demo.page) == len(closed)
-    assert len(holder.session_data) == app.MAX_PAGES - len(closed)
+    assert internals.prune_closed_pages(demo.page) == len(closed)
+    assert len(holder.session_data) == server.MAX_PAGES - len(closed)
     assert not set(closed) & set(holder.session_data)
-    assert app.prune_closed_pages(demo.page) == 0
+    assert internals.prune_closed_pages(demo.page) == 0
 
 
 def test_a_browser_that_disconnects_has_its_session_freed(served):
@@ -194,4 +205,83 @@ def test_a_browser_that_disconnects_has_its_session_freed(served):
             break
         time.sleep(0.05)
     assert holder.session_data["tab-1"].is_closed
-    assert app.prune_closed_pages(demo.page) == 1 and "tab-1" not in holder.session_data
+    assert internals.prune_closed_pages(demo.page) == 1 and "tab-1" not in holder.session_data
+
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+TWO_USERS = "ann:correct-horse\nbob:battery-staple\n"
+
+
+def test_an_auth_file_holds_one_account_a_line():
+    # defect (#25): the second line became part of the first account's password
+    assert server.parse_auth(TWO_USERS) == [("ann", "correct-horse"), ("bob", "battery-staple")]
+    assert server.parse_auth("\nann:correct-horse\n\n") == [("ann", "correct-horse")]
+    with pytest.raises(ValueError, match="line 2: auth must be USER:PASS") as caught:
+        server.parse_auth("ann:correct-horse\nbob battery-staple")
+    assert "battery" not in str(caught.value)  # a password is never echoed
+    with pytest.raises(ValueError, match="line 2: the password must have at least 8"):
+        server.parse_auth("ann:correct-horse\nbob:short")
+    with pytest.raises(ValueError, match="line 2: the user 'ann' is named twice"):
+        server.parse_auth("ann:correct-horse\nann:battery-staple")
+
+
+def test_a_malformed_auth_file_stops_the_app_with_its_line(tmp_path):
+    logins = tmp_path / "logins"
+    logins.write_text("ann:correct-horse\nbob\n")
+    proc = subprocess.run([sys.executable, str(REPO / "app.py"), "--auth-file", str(logins),
+                           "--port", "1"], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode != 0
+    assert "--auth/--auth-file/SENTIMENT_AUTH: line 2: auth must be USER:PASS" in proc.stderr
+
+
+@pytest.mark.parametrize("served", [["--auth-file", TWO_USERS]], indirect=True)
+def test_every_account_of_the_auth_file_logs_in(served):
+    port, _ = served
+    host = f"127.0.0.1:{port}"
+    for user, password in server.parse_auth(TWO_USERS):
+        assert _request(port, "/login", host, "POST", f"username={user}&password={password}",
+                        FORM)[0] == 200, user
+    assert _request(port, "/login", host, "POST", "username=bob&password=correct-horse",
+                    FORM)[0] != 200  # each account has its own password
+
+
+def _upload(port: int, size: int) -> tuple[int, bytes]:
+    boundary = "sentiment-test-boundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; "
+            f"filename=\"talk.mp4\"\r\nContent-Type: video/mp4\r\n\r\n").encode()
+    body += b"\0" * size + f"\r\n--{boundary}--\r\n".encode()
+    return _request(port, "/gradio_api/upload", f"127.0.0.1:{port}", "POST", body,
+                    {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+
+@pytest.mark.parametrize("served", [["--max-upload-mb", "1"]], indirect=True)
+def test_uploads_past_the_limit_are_refused(served):
+    # defect (#25): a 1 GB upload was accepted and kept for up to an hour
+    port, demo = served
+    code, text = _upload(port, 2 * 1024 * 1024)
+    assert code == 413 and b"maximum allowed size" in text
+    assert _upload(port, 512 * 1024)[0] == 200
+    assert demo.page.config["max_file_size"] == 1024 * 1024  # the page refuses it first
+
+
+def test_the_upload_limit_has_a_documented_default():
+    assert server.parse_args([]).max_upload_mb == server.DEFAULT_MAX_UPLOAD_MB == 200
+    proc = subprocess.run([sys.executable, str(REPO / "app.py"), "--help"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert "--max-upload-mb MB" in proc.stdout and "(default 200)" in " ".join(proc.stdout.split())
+    with pytest.raises(SystemExit):
+        server.parse_args(["--max-upload-mb", "0"])
+
+
+@pytest.mark.parametrize("served", [["--auth", "ann:correct-horse"]], indirect=True)
+def test_the_page_describes_no_endpoint_before_login(served):
+    # defect (#25): GET / listed the endpoints with their docstrings; /gradio_api/info: 401
+    port, _ = served
+    status, page_html = _request(port, "/", f"127.0.0.1:{port}")
+    assert status == 200 and b"window.gradio_api_info" in page_html
+    info = page_html.split(b"window.gradio_api_info = ", 1)[1].split(b"</script>", 1)[0]
+    info = json.loads(info.decode().strip().rstrip(";"))
+    assert info == {"named_endpoints": {}, "unnamed_endpoints": {}}
+    for word in (b"on_start", b"export_csv", b"consent", b"Capture of a person"):
+        assert word not in page_html, word

@@ -10,15 +10,17 @@ import gradio as gr
 import gradio.queueing
 
 import app
+from realtime.dashboard import gradio6_internals as internals
+from realtime.dashboard import page
 from realtime.dashboard.controller import SourceChoice
 from tests.helpers.fakes import FakePipeline
 from tests.test_app_security import served  # noqa: F401  (the fixture: a real server)
 
 
-def _tick_fn(page: gr.Blocks):
-    timer = next(b for b in page.blocks.values()
-                 if isinstance(b, gr.Timer) and b.value == app.FAST_TICK_S)
-    return next(fn for fn in page.fns.values()
+def _tick_fn(blocks: gr.Blocks):
+    timer = next(b for b in blocks.blocks.values()
+                 if isinstance(b, gr.Timer) and b.value == page.FAST_TICK_S)
+    return next(fn for fn in blocks.fns.values()
                 if any(t[0] == timer._id for t in fn.targets))
 
 
@@ -52,6 +54,6 @@ def test_the_queue_keeps_few_event_records_and_never_summarises_them(served,  # 
         client.close()
     assert frames == []
     queue = demo.page._queue
-    assert queue.ANALYTICS_MAX_EVENTS == int(app.QUEUE_ENV["GRADIO_ANALYTICS_MAX_EVENTS"])
-    for name in app.QUEUE_ENV:  # set only while the queue was made
+    assert queue.ANALYTICS_MAX_EVENTS == int(internals.QUEUE_ENV["GRADIO_ANALYTICS_MAX_EVENTS"])
+    for name in internals.QUEUE_ENV:  # set only while the queue was made
         assert name not in os.environ

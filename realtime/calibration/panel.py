@@ -177,7 +177,7 @@ def calibration_panel(cal: Calibrator, source_live: Callable[[], bool]) -> None:
                 with gr.Row():
                     load = gr.Button("Load model", elem_id="calib-load")
                     refresh = gr.Button("Refresh list", elem_id="calib-refresh")
-    seen = gr.State(dict)  # per page: the status HTML and model list it was last sent
+    seen = gr.State({})  # per page (a copy each): the status HTML and model list last sent
 
     def act(fn):
         """A handler whose result (or CalibrationError/ValueError) is the message."""
