@@ -14,7 +14,7 @@ are refused, and failed logins are throttled (`realtime.dashboard.http_guard`). 
 live in a temporary folder deleted at exit. Uploads past --max-upload-mb (default 200) are
 refused. Analytics are off; the page loads nothing from the internet and describes none of
 its endpoints.
-The "Personal calibration" panel (`realtime.calibration.panel`) records labelled feature
+The "Personal calibration" panel (`realtime.dashboard.calibration_panel`) records labelled feature
 windows, calibrates a personal model in a subprocess and switches the live model.
 
 People: capture of a person (the browser's webcam and microphone, or this machine's) starts

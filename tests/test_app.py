@@ -16,8 +16,8 @@ import pytest
 
 import app
 from realtime.calibration.controller import Calibrator
-from realtime.calibration.panel import STATUS_TICK_S
 from realtime.dashboard import page, server
+from realtime.dashboard.calibration_panel import STATUS_TICK_S
 from realtime.dashboard.controller import Dashboard, SourceChoice
 from realtime.dashboard.panels import (
     RefreshMeter,

@@ -157,7 +157,7 @@ def test_calibration_sessions_are_private(tmp_path):
 
 
 def test_the_calibrator_folder_is_0700(tmp_path):
-    from realtime.calibration.panel import make_calibrator
+    from realtime.dashboard.calibration_panel import make_calibrator
     from tests.realtime.test_pipeline import fake_engine
 
     cal = make_calibrator(fake_engine(), None, tmp_path / "data")

@@ -14,7 +14,7 @@ import gradio as gr
 
 from realtime.assets import demo_recording
 from realtime.calibration.controller import Calibrator
-from realtime.calibration.panel import feed_calibrator, make_calibrator
+from realtime.dashboard.calibration_panel import feed_calibrator, make_calibrator
 from realtime.dashboard.controller import (
     Dashboard,
     LivePipeline,

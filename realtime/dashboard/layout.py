@@ -15,7 +15,7 @@ from functools import partial
 import gradio as gr
 
 from realtime.calibration.controller import Calibrator
-from realtime.calibration.panel import calibration_panel
+from realtime.dashboard.calibration_panel import calibration_panel
 from realtime.dashboard.gradio6_internals import prune_closed_pages
 from realtime.dashboard.page import (
     FAST_TICK_S,

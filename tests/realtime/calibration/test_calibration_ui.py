@@ -22,8 +22,8 @@ from models.data.sessions import SESSION_KEYS, read_session
 from models.registry import create
 from realtime.calibration.controller import DEFAULT, CalibrationError, Calibrator
 from realtime.calibration.job import read_personal
-from realtime.calibration.panel import base_model_dir, calibration_html
 from realtime.clock import ReplayClock, perf_s
+from realtime.dashboard.calibration_panel import base_model_dir, calibration_html
 from realtime.dashboard.controller import Dashboard
 from realtime.dashboard.panels import RefreshMeter, ViewSettings, fast_panels
 from realtime.pipeline import Pipeline, WindowSubscriber

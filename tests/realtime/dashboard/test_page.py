@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime.dashboard.consent import ConsentTerms
 from realtime.dashboard.controller import Dashboard, SourceChoice
 from realtime.dashboard.mic_chunks import ChunkStore
 from realtime.dashboard.page import (
@@ -26,6 +25,7 @@ from realtime.dashboard.page import (
 )
 from realtime.dashboard.panels import FAST_PANELS, SLOW_PANELS, ViewSettings
 from realtime.dashboard.people import PersonalSessions
+from realtime.personal.consent import ConsentTerms
 from tests.helpers import REPO
 from tests.helpers.fakes import FakeBrowserSource, FakePipeline, make_prediction
 
