@@ -267,7 +267,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         engine = Engine.load(args.checkpoint, asr_model=args.asr_model, device=args.device,
                              face_weight=args.face_weight, asr_policy=args.asr_policy)
-        served = open_models(args.serve, args.ray_address, args.checkpoint)
+        served = open_models(args.serve, args.ray_address, args.checkpoint,
+                             connect_timeout_s=args.ray_connect_timeout_s)
     except (EngineError, ServingError) as exc:
         print(f"error: {exc}", file=err)
         return 2
