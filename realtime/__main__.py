@@ -34,7 +34,9 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,12 +162,62 @@ def source_specs(args: argparse.Namespace) -> list[tuple[str, SourceSpec]]:
             int(args.camera) if args.camera.isdigit() else args.camera)
         mic = None if args.mic is None or args.mic in off else args.mic
         specs.append(("devices", SourceSpec.devices(camera=camera, mic=mic)))
-    names: dict[str, int] = {}
+    return list(zip(unique_names([name for name, _ in specs]), [s for _, s in specs],
+                    strict=True))
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """``names`` made unique (compared case-insensitively), in order: the first of each
+    keeps its name, a repeat becomes ``name-N`` with the smallest N >= 2 that is nobody's
+    name, given or made: talk, talk, talk-2 -> talk, talk-3, talk-2."""
+    taken = {n.casefold() for n in names}
+    seen: set[str] = set()
     unique = []
-    for name, spec in specs:  # the same file name twice: demo, demo-2
-        names[name] = names.get(name, 0) + 1
-        unique.append((name if names[name] == 1 else f"{name}-{names[name]}", spec))
+    for name in names:
+        chosen = name
+        if name.casefold() in seen:
+            n = 2
+            while f"{name}-{n}".casefold() in taken:
+                n += 1
+            chosen = f"{name}-{n}"
+            taken.add(chosen.casefold())
+        seen.add(name.casefold())
+        unique.append(chosen)
     return unique
+
+
+def check_outputs(args: argparse.Namespace) -> str | None:
+    """Why --jsonl or --jsonl-dir cannot be written (None when they can), found before any
+    model loads: --jsonl-dir is created (with its parents) and must take a new file;
+    --jsonl must not be a folder, and its folder must exist and take a new file. Probes by
+    creating and deleting a temporary file there (permission bits say little to root)."""
+    if args.jsonl_dir is not None:
+        folder = args.jsonl_dir
+        if folder.exists() and not folder.is_dir():
+            return f"--jsonl-dir {folder}: exists and is not a folder"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return f"--jsonl-dir {folder}: cannot create the folder ({exc.strerror or exc})"
+        return _writable(folder, "--jsonl-dir")
+    if args.jsonl is not None:
+        if args.jsonl.is_dir():
+            return f"--jsonl {args.jsonl}: is a folder, not a file"
+        folder = args.jsonl.parent
+        if not folder.is_dir():
+            return f"--jsonl {args.jsonl}: the folder {folder} does not exist"
+        if args.jsonl.exists() and not os.access(args.jsonl, os.W_OK):
+            return f"--jsonl {args.jsonl}: the file is not writable"
+        return _writable(folder, "--jsonl")
+    return None
+
+
+def _writable(folder: Path, option: str) -> str | None:
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return None
+    except OSError as exc:
+        return f"{option}: cannot write in {folder} ({exc.strerror or exc})"
 
 
 @dataclass
@@ -192,6 +244,11 @@ class _Session:
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from realtime.sources import SourceError, make_source
 
+    problem = check_outputs(args)  # before any file is probed or model loaded
+    if problem is not None:
+        print(f"error: {problem}", file=err)
+        return 2
+
     sessions: list[_Session] = []
     try:
         specs = source_specs(args)
@@ -210,7 +267,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         engine = Engine.load(args.checkpoint, asr_model=args.asr_model, device=args.device,
                              face_weight=args.face_weight, asr_policy=args.asr_policy)
-        served = open_models(args.serve, args.ray_address, args.checkpoint)
+        served = open_models(args.serve, args.ray_address, args.checkpoint,
+                             connect_timeout_s=args.ray_connect_timeout_s)
     except (EngineError, ServingError) as exc:
         print(f"error: {exc}", file=err)
         return 2

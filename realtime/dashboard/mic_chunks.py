@@ -11,6 +11,12 @@ several pages streaming at once, a page whose recording stops sweeps twice a sec
 instead, so it never deletes another page's chunk in flight). A chunk swept before it was
 handled is counted as dropped, never an error. Only files inside the upload folder are ever
 read or deleted.
+
+A chunk is decoded under the sources' bounds (`realtime.sources.audio.decode_chunk_file`:
+its rate and channels checked from the header before decoding, decoding stopped past 10 s),
+so a chunk that claims 4 Hz or decodes to hours costs nothing; such a chunk, or one that
+cannot be decoded, is refused: deleted, counted in ``refused`` and in ``dropped`` (its audio
+is lost), the reason logged and kept in ``last_refusal``, never raised.
 """
 
 from __future__ import annotations
@@ -18,6 +24,11 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+
+import av
+
+from realtime.sources.audio import decode_chunk_file
+from realtime.sources.base import RefusedMedia
 
 CHUNK_NAME = "audio.wav"
 log = logging.getLogger(__name__)
@@ -28,6 +39,8 @@ class ChunkStore:
         self.root = Path(root).resolve()
         self.sweep_every = sweep_every
         self.dropped = 0
+        self.refused = 0
+        self.last_refusal: str | None = None
         self.taken = 0
         self._seen: set[Path] = set()
         self._lock = threading.Lock()
@@ -36,21 +49,25 @@ class ChunkStore:
         return path.is_relative_to(self.root) and path != self.root
 
     def take(self, path: str | Path, keep: Path | None = None):
-        """``(rate_hz, int16 samples)`` of the chunk at ``path``, whose file (and folder,
-        when empty) is then deleted; None for a path outside the upload folder. Every
-        ``sweep_every`` chunks, a sweep (sparing ``keep``)."""
-        from gradio.processing_utils import audio_from_file
-
+        """``(rate_hz, samples)`` of the chunk at ``path`` ((n,) or (n, channels), in the
+        file's sample type: int16 for the page's WAV), whose file (and folder, when empty)
+        is then deleted; None for a path outside the upload folder, a chunk swept meanwhile
+        (dropped) or a refused one (see the module doc). Every ``sweep_every`` chunks, a
+        sweep (sparing ``keep``)."""
         path = Path(path).resolve()
         if not self._inside(path):
             return None
         try:
-            return audio_from_file(str(path))
-        except (FileNotFoundError, RuntimeError):  # Gradio wraps a missing file's error
-            if path.exists():
-                raise  # a chunk that cannot be decoded
-            with self._lock:  # swept meanwhile (handled too late): lost, and counted
+            return decode_chunk_file(path)
+        except (RefusedMedia, av.error.FFmpegError, OSError) as exc:
+            swept = not path.exists()  # swept meanwhile (handled too late): lost, and counted
+            with self._lock:
                 self.dropped += 1
+                if not swept:
+                    self.refused += 1
+                    self.last_refusal = f"{type(exc).__name__}: {exc}"
+            if not swept:
+                log.warning("microphone chunk refused: %s", self.last_refusal)
             return None
         finally:
             _delete(path, self.root)

@@ -24,7 +24,9 @@ the pipeline polls the sink for the expression rows.
 
 Input: `VideoFrame`s as every source delivers them, RGB uint8 (H, W, 3), at least 8x8; a
 frame in another form is a ValueError, never converted here (sources convert with
-`realtime.sources.image.to_rgb_uint8`).
+`realtime.sources.image.to_rgb_uint8`). A frame of the right form but smaller than 8x8 (bad
+data, not a bad source: sources drop those already) is dropped and counted in ``drops``,
+never raised, so one such frame never ends the stage.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import numpy as np
 from realtime.assets import face_landmarker_path
 from realtime.clock import perf_s
 from realtime.extract.expression import FaceCrop, face_crop
+from realtime.sources.image import MIN_SIDE
 from realtime.types import FeatureFrames, VideoFrame
 
 log = logging.getLogger(__name__)
@@ -101,16 +104,21 @@ def head_pose(matrix: np.ndarray) -> tuple[float, float, float]:
 
 
 def check_frame(image: np.ndarray) -> None:
-    """Raises ValueError unless ``image`` is an RGB uint8 (H, W, 3) picture, at least 8x8."""
+    """Raises ValueError unless ``image`` is an RGB uint8 (H, W, 3) picture (any size; see
+    `too_small`)."""
     x = np.asarray(image)
     if x.ndim != 3 or x.shape[2] != 3 or x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"video frames must be HxWx3 RGB images, got shape {x.shape} "
                          "(sources convert with realtime.sources.image.to_rgb_uint8)")
-    if x.shape[0] < 8 or x.shape[1] < 8:
-        raise ValueError(f"video frames must be at least 8x8, got shape {x.shape}")
     if x.dtype != np.uint8:
         raise ValueError(f"video frames must be uint8 RGB, got {x.dtype} "
                          "(sources convert with realtime.sources.image.to_rgb_uint8)")
+
+
+def too_small(image: np.ndarray) -> bool:
+    """Whether a picture is smaller than the tracker takes (8x8,
+    `realtime.sources.image.MIN_SIDE`)."""
+    return min(image.shape[:2]) < MIN_SIDE
 
 
 class CropSink(Protocol):
@@ -162,8 +170,13 @@ class FaceExtractor:
 
     def insert_frame(self, frame: VideoFrame) -> None:
         """Queue a frame; raises ValueError for an image that is not RGB uint8 (see
-        `check_frame`)."""
+        `check_frame`); one smaller than 8x8 is dropped and counted in ``drops``."""
         check_frame(frame.image)
+        if too_small(frame.image):
+            self.drops += 1
+            log.debug("face input: dropped a %s frame (smaller than %dx%d)",
+                      frame.image.shape, MIN_SIDE, MIN_SIDE)
+            return
         if len(self._queue) >= self._max_frames:
             self._queue.popleft()
             self.drops += 1

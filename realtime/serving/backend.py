@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SERVE_CHOICES = ("local", "ray")
+CONNECT_TIMEOUT_S = 30.0  # how long joining a --ray-address may take to reach it
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,12 +32,20 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ray-address", metavar="ADDR",
                         help="with --serve ray: join this Ray cluster (default: a local "
                              "instance)")
+    parser.add_argument("--ray-connect-timeout-s", type=float, default=CONNECT_TIMEOUT_S,
+                        metavar="S",
+                        help="with --ray-address: give up when the cluster cannot be reached "
+                             f"within S seconds (default {CONNECT_TIMEOUT_S:g})")
 
 
 def check_serve_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Exits through ``parser.error`` (status 2) for --ray-address without --serve ray."""
+    """Exits through ``parser.error`` (status 2) for --ray-address without --serve ray, or a
+    --ray-connect-timeout-s that is not a positive number."""
     if args.ray_address is not None and args.serve != "ray":
         parser.error("--ray-address only applies to --serve ray")
+    if not 0 < args.ray_connect_timeout_s < float("inf"):
+        parser.error(f"--ray-connect-timeout-s must be a positive number of seconds, got "
+                     f"{args.ray_connect_timeout_s}")
 
 
 class ServingError(RuntimeError):
@@ -44,9 +53,11 @@ class ServingError(RuntimeError):
 
 
 def open_models(serve: str, ray_address: str | None = None, checkpoint_dir: Path | None = None,
-                batch: BatchConfig | None = None) -> RayServe | None:
+                batch: BatchConfig | None = None,
+                connect_timeout_s: float = CONNECT_TIMEOUT_S) -> RayServe | None:
     """None for ``serve="local"``; for ``"ray"`` a connected `RayServe` (its ``models`` go to
-    the pipelines, ``close()`` at the end). Raises `ServingError`."""
+    the pipelines, ``close()`` at the end); an unreachable ``ray_address`` fails within
+    ``connect_timeout_s``. Raises `ServingError`."""
     if serve not in SERVE_CHOICES:
         raise ServingError(f"--serve must be one of {', '.join(SERVE_CHOICES)}, got {serve!r}")
     if serve == "local":
@@ -61,6 +72,7 @@ def open_models(serve: str, ray_address: str | None = None, checkpoint_dir: Path
     batch = batch or BatchConfig()
     try:
         return RayServe.connect(RayServeConfig(address=ray_address, checkpoint_dir=checkpoint_dir,
-                                               model=batch, words=batch))
+                                               model=batch, words=batch,
+                                               connect_timeout_s=connect_timeout_s))
     except RayServeError as exc:
         raise ServingError(str(exc)) from None

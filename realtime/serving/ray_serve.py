@@ -40,6 +40,11 @@ running in this process is left as it was.
 * Every node that runs a replica needs this project importable (the same checkout and
   packages); a local instance gets the driver's folder on its workers' ``PYTHONPATH``.
 
+Joining a cluster is bounded: before ``ray.init`` (whose own GCS retries run for minutes),
+`check_reachable` opens a TCP connection to the address's host:port within
+``connect_timeout_s`` (30 s by default); an unreachable address is a `RayServeError` at once.
+An address without a port ("auto") is left to Ray.
+
 Measurements behind these choices (the client-side batching, the wait split):
 docs/notes/ray_serve.md; the dated benchmark: docs/benchmarks.md.
 """
@@ -49,6 +54,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -89,7 +95,8 @@ class RayServeConfig:
     application's name (one per configuration on a shared cluster); model, words: the
     batching options of the two methods; replica_wait_share: the share of their
     ``max_wait_ms`` the replica waits for more clients' batches (the client's batch waits
-    the rest; see the module doc)."""
+    the rest; see the module doc); connect_timeout_s: how long joining ``address`` may take
+    to reach it (`check_reachable`)."""
 
     address: str | None = None
     checkpoint_dir: Path | None = None
@@ -100,12 +107,33 @@ class RayServeConfig:
     model: BatchConfig = field(default_factory=BatchConfig)
     words: BatchConfig = field(default_factory=BatchConfig)
     replica_wait_share: float = 0.0
+    connect_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
         if self.replicas < 1 or self.num_cpus < 0 or (self.num_gpus or 0) < 0 \
-                or not 0.0 <= self.replica_wait_share <= 1.0:
+                or not 0.0 <= self.replica_wait_share <= 1.0 or not self.connect_timeout_s > 0:
             raise ValueError(f"RayServeConfig needs replicas >= 1, no negative CPU or GPU "
-                             f"share and a replica_wait_share in [0, 1] (got {self})")
+                             f"share, a replica_wait_share in [0, 1] and a positive "
+                             f"connect_timeout_s (got {self})")
+
+
+def check_reachable(address: str, timeout_s: float) -> None:
+    """Raises `RayServeError` unless a TCP connection to the host:port of ``address``
+    ("host:port" of the GCS, or "ray://host:port" of a Ray client server) opens within
+    ``timeout_s``; an address without a port ("auto") is not checked. The connection is
+    closed at once. Name resolution is the system's (not bounded here)."""
+    target = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise RayServeError(f"cannot reach the Ray cluster at {address} within "
+                            f"{timeout_s:g} s ({reason}); is its head node running, and is "
+                            "the address host:port right?") from None
 
 
 @dataclass
@@ -268,6 +296,8 @@ class RayServe:
         config = config or RayServeConfig()
         owns_ray = not ray.is_initialized()  # else the caller's Ray, left as it is
         started_local = owns_ray and config.address is None
+        if owns_ray and config.address is not None:
+            check_reachable(config.address, config.connect_timeout_s)
         try:
             if owns_ray:
                 if config.address is None:

@@ -35,6 +35,17 @@ class SourceError(RuntimeError):
     """A source cannot be opened or stopped delivering; the message says which and why."""
 
 
+class RefusedMedia(ValueError):
+    """One audio chunk or video frame outside the bounds a source accepts (checked before any
+    conversion: `realtime.sources.audio.check_pcm`, `realtime.sources.image.check_picture`).
+    ``key`` is the drop counter it is counted under ("audio_invalid", "video_invalid"); the
+    message says what was wrong. A source drops the item, counts it and carries on."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 class DropQueue(Generic[T]):
     """A thread-safe FIFO of at most ``maxlen`` items.
 
@@ -120,6 +131,7 @@ class Source:
         self._started = False
         self.started_at_s = 0.0
         self._extra_drops: dict[str, int] = {}
+        self._refusals: dict[str, str] = {}
         self._lock = threading.Lock()
 
     # -- interface -------------------------------------------------------------------
@@ -183,6 +195,12 @@ class Source:
                 **extra}
 
     @property
+    def refusals(self) -> dict[str, str]:
+        """Why the latest refused item of each kind was refused (drop key -> reason)."""
+        with self._lock:
+            return dict(self._refusals)
+
+    @property
     def threads(self) -> tuple[threading.Thread, ...]:
         return tuple(self._threads)
 
@@ -217,6 +235,16 @@ class Source:
         self._ended.set()
         self.audio_queue.wake()
         self.video_queue.wake()
+
+    def _refuse(self, refused: RefusedMedia) -> None:
+        """Drops an item that failed its check: counted under ``refused.key``, the reason
+        kept in `refusals` and logged (a warning the first time, then at debug level)."""
+        with self._lock:
+            first = refused.key not in self._refusals
+            self._refusals[refused.key] = str(refused)
+        log.log(logging.WARNING if first else logging.DEBUG, "%s: dropped an item (%s): %s",
+                self.name, refused.key, refused)
+        self._count_drop(refused.key)
 
     def _count_drop(self, key: str, n: int = 1) -> None:
         log.debug("%s: dropped %d (%s)", self.name, n, key)

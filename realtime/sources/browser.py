@@ -8,6 +8,11 @@ is kept contiguous (a chunk starts where the last ended, unless it arrives later
 leaving a gap). Pictures become RGB uint8 by the sources' one image convention
 (`realtime.sources.image.to_rgb_uint8`: float images are read as [0, 1]). `end()` marks the
 stream finished.
+
+Nothing pushed in can end the session or raise at the page: a chunk or picture outside the
+sources' bounds (`realtime.sources.audio.check_pcm`, `realtime.sources.image.check_picture`:
+a rate of 4 Hz, a 1x1 frame, an unknown sample type) is checked before it is converted,
+dropped and counted (``audio_invalid``, ``video_invalid``), its reason in `refusals`.
 """
 
 from __future__ import annotations
@@ -16,8 +21,8 @@ import numpy as np
 
 from realtime.clock import Clock
 from realtime.sources.audio import RATE_HZ, Resampler16k
-from realtime.sources.base import Source
-from realtime.sources.image import downscale, to_rgb_uint8
+from realtime.sources.base import RefusedMedia, Source
+from realtime.sources.image import to_frame_image
 from realtime.types import AudioChunk, VideoFrame
 
 
@@ -42,31 +47,43 @@ class BrowserSource(Source):
     def _start(self) -> None:
         pass
 
-    def push_frame(self, image_rgb: np.ndarray) -> None:
-        """One picture as received: RGB/RGBA/grey, uint8 or float in [0, 1]; ValueError for
-        anything else."""
+    def push_frame(self, image_rgb: np.ndarray) -> bool:
+        """One picture as received: RGB/RGBA/grey, uint8 or float in [0, 1]. False when it
+        was refused (dropped and counted as ``video_invalid``) or the stream has ended."""
         if self.ended:
-            return
+            return False
         now_s = self.clock.now_s()
-        image = downscale(to_rgb_uint8(image_rgb), self.max_width)
-        self.video_queue.put(VideoFrame(now_s, np.ascontiguousarray(image), now_s))
+        try:
+            image = to_frame_image(image_rgb, self.max_width)
+        except RefusedMedia as refused:
+            self._refuse(refused)
+            return False
+        self.video_queue.put(VideoFrame(now_s, image, now_s))
+        return True
 
-    def push_audio(self, rate_hz: int, samples: np.ndarray) -> None:
-        """PCM as received: (n,) or (n, channels), integer or float, at ``rate_hz``."""
+    def push_audio(self, rate_hz: int, samples: np.ndarray) -> bool:
+        """PCM as received: (n,) or (n, channels), integer or float, at ``rate_hz``. False
+        when it was refused (dropped and counted as ``audio_invalid``) or the stream has
+        ended."""
         if self.ended:
-            return
+            return False
         now_s = self.clock.now_s()
-        if self._resampler is None or self._resampler.rate_hz != int(rate_hz):
-            self._resampler = Resampler16k(int(rate_hz))
-        mono = self._resampler(np.asarray(samples))
+        try:
+            if self._resampler is None or self._resampler.rate_hz != rate_hz:
+                self._resampler = Resampler16k(rate_hz)
+            mono = self._resampler(samples)
+        except RefusedMedia as refused:
+            self._refuse(refused)
+            return False
         if len(mono) == 0:
-            return
+            return True
         duration_s = len(mono) / RATE_HZ
         t0_s = now_s - duration_s
         if self._next_t0_s is not None and t0_s < self._next_t0_s:
             t0_s = self._next_t0_s
         self._next_t0_s = t0_s + duration_s
         self.audio_queue.put(AudioChunk(t0_s, mono, RATE_HZ, now_s))
+        return True
 
     def end(self) -> None:
         """The browser stream closed: no more input."""

@@ -16,8 +16,8 @@ import numpy as np
 
 from realtime.clock import Clock
 from realtime.sources.audio import RATE_HZ, Resampler16k
-from realtime.sources.base import DEFAULT_MAX_FPS, Source, SourceError
-from realtime.sources.image import downscale
+from realtime.sources.base import DEFAULT_MAX_FPS, RefusedMedia, Source, SourceError
+from realtime.sources.image import check_picture, downscale
 from realtime.types import AudioChunk, VideoFrame
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,11 @@ class WebcamSource(Source):
             if now_s < next_s:
                 continue
             next_s = now_s + step_s * 0.9
+            try:  # a camera's picture is in the bounds, checked as any other
+                check_picture(bgr, self.max_width)
+            except RefusedMedia as refused:
+                self._refuse(refused)
+                continue
             rgb = cv2.cvtColor(downscale(bgr, self.max_width), cv2.COLOR_BGR2RGB)
             self.video_queue.put(VideoFrame(now_s, rgb, now_s))
 
@@ -178,7 +183,11 @@ class MicrophoneSource(Source):
         if status.input_overflow:
             log.debug("microphone %r: input overflow", self.device)
             self._count_drop("mic_overflow")
-        samples = self._resampler(indata[:, 0].copy())
+        try:  # a device's block is in the bounds, checked as any other chunk
+            samples = self._resampler(indata[:, 0].copy())
+        except RefusedMedia as refused:
+            self._refuse(refused)
+            return
         if len(samples) == 0:
             return
         if self._t0_s is None:

@@ -18,6 +18,11 @@ Errors: a missing file raises FileNotFoundError; an empty, corrupt, stream-less 
 raises `SourceError` with the path and the reason, from the constructor. A decode error
 part-way, or a file that decodes to less than the duration it declares (a truncated
 recording), ends the source with ``error`` set; everything decoded before it is kept.
+A file whose audio rate is outside the sources' bounds (`realtime.sources.audio.check_rate`)
+is refused by the constructor; a decoded audio frame or picture outside them part-way
+(`realtime.sources.audio.check_pcm_size`, `realtime.sources.image.check_picture_size`: a
+1x1 picture, a rate that changes to 4 Hz) is checked before it is converted, dropped and
+counted (``audio_invalid``, ``video_invalid``), and the replay carries on.
 """
 
 from __future__ import annotations
@@ -32,9 +37,16 @@ import av
 import numpy as np
 
 from realtime.clock import Clock
-from realtime.sources.audio import RATE_HZ, from_frames, new_libswresample
-from realtime.sources.base import DEFAULT_MAX_FPS, Source, SourceError
-from realtime.sources.image import fit_width
+from realtime.sources.audio import (
+    AUDIO_INVALID,
+    RATE_HZ,
+    check_pcm_size,
+    check_rate,
+    from_frames,
+    new_libswresample,
+)
+from realtime.sources.base import DEFAULT_MAX_FPS, RefusedMedia, Source, SourceError
+from realtime.sources.image import check_picture_size, fit_width
 from realtime.types import AudioChunk, VideoFrame
 
 log = logging.getLogger(__name__)
@@ -142,7 +154,10 @@ class FileSource(Source):
             buf = np.zeros(0, np.float32)
             t0_s: float | None = None
             sent = 0
+            rate = stream.rate
             for frame in container.decode(stream):
+                if not self._accept_audio(frame, rate):
+                    continue
                 if t0_s is None:
                     t0_s = max(0.0, (frame.time or 0.0) - start_s)
                 buf = np.concatenate([buf, from_frames(resampler.resample(frame))])
@@ -169,9 +184,28 @@ class FileSource(Source):
                 if t_s < next_s:
                     continue
                 next_s = t_s + step_s * 0.98
+                try:
+                    check_picture_size(frame.width, frame.height, self.max_width)
+                except RefusedMedia as refused:
+                    self._refuse(refused)
+                    continue
                 width, height = fit_width(frame.width, frame.height, self.max_width)
                 image = frame.to_ndarray(format="rgb24", width=width, height=height)
                 yield Media.video(offset_s + max(0.0, t_s), image, step_s)
+
+    def _accept_audio(self, frame: av.AudioFrame, rate_hz: int) -> bool:
+        """Whether a decoded frame is within the bounds, at the stream's rate (one
+        resampler serves the stream); a refused frame is counted (``audio_invalid``)."""
+        try:
+            if frame.sample_rate != rate_hz:
+                raise RefusedMedia(AUDIO_INVALID, f"{self.path}: the audio changes from "
+                                                 f"{rate_hz} to {frame.sample_rate} Hz "
+                                                 "part-way")
+            check_pcm_size(rate_hz, frame.samples, frame.layout.nb_channels)
+        except RefusedMedia as refused:
+            self._refuse(refused)
+            return False
+        return True
 
     # -- the capture thread ----------------------------------------------------------
     def _start(self) -> None:
@@ -234,9 +268,11 @@ def _probe(path: Path) -> tuple[bool, bool, float, bool]:
                 raise SourceError(f"{path}: a text file ({container.format.long_name}), "
                                   "not an audio or video file")
             has_audio = _decodes(container, "audio")
-            if has_audio and container.streams.audio[0].rate < MIN_RATE_HZ:
-                raise SourceError(f"{path}: audio at {container.streams.audio[0].rate} Hz is "
-                                  f"not a recording of speech (at least {MIN_RATE_HZ} Hz)")
+            if has_audio:
+                try:
+                    check_rate(container.streams.audio[0].rate)
+                except RefusedMedia as refused:
+                    raise SourceError(f"{path}: {refused}") from None
         with av.open(str(path)) as container:
             has_video = _decodes(container, "video")
             duration_s = (container.duration or 0) / 1_000_000
@@ -269,7 +305,6 @@ def _riff_fraction_present(path: Path) -> float | None:
     return None
 
 
-MIN_RATE_HZ = 4000  # below this, audio is no recording of speech (telephone is 8 kHz)
 _NOT_MEDIA = frozenset({"tty"})  # FFmpeg renders any text file as "ANSI art" video
 
 

@@ -102,7 +102,6 @@ def test_queue_is_bounded():
     "image, message",
     [
         (np.zeros((10, 10, 2), np.uint8), "HxWx3"),
-        (np.zeros((4, 4, 3), np.uint8), "at least 8x8"),
         (np.zeros((0, 10, 3), np.uint8), "HxWx3"),
         (np.zeros((20, 20, 3), np.int32), "uint8"),
     ],
@@ -110,6 +109,13 @@ def test_queue_is_bounded():
 def test_bad_frames_get_a_clear_error(extractor, image, message):
     with pytest.raises(ValueError, match=message):
         extractor.insert_frame(VideoFrame(0.0, image, 0.0))
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (4, 4, 3), (1, 20000, 3), (7, 640, 3)])
+def test_a_frame_too_small_to_track_is_dropped_and_counted_not_raised(extractor, shape):
+    before = extractor.drops
+    extractor.insert_frame(VideoFrame(0.0, np.zeros(shape, np.uint8), 0.0))
+    assert extractor.drops == before + 1 and extractor.process_iter() is None
 
 
 @pytest.mark.parametrize("image", [

@@ -100,8 +100,8 @@ def test_browser_frames_follow_the_image_convention():
     half, grey = src.read_frames()
     assert half.image.dtype == np.uint8 and int(half.image[0, 0, 0]) == 128
     assert grey.image.shape == (10, 10, 3) and int(grey.image[5, 5, 2]) == 7
-    with pytest.raises(ValueError, match="HxWx3"):
-        src.push_frame(np.zeros((10, 10, 2), np.uint8))
+    assert not src.push_frame(np.zeros((10, 10, 2), np.uint8))  # dropped, counted, not raised
+    assert src.drops["video_invalid"] == 1 and "HxWx3" in src.refusals["video_invalid"]
     src.end()
     assert src.stop(2.0)
 
