@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from models.expression import face_valence
+from models.expression import face_valence, fuse_face
 from realtime import readout
 from realtime.clock import Clock, perf_s
 from realtime.engine import Engine, EngineOutput
@@ -431,11 +431,10 @@ class Pipeline:
         self.stats.add_compute("window+model", perf_s() - t, 0.0, process_cpu_s() - c)
         latency = readout.latencies(window, newest, built_s, emitted_s)
         valence = NAN if expression is None else float(face_valence(np.asarray(expression)))
-        sentiment = out.sentiment
-        if out.face_weight != 0.0 and expression is not None:
-            sentiment = float(np.clip(sentiment + out.face_weight * valence, -3.0, 3.0))
         prediction = Prediction(
-            t_end_s=float(t_end_s), sentiment=sentiment, model_sentiment=out.sentiment,
+            t_end_s=float(t_end_s),
+            sentiment=fuse_face(out.sentiment, out.face_weight, valence),
+            model_sentiment=out.sentiment,
             expression=expression, face_valence=valence,
             voice_arousal=NAN if arousal is None else arousal.value,
             arousal_warming_up=arousal is None or arousal.warming_up,
