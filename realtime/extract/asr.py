@@ -93,14 +93,14 @@ from faster_whisper import WhisperModel
 
 from realtime.assets import whisper_model_dir
 from realtime.clock import perf_s
-from realtime.extract.audio_runs import AudioRun, AudioRuns
+from realtime.extract.audio_runs import AudioInbox, AudioRun
 from realtime.extract.text import normalize_word
 from realtime.extract.whisper_batch import (
     RecognizedSegment,
     TranscribeRequest,
     WhisperBatch,
 )
-from realtime.sources.audio import RATE_HZ, check_chunk
+from realtime.sources.audio import RATE_HZ
 from realtime.types import AudioChunk, Word
 
 log = logging.getLogger(__name__)
@@ -312,12 +312,9 @@ class StreamingASR:
     def __init__(self, model: Transcriber, config: AsrConfig | None = None) -> None:
         self.model = model
         self.config = config or AsrConfig()
-        self._queue: deque[AudioChunk] = deque()
-        self._runs = AudioRuns(max_gap_s=self.config.max_gap_s)
+        self._inbox = AudioInbox(self.config.max_chunks, self.config.max_gap_s)
         self._committed: deque[Word] = deque(maxlen=64)
         self._committed_end_s = float("-inf")
-        self._captured_at_s = 0.0
-        self.drops = 0
         self.dropped_audio_s = 0.0
         self.transcriptions = 0
         self.closes = 0  # utterances closed so far
@@ -326,12 +323,13 @@ class StreamingASR:
     # ---- input -------------------------------------------------------------------------
     def insert_audio_chunk(self, chunk: AudioChunk) -> None:
         """Queue a chunk; raises ValueError for one that is not 16 kHz mono float32."""
-        check_chunk(chunk)
-        if len(self._queue) >= self.config.max_chunks:
-            self._queue.popleft()
-            self.drops += 1
+        if self._inbox.put(chunk):
             log.debug("ASR input queue full: dropped its oldest chunk (%d so far)", self.drops)
-        self._queue.append(chunk)
+
+    @property
+    def drops(self) -> int:
+        """Chunks dropped from the full input queue."""
+        return self._inbox.drops
 
     def _start_run(self, t0_s: float) -> None:
         self._audio = np.zeros(0, np.float32)
@@ -408,7 +406,7 @@ class StreamingASR:
         """Process everything queued, close the utterance, commit all that remains."""
         start = perf_s()
         committed = self._drain()
-        self._runs.end()
+        self._inbox.end()
         committed += self._close()
         return self._update(committed, start, now_s, True)
 
@@ -418,7 +416,7 @@ class StreamingASR:
         utterance open, or audio came more recently)."""
         start = perf_s()
         committed = self._drain()
-        closing = self._utterance and now_s - self._captured_at_s >= self.config.max_gap_s
+        closing = self._utterance and now_s - self._inbox.captured_at_s >= self.config.max_gap_s
         if closing:
             committed += self._close()
         elif not committed:
@@ -427,18 +425,14 @@ class StreamingASR:
 
     def _drain(self) -> list[Word]:
         committed: list[Word] = []
-        while self._queue:
-            chunk = self._queue.popleft()
-            self._captured_at_s = max(self._captured_at_s, chunk.captured_at_s)
-            run = self._runs.push(chunk)
-            if run is not None:
-                self._append(run, committed)
+        for run in self._inbox.drain():
+            self._append(run, committed)
         return committed
 
     def _update(self, committed: list[Word], start: float, now_s: float | None,
                 closed: bool) -> AsrUpdate:
         compute_s = perf_s() - start
-        done = self._captured_at_s if now_s is None else now_s + compute_s
+        done = self._inbox.captured_at_s if now_s is None else now_s + compute_s
         return AsrUpdate(
             committed=tuple(committed),
             tentative=tuple(self._prev),

@@ -481,7 +481,7 @@ def test_buffer_stays_bounded_over_five_minutes_of_continuous_speech(speech):
     words, updates = feed(asr, audio, hop_s=0.5, observe=lambda a: sizes.append(len(a._audio)))
     assert max(sizes) <= (PAUSE.max_buffer_s + 1.0) * RATE
     assert max(b1 - b0 for b0, b1, _ in fake.calls) <= PAUSE.max_buffer_s + 1.0
-    assert len(asr._committed) <= 64 and len(asr._queue) == 0
+    assert len(asr._committed) <= 64 and len(asr._inbox) == 0
     assert [w.text for w in words] == [text for *_, text in script]
     assert asr.dropped_audio_s == 0
     # the policy's own delay (compute aside): two agreeing passes and a hop at most
