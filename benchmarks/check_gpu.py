@@ -19,19 +19,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import sys
-from pathlib import Path
 
 import torch
 
+from benchmarks.gpu_cli import add_results_args, parse_on_cuda, results_path
 from kernels import backend_scope
 from kernels.interp_check import rel_err, run_checks
-from models.env import add_log_level, configure_logging
 
 log = logging.getLogger(__name__)
 
-RESULTS = Path(__file__).resolve().parent / "results"
 MODEL_TOL = 1e-4  # fp32 through LSTMs and attention: only summation-order differences remain
 KERNEL_TOL = 1e-6
 
@@ -116,14 +113,9 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="mmlatch")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--steps", type=int, default=50)
-    ap.add_argument("--out", type=Path, default=RESULTS, help="folder of the results file")
-    ap.add_argument("--json", type=Path,
-                    help="the results file (default: OUT/kernels_check_gpu_<device>.json)")
-    add_log_level(ap)
-    args = ap.parse_args(argv)
-    configure_logging(args.log_level)
-    if not torch.cuda.is_available():
-        print("no CUDA device; skipped")
+    add_results_args(ap, "kernels_check_gpu")
+    args = parse_on_cuda(ap, argv)
+    if args is None:
         return 0
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -133,9 +125,7 @@ def main(argv=None) -> int:
     log.info("whole %s step, Triton vs reference", args.model)
     model = check_model(args.model, args.batch, args.steps)
     report = {"device": device, "ok": _ok(kernel, model), "kernel": kernel, "model_step": model}
-    slug = re.sub(r"[^a-z0-9]+", "_", device.lower()).strip("_")
-    path = args.json or args.out / f"kernels_check_gpu_{slug}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = results_path(args, "kernels_check_gpu", device)
     path.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
     print(f"{'OK' if report['ok'] else 'FAILED'}; wrote {path}")

@@ -20,18 +20,15 @@ import argparse
 import csv
 import json
 import logging
-import re
 import sys
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from models.env import add_log_level, configure_logging
+from benchmarks.gpu_cli import add_results_args, parse_on_cuda, results_path
 
 log = logging.getLogger(__name__)
-RESULTS = Path(__file__).resolve().parent / "results"
 GOAL_PCT_COPY, GOAL_SPEEDUP = 85.0, 3.0
 MIB = 2**20
 
@@ -197,14 +194,9 @@ def main(argv=None) -> int:
     ap.add_argument("--p", type=float, default=0.0, help="mask dropout (training mode)")
     ap.add_argument("--group-dims", default="384,35,33", help="grouped test: D per modality")
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
-    ap.add_argument("--out", type=Path, default=RESULTS, help="folder of the result files")
-    ap.add_argument("--json", type=Path, help="the results file (default: "
-                    "OUT/kernels_gate_mask_<device>.json); the .csv is written next to it")
-    add_log_level(ap)
-    args = ap.parse_args(argv)
-    configure_logging(args.log_level)
-    if not torch.cuda.is_available():
-        print("no CUDA device; skipped")
+    add_results_args(ap, "kernels_gate_mask", "; the .csv is written next to it")
+    args = parse_on_cuda(ap, argv)
+    if args is None:
         return 0
     from triton.testing import do_bench
 
@@ -229,9 +221,7 @@ def main(argv=None) -> int:
     for row in grouped:
         print(f"{row.impl:9s} fwd B=1 dims={dims} {row.median_ms * 1e3:8.1f} us", flush=True)
     rows += grouped
-    slug = re.sub(r"[^a-z0-9]+", "_", device.lower()).strip("_")
-    json_path = args.json or args.out / f"kernels_gate_mask_{slug}.json"
-    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path = results_path(args, "kernels_gate_mask", device)
     csv_path = json_path.with_suffix(".csv")
     report = {"device": device, "torch": torch.__version__,
               "triton": __import__("triton").__version__, "dtype": args.dtype, "p": args.p,

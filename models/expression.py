@@ -10,7 +10,8 @@ Keras' "same" padding of the stride-2 pools puts the odd pixel after (right/bott
 `_pool_same` reproduces, so the outputs match Keras to float precision.
 
 Classes, in the network's order: `EXPRESSIONS`. `face_valence` maps the 7 probabilities to
-[-1, 1]: P(happy) - (P(angry) + P(disgust) + P(fear) + P(sad)).
+[-1, 1]: P(happy) - (P(angry) + P(disgust) + P(fear) + P(sad)); `fuse_face` is the one rule
+by which a face weight W adds that valence to the model's sentiment.
 
 The weights are read with h5py on every `load` (873 KB, a few milliseconds); there is no
 converted copy to keep in step. Locating the file is the caller's job (`realtime.assets`),
@@ -25,6 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from models.layers import SENTIMENT_RANGE
 
 EXPRESSIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise",
                                 "neutral")
@@ -45,6 +48,15 @@ def face_valence(probabilities: np.ndarray) -> np.ndarray:
     """(..., 7) probabilities -> (...) valence in [-1, 1]."""
     p = np.asarray(probabilities, np.float64)
     return p[..., HAPPY_INDEX] - p[..., list(NEGATIVE_INDICES)].sum(axis=-1)
+
+
+def fuse_face(sentiment: float, face_weight: float, valence: float) -> float:
+    """The published sentiment of a window: with a face in view (``valence`` a number, not
+    NaN) and a face weight W != 0, clip(sentiment + W * valence, -3, 3); otherwise (no face:
+    ``valence`` NaN, or W = 0) exactly ``sentiment``, the model's."""
+    if face_weight == 0.0 or np.isnan(valence):
+        return sentiment
+    return float(np.clip(sentiment + face_weight * valence, -SENTIMENT_RANGE, SENTIMENT_RANGE))
 
 
 def to_network_input(grey: np.ndarray) -> np.ndarray:

@@ -1,40 +1,27 @@
-"""The live pipeline: it owns the threads, ticks every hop and publishes predictions.
+"""The live pipeline: one session's stage runner, its threads and its replay.
 
-Live (`start`): the source's capture threads feed
-* an audio worker: acoustic features for every chunk, chunks forwarded to the ASR worker
-  (bounded queue, oldest dropped and counted as ``asr_queue``);
-* an ASR worker: `process_iter` once at least ``asr_step_s`` of new audio has arrived;
-* a video worker: face features for the newest frame; older frames waiting behind it are
-  skipped and counted as ``video_skipped`` drops;
-* the tick loop: every ``hop_s`` it builds the word-aligned window (`realtime.window`), runs
-  the model on it (``(1, T, D)`` tensors under ``torch.inference_mode``) and publishes a
-  `Prediction` to the store, but only when some input changed since the last one.
+`Pipeline(source, engine)` makes the session's streaming stages (acoustic features and ASR
+when the source has audio; face features, and the facial expression when the engine has it,
+when it has video) and a `realtime.tick.Ticker`, which turns what the stages produce into a
+`Prediction` every ``hop_s`` seconds of session time and publishes it to the store (see
+`realtime.tick` for the window, the model call, the face fusion, the prediction's fields and
+the window subscribers).
 
-Replay (`run_to_end`, for ``--fast`` and tests): the same stages driven in ONE thread, in
-the data's time order, with the `ReplayClock` advanced by the data and ticks at fixed data
-times (every ``hop_s`` of source time), so the same recording gives the same predictions.
+Live (`start`, once per pipeline): the source's capture threads feed four threads,
+``pipeline:audio`` (acoustic features for every chunk; chunks forwarded to the ASR thread
+through a bounded queue, oldest dropped and counted as ``asr_queue``), ``pipeline:asr`` (the
+ASR polled once ``asr_step_s`` of new audio has arrived; with no audio in a poll, an
+utterance whose audio stopped is closed), ``pipeline:video`` (face features for the newest
+frame; frames waiting behind it are skipped, counted as ``video_skipped``) and
+``pipeline:tick`` (a tick every ``hop_s`` on the clock; missed ticks are skipped). `stop`
+ends them all (the source first) and joins them; `wait` waits for the end of a finite
+source. A stage that raises stops the pipeline: ``error`` (and `status`) then says which
+stage and why, ``error_detail`` holds the traceback.
 
-Latencies come from data timestamps and the clock (milliseconds): for each channel
-(``audio_``/``video_``) capture->features and features->window, then window->prediction,
-``audio_total``/``video_total`` (newest input of the channel -> prediction) and ``total``
-(newest input in the window -> prediction). ``capture_to_features`` and
-``features_to_window`` are those of the channel that holds the newest input.
-The model's output is the only source of sentiment here, unless the live model's face weight
-W (`realtime.engine.Engine.face_weight`, answered with each prediction, so a personal model
-swapped in brings its own) is set: then, with a face in view, the published sentiment is
-clip(model + W * face_valence, -3, 3) (``model_sentiment`` keeps the model's own). With W = 0
-or no face it is exactly the model's.
-
-Besides the sentiment, each prediction carries the facial expression (the 7 probabilities
-averaged over the face frames of the last ``expression_span_s``, from
-`realtime.extract.expression`, fed by the face extractor's crops), its face valence, and the
-voice arousal (heuristic, not validated; `realtime.extract.arousal`), none of which reach the model.
-
-Window subscribers (``on_window`` / `Pipeline.subscribe`, e.g. personal calibration and the
-spoken-MOSI evaluation) get each `Window` the model was given and the `Prediction` made from
-it, right after it is published, from the tick thread (live) or the replay loop; they read
-the window's arrays and never change them. A subscriber that raises is logged and the
-pipeline carries on.
+Replay (`run_to_end`, for ``--fast`` and tests; a `FileSource` on a `ReplayClock`): the same
+stages driven in the calling thread, in the data's time order, the clock advanced by the
+data and ticks at fixed data times (every ``hop_s`` of source time), so the same recording
+gives the same predictions. An exception of a stage is recorded as for a thread and raised.
 """
 
 from __future__ import annotations
@@ -42,49 +29,25 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from models.expression import face_valence
-from realtime import readout
 from realtime.clock import Clock, perf_s
-from realtime.engine import Engine, EngineOutput
-from realtime.extract.arousal import VoiceArousal
+from realtime.engine import Engine
 from realtime.sources.base import DropQueue, Source
 from realtime.stats import RunStats, process_cpu_s
 from realtime.store import PredictionStore
-from realtime.types import (
-    AudioChunk,
-    FeatureFrames,
-    Prediction,
-    Signals,
-    VideoFrame,
-    Window,
-    Word,
-)
-from realtime.window import WindowConfig, WordWindow
+from realtime.tick import NAN, ModelCalls, Ticker, WindowSubscriber
+from realtime.types import AudioChunk, Prediction, VideoFrame
+from realtime.window import WindowConfig
 
 if TYPE_CHECKING:
     from realtime.extract.asr import AsrUpdate
 
-NAN = readout.NAN
+__all__ = ["ModelCalls", "Pipeline", "PipelineStatus", "WindowSubscriber"]
+
 log = logging.getLogger(__name__)
-
-WindowSubscriber = Callable[[Window, Prediction], None]
-
-
-class ModelCalls(Protocol):
-    """The two models a pipeline calls each tick (an `Engine`, or `SharedModels`)."""
-
-    def predict(self, text: np.ndarray, audio: np.ndarray,
-                video: np.ndarray) -> EngineOutput: ...
-
-    def encode_words(self, words: Sequence[Word]) -> np.ndarray: ...
-"""Called with each window the model was given and the prediction made from it."""
 
 
 @dataclass(frozen=True)
@@ -100,18 +63,18 @@ class PipelineStatus:
 
 
 class Pipeline:
-    """One session: a source, per-session streaming stages and a store.
+    """One session: a source, per-session streaming stages, a `Ticker` and a store.
 
-    asr_step_s: new audio (seconds) after which the ASR stage is polled (its VAD runs and,
-    when its policy says so, a pass; 0.1 s: an utterance's close or a due pass waits at most
-    that long for the poll). signal_span_s: the span of
-    recent frames the voice signals are read from. on_prediction: called with each
-    published prediction, from the tick thread. on_window: window subscribers from the
-    start (more with `subscribe`; see the module doc). models: what runs the sentiment
-    model and the word encoder (default: the engine itself; `realtime.serving.executor.SharedModels`
-    batches this session's calls with other sessions', and its Whisper calls too when it has a
-    ``transcriber``: the session's `StreamingASR` is then made with it).
-    expression_span_s: the span the expression is averaged over.
+    clock: must be the source's own (ValueError otherwise); hop_s: seconds between ticks (> 0,
+    ValueError otherwise). asr_step_s: new audio (seconds) after which the ASR stage is
+    polled (its VAD runs and, when its policy says so, a pass; 0.1 s: an utterance's close or
+    a due pass waits at most that long for the poll). asr_queue_len: chunks the audio thread
+    may queue for the ASR thread. window, signal_span_s, expression_span_s, on_prediction,
+    on_window: the `Ticker`'s (more subscribers with `subscribe`). models: what runs the
+    sentiment model and the word encoder (default: the engine itself;
+    `realtime.serving.executor.SharedModels` batches this session's calls with other
+    sessions', and its Whisper calls too when it has a ``transcriber``: the session's
+    `StreamingASR` is then made with it).
     """
 
     def __init__(
@@ -137,21 +100,14 @@ class Pipeline:
             raise ValueError(f"hop_s must be positive, got {hop_s}")
         self.source, self.engine, self.clock = source, engine, source.clock
         self.store = store if store is not None else PredictionStore()
-        self.hop_s, self.asr_step_s, self.signal_span_s = hop_s, asr_step_s, signal_span_s
-        self.on_prediction = on_prediction
+        self.hop_s, self.asr_step_s = hop_s, asr_step_s
         self._models: ModelCalls = models or engine
-        self._window_subscribers: tuple[WindowSubscriber, ...] = tuple(on_window)
-        self._subscribers_lock = threading.Lock()
         self.stats = RunStats()
-        lay = engine.layout
-        self._window = WordWindow(self._models.encode_words, lay.text_dim, lay.audio_dim,
-                                  lay.video_dim, lay.face_present_index, window)
         self._acoustic = engine.new_acoustic() if source.has_audio else None
         self._asr = None
         if source.has_audio:  # SharedModels: this session's Whisper calls batched with others'
             shared_asr = getattr(self._models, "transcriber", None)
             self._asr = engine.new_asr(shared_asr) if shared_asr is not None else engine.new_asr()
-        self.expression_span_s = expression_span_s
         self._expression = (engine.new_expression() if source.has_video
                             and engine.new_expression is not None else None)
         self._face = None
@@ -160,15 +116,11 @@ class Pipeline:
             self._face = (engine.new_face(crops=self._expression) if self._expression
                           is not None else engine.new_face())
         self._face_open = self._face is not None
-        self._expression_rows: deque[tuple[float, np.ndarray]] = deque(maxlen=64)
-        self._arousal = (VoiceArousal(lay.pitch_hz_index, lay.energy_db_index)
-                         if source.has_audio else None)
-        self._lock = threading.RLock()
-        self._tentative: tuple[Word, ...] = ()
-        self._unpublished_words: list[str] = []
-        self._last_commit_t0_s = -np.inf
-        self._newest = {"audio": (NAN, NAN), "video": (NAN, NAN)}  # (captured_at, computed_at)
-        self._published_key: tuple | None = None
+        self._ticker = Ticker(self._models, engine.layout, self.store, self.stats, self.clock,
+                              window=window, signal_span_s=signal_span_s,
+                              expression_span_s=expression_span_s, voice=source.has_audio,
+                              drops=lambda: self.drops, on_prediction=on_prediction,
+                              on_window=on_window)
         self._asr_queue: DropQueue[AudioChunk] = DropQueue(asr_queue_len)
         self._asr_pending_s = 0.0
         self._asr_captured_s = NAN
@@ -204,17 +156,7 @@ class Pipeline:
     def subscribe(self, subscriber: WindowSubscriber) -> Callable[[], None]:
         """Adds a window subscriber (any thread, also while running); returns the function
         that removes it again."""
-        with self._subscribers_lock:
-            self._window_subscribers = (*self._window_subscribers, subscriber)
-
-        def unsubscribe() -> None:
-            with self._subscribers_lock:
-                subs = list(self._window_subscribers)
-                if subscriber in subs:
-                    subs.remove(subscriber)
-                self._window_subscribers = tuple(subs)
-
-        return unsubscribe
+        return self._ticker.subscribe(subscriber)
 
     def stop(self, timeout_s: float = 2.0) -> bool:
         """Stops the source and joins every thread; True when all joined in time."""
@@ -261,7 +203,7 @@ class Pipeline:
                 avail_s = base_s + media.available_s
                 while next_tick_s < avail_s - 1e-9:
                     advance(next_tick_s)
-                    self._tick(next_tick_s)
+                    self._ticker.tick(next_tick_s)
                     next_tick_s += self.hop_s
                 advance(avail_s)
                 item = media.stamp(base_s, self.clock.now_s())
@@ -273,7 +215,7 @@ class Pipeline:
                 else:
                     self._on_frame(item)
             self._finish_audio()
-            self._tick(self.clock.now_s())
+            self._ticker.tick(self.clock.now_s())
         except Exception as exc:
             self._fail("replay", exc)
             raise
@@ -292,9 +234,7 @@ class Pipeline:
     def last_input_s(self) -> float:
         """Session time at which the newest audio or video that reached the features was
         captured; NaN before any."""
-        with self._lock:
-            times = [captured for captured, _ in self._newest.values() if captured == captured]
-        return max(times) if times else NAN
+        return self._ticker.last_input_s
 
     @property
     def drops(self) -> dict[str, int]:
@@ -322,7 +262,7 @@ class Pipeline:
         self._acoustic.insert_audio_chunk(chunk)
         frames = self._acoustic.process_iter()
         self.stats.add_compute("acoustic", perf_s() - t, chunk.duration_s, process_cpu_s() - c)
-        self._add_frames("audio", frames)
+        self._ticker.add_frames("audio", frames)
 
     def _asr_queue_feed(self, chunk: AudioChunk) -> None:
         t, c = perf_s(), process_cpu_s()
@@ -350,34 +290,17 @@ class Pipeline:
         self._asr_pending_s = 0.0
         if update is None:
             return
-        now_s = self.clock.now_s()
-        fresh = []
-        for word in update.committed:
-            if word.committed and word.t0_s > self._last_commit_t0_s:
-                fresh.append(word)
-                self._last_commit_t0_s = word.t0_s
-                self.stats.add("word_commit_ms", (now_s - word.t1_s) * 1000.0)
-        with self._lock:
-            self._window.add_words(fresh, self._asr_captured_s)
-            if self._arousal is not None:
-                self._arousal.insert_words(fresh)
-            if update.closed:
-                self._window.close_utterance()
-            self._unpublished_words.extend(w.text for w in fresh)
-            tentative = tuple(update.tentative)
-            if tentative != self._tentative:
-                self._tentative = tentative
+        self._ticker.add_asr(update, self._asr_captured_s)
 
     def _finish_audio(self) -> None:
         if self._acoustic is not None:
             t, c = perf_s(), process_cpu_s()
             frames = self._acoustic.finish()
             self.stats.add_compute("acoustic", perf_s() - t, 0.0, process_cpu_s() - c)
-            self._add_frames("audio", frames)
+            self._ticker.add_frames("audio", frames)
         if self._asr is not None:
             self._asr_step(final=True)
-            with self._lock:
-                self._tentative = ()
+            self._ticker.end_tentative()
 
     def _on_frame(self, frame: VideoFrame) -> None:
         t, c = perf_s(), process_cpu_s()
@@ -386,92 +309,12 @@ class Pipeline:
         media_s = 0.0 if self._last_frame_t_s is None else frame.t_s - self._last_frame_t_s
         self._last_frame_t_s = frame.t_s
         self.stats.add_compute("face", perf_s() - t, max(0.0, media_s), process_cpu_s() - c)
-        self._add_frames("video", frames)
+        self._ticker.add_frames("video", frames)
         if self._expression is not None:
             t, c = perf_s(), process_cpu_s()
             rows = self._expression.process_iter()
             self.stats.add_compute("expression", perf_s() - t, 0.0, process_cpu_s() - c)
-            if rows is not None:
-                with self._lock:
-                    for t_s, row in zip(rows.t_s, rows.values, strict=True):
-                        self._expression_rows.append((float(t_s), row))
-
-    def _add_frames(self, modality: str, frames: FeatureFrames | None) -> None:
-        if frames is None or len(frames.t_s) == 0:
-            return
-        now_s = self.clock.now_s()
-        frames = replace(frames, computed_at_s=now_s)
-        self.stats.add(f"latency_ms.{modality}_capture_to_features",
-                       (now_s - frames.captured_at_s) * 1000.0)
-        with self._lock:
-            (self._window.add_audio if modality == "audio" else self._window.add_video)(frames)
-            if modality == "audio" and self._arousal is not None:
-                self._arousal.insert_frames(frames)
-            self._newest[modality] = (frames.captured_at_s, now_s)
-
-    def _tick(self, t_end_s: float) -> Prediction | None:
-        t, c = perf_s(), process_cpu_s()
-        with self._lock:
-            key = (self._window.version, tuple(w.text for w in self._tentative))
-            if key == self._published_key:
-                return None
-            self._published_key = key
-            window = self._window.build(t_end_s)
-            if window is None:
-                return None
-            newest = dict(self._newest)
-            tentative = self._tentative
-            new_words, self._unpublished_words = tuple(self._unpublished_words), []
-            signals = self._signals(window, t_end_s)
-            expression = self._recent_expression(t_end_s)
-            arousal = self._arousal.update(t_end_s) if self._arousal is not None else None
-        built_s = self.clock.now_s()
-        out = self._models.predict(window.text, window.audio, window.video)
-        emitted_s = self.clock.now_s()
-        self.stats.add_compute("window+model", perf_s() - t, 0.0, process_cpu_s() - c)
-        latency = readout.latencies(window, newest, built_s, emitted_s)
-        valence = NAN if expression is None else float(face_valence(np.asarray(expression)))
-        sentiment = out.sentiment
-        if out.face_weight != 0.0 and expression is not None:
-            sentiment = float(np.clip(sentiment + out.face_weight * valence, -3.0, 3.0))
-        prediction = Prediction(
-            t_end_s=float(t_end_s), sentiment=sentiment, model_sentiment=out.sentiment,
-            expression=expression, face_valence=valence,
-            voice_arousal=NAN if arousal is None else arousal.value,
-            arousal_warming_up=arousal is None or arousal.warming_up,
-            face_weight=out.face_weight,
-            words=tuple(w.text for w in window.words), tentative=tuple(w.text for w in tentative),
-            face=window.face_present, signals=signals, latency_ms=latency, drops=self.drops,
-            emitted_at_s=emitted_s, model_name=out.model_name, masks=out.masks,
-            new_words=new_words)
-        self.store.publish(prediction)
-        self.stats.add_latencies(latency)
-        self.stats.emitted(emitted_s)
-        if self.on_prediction is not None:
-            self.on_prediction(prediction)
-        self._tell_subscribers(window, prediction)
-        return prediction
-
-    def _tell_subscribers(self, window: Window, prediction: Prediction) -> None:
-        for subscriber in self._window_subscribers:
-            try:
-                subscriber(window, prediction)
-            except Exception:  # noqa: BLE001 - a subscriber never stops the pipeline
-                log.exception("window subscriber %r failed at t=%.2f s", subscriber,
-                              prediction.t_end_s)
-
-    def _recent_expression(self, t_end_s: float) -> tuple[float, ...] | None:
-        """Mean probabilities of the face rows in (t_end - expression_span_s, t_end]."""
-        lo = t_end_s - self.expression_span_s
-        rows = [r for t, r in self._expression_rows if lo < t <= t_end_s and r[-1] > 0.5]
-        if not rows:
-            return None
-        return tuple(round(float(p), 6) for p in np.mean(rows, axis=0)[:-1])
-
-    def _signals(self, window: Window, t_end_s: float) -> Signals:
-        audio = self._window.frames_between("audio", t_end_s - self.signal_span_s, t_end_s)
-        video = self._window.frames_between("video", t_end_s - 1.0, t_end_s)
-        return readout.signals(audio, video, self.engine.layout, window.face_present)
+            self._ticker.add_expression(rows)
 
     # -- threads ---------------------------------------------------------------------
     def _spawn(self, target: Callable[[], None], what: str) -> None:
@@ -504,7 +347,7 @@ class Pipeline:
                     break
             if not self._stop.is_set():
                 t, c = perf_s(), process_cpu_s()
-                self._add_frames("audio", self._acoustic.finish())
+                self._ticker.add_frames("audio", self._acoustic.finish())
                 self.stats.add_compute("acoustic", perf_s() - t, 0.0, process_cpu_s() - c)
         finally:
             self._audio_done.set()
@@ -519,8 +362,7 @@ class Pipeline:
                 self._asr_step(final=False)
             elif not chunks and self._audio_done.is_set() and len(self._asr_queue) == 0:
                 self._asr_step(final=True)
-                with self._lock:
-                    self._tentative = ()
+                self._ticker.end_tentative()
                 return
             elif not chunks:
                 self._asr_quiet()
@@ -546,7 +388,7 @@ class Pipeline:
                 if not self.clock.sleep_until(next_s, self._stop):
                     break
                 finished = not any(t.is_alive() for t in workers)
-                self._tick(self.clock.now_s())
+                self._ticker.tick(self.clock.now_s())
                 if finished:
                     break
                 now_s = self.clock.now_s()

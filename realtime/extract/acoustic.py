@@ -30,15 +30,14 @@ them into runs (short gaps zero-filled, overlaps trimmed, a long gap starts a ne
 from __future__ import annotations
 
 import math
-from collections import deque
 
 import numpy as np
 import torch
 import torchaudio.functional as AF
 
 from realtime.clock import perf_s
-from realtime.extract.audio_runs import AudioRun, AudioRuns
-from realtime.sources.audio import RATE_HZ, check_chunk, resample_clip
+from realtime.extract.audio_runs import AudioInbox, AudioRun
+from realtime.sources.audio import RATE_HZ, resample_clip
 from realtime.types import AudioChunk, FeatureFrames
 
 FRAME_SAMPLES = 400  # 25 ms
@@ -181,12 +180,13 @@ class AcousticExtractor:
 
     def __init__(self, max_chunks: int = 512, max_gap_s: float = 1.0) -> None:
         self._math = _FrameMath()
-        self._queue: deque[AudioChunk] = deque()
-        self._max_chunks = int(max_chunks)
-        self._runs = AudioRuns(max_gap_s=max_gap_s)
-        self.drops = 0
-        self._captured_at_s = 0.0
+        self._inbox = AudioInbox(max_chunks, max_gap_s)
         self._reset_run(0.0)
+
+    @property
+    def drops(self) -> int:
+        """Chunks dropped from the full input queue."""
+        return self._inbox.drops
 
     def _reset_run(self, t0_s: float) -> None:
         self._run_t0_s = t0_s
@@ -199,11 +199,7 @@ class AcousticExtractor:
         self._mfcc_ctx = np.zeros((0, N_MFCC), np.float32)  # MFCCs of the last emitted frames
 
     def insert_audio_chunk(self, chunk: AudioChunk) -> None:
-        check_chunk(chunk)
-        if len(self._queue) >= self._max_chunks:
-            self._queue.popleft()
-            self.drops += 1
-        self._queue.append(chunk)
+        self._inbox.put(chunk)
 
     def process_iter(self, now_s: float | None = None) -> FeatureFrames | None:
         """Features for every frame that became complete; None when there is none."""
@@ -217,20 +213,17 @@ class AcousticExtractor:
         start = perf_s()
         rows: list[np.ndarray] = []
         times: list[float] = []
-        while self._queue:
-            chunk = self._queue.popleft()
-            self._captured_at_s = max(self._captured_at_s, chunk.captured_at_s)
-            run = self._runs.push(chunk)
-            if run is not None:
-                self._feed(run, rows, times)
+        for run in self._inbox.drain():
+            self._feed(run, rows, times)
         if final:
-            self._runs.end()
+            self._inbox.end()
             self._close_run(rows, times)
         if not rows:
             return None
         values = np.concatenate(rows).astype(np.float32)
-        done = self._captured_at_s if now_s is None else now_s + (perf_s() - start)
-        return FeatureFrames(np.asarray(times, np.float64), values, done, self._captured_at_s)
+        captured_s = self._inbox.captured_at_s
+        done = captured_s if now_s is None else now_s + (perf_s() - start)
+        return FeatureFrames(np.asarray(times, np.float64), values, done, captured_s)
 
     def _feed(self, run: AudioRun, rows: list, times: list) -> None:
         if run.restart:

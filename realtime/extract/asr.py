@@ -1,83 +1,46 @@
-"""Streaming speech recognition: faster-whisper, two named commit policies and Silero VAD.
+"""Streaming speech recognition: faster-whisper, named commit policies and Silero VAD.
 
-`load_whisper` loads a bundled CTranslate2 Whisper model once per process (int8 on the CPU,
-int8_float16 with CTranslate2 on CUDA when the engine runs on a GPU) and shares it between
-sessions, wrapped in a `WhisperTranscriber` (the typed seam between the streaming policy and
-faster-whisper; a test passes any `Transcriber`; sessions on shared models call it through
-`realtime.serving.executor.SharedTranscriber`, which batches their calls with
-`realtime.extract.whisper_batch`). `StreamingASR` is a push/poll stage, one per session:
+`load_whisper` loads a bundled CTranslate2 Whisper model once per process and shares it
+between sessions as a `WhisperTranscriber` (the typed seam to faster-whisper; a test passes
+any `Transcriber`; sessions on shared models call it through
+`realtime.serving.executor.SharedTranscriber`). `StreamingASR` is a push/poll stage, one per
+session, used from one thread at a time:
 
-- ``insert_audio_chunk(chunk)`` queues audio as sources deliver it (16 kHz mono float32;
-  anything else is a ValueError; gaps and overlaps are handled by
-  `realtime.extract.audio_runs`), cheap, never blocks;
-- ``process_iter(now_s=None)`` runs Silero VAD over the new audio and, once an utterance has
-  ``min_chunk_s`` of new speech (``speech_gated``) or new audio, re-transcribes the
-  utterance buffer. A word is committed when two consecutive hypotheses agree on it (the
-  same word after `realtime.extract.text.normalize_word`, start times within
-  ``agree_tolerance_s``): the longest common prefix is committed, the rest stays tentative.
-  When VAD hears ``silence_close_s`` of silence after speech, the utterance is closed: all of
-  its words are committed at once (no second pass) and the buffer is dropped. Silence
-  between utterances is never transcribed (only a short pre-roll is kept);
-- ``finish(now_s=None)`` closes the last utterance and commits whatever remains;
-- ``close_if_quiet(now_s)``: the caller polled and no audio came. When the newest audio was
-  captured ``max_gap_s`` or more before ``now_s`` (a microphone stopped or unplugged
-  mid-sentence: no silence will ever arrive to close the utterance), the open utterance is
-  closed and its words committed, the same decision a chunk arriving after that gap makes.
+- ``insert_audio_chunk(chunk)``: queues audio (16 kHz mono float32, anything else a
+  ValueError; at most ``max_chunks``, the oldest dropped and counted in ``drops``); gaps
+  and overlaps are handled by `realtime.extract.audio_runs`. Cheap, never blocks.
+- ``process_iter(now_s=None)``: runs Silero VAD over the new audio and, once the open
+  utterance has ``min_chunk_s`` of new speech (``speech_gated``) or new audio, transcribes
+  the utterance's buffer again; ``silence_close_s`` of VAD silence after speech closes the
+  utterance.
+- ``finish(now_s=None)``: the audio ended: closes the last utterance.
+- ``close_if_quiet(now_s)``: the caller polled and no audio came; when the newest audio was
+  captured ``max_gap_s`` or more before ``now_s`` the open utterance is closed (a
+  microphone stopped mid-sentence), else None.
 
+Each call returns an `AsrUpdate`: the words it committed (each word of the stream exactly
+once, start times strictly increasing), the tentative tail for display, and whether it
+closed an utterance. Commit rule (`CommitBook`): a word is committed when two consecutive
+hypotheses agree on it (the same word after `realtime.extract.text.normalize_word`, starts
+within ``agree_tolerance_s``) and it ends ``commit_margin_s`` or more before the buffer's
+end; a close commits all the utterance's words. Hypothesis words that repeat committed ones
+(by time, by text at the same time, or replayed squeezed into an instant) and Whisper's
+loops are dropped. Silence between utterances is never transcribed (only ``preroll_s`` is
+kept before speech).
+
+Units: session seconds throughout (a word's time is the buffer's start plus Whisper's time).
+Bounds: the buffer is cut at the last committed word once longer than ``trim_buffer_s`` and
+never exceeds ``max_buffer_s`` (beyond it the older hypothesis is committed and unheard audio
+dropped, counted in ``dropped_audio_s``), so a pass transcribes at most one Whisper window.
 The policies (`ASR_POLICIES`, chosen by name: ``python -m realtime --asr-policy``,
-`Engine.load(asr_policy=)`; the benchmark and the spoken-MOSI replay compare them):
-
-- ``pause`` (default): a pass per 0.5 s of *speech* (VAD), never for silence or the tail of
-  a pause, and an utterance closes after 0.25 s of silence. Words of short sentences are
-  committed by the close, a quarter second after the sentence ends; inside sentences and in
-  long runs of speech LocalAgreement-2 commits a word once two passes 0.5 s of speech apart
-  agree on it and it ends at least ``commit_margin_s`` (0.5 s) before the buffer's end; a
-  close takes the last pass's words only when that pass heard ``close_context_s`` (0.25 s)
-  past the speech, else it transcribes once more. The margin and the close's context
-  matter: without them the 0.5 s hop committed Whisper's first guesses at words with
-  little audio after them ("I'll be getting started" for "the beginning started"), 1.6
-  WER points more than ``sparse`` on 300 spoken-MOSI segments; with them 0.6. The short hop
-  is affordable because passes are cheap: a 6 s encoder window, decoding capped by
-  `decode_tokens` (before the cap, a pass now and then looped for 1-2.5 s), no decoding of
-  a remainder under ``min_tail_s`` (0.3 s) after a window's last word (faster-whisper
-  decoded one in most passes, nearly always for no word), and CTranslate2 on one thread
-  (`load_whisper`; two were slower and dearer on this 2-core machine).
-  Figures (README, "Latency"; benchmarks/results/realtime_bench_policies10min.json,
-  asr_policies_spoken_mosi_300.json): at real speed on the demo, words committed p50 / p95
-  0.97 / 1.59 s after they are spoken against 1.74 / 3.04 s with ``sparse``, at 0.14
-  against 0.04 ASR CPU-seconds per media second (the whole process 0.48 against 0.39); on
-  300 spoken-MOSI segments WER 0.362 against 0.356 and the same live Acc2 (McNemar
-  p = 1.0).
-- ``sparse`` (the previous default): the same with a pass per 1.5 s of speech. Kept for
-  machines that run many sessions: it costs a third of the ASR CPU; words arrive later
-  (inside a sentence they wait for its end), and in long unbroken speech much later.
-- ``agreement`` (the default before that): a pass per 1.0 s of new audio, speech or not,
-  closes after 0.5 s of silence. Kept as the plain LocalAgreement-2 reference of
-  whisper_streaming that the benchmarks compare with.
-
-Measured and not taken (benchmarks/results/realtime_bench_notes.md): committing words that
-end a margin before the buffer's end without a second pass (0.3-0.6 s margins) cut the
-demo's commit delay by 0.3 s but misheard words cut at the buffer's end on continuous speech
-("best of times" -> "mist of times", WER 0.12 -> 0.33 on a repeated-phrase passage); an
-encoder window of 1-3 s instead of 6 s made Whisper loop and hallucinate (more CPU, WER
-0.07 -> 0.20); trimming the buffer at every commit dropped words that Whisper then skipped
-as already prompted.
-
-Bookkeeping: a hypothesis word repeats a committed one when its middle lies before the last
-committed word's end, or when it and its neighbours match the committed tail in text *and*
-start within ``repeat_tolerance_s`` of those words (a phrase the speaker says again is new),
-or when two or more of them match the tail squeezed into less than 0.1 s a word (Whisper
-replaying the committed phrase, its prompt, at the start of the buffer: nobody says five
-words in an instant).
-
-Word times are session seconds (buffer start + Whisper's word time). The buffer is cut at
-the last committed word once it exceeds ``trim_buffer_s`` and never exceeds ``max_buffer_s``
-(beyond that the hypothesis is committed and older audio dropped, counted in
-``dropped_audio_s``), so one transcription costs at most one Whisper window.
+`Engine.load(asr_policy=)`) are `AsrConfig` values; every threshold is a named field there.
 
 Timing: the stage never reads the clock. An update's ``computed_at_s`` is ``now_s`` (the
-caller's session time when it called) plus the measured compute time; without ``now_s`` it is
-the capture time of the newest audio processed (deterministic replays).
+caller's session time) plus the measured compute time; without ``now_s`` it is the capture
+time of the newest audio processed (deterministic replays). Errors of the transcriber
+propagate to the caller.
+
+Why the policies and thresholds are what they are (measurements): docs/notes/asr.md.
 """
 
 from __future__ import annotations
@@ -93,14 +56,14 @@ from faster_whisper import WhisperModel
 
 from realtime.assets import whisper_model_dir
 from realtime.clock import perf_s
-from realtime.extract.audio_runs import AudioRun, AudioRuns
+from realtime.extract.audio_runs import AudioInbox, AudioRun
 from realtime.extract.text import normalize_word
 from realtime.extract.whisper_batch import (
     RecognizedSegment,
     TranscribeRequest,
     WhisperBatch,
 )
-from realtime.sources.audio import RATE_HZ, check_chunk
+from realtime.sources.audio import RATE_HZ
 from realtime.types import AudioChunk, Word
 
 log = logging.getLogger(__name__)
@@ -158,23 +121,13 @@ class WhisperTranscriber:
     several threads at once), transcribing English with word times, greedy at temperature 0,
     without faster-whisper's own VAD and without conditioning on its previous text. Each call
     is one request of `realtime.extract.whisper_batch.WhisperBatch`, which runs
-    faster-whisper's own steps (the words are those of `WhisperModel.transcribe`) with the
-    three changes below; sessions on shared models batch the same requests.
-
-    Decoding is capped at `decode_tokens` of the encoder window (8 tokens a second): on a
-    short streaming buffer Whisper now and then loops ("the the the ...", ". . .") until its
-    448-token limit, and such a pass took 1-2.5 s against 0.1 s for a normal one. On the
-    demo recording the cap cut the streaming ASR's CPU by 40-60 % with the same words.
-
-    The encoder window: faster-whisper pads every input to 30 s before the encoder, whose
-    cost is then the same for 1 s as for 30 s of audio. With ``min_window_s`` a call lets the
-    encoder see only the audio plus 1 s, in whole seconds, at least ``min_window_s`` and at
-    most 30 s (3-4x less CPU per call with tiny.en on a streaming buffer; on the demo
-    sentences the WER was 0.09 against 0.13 with the full padded window).
-
-    The remainder: after a window whose decoding does not end the clip, faster-whisper
-    decodes what follows its last word in a window of its own; with ``min_tail_s`` a
-    remainder shorter than that is left alone (`AsrConfig.min_tail_s`).
+    faster-whisper's own steps (the words are those of `WhisperModel.transcribe`) with three
+    changes: decoding is capped at `decode_tokens` of the encoder window (Whisper's loops on
+    short buffers end there); with ``min_window_s`` the encoder sees only the audio plus 1 s,
+    in whole seconds, at least ``min_window_s`` and at most 30 s (not 30 s of padding); with
+    ``min_tail_s`` a remainder after a window's last word shorter than that is not decoded
+    again (`AsrConfig.min_tail_s`). The transcriber's errors are raised to the caller.
+    Measurements: docs/notes/asr.md.
     """
 
     def __init__(self, model: WhisperModel) -> None:
@@ -198,14 +151,10 @@ _models_lock = threading.Lock()
 def load_whisper(name: str = "tiny.en", device: str = "cpu",
                  cpu_threads: int = 1) -> WhisperTranscriber:
     """The bundled Whisper ``name`` ("tiny.en" or "base"), loaded once per (name, device,
-    threads) and shared; int8 on CPU, int8_float16 on CUDA.
+    threads) and shared (thread-safe); int8 on CPU, int8_float16 on CUDA; never downloads.
 
-    cpu_threads: CTranslate2's threads per call on the CPU. One, because on this 2-core
-    machine a streaming pass was both faster and cheaper on one thread than on two: a 2.5 s
-    buffer in its 6 s window took 57 ms of wall and CPU time against 134 ms wall and 140 ms
-    CPU, and a 10 s clip in its 11 s window 0.21 s against 0.37 s wall (0.42 s CPU). Decoding
-    is a token at a time on small matrices, where two threads wait on each other; even a
-    whole 30 s window gained only 8 % of wall time from the second thread, for 28 % more CPU.
+    cpu_threads: CTranslate2's threads per call on the CPU (default one: a streaming pass was
+    faster and cheaper on one thread than on two; docs/notes/asr.md).
     """
     key = (name, device, int(cpu_threads))
     with _models_lock:
@@ -223,33 +172,60 @@ def load_whisper(name: str = "tiny.en", device: str = "cpu",
 
 @dataclass(frozen=True)
 class AsrConfig:
-    """Streaming policy (seconds unless named otherwise). The defaults are the ``pause``
-    policy; `ASR_POLICIES` names it and the older ``sparse`` and ``agreement`` policies."""
+    """Streaming policy: every threshold of `StreamingASR` (seconds unless named otherwise).
+    The defaults are the ``pause`` policy; `ASR_POLICIES` names it and the older ``sparse``
+    and ``agreement`` policies. Why these values: docs/notes/asr.md."""
 
+    # -- passes and utterances
     min_chunk_s: float = 0.5  # new utterance audio (speech if speech_gated) before a pass
+    speech_gated: bool = True  # count only VAD speech (not all audio) towards min_chunk_s
     silence_close_s: float = 0.25  # VAD silence after speech that closes an utterance
-    vad_threshold: float = 0.5  # Silero speech probability (hysteresis: -0.15 to leave)
+    vad_threshold: float = 0.5  # Silero speech probability that starts speech
+    vad_hysteresis: float = 0.15  # speech goes on while the probability >= threshold - this
+    append_piece_s: float = 0.1  # audio is added (and VAD-checked for a close) in pieces
+    # of at most this, so audio that piled up during a pass still splits into utterances
     preroll_s: float = 0.3  # audio kept before the detected speech onset
+    max_gap_s: float = 1.0  # longer input gaps (or no input for this long) close the utterance
+    max_chunks: int = 512  # queued input chunks before the oldest is dropped
+    # -- the buffer
     trim_buffer_s: float = 6.0  # above this, cut the buffer at the last committed word
     max_buffer_s: float = 15.0  # hard bound on the transcribed buffer
-    agree_tolerance_s: float = 1.0  # start times of agreeing words may differ this much
-    repeat_tolerance_s: float = 0.35  # a word matching a committed one in text that starts
-    # this close to it is that word again (Whisper re-timing it), not a repetition
+    force_keep_s: float = 1.0  # over max_buffer_s, the hypothesis ending more than this
+    # before the buffer's end is committed
+    # -- Whisper
     beam_size: int = 1
     prompt_chars: int = 200  # committed text before the buffer, as Whisper's prompt
-    no_speech_threshold: float = 0.6  # with avg_logprob < -1: the segment is dropped
-    max_gap_s: float = 1.0  # longer input gaps close the utterance
+    prompt_margin_s: float = 0.05  # a committed word is prompt only when it ends before the
+    # buffer's start plus this (a word still in the audio is not prompted)
+    no_speech_threshold: float = 0.6  # a segment above this no-speech probability ...
+    no_speech_logprob: float = -1.0  # ... and below this mean log-probability is dropped
     encoder_window_s: float | None = 6.0  # shortest encoder window; None: Whisper's 30 s
-    max_chunks: int = 512  # queued input chunks before the oldest is dropped
-    speech_gated: bool = True  # count only VAD speech (not all audio) towards min_chunk_s
+    min_tail_s: float = 0.3  # Whisper does not decode a remainder of the buffer after its
+    # last word that is shorter than this: a pause, or the start of a word cut by the
+    # buffer's end, that a step would not commit yet (within commit_margin_s of the end); a
+    # close transcribes at least close_min_context_s past the speech
+    unheard_margin_s: float = 0.01  # a word starting this close to the end of the
+    # transcribed audio, or after it, was not heard and is dropped
+    # -- commits
+    agree_tolerance_s: float = 1.0  # start times of agreeing words may differ this much
     commit_margin_s: float = 0.5  # agreed words ending closer than this to the buffer's
     # end wait for a later pass (Whisper's first guess at a word needs the audio after it)
     close_context_s: float = 0.25  # a close reuses the latest hypothesis when it heard this
     # much audio after the speech ended, else transcribes once more
-    min_tail_s: float = 0.3  # Whisper does not decode a remainder of the buffer after its
-    # last word that is shorter than this: a pause, or the start of a word cut by the
-    # buffer's end, that a step would not commit yet (within commit_margin_s of the end); a
-    # close transcribes at least 0.2 s past the speech, so at most 0.1 s of speech is there
+    close_min_context_s: float = 0.2  # that transcription hears at least this past the speech
+    close_tail_s: float = 0.1  # at a close, a last word starting this close to the end of the
+    # speech, or later, is dropped (Whisper's invented "Thank you." in the padding)
+    # -- repeats of committed words and Whisper's loops
+    repeat_overlap_s: float = 0.05  # a word whose middle lies before the last committed
+    # word's end minus this repeats committed audio
+    repeat_window_s: float = 1.0  # text repeats of the committed tail are looked for only in
+    # a hypothesis starting within this after the last committed word's end
+    repeat_max_words: int = 5  # the longest committed tail matched by text
+    repeat_tolerance_s: float = 0.35  # a word matching a committed one in text that starts
+    # this close to it is that word again (Whisper re-timing it), not a repetition
+    squeezed_s_per_word: float = 0.1  # words said faster than this were not said (a loop's
+    # copy or a replayed prompt timed into an instant)
+    loop_max_words: int = 10  # the longest loop (a run said again right after itself) dropped
 
 
 ASR_POLICIES: dict[str, AsrConfig] = {
@@ -283,24 +259,24 @@ class AsrUpdate:
     closed: bool = False
 
 
-def _squeezed(run: list[Word]) -> bool:
-    """Said in less than 0.1 s a word: faster than anyone speaks (a loop's copy, or a
-    replayed prompt, that Whisper timed into an instant)."""
-    return run[-1].t1_s - run[0].t0_s < 0.1 * len(run)
+def _squeezed(run: list[Word], s_per_word: float) -> bool:
+    """Said in less than ``s_per_word`` a word: faster than anyone speaks."""
+    return run[-1].t1_s - run[0].t0_s < s_per_word * len(run)
 
 
-def drop_squeezed_repeats(words: list[Word]) -> list[Word]:
-    """Whisper's loops: a run of 2-10 words said again right after itself but squeezed into
-    less than 0.1 s a word ("... before us. We can nothing before us." with the second copy
-    at one instant) was not said; it is dropped, as often as it repeats. A phrase the
-    speaker really says twice takes the time of saying it and is kept."""
+def drop_squeezed_repeats(words: list[Word], max_words: int = AsrConfig.loop_max_words,
+                          s_per_word: float = AsrConfig.squeezed_s_per_word) -> list[Word]:
+    """Whisper's loops: a run of 2 to ``max_words`` words said again right after itself but
+    squeezed into less than ``s_per_word`` a word ("... before us. We can nothing before us."
+    with the second copy at one instant) was not said; it is dropped, as often as it repeats.
+    A phrase the speaker really says twice takes the time of saying it and is kept."""
     out: list[Word] = []
     for w in words:
         out.append(w)
-        for n in range(10, 1, -1):
+        for n in range(max_words, 1, -1):
             if len(out) >= 2 * n:
                 copy, before = out[-n:], out[-2 * n : -n]
-                if _squeezed(copy) and all(
+                if _squeezed(copy, s_per_word) and all(
                         normalize_word(a.text) == normalize_word(b.text)
                         for a, b in zip(copy, before, strict=True)):
                     del out[-n:]
@@ -308,16 +284,113 @@ def drop_squeezed_repeats(words: list[Word]) -> list[Word]:
     return out
 
 
+COMMITTED_KEPT = 64  # committed words remembered, for the prompt and the repeat check
+
+
+class CommitBook:
+    """The commit bookkeeping of one stream (session seconds; one thread): the committed
+    words, each once with strictly increasing start times (the last `COMMITTED_KEPT` kept),
+    the end of the latest (``end_s``), and the uncommitted words of the latest hypothesis
+    (``tentative``). Each method that commits returns the words it committed, oldest first.
+    """
+
+    def __init__(self, config: AsrConfig) -> None:
+        self.config = config
+        self.committed: deque[Word] = deque(maxlen=COMMITTED_KEPT)
+        self.end_s = float("-inf")
+        self.tentative: list[Word] = []
+
+    def agree(self, words: list[Word], buffer_end_s: float) -> list[Word]:
+        """LocalAgreement-2: commits the longest prefix of the new hypothesis ``words`` that
+        the previous one agrees on (same normalised text, starts within
+        ``agree_tolerance_s``), less the words ending within ``commit_margin_s`` of
+        ``buffer_end_s``; the rest of ``words`` becomes the tentative tail."""
+        cfg = self.config
+        agreed = 0
+        for old, new in zip(self.tentative, words, strict=False):
+            same_text = normalize_word(old.text) == normalize_word(new.text)
+            if not same_text or abs(old.t0_s - new.t0_s) > cfg.agree_tolerance_s:
+                break
+            agreed += 1
+        while agreed and words[agreed - 1].t1_s > buffer_end_s - cfg.commit_margin_s:
+            agreed -= 1  # too close to the buffer's end: the next pass may still change it
+        out = self.commit(words[:agreed])
+        self.tentative = words[agreed:]
+        return out
+
+    def commit_ending_by(self, t_s: float) -> list[Word]:
+        """Commits the leading tentative words that end at or before ``t_s``."""
+        old = [w for w in self.tentative if w.t1_s <= t_s]
+        out = self.commit(old)
+        self.tentative = self.tentative[len(old) :]
+        return out
+
+    def forget_before(self, t_s: float) -> None:
+        """Drops the tentative words starting before ``t_s`` (their audio is gone)."""
+        self.tentative = [w for w in self.tentative if w.t0_s >= t_s]
+
+    def close(self, words: list[Word], speech_end_s: float) -> list[Word]:
+        """An utterance ends: commits its final ``words`` but a trailing word that starts
+        ``close_tail_s`` or less before ``speech_end_s`` (or later: not real speech); nothing
+        stays tentative."""
+        while words and words[-1].t0_s >= speech_end_s - self.config.close_tail_s:
+            words = words[:-1]
+        out = self.commit(words)
+        self.tentative = []
+        return out
+
+    def commit(self, words: list[Word]) -> list[Word]:
+        """Marks words committed. Start times strictly increase along the stream (Whisper can
+        give two words the same start; the later one is moved 1 ms on)."""
+        out = []
+        for w in words:
+            last = self.committed[-1].t0_s if self.committed else float("-inf")
+            t0 = max(w.t0_s, last + 0.001)
+            done = Word(t0, max(w.t1_s, t0), w.text, True, w.probability)
+            self.committed.append(done)
+            self.end_s = max(self.end_s, done.t1_s)
+            out.append(done)
+        return out
+
+    def prompt(self, buffer_t0_s: float) -> str | None:
+        """The last ``prompt_chars`` of the committed text whose audio is no longer in a
+        buffer starting at ``buffer_t0_s``; None when there is none."""
+        cfg = self.config
+        before = [w.text for w in self.committed if w.t1_s <= buffer_t0_s + cfg.prompt_margin_s]
+        return " ".join(before)[-cfg.prompt_chars :].strip() or None
+
+    def fresh(self, words: list[Word]) -> list[Word]:
+        """Drops the hypothesis words that repeat what is already committed: by time (the
+        middle before the committed end, less ``repeat_overlap_s``), then by text where the
+        words match the committed tail *and* each starts within ``repeat_tolerance_s`` of
+        the committed word it repeats, or two or more are squeezed into an instant (Whisper
+        replaying its prompt at the buffer's start). A phrase, or a word, the speaker says
+        again is new."""
+        cfg = self.config
+        words = [w for w in words if (w.t0_s + w.t1_s) / 2 > self.end_s - cfg.repeat_overlap_s]
+        if words and self.committed and words[0].t0_s < self.end_s + cfg.repeat_window_s:
+            tol = cfg.repeat_tolerance_s
+            tail = list(self.committed)
+            for n in range(min(cfg.repeat_max_words, len(tail), len(words)), 0, -1):
+                pairs = list(zip(tail[-n:], words[:n], strict=True))
+                if not all(normalize_word(c.text) == normalize_word(w.text) for c, w in pairs):
+                    continue
+                if (n >= 2 and _squeezed(words[:n], cfg.squeezed_s_per_word)) or all(
+                        abs(c.t0_s - w.t0_s) <= tol for c, w in pairs):
+                    return words[n:]
+        return words
+
+
 class StreamingASR:
+    """One session's streaming recognizer (see the module doc): the utterance buffer, VAD
+    gating and trimming here, the commits in a `CommitBook`. ``transcriptions`` and
+    ``closes`` count passes and closed utterances."""
+
     def __init__(self, model: Transcriber, config: AsrConfig | None = None) -> None:
         self.model = model
         self.config = config or AsrConfig()
-        self._queue: deque[AudioChunk] = deque()
-        self._runs = AudioRuns(max_gap_s=self.config.max_gap_s)
-        self._committed: deque[Word] = deque(maxlen=64)
-        self._committed_end_s = float("-inf")
-        self._captured_at_s = 0.0
-        self.drops = 0
+        self._inbox = AudioInbox(self.config.max_chunks, self.config.max_gap_s)
+        self._book = CommitBook(self.config)
         self.dropped_audio_s = 0.0
         self.transcriptions = 0
         self.closes = 0  # utterances closed so far
@@ -326,12 +399,13 @@ class StreamingASR:
     # ---- input -------------------------------------------------------------------------
     def insert_audio_chunk(self, chunk: AudioChunk) -> None:
         """Queue a chunk; raises ValueError for one that is not 16 kHz mono float32."""
-        check_chunk(chunk)
-        if len(self._queue) >= self.config.max_chunks:
-            self._queue.popleft()
-            self.drops += 1
+        if self._inbox.put(chunk):
             log.debug("ASR input queue full: dropped its oldest chunk (%d so far)", self.drops)
-        self._queue.append(chunk)
+
+    @property
+    def drops(self) -> int:
+        """Chunks dropped from the full input queue."""
+        return self._inbox.drops
 
     def _start_run(self, t0_s: float) -> None:
         self._audio = np.zeros(0, np.float32)
@@ -341,7 +415,7 @@ class StreamingASR:
         self._in_speech = False
         self._utterance = False
         self._speech_end_s = t0_s
-        self._prev: list[Word] = []
+        self._book.tentative = []
         self._hyp_end_s = float("-inf")  # audio end of the latest transcription
         self._new_audio_s = 0.0
         self._new_speech_s = 0.0
@@ -351,21 +425,22 @@ class StreamingASR:
         return self._buf_t0_s + len(self._audio) / RATE_HZ
 
     def _append(self, run: AudioRun, committed: list[Word]) -> None:
-        """Add a run in pieces of at most 0.1 s, closing the utterance as soon as VAD hears
-        enough silence: audio that piled up while Whisper was busy still splits into its
-        utterances instead of growing one buffer."""
+        """Add a run in pieces of at most ``append_piece_s``, closing the utterance as soon
+        as VAD hears enough silence: audio that piled up while Whisper was busy still splits
+        into its utterances instead of growing one buffer."""
+        cfg = self.config
         if run.restart:
             committed += self._close()
             self._start_run(run.t0_s)
-        piece = RATE_HZ // 10
+        piece = int(round(cfg.append_piece_s * RATE_HZ))
         for i in range(0, len(run.samples), piece):
             samples = run.samples[i : i + piece]
             self._audio = np.concatenate([self._audio, samples])
             self._new_audio_s += len(samples) / RATE_HZ
             self._vad(samples)
             if not self._utterance:
-                self._cut_to(max(self._buf_t0_s, self._end_s - self.config.preroll_s))
-            elif self._vad_t_s - self._speech_end_s >= self.config.silence_close_s:
+                self._cut_to(max(self._buf_t0_s, self._end_s - cfg.preroll_s))
+            elif self._vad_t_s - self._speech_end_s >= cfg.silence_close_s:
                 committed += self._close()
 
     def _vad(self, samples: np.ndarray) -> None:
@@ -374,7 +449,7 @@ class StreamingASR:
         thr = self.config.vad_threshold
         for i, p in enumerate(probs):
             t0 = self._vad_t_s + i * VAD_WINDOW / RATE_HZ
-            if p >= thr or (self._in_speech and p >= thr - 0.15):
+            if p >= thr or (self._in_speech and p >= thr - self.config.vad_hysteresis):
                 if not self._in_speech and not self._utterance:
                     self._utterance = True
                     self._cut_to(max(self._buf_t0_s, t0 - self.config.preroll_s))
@@ -408,7 +483,7 @@ class StreamingASR:
         """Process everything queued, close the utterance, commit all that remains."""
         start = perf_s()
         committed = self._drain()
-        self._runs.end()
+        self._inbox.end()
         committed += self._close()
         return self._update(committed, start, now_s, True)
 
@@ -418,7 +493,7 @@ class StreamingASR:
         utterance open, or audio came more recently)."""
         start = perf_s()
         committed = self._drain()
-        closing = self._utterance and now_s - self._captured_at_s >= self.config.max_gap_s
+        closing = self._utterance and now_s - self._inbox.captured_at_s >= self.config.max_gap_s
         if closing:
             committed += self._close()
         elif not committed:
@@ -427,21 +502,17 @@ class StreamingASR:
 
     def _drain(self) -> list[Word]:
         committed: list[Word] = []
-        while self._queue:
-            chunk = self._queue.popleft()
-            self._captured_at_s = max(self._captured_at_s, chunk.captured_at_s)
-            run = self._runs.push(chunk)
-            if run is not None:
-                self._append(run, committed)
+        for run in self._inbox.drain():
+            self._append(run, committed)
         return committed
 
     def _update(self, committed: list[Word], start: float, now_s: float | None,
                 closed: bool) -> AsrUpdate:
         compute_s = perf_s() - start
-        done = self._captured_at_s if now_s is None else now_s + compute_s
+        done = self._inbox.captured_at_s if now_s is None else now_s + compute_s
         return AsrUpdate(
             committed=tuple(committed),
-            tentative=tuple(self._prev),
+            tentative=tuple(self._book.tentative),
             computed_at_s=done,
             compute_s=compute_s,
             audio_end_s=self._end_s,
@@ -449,74 +520,47 @@ class StreamingASR:
         )
 
     def _step(self) -> list[Word]:
-        words = self._transcribe()
-        agreed = 0
-        for old, new in zip(self._prev, words, strict=False):
-            same_text = normalize_word(old.text) == normalize_word(new.text)
-            if not same_text or abs(old.t0_s - new.t0_s) > self.config.agree_tolerance_s:
-                break
-            agreed += 1
-        while agreed and words[agreed - 1].t1_s > self._end_s - self.config.commit_margin_s:
-            agreed -= 1  # too close to the buffer's end: the next pass may still change it
-        out = self._commit(words[:agreed])
-        self._prev = words[agreed:]
+        out = self._book.agree(self._transcribe(), self._end_s)
         duration = len(self._audio) / RATE_HZ
-        if duration > self.config.trim_buffer_s and self._committed_end_s > self._buf_t0_s:
-            self._cut_to(self._committed_end_s)
+        if duration > self.config.trim_buffer_s and self._book.end_s > self._buf_t0_s:
+            self._cut_to(self._book.end_s)
         if len(self._audio) / RATE_HZ > self.config.max_buffer_s:
             out += self._force_trim()
         return out
 
     def _force_trim(self) -> list[Word]:
-        """The buffer is over max_buffer_s: commit what is older than the last second, cut."""
-        keep_from = self._end_s - 1.0
-        old = [w for w in self._prev if w.t1_s <= keep_from]
-        out = self._commit(old)
-        self._prev = self._prev[len(old) :]
-        cut = max(self._committed_end_s, self._end_s - self.config.trim_buffer_s)
-        lost = max(0.0, cut - max(self._committed_end_s, self._buf_t0_s))
+        """The buffer is over max_buffer_s: commit what ends ``force_keep_s`` or more before
+        its end, cut it to ``trim_buffer_s``."""
+        out = self._book.commit_ending_by(self._end_s - self.config.force_keep_s)
+        cut = max(self._book.end_s, self._end_s - self.config.trim_buffer_s)
+        lost = max(0.0, cut - max(self._book.end_s, self._buf_t0_s))
         self.dropped_audio_s += lost
         self._cut_to(cut)
         if lost > 0:
-            self._prev = [w for w in self._prev if w.t0_s >= cut]
+            self._book.forget_before(cut)
         return out
 
     def _close(self) -> list[Word]:
         """Commit every word of the current utterance and drop its audio."""
         if not self._utterance:
             return []
-        if self._hyp_end_s >= self._speech_end_s + self.config.close_context_s:
-            words = self._prev  # the latest hypothesis already heard the whole utterance
+        cfg = self.config
+        if self._hyp_end_s >= self._speech_end_s + cfg.close_context_s:
+            words = self._book.tentative  # the latest hypothesis heard the whole utterance
         else:
-            context_s = max(0.2, self.config.close_context_s)
+            context_s = max(cfg.close_min_context_s, cfg.close_context_s)
             words = self._transcribe(until_s=self._speech_end_s + context_s)
-        # Whisper likes to end on an invented "Thank you." in the padding after the speech:
-        # a word that starts in the last 0.1 s of speech (or later) cannot be real.
-        while words and words[-1].t0_s >= self._speech_end_s - 0.1:
-            words = words[:-1]
-        out = self._commit(words)
+        out = self._book.close(words, self._speech_end_s)
         self.closes += 1
-        self._prev = []
         self._utterance = False
         self._hyp_end_s = float("-inf")
-        self._cut_to(max(self._buf_t0_s, self._end_s - self.config.preroll_s))
+        self._cut_to(max(self._buf_t0_s, self._end_s - cfg.preroll_s))
         self._new_audio_s = self._new_speech_s = 0.0
         return out
 
-    def _commit(self, words: list[Word]) -> list[Word]:
-        """Mark words committed. Start times strictly increase along the stream (Whisper can
-        give two words the same start; the later one is moved 1 ms on)."""
-        out = []
-        for w in words:
-            last = self._committed[-1].t0_s if self._committed else float("-inf")
-            t0 = max(w.t0_s, last + 0.001)
-            done = Word(t0, max(w.t1_s, t0), w.text, True, w.probability)
-            self._committed.append(done)
-            self._committed_end_s = max(self._committed_end_s, done.t1_s)
-            out.append(done)
-        return out
-
     def _transcribe(self, until_s: float | None = None) -> list[Word]:
+        """A pass over the buffer (up to ``until_s``): the heard words, less repeats of
+        committed ones and Whisper's loops."""
         cfg = self.config
         end = len(self._audio)
         if until_s is not None:
@@ -525,11 +569,8 @@ class StreamingASR:
         self._new_audio_s = self._new_speech_s = 0.0
         if end < VAD_WINDOW:
             return []
-        # Only text whose audio is no longer in the buffer: prompting with words that are
-        # still in the audio makes Whisper skip them and smear the word times.
-        before = [w.text for w in self._committed if w.t1_s <= self._buf_t0_s + 0.05]
-        prompt = " ".join(before)[-cfg.prompt_chars :].strip()
-        segments = self.model.transcribe(audio, prompt=prompt or None, beam_size=cfg.beam_size,
+        segments = self.model.transcribe(audio, prompt=self._book.prompt(self._buf_t0_s),
+                                         beam_size=cfg.beam_size,
                                          min_window_s=cfg.encoder_window_s,
                                          min_tail_s=cfg.min_tail_s)
         self.transcriptions += 1
@@ -537,34 +578,14 @@ class StreamingASR:
         self._hyp_end_s = t_end
         words = []
         for seg in segments:
-            if seg.no_speech_prob > cfg.no_speech_threshold and seg.avg_logprob < -1.0:
+            if (seg.no_speech_prob > cfg.no_speech_threshold
+                    and seg.avg_logprob < cfg.no_speech_logprob):
                 continue
             for w in seg.words:
                 text = w.text.strip()
-                # a word Whisper places at or after the end of the audio was not heard: it
-                # is its guess of what comes next, often the phrase before said again
-                if text and normalize_word(text) and t0 + w.start_s < t_end - 0.01:
+                if text and normalize_word(text) and t0 + w.start_s < t_end - cfg.unheard_margin_s:
                     a = max(t0 + w.start_s, t0)  # before t_end: checked above
                     b = min(max(t0 + w.end_s, a), t_end)
                     words.append(Word(a, b, text, False, w.probability))
-        return self._fresh(drop_squeezed_repeats(words))
-
-    def _fresh(self, words: list[Word]) -> list[Word]:
-        """Drop words that repeat what is already committed: by time, then by text where the
-        text matches the committed tail *and* each word starts within ``repeat_tolerance_s``
-        of the committed word it repeats (a phrase, or a word, the speaker says again is
-        new)."""
-        words = [w for w in words if (w.t0_s + w.t1_s) / 2 > self._committed_end_s - 0.05]
-        if words and self._committed and words[0].t0_s < self._committed_end_s + 1.0:
-            tol = self.config.repeat_tolerance_s
-            tail = list(self._committed)
-            for n in range(min(5, len(tail), len(words)), 0, -1):
-                pairs = list(zip(tail[-n:], words[:n], strict=True))
-                if not all(normalize_word(c.text) == normalize_word(w.text) for c, w in pairs):
-                    continue
-                # the same words at the same times, or squeezed into an instant where
-                # nobody could say them (Whisper replaying its prompt at the buffer start)
-                if (n >= 2 and _squeezed(words[:n])) or all(abs(c.t0_s - w.t0_s) <= tol
-                                                            for c, w in pairs):
-                    return words[n:]
-        return words
+        words = drop_squeezed_repeats(words, cfg.loop_max_words, cfg.squeezed_s_per_word)
+        return self._book.fresh(words)

@@ -6,11 +6,14 @@ their timestamps may jitter, and chunks may be missing (dropped by a full queue)
 overlap. `AudioRuns` keeps one timeline: a chunk within ``jitter_s`` of where the previous
 one ended continues the run (its own sample count keeps time); a later one is preceded by
 zeros up to ``max_gap_s``, beyond which a new run starts at the chunk's time; an earlier one
-loses its overlap.
+loses its overlap. `AudioInbox` is the bounded chunk queue in front of it that both
+extractors drain.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,3 +78,46 @@ class AudioRuns:
         if self._in_end_s is not None:
             self.restarts += 1
         self._in_end_s = None
+
+
+class AudioInbox:
+    """An extractor's input: a queue of at most ``max_chunks`` chunks (the oldest dropped,
+    counted in ``drops``) and the `AudioRuns` they make. Not thread-safe: one stage, one
+    thread (or the caller's lock).
+
+    `put` checks a chunk (ValueError for one that is not 16 kHz mono float32) and queues it,
+    cheap and never blocking; `drain` yields the runs of everything queued, oldest first,
+    raising ``captured_at_s`` (the capture time of the newest chunk taken, session seconds) as
+    it takes each chunk; `end` makes the next chunk start a new run.
+    """
+
+    def __init__(self, max_chunks: int = 512, max_gap_s: float = 1.0) -> None:
+        self.max_chunks = int(max_chunks)
+        self.runs = AudioRuns(max_gap_s=max_gap_s)
+        self._queue: deque[AudioChunk] = deque()
+        self.drops = 0
+        self.captured_at_s = 0.0
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def put(self, chunk: AudioChunk) -> bool:
+        """Queues ``chunk``; True when the queue was full and its oldest chunk was dropped."""
+        check_chunk(chunk)
+        full = len(self._queue) >= self.max_chunks
+        if full:
+            self._queue.popleft()
+            self.drops += 1
+        self._queue.append(chunk)
+        return full
+
+    def drain(self) -> Iterator[AudioRun]:
+        while self._queue:
+            chunk = self._queue.popleft()
+            self.captured_at_s = max(self.captured_at_s, chunk.captured_at_s)
+            run = self.runs.push(chunk)
+            if run is not None:
+                yield run
+
+    def end(self) -> None:
+        self.runs.end()

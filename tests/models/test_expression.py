@@ -151,6 +151,16 @@ def test_face_valence_is_happy_minus_the_negative_classes():
     assert np.allclose(E.face_valence(p), [1.0, -1.0, 0.0])
 
 
+def test_fuse_face_adds_the_weighted_valence_clipped_only_with_a_face_and_a_weight():
+    assert E.fuse_face(1.0, 0.5, 0.8) == pytest.approx(1.4)
+    assert E.fuse_face(-1.0, 2.0, -0.5) == pytest.approx(-2.0)
+    assert E.fuse_face(2.5, 2.0, 1.0) == 3.0  # clipped to the sentiment range
+    assert E.fuse_face(-2.5, 2.0, -1.0) == -3.0
+    assert E.fuse_face(0.25, 0.0, 1.0) == 0.25  # W = 0: the model's sentiment
+    assert E.fuse_face(0.25, 2.0, float("nan")) == 0.25  # no face: the model's sentiment
+    assert E.fuse_face(3.5, 0.0, 1.0) == 3.5  # ... exactly, never clipped
+
+
 def test_bad_crops_and_bad_files_give_clear_errors(tmp_path):
     with pytest.raises(ValueError, match=r"\(N, 64, 64\) uint8"):
         E.to_network_input(np.zeros((1, 32, 32), np.uint8))

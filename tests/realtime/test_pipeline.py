@@ -294,7 +294,7 @@ def test_a_failing_subscriber_is_logged_and_the_pipeline_carries_on(av_file, cap
 
     plain = replay(av_file)
     seen = []
-    with caplog.at_level(logging.ERROR, logger="realtime.pipeline"):
+    with caplog.at_level(logging.ERROR, logger="realtime.tick"):
         pipe = replay(av_file, on_window=[broken, lambda w, p: seen.append(p)])
     assert pipe.error is None
     assert [p.sentiment for p in pipe.store.history()] == [

@@ -14,6 +14,7 @@ from realtime.clock import ReplayClock
 from realtime.extract.asr import (
     ASR_POLICIES,
     AsrConfig,
+    CommitBook,
     SileroStream,
     StreamingASR,
     WhisperTranscriber,
@@ -424,7 +425,7 @@ class SmearingWhisper(ScriptedWhisper):
 
     def transcribe(self, audio, **kwargs):
         segments = super().transcribe(audio, **kwargs)
-        committed_end = self.asr._committed_end_s - self.asr._buf_t0_s
+        committed_end = self.asr._book.end_s - self.asr._buf_t0_s
         return [RecognizedSegment(tuple(
             RecognizedWord(w.start_s + 0.3, w.end_s + 0.3, w.text, w.probability)
             if w.end_s <= committed_end + 0.1 else w for w in seg.words), 0.01, -0.2)
@@ -481,7 +482,7 @@ def test_buffer_stays_bounded_over_five_minutes_of_continuous_speech(speech):
     words, updates = feed(asr, audio, hop_s=0.5, observe=lambda a: sizes.append(len(a._audio)))
     assert max(sizes) <= (PAUSE.max_buffer_s + 1.0) * RATE
     assert max(b1 - b0 for b0, b1, _ in fake.calls) <= PAUSE.max_buffer_s + 1.0
-    assert len(asr._committed) <= 64 and len(asr._queue) == 0
+    assert len(asr._book.committed) <= 64 and len(asr._inbox) == 0
     assert [w.text for w in words] == [text for *_, text in script]
     assert asr.dropped_audio_s == 0
     # the policy's own delay (compute aside): two agreeing passes and a hop at most
@@ -543,6 +544,51 @@ def test_whisper_loops_squeezed_into_an_instant_are_dropped():
     assert drop_squeezed_repeats(sentence + long_loop) == sentence  # 9 words in 10 ms
     short = said((1.0, 1.0, "a"), (1.0, 1.0, "b"), (1.0, 1.0, "c"), (1.0, 1.0, "d"))
     assert drop_squeezed_repeats(short) == short  # squeezed, but no repeat
+
+
+def said_at(*items) -> list[Word]:
+    return [Word(t0, t1, text, False) for t0, t1, text in items]
+
+
+def test_commit_book_commits_the_agreed_prefix_behind_the_margin():
+    book = CommitBook(replace(PAUSE, commit_margin_s=0.5, agree_tolerance_s=1.0))
+    first = said_at((0.0, 0.3, "the"), (0.3, 0.6, "best"), (0.6, 0.9, "of"))
+    assert book.agree(first, buffer_end_s=1.0) == [] and book.tentative == first
+    # "the" and "best" agree; "of" ends within 0.5 s of the buffer's end; "times" is new
+    second = said_at((0.05, 0.3, "The"), (0.3, 0.6, "best,"), (0.6, 0.9, "of"),
+                     (0.9, 1.4, "times"))
+    out = book.agree(second, buffer_end_s=1.2)
+    assert [w.text for w in out] == ["The", "best,"] and all(w.committed for w in out)
+    assert [w.text for w in book.tentative] == ["of", "times"] and book.end_s == 0.6
+    # a word starting more than agree_tolerance_s away does not agree
+    moved = said_at((2.0, 2.3, "of"), (2.3, 2.6, "times"))
+    assert book.agree(moved, buffer_end_s=5.0) == [] and book.tentative == moved
+
+
+def test_commit_book_keeps_start_times_increasing_and_closes_without_the_invented_tail():
+    book = CommitBook(PAUSE)
+    out = book.commit(said_at((1.0, 1.2, "a"), (1.0, 1.0, "b")))
+    assert [(w.t0_s, w.t1_s) for w in out] == [(1.0, 1.2), (1.001, 1.001)]
+    book.tentative = said_at((2.0, 2.2, "c"))
+    closed = book.close(said_at((2.0, 2.2, "c"), (2.9, 3.0, "Thank"), (3.0, 3.1, "you.")),
+                        speech_end_s=3.0)
+    assert [w.text for w in closed] == ["c"] and book.tentative == []
+    assert [w.text for w in book.committed] == ["a", "b", "c"] and book.end_s == 2.2
+
+
+def test_commit_book_drops_repeats_by_time_and_by_text_but_keeps_a_phrase_said_again():
+    book = CommitBook(PAUSE)
+    book.commit(said_at((0.0, 0.3, "we"), (0.3, 0.6, "were"), (0.6, 0.9, "all")))
+    assert book.prompt(0.9) == "we were all" and book.prompt(0.5) == "we"
+    assert book.prompt(-1.0) is None
+    overlapping = said_at((0.5, 0.8, "all"), (0.9, 1.2, "going"))  # middle before 0.9
+    assert [w.text for w in book.fresh(overlapping)] == ["going"]
+    retimed = said_at((0.75, 1.0, "all"), (1.0, 1.3, "going"))  # "all" re-timed, 0.15 s on
+    assert [w.text for w in book.fresh(retimed)] == ["going"]
+    replayed = said_at((0.9, 0.9, "were"), (0.9, 0.91, "all"), (1.0, 1.3, "going"))
+    assert [w.text for w in book.fresh(replayed)] == ["going"]  # squeezed: the prompt again
+    again = said_at((1.0, 1.3, "were"), (1.3, 1.6, "all"), (1.6, 1.9, "going"))
+    assert book.fresh(again) == again  # the speaker says it again: it took time
 
 
 def immediate_repeats(words: list[str]) -> set[tuple[str, ...]]:
