@@ -734,33 +734,33 @@ def _serve(args: argparse.Namespace) -> int:
     check_exposure(args.host, args.share, auth)
     choice = initial_choice(args)
 
-    from realtime.engine import Engine, EngineError
-    from realtime.serving.backend import ServingError, open_models
-    from realtime.serving.executor import SharedModels
+    from realtime.engine import EngineError
+    from realtime.runtime import ProcessSettings, Runtime, RuntimeConfig, apply_process_settings
+    from realtime.serving.backend import ServingError
     from realtime.sources import SourceError
 
+    apply_process_settings(ProcessSettings())
     log.info("loading models (once)")
-    served = shared = None
+    runtime = None
     try:
-        engine = Engine.load(checkpoint_dir=args.checkpoint, face_weight=args.face_weight)
-        served = open_models(args.serve, args.ray_address, args.checkpoint)
-        factory = engine_pipeline_factory(engine,
-                                          models=None if served is None else served.models)
         # visitors' own sessions: the model and word encoder batched across all of them
-        shared = None if served is not None else SharedModels(engine).start()
-        personal_factory = engine_pipeline_factory(
-            engine, models=served.models if served is not None else shared)
+        runtime = Runtime.open(RuntimeConfig(
+            checkpoint_dir=args.checkpoint, face_weight=args.face_weight, serve=args.serve,
+            ray_address=args.ray_address, shared_models=True,
+            max_sessions=args.max_sessions, idle_timeout_s=args.idle_timeout_s))
+        engine = runtime.engine
+        factory = engine_pipeline_factory(
+            engine, models=None if runtime.served is None else runtime.served.models)
+        personal_factory = engine_pipeline_factory(engine, models=runtime.models)
         pipeline = factory(choice)
     except (EngineError, ServingError, SourceError, FileNotFoundError, ValueError) as exc:
-        if shared is not None:
-            shared.stop()
-        if served is not None:
-            served.close()
+        if runtime is not None:
+            runtime.close()
         raise SystemExit(f"Cannot start: {exc}") from None
     options = PeopleOptions(max_sessions=args.max_sessions, idle_timeout_s=args.idle_timeout_s,
                             retention_days=args.retention_days, per_user=auth is not None)
     demo = build_demo(pipeline, choice, factory, model_dir=args.checkpoint,
-                      default_face_weight=args.face_weight or 0.0,
+                      default_face_weight=engine.face_weight,
                       personal_factory=personal_factory, options=options)
     try:
         if not needs_consent(choice.kind):  # a person is captured only once they agree
@@ -770,10 +770,7 @@ def _serve(args: argparse.Namespace) -> int:
         pass
     finally:
         close_demo(demo)
-        if shared is not None:
-            shared.stop()
-        if served is not None:
-            served.close()
+        runtime.close()
     return 0
 
 

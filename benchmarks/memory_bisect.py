@@ -35,9 +35,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.memory import RssSampler, rss_mib, trim_heap
-from models.env import add_log_level, apply_offline_env, configure_logging
+from models.env import add_log_level, configure_logging
 from realtime.assets import demo_recording
 from realtime.clock import perf_s, wall_time_iso
+from realtime.runtime import ProcessSettings, apply_process_settings
 from realtime.stats import process_cpu_s
 
 log = logging.getLogger(__name__)
@@ -219,14 +220,14 @@ def _trim_every(every_s: float, stop: threading.Event) -> None:
 def measure(stage: str, path: Path, seconds: float, every_s: float,
             paced: bool = False, malloc: str = "default") -> dict:
     """``malloc``: "default" (glibc as it comes), "fixed" (`realtime.heap.fix_mmap_threshold`,
-    as `Engine.load` does, before anything loads) or "trim" (``malloc_trim(0)`` every 30 s on
-    a thread)."""
+    as `realtime.runtime.apply_process_settings` does, before anything loads) or "trim"
+    (``malloc_trim(0)`` every 30 s on a thread)."""
     from realtime.engine import Engine
     from realtime.heap import fix_mmap_threshold
 
     if malloc == "fixed" and not fix_mmap_threshold():
         raise RuntimeError("this C library has no mallopt (not glibc)")
-    engine = Engine.load(None, fix_heap=malloc == "fixed")
+    engine = Engine.load(None)
     stop_trim = threading.Event()
     if malloc == "trim":
         threading.Thread(target=_trim_every, args=(30.0, stop_trim), daemon=True).start()
@@ -290,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="append the result as one JSON line to this file")
     args = add_log_level(p).parse_args(argv)
     configure_logging(args.log_level)
-    apply_offline_env()
+    apply_process_settings(ProcessSettings(fix_malloc=args.malloc == "fixed"))
     result = measure(args.stage, args.source, args.seconds, args.every, args.paced, args.malloc)
     line = {k: v for k, v in result.items() if k != "samples"}
     print(json.dumps(line))

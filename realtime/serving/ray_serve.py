@@ -156,6 +156,10 @@ class SentimentModels:
 
     def __init__(self, checkpoint_dir: str | None, device: str, model: BatchConfig,
                  words: BatchConfig) -> None:
+        from realtime.runtime import ProcessSettings, apply_process_settings
+
+        # the replica's process: threads as a session process has them; it runs no session
+        apply_process_settings(ProcessSettings(fix_malloc=False, device=device))
         self.engine = Engine.load(checkpoint_dir, device=device, stages=False)
         for method, config in ((self.predict, model), (self.encode_words, words)):
             method.set_max_batch_size(config.max_batch)

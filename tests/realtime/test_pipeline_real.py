@@ -20,10 +20,12 @@ def engine(tmp_path_factory):
     from models.base import InputDims
     from realtime.engine import Engine
     from realtime.extract import acoustic, face, text
+    from realtime.runtime import apply_process_settings
 
     folder = tmp_path_factory.mktemp("ckpt")
     dims = InputDims(text.TEXT_DIM, acoustic.ACOUSTIC_DIM, face.FACE_DIM)
     checkpoint.save(registry.create("mmlatch", dims), folder)
+    apply_process_settings()  # as every entry point does before it loads models
     return Engine.load(folder)
 
 
@@ -46,7 +48,7 @@ def test_real_replay_is_deterministic_and_hears_the_words(engine, tmp_path):
     assert last.signals.smile >= 0 and last.model_name == "mmlatch"
 
 
-def test_an_engine_with_streaming_stages_fixes_the_mmap_threshold(engine):
+def test_a_session_process_has_the_mmap_threshold_fixed(engine):
     from realtime.heap import DEFAULT_MMAP_THRESHOLD_BYTES, heap_mib, mmap_threshold_fixed
 
     if heap_mib() is None:
@@ -67,8 +69,9 @@ def test_engine_rejects_a_model_for_other_feature_sizes(tmp_path):
 
 
 def test_a_loaded_engine_runs_blas_and_whisper_on_one_thread(engine):
-    """Engine.load's thread settings (see its docstring for the measured reasons): numpy's
-    BLAS limited to one thread, and the shared Whisper loaded with one CTranslate2 thread."""
+    """The process settings (`realtime.runtime.ProcessSettings` says why): every BLAS library
+    loaded by then, the engine's included, on one thread, and the shared Whisper loaded with
+    one CTranslate2 thread."""
     from threadpoolctl import threadpool_info
 
     from realtime.extract.asr import load_whisper
