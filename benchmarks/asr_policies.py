@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.env import add_log_level, apply_offline_env, configure_logging
+from models.env import add_log_level, apply_offline_env, configure_logging, limit_threads
 from realtime.clock import wall_time_iso
 from realtime.eval.wer import wer
 from realtime.sources.audio import RATE_HZ
@@ -130,10 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     apply_offline_env()
     args = parse_args(argv)
     configure_logging(args.log_level)
-    from realtime.engine import limit_blas_threads
     from realtime.extract.asr import ASR_POLICIES, DEFAULT_ASR_POLICY, load_whisper
 
-    limit_blas_threads(1)  # as `Engine.load` sets it
+    limit_threads(blas_threads=1)  # as `realtime.runtime.apply_process_settings` sets it
     variants = {name: ASR_POLICIES[name] for name in args.policies.split(",")}
     for hop in filter(None, args.hops.split(",")):
         variants[f"{DEFAULT_ASR_POLICY}@{float(hop):g}"] = replace(

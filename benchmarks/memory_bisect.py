@@ -35,9 +35,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.memory import RssSampler, rss_mib, trim_heap
-from models.env import add_log_level, apply_offline_env, configure_logging
+from models.env import add_log_level, configure_logging
 from realtime.assets import demo_recording
 from realtime.clock import perf_s, wall_time_iso
+from realtime.runtime import ProcessSettings, apply_process_settings
 from realtime.stats import process_cpu_s
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,8 @@ def one_pass(stage: str, engine, audio, video, media_s: float, path: Path) -> Ca
     from dataclasses import replace
 
     if stage in ("face", "face_expression"):
-        expr = engine.new_expression() if stage == "face_expression" else None
-        face = engine.new_face(crops=expr) if expr is not None else engine.new_face()
+        expr = engine.stages.new_expression() if stage == "face_expression" else None
+        face = engine.stages.new_face(crops=expr) if expr is not None else engine.stages.new_face()
 
         def run(k: int) -> None:
             for f in video:
@@ -80,7 +81,7 @@ def one_pass(stage: str, engine, audio, video, media_s: float, path: Path) -> Ca
                     expr.process_iter()
         return run
     if stage in ("asr", "acoustic"):
-        extractor = engine.new_asr() if stage == "asr" else engine.new_acoustic()
+        extractor = engine.stages.new_asr() if stage == "asr" else engine.stages.new_acoustic()
         step_n = 2 if stage == "asr" else 1  # the pipeline's asr_step_s: 0.1 s of 50 ms chunks
 
         def run(k: int) -> None:
@@ -95,7 +96,7 @@ def one_pass(stage: str, engine, audio, video, media_s: float, path: Path) -> Ca
         samples = np.concatenate([c.samples for c in audio])
         clip_n = 3 * 16000
         policy = asr_policy("pause")
-        whisper = engine.new_asr().model
+        whisper = engine.stages.new_asr().model
 
         def run(_k: int) -> None:
             for i in range(0, len(samples) - clip_n, clip_n):
@@ -219,14 +220,14 @@ def _trim_every(every_s: float, stop: threading.Event) -> None:
 def measure(stage: str, path: Path, seconds: float, every_s: float,
             paced: bool = False, malloc: str = "default") -> dict:
     """``malloc``: "default" (glibc as it comes), "fixed" (`realtime.heap.fix_mmap_threshold`,
-    as `Engine.load` does, before anything loads) or "trim" (``malloc_trim(0)`` every 30 s on
-    a thread)."""
+    as `realtime.runtime.apply_process_settings` does, before anything loads) or "trim"
+    (``malloc_trim(0)`` every 30 s on a thread)."""
     from realtime.engine import Engine
     from realtime.heap import fix_mmap_threshold
 
     if malloc == "fixed" and not fix_mmap_threshold():
         raise RuntimeError("this C library has no mallopt (not glibc)")
-    engine = Engine.load(None, fix_heap=malloc == "fixed")
+    engine = Engine.load(None)
     stop_trim = threading.Event()
     if malloc == "trim":
         threading.Thread(target=_trim_every, args=(30.0, stop_trim), daemon=True).start()
@@ -290,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="append the result as one JSON line to this file")
     args = add_log_level(p).parse_args(argv)
     configure_logging(args.log_level)
-    apply_offline_env()
+    apply_process_settings(ProcessSettings(fix_malloc=args.malloc == "fixed"))
     result = measure(args.stage, args.source, args.seconds, args.every, args.paced, args.malloc)
     line = {k: v for k, v in result.items() if k != "samples"}
     print(json.dumps(line))

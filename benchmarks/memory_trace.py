@@ -22,7 +22,8 @@ import tracemalloc
 from pathlib import Path
 
 from benchmarks.memory import rss_mib
-from models.env import add_log_level, apply_offline_env, configure_logging
+from models.env import add_log_level, configure_logging
+from realtime.runtime import apply_process_settings
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path)
     args = add_log_level(p).parse_args(argv)
     configure_logging(args.log_level)
-    apply_offline_env()
+    apply_process_settings()
 
     from realtime.clock import SessionClock
     from realtime.engine import Engine

@@ -42,9 +42,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.memory import FLAT_PCT, RssSampler
-from models.env import add_log_level, apply_offline_env, configure_logging
+from models.env import add_log_level, configure_logging
 from realtime.clock import SessionClock, perf_s, wall_time_iso
 from realtime.eval.wer import wer
+from realtime.runtime import apply_process_settings
 from realtime.stats import Percentiles, RunStats
 
 log = logging.getLogger(__name__)
@@ -222,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     add_log_level(p)
     args = p.parse_args(argv)
     configure_logging(args.log_level)
-    apply_offline_env()
+    apply_process_settings()
 
     from realtime.engine import Engine, EngineError
     from realtime.extract.asr import ASR_POLICIES, DEFAULT_ASR_POLICY

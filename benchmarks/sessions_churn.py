@@ -41,9 +41,10 @@ import numpy as np
 
 from benchmarks.live_sessions import open_session
 from benchmarks.memory import FLAT_PCT, RssSampler, heap_mib, rss_mib
-from models.env import add_log_level, apply_offline_env, configure_logging
+from models.env import add_log_level, configure_logging
 from realtime.assets import demo_recording
 from realtime.clock import perf_s, wall_time_iso
+from realtime.runtime import ProcessSettings, apply_process_settings
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                    "benchmarks/results/sessions_churn.json); the plot goes next to it (.png)")
     args = add_log_level(p).parse_args(argv)
     configure_logging(args.log_level)
-    apply_offline_env()
+    apply_process_settings(ProcessSettings(device="cpu"))
     from realtime.engine import Engine, EngineError
 
     try:

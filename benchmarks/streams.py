@@ -50,9 +50,10 @@ from pathlib import Path
 
 import numpy as np
 
-from models.env import add_log_level, apply_offline_env, configure_logging
+from models.env import add_log_level, configure_logging
 from realtime.assets import demo_recording
 from realtime.clock import SessionClock, wall_time_iso
+from realtime.runtime import ProcessSettings, apply_process_settings
 from realtime.stats import process_cpu_s
 
 log = logging.getLogger(__name__)
@@ -274,8 +275,7 @@ def live(args: argparse.Namespace, counts: list[int]) -> int:
     from realtime.sources import SourceError
 
     try:
-        engine = Engine.load(args.checkpoint, device=args.device,
-                             torch_threads=args.torch_threads)
+        engine = Engine.load(args.checkpoint, device=args.device)
         batch = BatchConfig(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
         stage_cpu = (None if args.no_stage_cpu
                      else cpu_pass(engine, args.source, args.hop, None).stage_cpu)
@@ -344,7 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     add_log_level(p)
     args = p.parse_args(argv)
     configure_logging(args.log_level)
-    apply_offline_env()
+    apply_process_settings(ProcessSettings(
+        torch_threads=args.torch_threads, device=args.device,
+        fix_malloc=bool(args.live) or args.windows is None))  # as Engine.load did
     try:
         counts = positive_ints(args.live or args.streams, "--live" if args.live else "--streams")
     except ValueError as exc:
@@ -363,7 +365,6 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         engine = Engine.load(args.checkpoint, device=args.device,
-                             torch_threads=args.torch_threads,
                              stages=args.windows is None, words=args.windows is None)
         windows = (load_windows(args.windows) if args.windows
                    else record_windows(engine, args.source))

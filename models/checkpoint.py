@@ -1,11 +1,18 @@
 """Checkpoints: ``model.safetensors`` (the weights) + ``config.json`` (registry name, config
 dataclass, optional metadata such as the training data and test metrics). `load` rebuilds the
-model from these two files alone, in eval mode."""
+model from these two files alone, in eval mode.
+
+The face weight W (how much of the face valence a session adds to the model's sentiment,
+`models.expression`) travels with the model: personal calibration saves it in the meta
+(``face_weight``). `meta_face_weight` reads it from a meta, `face_weight` decides the W a
+process applies with a checkpoint folder: the flag when one was given, else the
+checkpoint's, else 0. Training, the engine and the calibration panel all read it here."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +122,34 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
     if not isinstance(meta, dict):
         raise CheckpointError(f"{Path(directory) / CONFIG}: meta is not an object")
     return dict(meta)
+
+
+FACE_WEIGHT_LIMIT = 6.0
+FACE_WEIGHT_KEY = "face_weight"  # in a personal checkpoint's meta
+
+
+def meta_face_weight(meta: dict[str, Any]) -> float | None:
+    """The face weight a checkpoint's meta (`read_meta`) carries, None when it has none (a
+    model calibration did not make). Raises ValueError for a W that is not a number within
+    +-FACE_WEIGHT_LIMIT."""
+    if FACE_WEIGHT_KEY not in meta:
+        return None
+    w = meta[FACE_WEIGHT_KEY]
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or abs(
+            w) > FACE_WEIGHT_LIMIT:
+        raise ValueError(f"the checkpoint's {FACE_WEIGHT_KEY} must be a number in "
+                         f"[-{FACE_WEIGHT_LIMIT:g}, {FACE_WEIGHT_LIMIT:g}], got {w!r}")
+    return float(w)
+
+
+def face_weight(directory: str | Path, override: float | None = None) -> float:
+    """The W a process applies with the checkpoint in ``directory``: ``override`` (a
+    --face-weight flag) when given, else the W the checkpoint carries, else 0. Raises
+    `CheckpointError` for an unreadable config and ValueError for an invalid W (either
+    one's)."""
+    if override is not None:
+        if not (math.isfinite(override) and abs(override) <= FACE_WEIGHT_LIMIT):
+            raise ValueError(f"a face weight must be a number in [-{FACE_WEIGHT_LIMIT:g}, "
+                             f"{FACE_WEIGHT_LIMIT:g}], got {override!r}")
+        return float(override)
+    return meta_face_weight(read_meta(directory)) or 0.0

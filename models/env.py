@@ -14,6 +14,10 @@ cache folder, logging at the level asked for. It lives in models/ because every 
   `ASSETS_DIR` and the default sentiment model's folder `DEFAULT_MODEL_DIR` (realtime
   locates its bundled assets from here too, `realtime.assets.repo_assets_dir`). Read-only
   to the product: nothing personal or derived is written there.
+* Threads (`limit_threads`): torch's intra-op threads and every BLAS library's, for the
+  whole process. Entry points set them once, through `realtime.runtime.apply_process_settings`
+  (which also applies the offline variables and fixes malloc's mmap threshold); loading a
+  model never does.
 * ``--log-level`` (`add_log_level`, `configure_logging`): library modules log through
   ``logging.getLogger(__name__)`` and never print; a command's ``main`` prints its results
   on stdout and sets the log level (default WARNING, on stderr).
@@ -75,3 +79,22 @@ def configure_logging(level: str) -> None:
     handler)."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger().setLevel(level)
+
+
+def limit_threads(torch_threads: int | None = None, blas_threads: int | None = None) -> None:
+    """Process-wide. torch_threads: torch's intra-op threads on the CPU (None: left as they
+    are). blas_threads: every BLAS library's threads: numpy's and scipy's OpenBLAS (scipy's
+    is loaded here first, so that the limit reaches it; threadpoolctl reaches only the
+    libraries already loaded) and, through ``OPENBLAS_NUM_THREADS``, one loaded later
+    (OpenCV's, when a session's first face or expression stage imports it). None: left as
+    they are. Measured reasons for one thread each: `realtime.runtime.ProcessSettings`."""
+    if torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(int(torch_threads))
+    if blas_threads is not None:
+        import scipy.linalg  # noqa: F401 - loads scipy's OpenBLAS before the limit
+        from threadpoolctl import threadpool_limits
+
+        os.environ["OPENBLAS_NUM_THREADS"] = str(int(blas_threads))
+        threadpool_limits(limits=int(blas_threads), user_api="blas")

@@ -42,8 +42,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from models.env import add_log_level, apply_offline_env, configure_logging
+from models.env import add_log_level, configure_logging
 from models.expression import EXPRESSIONS
+from realtime.runtime import ProcessSettings, apply_process_settings
 from realtime.serving.backend import add_serve_arguments, check_serve_arguments
 from realtime.types import Prediction
 
@@ -222,12 +223,15 @@ def _writable(folder: Path, option: str) -> str | None:
 
 @dataclass
 class _Session:
-    """One source's run: its pipeline, where its lines go, how many it wrote."""
+    """One source's run: its registry id and pipeline, where its lines go, how many it
+    wrote."""
 
     name: str
     source: Source
     jsonl: TextIO | None
     prefix: str
+    kind: str = "file"
+    id: str = ""
     pipeline: Pipeline | None = None
     count: int = 0
 
@@ -254,49 +258,51 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         specs = source_specs(args)
         for name, spec in specs:  # bad files fail here, before any model loads
             sessions.append(_Session(name, make_source(spec), None,
-                                     f"[{name}] " if len(specs) > 1 else ""))
+                                     f"[{name}] " if len(specs) > 1 else "",
+                                     kind=spec.kind))
     except (FileNotFoundError, SourceError, ValueError) as exc:
         print(f"error: {exc}", file=err)
         return 2
 
-    from realtime.engine import Engine, EngineError
-    from realtime.pipeline import Pipeline
-    from realtime.serving.backend import ServingError, open_models
-    from realtime.serving.executor import SharedModels
+    from realtime.engine import EngineError
+    from realtime.runtime import Runtime, RuntimeConfig
+    from realtime.serving.backend import ServingError
 
+    # several live sessions share batched models (or the Ray deployment, with --serve ray);
+    # --fast replays call the engine or the deployment one window at a time (deterministic)
+    config = RuntimeConfig(
+        checkpoint_dir=args.checkpoint, asr_model=args.asr_model, asr_policy=args.asr_policy,
+        device=args.device, face_weight=args.face_weight, serve=args.serve,
+        ray_address=args.ray_address, ray_connect_timeout_s=args.ray_connect_timeout_s,
+        shared_models=len(sessions) > 1 and not args.fast,
+        max_sessions=len(sessions), hop_s=args.hop)
     try:
-        engine = Engine.load(args.checkpoint, asr_model=args.asr_model, device=args.device,
-                             face_weight=args.face_weight, asr_policy=args.asr_policy)
-        served = open_models(args.serve, args.ray_address, args.checkpoint,
-                             connect_timeout_s=args.ray_connect_timeout_s)
+        runtime = Runtime.open(config)
     except (EngineError, ServingError) as exc:
         print(f"error: {exc}", file=err)
         return 2
-    # several live sessions share batched models (or the Ray deployment, with --serve ray);
-    # --fast replays call the engine or the deployment one window at a time (deterministic)
-    shared = (SharedModels(engine).start()
-              if len(sessions) > 1 and not args.fast and served is None else None)
-    models = served.models if served is not None else shared
     if args.jsonl_dir is not None:
         args.jsonl_dir.mkdir(parents=True, exist_ok=True)
+    registry = runtime.sessions
     try:
         for s in sessions:
             path = args.jsonl or (args.jsonl_dir / f"{s.name}.jsonl" if args.jsonl_dir else None)
             s.jsonl = path.open("w") if path is not None else None
-            s.pipeline = Pipeline(s.source, engine, hop_s=args.hop, models=models,
-                                  on_prediction=lambda p, s=s: s.publish(p, out, args.quiet))
         if args.fast:
+            for s in sessions:
+                s.id = registry.create(s.source, start=False,
+                                       on_prediction=lambda p, s=s: s.publish(p, out, args.quiet))
+                s.pipeline = registry.pipeline(s.id)
             _replay_all(sessions)
         else:
-            started = []
             try:
                 for s in sessions:
-                    s.pipeline.start()
-                    started.append(s)
+                    s.id = registry.create(
+                        s.source, source_kind=s.kind,
+                        on_prediction=lambda p, s=s: s.publish(p, out, args.quiet))
+                    s.pipeline = registry.pipeline(s.id)
             except SourceError as exc:
                 print(f"error: {exc}", file=err)
-                for s in started:
-                    s.pipeline.stop()
                 return 2
             try:
                 for s in sessions:
@@ -304,17 +310,14 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             except KeyboardInterrupt:
                 print("stopping...", file=err)
             for s in sessions:
-                if not s.pipeline.stop():
+                if not registry.stop(s.id):
                     print(f"{s.prefix}warning: the pipeline did not stop within 2 s; devices "
                           "are released when its threads end", file=err)
     finally:
         for s in sessions:
             if s.jsonl is not None:
                 s.jsonl.close()
-        if shared is not None:
-            shared.stop()
-        if served is not None:
-            served.close()
+        runtime.close()
     return max(_summary(s, err, args.debug) for s in sessions)
 
 
@@ -357,7 +360,7 @@ def _summary(s: _Session, err: TextIO, debug: bool) -> int:
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     args = parse_args(argv)
     configure_logging(args.log_level)
-    apply_offline_env()
+    apply_process_settings(ProcessSettings(device=args.device))
     try:
         return run(args, out, err)
     except KeyboardInterrupt:

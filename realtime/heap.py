@@ -17,9 +17,10 @@ the arenas' free pages (``malloc_trim(0)``); the benchmarks sample them next to 
 
 `fix_mmap_threshold` sets the threshold once (``mallopt(M_MMAP_THRESHOLD, ...)``, which also
 turns the dynamic raising off): every block above it is mmapped and returned whole on free.
-It is process-wide (like torch's thread count), so `realtime.engine.Engine.load` calls it,
-once, for a process that runs live sessions; it does nothing where the C library is not
-glibc. The cost is a few more mmap/munmap calls for large buffers (measured in the notes).
+It is process-wide (like torch's thread count), so an entry point sets it, once, for a
+process that runs live sessions (`realtime.runtime.apply_process_settings`); it does nothing
+where the C library is not glibc. The cost is a few more mmap/munmap calls for large buffers
+(measured in the notes).
 """
 
 from __future__ import annotations

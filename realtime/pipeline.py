@@ -103,18 +103,19 @@ class Pipeline:
         self.hop_s, self.asr_step_s = hop_s, asr_step_s
         self._models: ModelCalls = models or engine
         self.stats = RunStats()
-        self._acoustic = engine.new_acoustic() if source.has_audio else None
+        stages = engine.stages  # this session's own streaming stages, on the shared models
+        self._acoustic = stages.new_acoustic() if source.has_audio else None
         self._asr = None
         if source.has_audio:  # SharedModels: this session's Whisper calls batched with others'
             shared_asr = getattr(self._models, "transcriber", None)
-            self._asr = engine.new_asr(shared_asr) if shared_asr is not None else engine.new_asr()
-        self._expression = (engine.new_expression() if source.has_video
-                            and engine.new_expression is not None else None)
+            self._asr = stages.new_asr(shared_asr) if shared_asr is not None else stages.new_asr()
+        self._expression = (stages.new_expression() if source.has_video
+                            and stages.new_expression is not None else None)
         self._face = None
         self._face_lock = threading.Lock()
         if source.has_video:
-            self._face = (engine.new_face(crops=self._expression) if self._expression
-                          is not None else engine.new_face())
+            self._face = (stages.new_face(crops=self._expression) if self._expression
+                          is not None else stages.new_face())
         self._face_open = self._face is not None
         self._ticker = Ticker(self._models, engine.layout, self.store, self.stats, self.clock,
                               window=window, signal_span_s=signal_span_s,

@@ -11,8 +11,8 @@ to them) on it, the text branch and the fusion staying as they were. Then it fit
 weight W (`fit_face_weight`: the live pipeline's sentiment is clip(model + W * face valence)
 while a face is in view) on the fine-tuned model's sentiment for the session's windows and
 the face valence recorded with them, and saves a personal checkpoint (`models.checkpoint`
-format) with W in its meta (``face_weight``; read it back with `fitted_face_weight`). The
-app loads it like any other and applies its W.
+format) with W in its meta (``face_weight``; read back by `models.checkpoint.face_weight`).
+The app loads it like any other and applies its W.
 
 The session file format is `models.data.sessions`.
 """
@@ -30,6 +30,8 @@ import numpy as np
 import torch
 
 from models.base import DimensionMismatch, check_dims
+from models.checkpoint import FACE_WEIGHT_KEY, FACE_WEIGHT_LIMIT
+from models.checkpoint import meta_face_weight as fitted_face_weight  # noqa: F401
 from models.data.base import make_split
 from models.data.sessions import Session, SessionError, read_session
 from models.env import DEFAULT_MODEL_DIR, add_log_level, cache_dir, configure_logging
@@ -89,24 +91,6 @@ def calibrate(base: torch.nn.Module, session: Session, epochs: int = EPOCHS, lr:
     for p in model.parameters():
         p.requires_grad_(True)
     return model.eval()
-
-
-FACE_WEIGHT_LIMIT = 6.0
-FACE_WEIGHT_KEY = "face_weight"  # in a personal checkpoint's meta
-
-
-def fitted_face_weight(meta: dict) -> float | None:
-    """The face weight a checkpoint's meta (`models.checkpoint.read_meta`) carries, None
-    when it has none (a model calibration did not make). Raises ValueError for a W that is
-    not a number within +-FACE_WEIGHT_LIMIT."""
-    if FACE_WEIGHT_KEY not in meta:
-        return None
-    w = meta[FACE_WEIGHT_KEY]
-    if isinstance(w, bool) or not isinstance(w, (int, float)) or not np.isfinite(w) or abs(
-            w) > FACE_WEIGHT_LIMIT:
-        raise ValueError(f"the checkpoint's {FACE_WEIGHT_KEY} must be a number in "
-                         f"[-{FACE_WEIGHT_LIMIT:g}, {FACE_WEIGHT_LIMIT:g}], got {w!r}")
-    return float(w)
 
 
 def fit_face_weight(model_sentiment: np.ndarray, face_valence: np.ndarray,

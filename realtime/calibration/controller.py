@@ -10,7 +10,7 @@ runs ``python -m models.calibrate`` on it in a subprocess
 never in the UI thread or the pipeline's) and saves the personal model next to the
 session; `load_model` makes a model (default or personal) live with `Engine.swap_model`,
 without restarting the pipeline, with its face weight W: a personal model's fitted W (its
-checkpoint meta, `models.training.calibrate.fitted_face_weight`; 0 when it has none), the
+checkpoint meta, `models.checkpoint.face_weight`; 0 when it has none), the
 default model's ``default_face_weight`` (the app's --face-weight). Every user error raises
 `CalibrationError` with the message to show; nothing recorded or running is lost by one.
 """
@@ -26,7 +26,7 @@ import torch
 from models import checkpoint
 from models.base import InputDims, check_dims
 from models.data.sessions import SessionError, read_session
-from models.training.calibrate import EPOCHS, MIN_SAMPLES, fitted_face_weight
+from models.training.calibrate import EPOCHS, MIN_SAMPLES
 from realtime.calibration.job import CalibrationJob, PersonalModel, Progress, read_personal
 from realtime.calibration.recorder import SessionRecorder
 from realtime.clock import wall_time_iso
@@ -265,7 +265,7 @@ class Calibrator:
 
     def _face_weight(self, folder: Path) -> float:
         try:
-            return fitted_face_weight(checkpoint.read_meta(folder)) or 0.0
+            return checkpoint.face_weight(folder)
         except (checkpoint.CheckpointError, ValueError) as exc:
             raise CalibrationError(f"Not loaded ({exc}); the live model is unchanged.") from exc
 

@@ -34,6 +34,7 @@ from realtime.personal.retention import (
     personal_data_rules,
 )
 from realtime.personal.storage import SESSION_LOG_DIR, user_data_dir
+from realtime.serving.sessions import SessionManager
 
 DEMO_RECORDING = demo_recording()
 EXPORT_PREFIX = "sentiment-export-"
@@ -77,7 +78,8 @@ def build_demo(pipeline: LivePipeline, choice: SourceChoice | None = None,
                model_dir: Path | None = None, data_dir: Path | None = None,
                default_face_weight: float | None = None,
                personal_factory: PipelineFactory | None = None,
-               options: PeopleOptions | None = None) -> Demo:
+               options: PeopleOptions | None = None,
+               registry: SessionManager | None = None) -> Demo:
     """The dashboard page for a `realtime.pipeline.Pipeline`, with its controllers.
 
     ``choice`` says what the pipeline listens to (for the player and for looping);
@@ -89,7 +91,10 @@ def build_demo(pipeline: LivePipeline, choice: SourceChoice | None = None,
     calibration panel loads it back (None: the engine's W if its model is the default,
     else 0). ``personal_factory``: builds each visitor's own browser session (default:
     ``pipeline_factory`` without calibration; the app passes one on the shared batching
-    executor); ``options``: their limits and data retention (`PeopleOptions`). The
+    executor); ``options``: their limits and data retention (`PeopleOptions`);
+    ``registry``: the session registry the visitors' sessions join (the runtime's,
+    `realtime.runtime.Runtime.sessions`, which reaps them; None: one of their own, with a
+    reaper thread of its own). The
     retention job runs at once (and daily). Call `close_demo` when done.
     """
     options = options or PeopleOptions()
@@ -106,9 +111,11 @@ def build_demo(pipeline: LivePipeline, choice: SourceChoice | None = None,
     dashboard = Dashboard(pipeline, choice, pipeline_factory, log_dir=log_dir)
     export_dir = Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX))
     people = PersonalSessions(personal_factory, export_root=export_dir / "people",
-                              log_dir=log_dir, max_sessions=options.max_sessions,
+                              log_dir=log_dir, registry=registry,
+                              max_sessions=options.max_sessions,
                               idle_timeout_s=options.idle_timeout_s)
-    people.start_reaper()
+    if registry is None:  # a runtime's registry reaps with its own thread
+        people.start_reaper()
     retention = RetentionJob(personal_data_rules(data_dir), options.retention_days).start()
     terms = ConsentTerms(options.retention_days, log_dir, per_user=options.per_user)
     controller = PageController(

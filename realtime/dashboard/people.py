@@ -4,16 +4,19 @@ session of their own, which only they see and export.
 `PersonalSessions` maps an *owner* (the logged-in user with ``--auth``, else the browser
 tab's Gradio session) to a `PersonalSession`: a `Dashboard` of its own (its pipeline on the
 shared engine and, when given, the shared batching executor; its log; its recorder) and an
-export folder of its own. Owners are never shown anywhere; the operator page sees sessions
-through `health` only (a random id, source kind, running time, updates/s, latency p95,
-drops, error).
+export folder of its own. The sessions themselves live in the process's one registry
+(`realtime.serving.sessions.SessionManager`): the limit, idle reaping, the reaper thread,
+memory handed back on stop and health are its; what this layer adds is the owner and
+consent. Owners are never shown anywhere; the operator page sees sessions through `health`
+only (a random id, source kind, running time, updates/s, latency p95, drops, a scrubbed
+error).
 
 * A session starts only with the person's consent (`open` takes a `ConsentRecord`).
-* Past ``max_sessions`` a new session is refused with
+* Past the registry's ``max_sessions`` a new session is refused with
   `realtime.serving.sessions.SessionRefused`; an owner opening again replaces their own.
-* A session with no input for ``idle_timeout_s`` (a tab closed, a camera that stopped) is
-  stopped and forgotten by `reap_idle` (every ``reap_every_s`` on the thread `start_reaper`
-  starts and `close_all` stops). Its log file stays until retention deletes it.
+* A session with no input for the registry's ``idle_timeout_s`` (a tab closed, a camera that
+  stopped) is stopped and forgotten by its reaper. Its log file stays until retention
+  deletes it.
 * `withdraw` stops the session and deletes its log, its file and its exports; `delete_data`
   deletes them while the session goes on with an empty log.
 """
@@ -23,22 +26,48 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
-import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from realtime.dashboard.controller import Dashboard, PipelineFactory, SourceChoice
+from realtime.dashboard.controller import Dashboard, LivePipeline, PipelineFactory, SourceChoice
 from realtime.personal.consent import ConsentRecord
-from realtime.serving.sessions import SessionHealth, SessionRefused, idle_s, pipeline_health
+from realtime.serving.sessions import SessionHealth, SessionManager, SessionRefused
+from realtime.serving.sessions import session_health as registry_health
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class DashboardSession:
+    """A dashboard's session as the registry sees it (`realtime.serving.sessions.Session`):
+    its error is the dashboard's (which includes its recorder's); it runs while its pipeline
+    runs and the dashboard's session is active; stopping it stops the session and closes its
+    log (the file stays)."""
+
+    dashboard: Dashboard
+
+    @property
+    def pipeline(self) -> LivePipeline:
+        return self.dashboard.pipeline
+
+    def error(self) -> str | None:
+        return self.dashboard.status().error
+
+    def running(self) -> bool:
+        return self.pipeline.status().running and self.dashboard.session_active
+
+    def stop(self, timeout_s: float = 2.0) -> bool:
+        self.dashboard.stop_session()
+        self.dashboard.close()
+        self.dashboard.log.close()
+        return True
+
+
+@dataclass(frozen=True)
 class PersonalSession:
-    """One person's session: ``id`` (random, what the operator sees), its ``dashboard``
-    and the folder its exports go to."""
+    """One person's session: ``id`` (random, the registry's, what the operator sees), its
+    ``dashboard`` and the folder its exports go to."""
 
     id: str
     kind: str
@@ -47,51 +76,57 @@ class PersonalSession:
 
 
 class PersonalSessions:
-    """See the module doc. Thread-safe."""
+    """See the module doc. Thread-safe. ``registry``: the process's session registry (its
+    limit and idle timeout apply); None: one of its own with ``max_sessions`` and
+    ``idle_timeout_s`` (else those two are the registry's)."""
 
     def __init__(self, factory: PipelineFactory, *, export_root: Path,
-                 log_dir: Path | None = None, max_sessions: int = 8,
-                 idle_timeout_s: float = 120.0) -> None:
-        if max_sessions < 1 or idle_timeout_s <= 0:
-            raise ValueError("max_sessions must be >= 1 and idle_timeout_s > 0")
-        self.factory, self.export_root, self.log_dir = factory, export_root, log_dir
-        self.max_sessions, self.idle_timeout_s = max_sessions, idle_timeout_s
+                 log_dir: Path | None = None, registry: SessionManager | None = None,
+                 max_sessions: int = 8, idle_timeout_s: float = 120.0) -> None:
+        if registry is None:
+            registry = SessionManager(max_sessions=max_sessions, idle_timeout_s=idle_timeout_s,
+                                      noun="personal sessions")
+        self.factory, self.registry = factory, registry
+        self.export_root, self.log_dir = export_root, log_dir
         self._by_owner: dict[str, PersonalSession] = {}
         self._lock = threading.Lock()
-        self._stop_reaper = threading.Event()
-        self._reaper: threading.Thread | None = None
-        self.reaped = 0
 
     def open(self, owner: str, choice: SourceChoice, consent: ConsentRecord) -> PersonalSession:
         """Starts ``owner``'s session on ``choice`` (replacing their previous one). Raises
-        `SessionRefused` past ``max_sessions``, and the source's error when it cannot
+        `SessionRefused` past the registry's limit, and the source's error when it cannot
         start; either way nothing is left running for this owner but what ran before."""
-        with self._lock:
-            others = len(self._by_owner) - (owner in self._by_owner)
-            if others >= self.max_sessions:
-                raise SessionRefused(
-                    f"{others} personal sessions are running, the most this server takes "
-                    f"(--max-sessions {self.max_sessions}); try again when one has ended")
-        dashboard = Dashboard(self.factory(choice), choice, self.factory, log_dir=self.log_dir)
-        dashboard.start_session(consent=consent)
-        session_id = uuid.uuid4().hex[:12]
-        session = PersonalSession(session_id, choice.kind, dashboard,
+        previous = self.get(owner)
+
+        started: list[Dashboard] = []
+
+        def start() -> DashboardSession:
+            dashboard = Dashboard(self.factory(choice), choice, self.factory,
+                                  log_dir=self.log_dir)
+            dashboard.start_session(consent=consent)
+            started.append(dashboard)
+            return DashboardSession(dashboard)
+
+        session_id = self.registry.open(start, choice.kind,
+                                        replaces=None if previous is None else previous.id)
+        session = PersonalSession(session_id, choice.kind, started[0],
                                   self.export_root / session_id)
         with self._lock:
-            previous = self._by_owner.get(owner)
             self._by_owner[owner] = session
-        if previous is not None:
-            self._end(previous)
         log.info("personal session %s started (%s)", session_id, choice.kind)
         return session
 
     def get(self, owner: str) -> PersonalSession | None:
+        """``owner``'s running session (None: none, or the registry ended it)."""
         with self._lock:
-            return self._by_owner.get(owner)
+            session = self._by_owner.get(owner)
+            if session is not None and session.id not in self.registry:
+                del self._by_owner[owner]  # reaped or stopped by the registry
+                return None
+            return session
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._by_owner)
+            return sum(s.id in self.registry for s in self._by_owner.values())
 
     def close(self, owner: str) -> str:
         """Stops and forgets ``owner``'s session (its log file stays until retention)."""
@@ -122,65 +157,46 @@ class PersonalSessions:
         return session.dashboard.delete_data()
 
     def health(self) -> list[SessionHealth]:
+        """The registry's health of the personal sessions."""
         with self._lock:
-            sessions = list(self._by_owner.values())
-        return [session_health(s.id, s.kind, s.dashboard) for s in sessions]
+            ids = {s.id for s in self._by_owner.values()}
+        return [h for h in self.registry.health() if h.id in ids]
 
     def reap_idle(self) -> list[str]:
-        """Stops every session with no input for ``idle_timeout_s``; returns their ids."""
-        with self._lock:
-            idle = [(owner, s) for owner, s in self._by_owner.items()
-                    if idle_s(s.dashboard.pipeline) > self.idle_timeout_s]
-        for owner, session in idle:
-            log.info("personal session %s idle for over %.0f s: closing it", session.id,
-                     self.idle_timeout_s)
-            with self._lock:
-                if self._by_owner.get(owner) is not session:
-                    continue  # replaced or closed meanwhile
-                del self._by_owner[owner]
-            session.dashboard.stop_session()
-            self._end(session)
-            self.reaped += 1
-        return [s.id for _, s in idle]
+        """The registry's `reap_idle` (every session with no input for its idle timeout)."""
+        return self.registry.reap_idle()
 
     def start_reaper(self, reap_every_s: float = 5.0) -> None:
-        def run() -> None:
-            while not self._stop_reaper.wait(reap_every_s):
-                try:
-                    self.reap_idle()
-                except Exception:  # noqa: BLE001 - the reaper must keep reaping
-                    log.exception("reaping idle sessions failed")
+        self.registry.start_reaper(reap_every_s)
 
-        self._reaper = threading.Thread(target=run, name="personal-reaper", daemon=True)
-        self._reaper.start()
+    @property
+    def reaped(self) -> int:
+        return self.registry.reaped
 
     def close_all(self, timeout_s: float = 2.0) -> None:
-        """Stops the reaper and every session (their log files stay)."""
-        self._stop_reaper.set()
-        if self._reaper is not None:
-            self._reaper.join(timeout_s)
+        """Stops the registry's reaper and every personal session (their log files stay)."""
+        self.registry.stop_all(timeout_s)
         with self._lock:
-            sessions, self._by_owner = list(self._by_owner.values()), {}
-        for session in sessions:
-            session.dashboard.stop_session()
-            self._end(session)
+            self._by_owner = {}
 
     def _pop(self, owner: str) -> PersonalSession | None:
+        session = self.get(owner)
         with self._lock:
-            return self._by_owner.pop(owner, None)
+            if session is not None and self._by_owner.get(owner) is session:
+                del self._by_owner[owner]
+        return session
 
-    @staticmethod
-    def _end(session: PersonalSession) -> None:
-        session.dashboard.close()
-        session.dashboard.log.close()
+    def _end(self, session: PersonalSession) -> None:
+        try:
+            self.registry.stop(session.id)
+        except SessionRefused:  # reaped meanwhile
+            pass
 
 
 def session_health(session_id: str, kind: str, dashboard: Dashboard) -> SessionHealth:
-    """The operator's view of a dashboard's session; the error is the dashboard's (which
-    includes its recorder's)."""
-    health = pipeline_health(session_id, kind, dashboard.pipeline)
-    return replace(health, error=dashboard.status().error,
-                   running=health.running and dashboard.session_active)
+    """The operator's view of a dashboard's session (the presenter's, which is no
+    registry's): as the registry shows its own."""
+    return registry_health(session_id, kind, DashboardSession(dashboard))
 
 
 class PageRequest(Protocol):

@@ -42,6 +42,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 AUTH_ENV = "SENTIMENT_AUTH"
 MIN_PASSWORD_LEN = 8
 CHECKPOINT_ENV = "SENTIMENT_CHECKPOINT"
+PEOPLE_REAP_EVERY_S = 5.0  # how often idle visitors' sessions are looked for
 MAX_PAGES = 64  # browser sessions the server keeps at once (Gradio's default: 10,000)
 # A talk of several minutes in 1080p fits; a 1 GB file does not.
 DEFAULT_MAX_UPLOAD_MB = 200
@@ -233,34 +234,37 @@ def _serve(args: argparse.Namespace) -> int:
     check_exposure(args.host, args.share, auth)
     choice = initial_choice(args)
 
-    from realtime.engine import Engine, EngineError
-    from realtime.serving.backend import ServingError, open_models
-    from realtime.serving.executor import SharedModels
+    from realtime.engine import EngineError
+    from realtime.runtime import ProcessSettings, Runtime, RuntimeConfig, apply_process_settings
+    from realtime.serving.backend import ServingError
     from realtime.sources import SourceError
 
+    apply_process_settings(ProcessSettings())
     log.info("loading models (once)")
-    served = shared = None
+    runtime = None
     try:
-        engine = Engine.load(checkpoint_dir=args.checkpoint, face_weight=args.face_weight)
-        served = open_models(args.serve, args.ray_address, args.checkpoint)
-        factory = engine_pipeline_factory(engine,
-                                          models=None if served is None else served.models)
-        # visitors' own sessions: the model and word encoder batched across all of them
-        shared = None if served is not None else SharedModels(engine).start()
-        personal_factory = engine_pipeline_factory(
-            engine, models=served.models if served is not None else shared)
+        # visitors' own sessions: sessions of the runtime's registry, the model and word
+        # encoder batched across all of them
+        runtime = Runtime.open(RuntimeConfig(
+            checkpoint_dir=args.checkpoint, face_weight=args.face_weight, serve=args.serve,
+            ray_address=args.ray_address, ray_connect_timeout_s=args.ray_connect_timeout_s,
+            shared_models=True, max_sessions=args.max_sessions,
+            idle_timeout_s=args.idle_timeout_s, reap_every_s=PEOPLE_REAP_EVERY_S))
+        engine = runtime.engine
+        factory = engine_pipeline_factory(
+            engine, models=None if runtime.served is None else runtime.served.models)
+        personal_factory = engine_pipeline_factory(engine, models=runtime.models)
         pipeline = factory(choice)
     except (EngineError, ServingError, SourceError, FileNotFoundError, ValueError) as exc:
-        if shared is not None:
-            shared.stop()
-        if served is not None:
-            served.close()
+        if runtime is not None:
+            runtime.close()
         raise SystemExit(f"Cannot start: {exc}") from None
     options = PeopleOptions(max_sessions=args.max_sessions, idle_timeout_s=args.idle_timeout_s,
                             retention_days=args.retention_days, per_user=auth is not None)
     demo = build_demo(pipeline, choice, factory, model_dir=args.checkpoint,
-                      default_face_weight=args.face_weight or 0.0,
-                      personal_factory=personal_factory, options=options)
+                      default_face_weight=engine.face_weight,
+                      personal_factory=personal_factory, options=options,
+                      registry=runtime.sessions)
     try:
         if not needs_consent(choice.kind):  # a person is captured only once they agree
             demo.dashboard.start_session()
@@ -269,8 +273,5 @@ def _serve(args: argparse.Namespace) -> int:
         pass
     finally:
         close_demo(demo)
-        if shared is not None:
-            shared.stop()
-        if served is not None:
-            served.close()
+        runtime.close()
     return 0

@@ -423,6 +423,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=REPO_ROOT / "docs" / "spoken_mosi.json")
     p.add_argument("--write-doc", action="store_true", help="rewrite docs/spoken_mosi.md")
     a = p.parse_args(argv)
+    from realtime.runtime import apply_process_settings
+
+    apply_process_settings()  # as a live session process (torch's and BLAS's threads, malloc)
     torch.set_num_threads(1)
     segments = ordered([s for s in read_segments(a.mosi_dir) if s.split == a.split],
                        a.limit, a.seed)

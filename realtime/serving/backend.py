@@ -2,8 +2,9 @@
 the default: `Pipeline` calls its `Engine`) or the Ray Serve deployment (``--serve ray``,
 `realtime.serving.ray_serve`; ``--ray-address`` joins a cluster, else a local instance starts).
 
-`open_models` is the one switch both command lines (`python -m realtime`, `app.py`) call; it
-keeps Ray an optional import, so a machine without ``ray[serve]`` runs everything else.
+`open_models` is the one switch; `realtime.runtime.Runtime.open` calls it for both command
+lines (`python -m realtime`, `app.py`). It keeps Ray an optional import, so a machine without
+``ray[serve]`` runs everything else.
 """
 
 from __future__ import annotations

@@ -241,10 +241,10 @@ class SharedTranscriber:
                    prompt_tokens: int | None = None) -> SharedTranscriber | None:
         """One over the engine's loaded Whisper; None for an engine without one (no
         streaming stages, or a test's stand-in ASR)."""
-        from realtime.engine import AsrFactory
         from realtime.extract.asr import WhisperTranscriber
+        from realtime.extract.stages import AsrFactory
 
-        factory = engine.new_asr
+        factory = engine.stages.new_asr
         if not (isinstance(factory, AsrFactory)
                 and isinstance(factory.transcriber, WhisperTranscriber)):
             return None

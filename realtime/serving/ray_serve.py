@@ -67,7 +67,7 @@ from ray import serve
 from ray.serve.exceptions import BackPressureError
 
 from models.env import REPO_ROOT
-from realtime.engine import Engine, EngineOutput
+from realtime.engine import Engine, EngineOutput, pick_device
 from realtime.serving.executor import (
     BatchConfig,
     BatchingExecutor,
@@ -182,6 +182,12 @@ class SentimentModels:
 
     def __init__(self, checkpoint_dir: str | None, device: str, model: BatchConfig,
                  words: BatchConfig) -> None:
+        from models.env import apply_offline_env, limit_threads
+
+        # the replica's process settings (`realtime.runtime.ProcessSettings`, less malloc's:
+        # it runs no session)
+        apply_offline_env()
+        limit_threads(1 if pick_device(device) == "cpu" else None, 1)
         self.engine = Engine.load(checkpoint_dir, device=device, stages=False)
         for method, config in ((self.predict, model), (self.encode_words, words)):
             method.set_max_batch_size(config.max_batch)

@@ -68,6 +68,15 @@ class FakePipeline:
                               self.error, {"audio_queue": 0}, 4.8)
 
 
+def with_stages(engine, **factories):
+    """``engine`` (a `realtime.engine.Engine`) with some of its stage factories
+    (`realtime.extract.stages.Stages`: new_asr, new_acoustic, new_face, new_expression)
+    replaced by stand-ins."""
+    from dataclasses import replace
+
+    return replace(engine, stages=replace(engine.stages, **factories))
+
+
 def make_prediction(t_s: float, sentiment: float, words=("hello", "world"),
                     tentative=("again",), face: bool = True, masks=None,
                     latency_total_ms: float = 120.0, new_words=()) -> Prediction:

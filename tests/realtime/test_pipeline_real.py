@@ -35,7 +35,9 @@ def checkpoint_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def engine(checkpoint_dir):
     from realtime.engine import Engine
+    from realtime.runtime import apply_process_settings
 
+    apply_process_settings()  # as every entry point does before it loads models
     return Engine.load(checkpoint_dir)
 
 
@@ -58,7 +60,7 @@ def test_real_replay_is_deterministic_and_hears_the_words(engine, tmp_path):
     assert last.signals.smile >= 0 and last.model_name == "mmlatch"
 
 
-def test_an_engine_with_streaming_stages_fixes_the_mmap_threshold(engine):
+def test_a_session_process_has_the_mmap_threshold_fixed(engine):
     from realtime.heap import DEFAULT_MMAP_THRESHOLD_BYTES, heap_mib, mmap_threshold_fixed
 
     if heap_mib() is None:
@@ -78,21 +80,23 @@ def test_engine_rejects_a_model_for_other_feature_sizes(tmp_path):
 
 
 def test_a_loaded_engine_runs_blas_and_whisper_on_one_thread(checkpoint_dir):
-    """Engine.load's thread settings (see its docstring for the measured reasons): every BLAS
-    on one thread, those loaded before it and OpenCV's, which a session's face stage loads
-    after it; the shared Whisper loaded with one CTranslate2 thread. In a fresh process, so
+    """The process settings (`realtime.runtime.ProcessSettings` says why): every BLAS on one
+    thread, those loaded by then and OpenCV's, which a session's face stage loads after the
+    engine; the shared Whisper loaded with one CTranslate2 thread. In a fresh process, so
     that what other tests imported first does not decide which libraries are loaded."""
     code = (
         "import json, sys\n"
         "import numpy\n"
         "from realtime.engine import Engine\n"
+        "from realtime.runtime import apply_process_settings\n"
         "from realtime.extract.asr import load_whisper\n"
+        "apply_process_settings()\n"
         "engine = Engine.load(sys.argv[1])\n"
-        "import cv2  # as a session's first face stage does, after Engine.load\n"
+        "import cv2  # as a session's first face stage does, after the engine loads\n"
         "from threadpoolctl import threadpool_info\n"
         "blas = [(lib['filepath'], lib['num_threads']) for lib in threadpool_info()\n"
         "        if lib['user_api'] == 'blas']\n"
-        "one = engine.new_asr.transcriber is load_whisper('tiny.en', 'cpu', 1)\n"
+        "one = engine.stages.new_asr.transcriber is load_whisper('tiny.en', 'cpu', 1)\n"
         "print(json.dumps({'blas': blas, 'one_whisper': one}))\n")
     env = {**os.environ, **OFFLINE_ENV, "PYTHONPATH": str(REPO)}
     env.pop("OPENBLAS_NUM_THREADS", None)

@@ -29,6 +29,7 @@ from realtime.dashboard.panels import RefreshMeter, ViewSettings, fast_panels
 from realtime.pipeline import Pipeline, WindowSubscriber
 from realtime.sources import FileSource
 from tests.helpers import media
+from tests.helpers.fakes import with_stages
 from tests.realtime.test_pipeline import fake_engine
 
 
@@ -348,8 +349,8 @@ def test_calibration_fits_the_face_weight_and_the_loaded_personal_model_uses_it(
         faces.sum()
     assert meta["session_l1_with_face"] < meta["session_l1_after"]
 
-    engine = replace(fake_engine(checkpoint.load(base_dir)), model_name="mmlatch",
-                     new_face=FakeFaceWithCrops, new_expression=FakeExpression)
+    engine = with_stages(replace(fake_engine(checkpoint.load(base_dir)), model_name="mmlatch"),
+                         new_face=FakeFaceWithCrops, new_expression=FakeExpression)
     cal = Calibrator(engine, base_dir, data_dir=data, default_face_weight=0.5)
 
     def fused() -> list:

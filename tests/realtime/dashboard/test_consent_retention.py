@@ -295,3 +295,24 @@ def test_a_page_sees_its_own_session_else_the_presenters(tmp_path):
     assert logins.view(bob)[0] is presenter
     assert mine.export_dir != hers.export_dir and hers.export_dir.parent == tmp_path / "exports"
     people.close_all()
+
+
+def test_visitors_and_other_sessions_share_one_registry_and_its_limit(tmp_path, monkeypatch):
+    from realtime import heap
+    from realtime.serving.sessions import PipelineSession, SessionManager
+
+    trims = []
+    monkeypatch.setattr(heap, "trim_heap", lambda: trims.append(1) or True)
+    registry = SessionManager(max_sessions=2, idle_timeout_s=30.0)
+    people, built = _people(tmp_path, registry=registry)
+    other = registry.open(lambda: PipelineSession(FakePipeline()), "file")  # a command's
+    mine = people.open("a", BROWSER, AGREED)
+    assert set(registry.ids()) == {other, mine.id}
+    with pytest.raises(SessionRefused, match="2 sessions are running"):
+        people.open("b", BROWSER, AGREED)
+    built[0].error = "/home/op/uploads/Jane Doe.webm: decoding stopped part-way"
+    [health] = people.health()  # only the visitors' own, scrubbed
+    assert health.id == mine.id and health.error == "<file>: decoding stopped part-way"
+    people.close("a")
+    assert registry.ids() == [other] and trims == [1]  # memory handed back on stop
+    registry.stop_all()

@@ -250,17 +250,17 @@ def test_the_shared_transcriber_queue_is_bounded_and_stop_fails_what_waits():
 
 
 def test_sessions_on_shared_models_stream_through_the_shared_transcriber(whisper, clips):
-    from dataclasses import replace
 
-    from realtime.engine import AsrFactory
+    from realtime.extract.stages import AsrFactory
+    from tests.helpers.fakes import with_stages
     from tests.realtime.test_pipeline import fake_engine
 
-    engine = replace(fake_engine(), new_asr=AsrFactory(whisper, "pause"))
+    engine = with_stages(fake_engine(), new_asr=AsrFactory(whisper, "pause"))
     assert SharedModels(fake_engine()).transcriber is None  # a stand-in ASR: nothing shared
     shared = SharedModels(engine, asr=BatchConfig(max_batch=4, max_wait_ms=50.0))
     assert isinstance(shared.transcriber, SharedTranscriber)
-    alone = engine.new_asr()
-    on_shared = engine.new_asr(shared.transcriber)
+    alone = engine.stages.new_asr()
+    on_shared = engine.stages.new_asr(shared.transcriber)
     assert alone.model is whisper and on_shared.model is shared.transcriber
     audio = np.concatenate([np.zeros(RATE_HZ // 2, np.float32), clips[TEXTS[2]],
                             np.zeros(RATE_HZ, np.float32)])
@@ -273,14 +273,14 @@ def test_sessions_on_shared_models_stream_through_the_shared_transcriber(whisper
 
 def test_a_session_manager_with_shared_models_transcribes_on_the_shared_whisper(
         whisper, tmp_path):
-    from dataclasses import replace
 
-    from realtime.engine import AsrFactory
+    from realtime.extract.stages import AsrFactory
     from realtime.serving.sessions import SessionManager
     from realtime.sources.file import FileSource
+    from tests.helpers.fakes import with_stages
     from tests.realtime.test_pipeline import fake_engine
 
-    engine = replace(fake_engine(), new_asr=AsrFactory(whisper, "pause"))
+    engine = with_stages(fake_engine(), new_asr=AsrFactory(whisper, "pause"))
     texts = ("I really love this movie.", "The story made no sense.")
     with SharedModels(engine, asr=BatchConfig(max_batch=4, max_wait_ms=20.0)) as shared:
         manager = SessionManager(engine, max_sessions=2, shared=shared)

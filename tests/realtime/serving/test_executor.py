@@ -204,6 +204,7 @@ def test_shared_models_batch_sessions_word_lists_and_windows(shipped_engine):
 def test_an_engine_with_the_sentiment_model_alone_predicts_and_refuses_stages():
     from realtime.assets import AssetMissing, default_model_dir
     from realtime.engine import Engine, EngineError
+    from realtime.extract.stages import StagesNotLoaded
 
     try:
         default_model_dir()
@@ -212,6 +213,8 @@ def test_an_engine_with_the_sentiment_model_alone_predicts_and_refuses_stages():
     engine = Engine.load(device="cpu", stages=False, words=False)
     [out] = engine.predict_batch(windows(engine, (6,)))
     assert -3 <= out.sentiment <= 3 and out.model_name == "mmlatch"
-    for left_out in (engine.new_asr, engine.new_face, lambda: engine.encode_words([])):
-        with pytest.raises(EngineError, match="loaded without it"):
+    stages = engine.stages
+    for left_out, error in ((stages.new_asr, StagesNotLoaded), (stages.new_face, StagesNotLoaded),
+                            (lambda: engine.encode_words([]), EngineError)):
+        with pytest.raises(error, match="loaded without it"):
             left_out()

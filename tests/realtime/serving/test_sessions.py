@@ -153,3 +153,72 @@ def test_a_stopped_session_hands_the_freed_heap_back(monkeypatch):
         assert trims == []  # only when a session stops
         assert mgr.stop(session)
         assert len(trims) == expected
+
+
+class CutOffRecording(ColourSource):
+    """A recording named after a person that stops decoding part-way (issue #25, item 9)."""
+
+    PATH = "/tmp/gradio/1f2e3d/Jane Doe - therapy session 3.mp4"
+
+    def __init__(self) -> None:
+        super().__init__(60)
+        self.name = "file:Jane Doe - therapy session 3.mp4"
+
+    def _capture(self) -> None:
+        raise OSError(f"{self.PATH}: decoding stopped part-way: cut off at 12.5 s "
+                      f"(input: '{self.PATH}')")
+
+
+def test_health_shows_no_path_or_file_name_of_a_failed_recording(manager):
+    sid = manager.create(CutOffRecording())
+    assert wait_for(lambda: manager.pipeline(sid).error is not None)
+    assert "Jane Doe" in manager.pipeline(sid).error  # the session itself keeps the detail
+    [health] = manager.health()
+    assert "decoding stopped part-way: cut off at 12.5 s" in health.error
+    assert "<file>" in health.error
+    text = repr(health)
+    assert "Jane" not in text and "therapy" not in text and "/tmp" not in text
+
+
+@pytest.mark.parametrize("message, shown", [
+    ("C:\\Users\\jane\\talk.wav: the file is empty (0 bytes)",
+     "<file>: the file is empty (0 bytes)"),
+    ("file:jane_smith.mp4: video failed: OSError: gone",
+     "file:<file>: video failed: OSError: gone"),
+    ("audio at 8000 Hz is too low after 2.5 s", "audio at 8000 Hz is too low after 2.5 s"),
+    (None, None),
+])
+def test_scrub_error_takes_out_paths_and_file_names_only(message, shown):
+    from realtime.serving.sessions import scrub_error
+
+    assert scrub_error(message) == shown
+
+
+def test_the_reaper_keeps_reaping_after_an_exception(manager, monkeypatch):
+    calls = []
+
+    def flaky_reap() -> list[str]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a session's status failed")
+        return []
+
+    monkeypatch.setattr(manager, "reap_idle", flaky_reap)
+    manager.start_reaper(reap_every_s=0.05)
+    assert wait_for(lambda: len(calls) >= 3, timeout_s=5)
+
+
+def test_open_registers_any_session_and_a_replacement_does_not_count(manager):
+    from realtime.serving.sessions import PipelineSession
+    from tests.helpers.fakes import FakePipeline
+
+    def start() -> PipelineSession:
+        pipeline = FakePipeline()
+        pipeline.start()
+        return PipelineSession(pipeline)
+
+    ids = [manager.open(start, "browser") for _ in range(3)]
+    with pytest.raises(SessionRefused, match="3 sessions are running"):
+        manager.open(start, "browser")
+    again = manager.open(start, "browser", replaces=ids[0])  # in its place: not refused
+    assert ids[0] not in manager and again in manager and len(manager) == 3
