@@ -22,7 +22,7 @@ from realtime.dashboard.controller import (
     SourceChoice,
     engine_pipeline_factory,
 )
-from realtime.dashboard.gradio6_internals import upload_folder
+from realtime.dashboard.gradio6_internals import cache_folder, upload_folder
 from realtime.dashboard.layout import build_page
 from realtime.dashboard.mic_chunks import ChunkStore
 from realtime.dashboard.page import PageController
@@ -38,6 +38,8 @@ from realtime.serving.sessions import SessionManager
 
 DEMO_RECORDING = demo_recording()
 EXPORT_PREFIX = "sentiment-export-"
+PRESENTER_EXPORTS = "presenter"  # export_dir/presenter: the presenter view's exports
+PEOPLE_EXPORTS = "people"  # export_dir/people/<session id>: each visitor's own
 
 
 def default_max_sessions() -> int:
@@ -63,7 +65,9 @@ class PeopleOptions:
 @dataclass(frozen=True)
 class Demo:
     """The dashboard page and its controllers: ``dashboard`` (call ``start_session()`` to
-    start) and ``calibrator`` (the "Personal calibration" panel's)."""
+    start) and ``calibrator`` (the "Personal calibration" panel's); ``export_dir``: every
+    export (the presenter's in `PRESENTER_EXPORTS`, each visitor's in
+    `PEOPLE_EXPORTS`/<session id>), inside Gradio's cache folder, deleted by `close_demo`."""
 
     page: gr.Blocks
     dashboard: Dashboard
@@ -109,8 +113,9 @@ def build_demo(pipeline: LivePipeline, choice: SourceChoice | None = None,
         pipeline_factory = feed_calibrator(calibrator, pipeline, pipeline_factory)
     log_dir = data_dir / SESSION_LOG_DIR if options.retention_days > 0 else None
     dashboard = Dashboard(pipeline, choice, pipeline_factory, log_dir=log_dir)
-    export_dir = Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX))
-    people = PersonalSessions(personal_factory, export_root=export_dir / "people",
+    # inside Gradio's cache: the page serves each export where it is (no copy to delete)
+    export_dir = Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX, dir=cache_folder()))
+    people = PersonalSessions(personal_factory, export_root=export_dir / PEOPLE_EXPORTS,
                               log_dir=log_dir, registry=registry,
                               max_sessions=options.max_sessions,
                               idle_timeout_s=options.idle_timeout_s)
@@ -119,7 +124,7 @@ def build_demo(pipeline: LivePipeline, choice: SourceChoice | None = None,
     retention = RetentionJob(personal_data_rules(data_dir), options.retention_days).start()
     terms = ConsentTerms(options.retention_days, log_dir, per_user=options.per_user)
     controller = PageController(
-        dashboard, people, export_dir, ChunkStore(upload_folder()), terms,
+        dashboard, people, export_dir / PRESENTER_EXPORTS, ChunkStore(upload_folder()), terms,
         recording=DEMO_RECORDING if DEMO_RECORDING.exists() else None)
     page = build_page(controller, calibrator)
     return Demo(page, dashboard, calibrator, export_dir, people, retention)

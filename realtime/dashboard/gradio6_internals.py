@@ -44,6 +44,17 @@ def prune_closed_pages(blocks: gr.Blocks) -> int:
     return len(closed)
 
 
+def cache_folder() -> Path:
+    """Gradio's cache folder (`upload_folder`, created if missing). A file a handler returns
+    from inside it is served where it is (``Block.move_resource_to_block_cache`` copies
+    only files from elsewhere, to ``<cache>/<sha256 of the content>/<name>``, a copy that
+    outlives the original until Gradio's cache expiry), so a file written here and deleted
+    here leaves no copy that ``/gradio_api/file=`` still serves."""
+    folder = upload_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def upload_folder() -> Path:
     """The folder Gradio writes uploads to (its microphone chunks among them): Gradio's
     temporary folder (``GRADIO_TEMP_DIR``, read when this is called)."""

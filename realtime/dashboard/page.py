@@ -9,9 +9,19 @@ updates. A field that is None means "leave that component as it is".
 Who is shown what: a visitor streaming their own browser (or, with logins, this machine's
 camera) gets a session of their own in `PersonalSessions`; everything else runs in the
 shared presenter view (`Dashboard`). Capture of a person starts only with consent
-(`realtime.personal.consent`). Handlers run on Gradio's worker threads (``on_tick`` on its
-event loop); the controller keeps no per-page state itself (that is `PageState`, one per
-browser tab).
+(`realtime.personal.consent`). The presenter's session belongs to the page that started it
+(its owner key: the tab, or the login with ``--auth``): only that page stops it, withdraws
+or deletes its data, or replaces a capture of a person running there; another page is told
+so and nothing changes (a session the server started belongs to no page). Handlers run on
+Gradio's worker threads (``on_tick`` on its event loop); the controller keeps no per-page
+state itself (that is `PageState`, one per browser tab) besides the presenter's owner.
+
+Nothing of a person is left on disk after they withdraw or close their tab: their exports
+are deleted (they are written inside Gradio's cache folder, so Gradio serves them where they
+are and keeps no copy: `realtime.dashboard.gradio6_internals.cache_folder`), and microphone
+chunks Gradio uploaded but never handed over are swept (`ChunkStore.sweep`, twice
+``sweep_wait_s`` apart, sparing another page's chunk in flight; and every `PRUNE_EVERY_S`
+while any page is open).
 """
 
 from __future__ import annotations
@@ -154,20 +164,29 @@ class StartResult:
 class PageController:
     """The page's handlers over the presenter's ``dashboard`` and the visitors' own
     sessions (``people``). ``export_dir``: the presenter's exports (deleted on withdrawal
-    or deletion); ``terms``: the consent terms shown and recorded; ``chunks``: the
-    microphone chunks Gradio uploads; ``recording``: the bundled recording (None: absent,
-    the "recording" source is not offered)."""
+    or deletion; never a folder that holds the visitors' exports: ValueError);
+    ``terms``: the consent terms shown and recorded; ``chunks``: the microphone chunks
+    Gradio uploads; ``recording``: the bundled recording (None: absent, the "recording"
+    source is not offered); ``sweep_wait_s``: how far apart the two chunk sweeps after a
+    withdrawal or a closed tab are (blocking that handler)."""
 
     def __init__(self, dashboard: Dashboard, people: PersonalSessions, export_dir: Path,
                  chunks: ChunkStore, terms: ConsentTerms | None = None,
-                 recording: Path | None = None) -> None:
+                 recording: Path | None = None,
+                 sweep_wait_s: float = MIC_SWEEP_WAIT_S) -> None:
+        if Path(people.export_root).resolve().is_relative_to(Path(export_dir).resolve()):
+            raise ValueError(f"the presenter's exports ({export_dir}) must not hold the "
+                             f"visitors' ({people.export_root}): deleting them would delete "
+                             "everyone's")
         self.terms = terms or ConsentTerms(DEFAULT_RETENTION_DAYS, None)
         self.notice = consent_text(self.terms)
         self.views = PageViews(dashboard, export_dir, people, per_user=self.terms.per_user)
         self.chunks = chunks
         self.recording = recording
+        self.sweep_wait_s = sweep_wait_s
         self.shared = SharedPanels()  # pages showing the same session share its panels
         self._prune_due_s = 0.0
+        self._presenter_owner: str | None = None  # who started the presenter's session
 
     @property
     def presenter(self) -> Dashboard:
@@ -193,12 +212,14 @@ class PageController:
                 free_closed_pages: Callable[[], object] | None = None) -> list[str]:
         """The fast panels, and every `SLOW_TICK_S` the timeline and masks (`FAST_PANELS`
         then `SLOW_PANELS`), of this page's own session, else the presenter's. Every
-        `PRUNE_EVERY_S` it calls ``free_closed_pages``. A few ms; never waits for a
-        switch."""
+        `PRUNE_EVERY_S` it calls ``free_closed_pages`` and sweeps the microphone chunks
+        never handed over. A few ms; never waits for a switch."""
         now_s = perf_s()
-        if free_closed_pages is not None and now_s >= self._prune_due_s:
+        if now_s >= self._prune_due_s:
             self._prune_due_s = now_s + PRUNE_EVERY_S
-            free_closed_pages()
+            if free_closed_pages is not None:
+                free_closed_pages()
+            self.chunks.sweep(keep=self._replayed())  # chunks never handed over
         state.meter.tick(now_s)
         shown, _ = self.views.view(request)
         panels = fast_panels(shown, settings, state.meter, self.shared)
@@ -231,8 +252,14 @@ class PageController:
             consent = consent_record(self.notice, wall_time_iso())
         who = self.views.owner(request)
         mic = (mic_text or "").strip() or None
+        personal = kind == "browser" or (kind == "devices" and self.terms.per_user)
+        if not personal and self.presenter.session_active \
+                and self.presenter.consent is not None:
+            refusal = self._not_the_presenters_owner(who, "replace the capture running there")
+            if refusal is not None:
+                return StartResult(refusal)
         try:
-            if kind == "browser" or (kind == "devices" and self.terms.per_user):
+            if personal:
                 if who is None:
                     raise RuntimeError("this page cannot hold a session of its own")
                 mine = self.people.open(who, SourceChoice(kind, camera=int(camera or 0),
@@ -247,6 +274,7 @@ class PageController:
             new = SourceChoice(kind=kind, path=path, camera=int(camera or 0), mic=mic,
                                loop=bool(loop_on) and kind in ("recording", "file"))
             message = self.presenter.start_session(new, consent)
+            self._presenter_owner = who
         except Exception as exc:  # noqa: BLE001 - shown to the user, nothing is lost
             log.warning("could not start a %s session: %s: %s", kind, type(exc).__name__, exc)
             return StartResult(f"**Could not start:** {type(exc).__name__}: {one_line(exc)}")
@@ -256,24 +284,50 @@ class PageController:
         player = PlayerView(path if path is not None and has_video else None)
         return StartResult(message, player, False)
 
+    def _not_the_presenters_owner(self, who: str | None, action: str) -> str | None:
+        """None when the page ``who`` started the presenter's session, else the message
+        that says it cannot ``action``."""
+        if who is not None and who == self._presenter_owner:
+            return None
+        return (f"**Not your session:** the presenter view was started "
+                f"{'by the server' if self._presenter_owner is None else 'from another page'}"
+                f"; only the page that starts a session there can {action}. Nothing changed.")
+
     def on_stop(self, request: PageRequest | None) -> str:
-        shown, _ = self.views.view(request)
-        return shown.stop_session()
+        """Stops this page's own session, else the presenter's if this page started it."""
+        mine = self.views.personal(request)
+        if mine is not None:
+            return mine.dashboard.stop_session()
+        refusal = self._not_the_presenters_owner(self.views.owner(request), "stop it")
+        return refusal or self.presenter.stop_session()
 
     def on_withdraw(self, request: PageRequest | None) -> str:
-        """Stops this page's capture of a person and deletes what it kept."""
-        if self.views.personal(request) is not None:
-            return self.people.withdraw(self.views.owner(request))
-        if self.presenter.consent is not None:
+        """Stops this page's capture of a person and deletes what it kept: its log, file
+        and exports, and the microphone chunks left unhandled."""
+        try:
+            if self.views.personal(request) is not None:
+                return self.people.withdraw(self.views.owner(request))
+            if self.presenter.consent is None:
+                return "No capture of a person is running here; nothing personal is kept"
+            refusal = self._not_the_presenters_owner(self.views.owner(request),
+                                                     "withdraw its consent")
+            if refusal is not None:
+                return refusal
             message = self.presenter.withdraw()
             shutil.rmtree(self.views.presenter_exports, ignore_errors=True)
             return message
-        return "No capture of a person is running here; nothing personal is kept"
+        finally:
+            self._sweep_chunks(self.sweep_wait_s)
 
     def on_delete(self, request: PageRequest | None) -> str:
-        """Deletes the data of this page's session (its own, else the presenter's) now."""
+        """Deletes the data of this page's session (its own, else the presenter's if this
+        page started it) now."""
         if self.views.personal(request) is not None:
             return self.people.delete_data(self.views.owner(request))
+        refusal = self._not_the_presenters_owner(self.views.owner(request),
+                                                 "delete its data")
+        if refusal is not None:
+            return refusal
         message = self.presenter.delete_data()
         shutil.rmtree(self.views.presenter_exports, ignore_errors=True)
         return message
@@ -284,11 +338,22 @@ class PageController:
         return export_log(shown, fmt, folder)
 
     def on_unload(self, request: PageRequest | None) -> None:
-        """A closed tab ends its session (with logins the user's session stays until it is
-        idle; its log file stays until retention)."""
+        """A closed tab ends its session and deletes its exports (with logins the user's
+        session stays until it is idle; the log file stays until retention). A presenter
+        capture of a person that this tab started is stopped the same way (no other page
+        could stop it). Microphone chunks left unhandled are swept."""
         who = self.views.owner(request)
         if not self.terms.per_user and who is not None:
+            mine = self.people.get(who)
             self.people.close(who)
+            if mine is not None:
+                shutil.rmtree(mine.export_dir, ignore_errors=True)
+            if who == self._presenter_owner:
+                self._presenter_owner = None
+                if self.presenter.consent is not None:
+                    self.presenter.stop_session()
+                    shutil.rmtree(self.views.presenter_exports, ignore_errors=True)
+        self._sweep_chunks(self.sweep_wait_s)
 
     # -- the browser's capture -------------------------------------------------------------
     def on_frame(self, image, request: PageRequest | None) -> None:
@@ -321,11 +386,15 @@ class PageController:
 
     def on_mic_stop(self, request: PageRequest | None,
                     wait_s: float = MIC_SWEEP_WAIT_S) -> None:
-        """Chunks of this recording left unhandled go within 2 ``wait_s`` (two sweeps:
-        only files present at both, so another page's chunk in flight is spared)."""
-        for _ in range(2):
-            threading.Event().wait(wait_s)
-            self.chunks.sweep(keep=self._replayed())
+        """Chunks of this recording left unhandled go within 2 ``wait_s``."""
+        self._sweep_chunks(wait_s)
         mine = self.views.personal(request)
         if mine is not None:
             mine.dashboard.set_page_drops("browser_audio_lost", self.chunks.dropped)
+
+    def _sweep_chunks(self, wait_s: float) -> None:
+        """Deletes microphone chunks left unhandled, within 2 ``wait_s`` (two sweeps: only
+        files present at both, so another page's chunk in flight is spared)."""
+        for _ in range(2):
+            threading.Event().wait(wait_s)
+            self.chunks.sweep(keep=self._replayed())

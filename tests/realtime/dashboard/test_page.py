@@ -65,9 +65,9 @@ def page(tmp_path):
                           presenter_factory)
     people = PersonalSessions(personal_factory, export_root=tmp_path / "exports" / "people")
     (tmp_path / "uploads").mkdir()
-    controller = PageController(dashboard, people, tmp_path / "exports",
+    controller = PageController(dashboard, people, tmp_path / "exports" / "presenter",
                                 ChunkStore(tmp_path / "uploads"),
-                                ConsentTerms(7, None), recording=recording)
+                                ConsentTerms(7, None), recording=recording, sweep_wait_s=0.0)
     yield controller
     people.close_all()
     dashboard.close()
@@ -154,9 +154,11 @@ def test_withdraw_and_delete_act_on_the_pages_own_session_else_the_presenters(pa
     assert page.on_delete(mine) != "" and not exported.exists()
     page.on_withdraw(mine)
     assert page.people.get("tab:t1") is None
+    page.on_start("recording", None, 0, "", True, False, mine)  # this page's presenter view
     presenter_export = page.on_export("jsonl", None)
     assert presenter_export.parent == page.views.presenter_exports
-    page.on_delete(None)
+    assert "Not your session" in page.on_delete(None) and presenter_export.exists()
+    page.on_delete(mine)
     assert not presenter_export.exists()
 
 
