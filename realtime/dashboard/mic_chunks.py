@@ -25,10 +25,7 @@ import logging
 import threading
 from pathlib import Path
 
-import av
-
 from realtime.sources.audio import decode_chunk_file
-from realtime.sources.base import RefusedMedia
 
 CHUNK_NAME = "audio.wav"
 log = logging.getLogger(__name__)
@@ -59,13 +56,14 @@ class ChunkStore:
             return None
         try:
             return decode_chunk_file(path)
-        except (RefusedMedia, av.error.FFmpegError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - hostile input: a decoder raises any type
             swept = not path.exists()  # swept meanwhile (handled too late): lost, and counted
             with self._lock:
                 self.dropped += 1
                 if not swept:
                     self.refused += 1
-                    self.last_refusal = f"{type(exc).__name__}: {exc}"
+                    first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+                    self.last_refusal = f"{type(exc).__name__}: {first}".rstrip(": ")
             if not swept:
                 log.warning("microphone chunk refused: %s", self.last_refusal)
             return None

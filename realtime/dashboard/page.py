@@ -111,10 +111,6 @@ def one_line(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-class ChunkUnreadable(ValueError):
-    """A microphone chunk that is not audio; the message is one line."""
-
-
 @dataclass(frozen=True)
 class PageSetup:
     """What the page shows when it is built: the source ``kind`` selected, the ``kinds``
@@ -368,20 +364,16 @@ class PageController:
 
     def on_audio(self, path: str | None, request: PageRequest | None) -> None:
         """A microphone chunk (an uploaded file), read and deleted at once; it reaches
-        only this page's own session. Raises `ChunkUnreadable` (one line) for a file that
-        is not audio."""
+        only this page's own session. A chunk that is not audio, or is out of bounds
+        (`realtime.sources.audio`), is refused: deleted, counted in the page's
+        ``browser_audio_lost`` drops and never raised (`ChunkStore.take`)."""
         if not path:
             return
-        try:
-            audio = self.chunks.take(path, keep=self._replayed())
-        except Exception as exc:  # noqa: BLE001 - decoders raise their own types
-            log.warning("a microphone chunk could not be read: %s", one_line(exc))
-            log.debug("the decoder said: %s", exc)
-            raise ChunkUnreadable(f"A microphone chunk could not be read as audio: "
-                                  f"{one_line(exc)}") from None
+        audio = self.chunks.take(path, keep=self._replayed())
         mine = self.views.personal(request)
         if mine is not None:
-            mine.dashboard.push_audio(audio)
+            if audio is not None:
+                mine.dashboard.push_audio(audio)
             mine.dashboard.set_page_drops("browser_audio_lost", self.chunks.dropped)
 
     def on_mic_stop(self, request: PageRequest | None,
