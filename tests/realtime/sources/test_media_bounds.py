@@ -219,12 +219,13 @@ class FaceIn5:
 
 def test_bad_frames_never_end_a_sessions_video():
     from realtime.engine import Engine
+    from realtime.extract.stages import Stages
     from realtime.pipeline import Pipeline
     from tests.realtime.test_pipeline import LAYOUT, FakeAcoustic, FakeASR, MeanModel, encode
 
     engine = Engine(model=MeanModel(), model_name="mean-test-model", device="cpu",
-                    layout=LAYOUT, encode_words=encode, new_asr=FakeASR,
-                    new_acoustic=FakeAcoustic, new_face=FaceIn5)
+                    layout=LAYOUT, encode_words=encode,
+                    stages=Stages(new_asr=FakeASR, new_acoustic=FakeAcoustic, new_face=FaceIn5))
     clock = SessionClock()
     source = BrowserSource(clock=clock)
     pipe = Pipeline(source, engine)
