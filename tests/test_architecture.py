@@ -5,6 +5,7 @@ the wall clock. Read from the source with `ast`; nothing is imported."""
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
@@ -214,3 +215,55 @@ def test_only_models_env_finds_the_repository_from_its_own_file():
         for node in ast.walk(ast.parse(path.read_text()))
         if isinstance(node, ast.Name) and node.id == "__file__")
     assert not finders, "\n".join(finders)
+
+
+THREAD_NAME = re.compile(r"`([a-z<][a-z<>_:*-]*)`")
+
+
+def _doc_thread_names() -> set[str]:
+    """The thread names in the first column of docs/ARCHITECTURE.md's Threads table."""
+    text = (REPO / "docs" / "ARCHITECTURE.md").read_text()
+    table = text.split("## Threads", 1)[1].split("\n## ", 1)[0]
+    names = set()
+    for line in table.splitlines():
+        if line.startswith("| ") and not line.startswith(("| thread", "| ---")):
+            names.update(THREAD_NAME.findall(line.split(" | ", 1)[0]))
+    return names
+
+
+def _code_thread_names() -> set[str]:
+    """Every thread name the code gives (``name=`` of a Thread or a BatchingExecutor), an
+    f-string's fields as ``*``; `Pipeline._spawn`'s threads are ``pipeline:<what>``."""
+    names = set()
+    for name, path in project_modules().items():
+        if not name.startswith("realtime"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(
+                node.func, "id", "")
+            if func in ("Thread", "BatchingExecutor"):
+                for kw in node.keywords:
+                    if kw.arg == "name" and isinstance(kw.value, ast.Constant):
+                        names.add(kw.value.value)
+                    elif kw.arg == "name" and isinstance(kw.value, ast.JoinedStr):
+                        names.add("".join(v.value if isinstance(v, ast.Constant) else "*"
+                                          for v in kw.value.values))
+    return names
+
+
+def _matches(pattern: str, name: str) -> bool:
+    """Whether a code name (``*`` for a field) can be the doc's name (``<...>`` a field)."""
+    regex = ".+".join(re.escape(part) for part in pattern.split("*"))
+    return re.fullmatch(regex, re.sub(r"<[^>]+>", "x", name)) is not None
+
+
+def test_the_thread_table_names_the_threads_the_code_starts():
+    doc, code = _doc_thread_names(), _code_thread_names()
+    assert {"pipeline:tick", "session-reaper", "executor:asr"} <= doc  # the table was read
+    assert "pipeline:*" in code and "retention" in code  # and the code
+    unknown = sorted(n for n in doc if not any(_matches(c, n) for c in code))
+    undocumented = sorted(c for c in code if not any(_matches(c, n) for n in doc))
+    assert not unknown, f"docs/ARCHITECTURE.md names threads the code never starts: {unknown}"
+    assert not undocumented, f"threads missing from docs/ARCHITECTURE.md: {undocumented}"
