@@ -379,7 +379,8 @@ class PageController:
         """A closed tab ends its session and deletes its exports (with logins the user's
         session stays until it is idle; the log file stays until retention). A presenter
         capture of a person that this tab started is stopped the same way (no other page
-        could stop it). Microphone chunks left unhandled are swept."""
+        could stop it). The tab's calibrator forgets its unsaved windows (its saved files
+        stay until retention). Microphone chunks left unhandled are swept."""
         who = self.views.owner(request)
         if not self.terms.per_user and who is not None:
             mine = self.people.get(who)
