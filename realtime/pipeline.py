@@ -251,8 +251,11 @@ class Pipeline:
                 "face_input": _stage_drops(self._face)}
 
     def status(self) -> PipelineStatus:
+        # the session's own model when its ModelCalls names one (a personal model:
+        # realtime.calibration.controller.SessionModel), else the engine's
         return PipelineStatus(
-            model_name=self.engine.model_name, device=self.engine.device,
+            model_name=getattr(self._models, "model_name", self.engine.model_name),
+            device=self.engine.device,
             triton=self.engine.triton, source_name=self.source.name,
             running=self._started and not self._done.is_set(), error=self.error,
             drops=self.drops, updates_per_s=self.stats.updates_per_s(self.clock.now_s()))

@@ -268,7 +268,8 @@ def test_thumbs_up_while_the_recording_plays_saves_a_labelled_session(playwright
             page.wait_for_selector("#calib-message :text('Saved')", timeout=30_000)
             saved = list((data / "calibration").glob("session-*.npz"))
             assert len(saved) == 1, saved
-            assert str(saved[0]) in page.inner_text("#calib-message")
+            message = page.inner_text("#calib-message")  # the name, never the server path
+            assert saved[0].name in message and str(data) not in message
             page.wait_for_selector(f"#calib-status [data-path=session]:text('{saved[0].name}')",
                                    timeout=10_000)
             page.screenshot(path=str(artifacts_dir / "e2e_calibration.png"), full_page=True)

@@ -25,6 +25,7 @@ from pathlib import Path
 from models import checkpoint
 from models.env import REPO_ROOT
 from realtime.clock import perf_s
+from realtime.serving.sessions import scrub_error
 
 EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+) l1 ([0-9.eE+-]+|nan)$")
 
@@ -157,8 +158,8 @@ class CalibrationJob:
             self._set(state="stopped", message="calibration stopped; no model saved")
         elif rc != 0:
             shutil.rmtree(self._tmp, ignore_errors=True)
-            why = self._tail[-1] if self._tail else f"exit status {rc}"
-            self._set(state="failed", message=f"calibration failed: {why}")
+            why = scrub_error(self._tail[-1]) if self._tail else f"exit status {rc}"
+            self._set(state="failed", message=f"calibration failed: {why}")  # no path shown
         else:
             self._finish()
         log.info("calibration %s: %s", self.progress.state, self.progress.message)
@@ -171,10 +172,11 @@ class CalibrationJob:
         try:
             self._tmp.rename(self.out)
         except OSError as exc:
-            self._set(state="failed", message=f"could not save the personal model: {exc}")
+            self._set(state="failed", message="could not save the personal model: "
+                                              f"{scrub_error(str(exc))}")
             return
         info = read_personal(self.out)
         self._set(state="done", model_dir=self.out,
                   before=info.l1_before if info else None,
                   after=info.l1_after if info else None,
-                  message=f"personal model saved: {self.out}")
+                  message=f"personal model saved: {self.out.name}")

@@ -1,5 +1,6 @@
 """The dashboard with its controllers: `build_demo` makes the presenter's `Dashboard`, the
-visitors' `PersonalSessions`, the calibration controller, the retention job, the page's
+visitors' `PersonalSessions`, the calibration controllers (the presenter view's, and one per
+visitor on a model of their own), the retention job, the page's
 `PageController` and its page (`realtime.dashboard.layout`); `close_demo` stops them."""
 
 from __future__ import annotations
@@ -13,8 +14,15 @@ from pathlib import Path
 import gradio as gr
 
 from realtime.assets import demo_recording
-from realtime.calibration.controller import Calibrator
-from realtime.dashboard.calibration_panel import feed_calibrator, make_calibrator
+from realtime.calibration.controller import Calibrator, OwnerCalibrators, SessionModel
+from realtime.dashboard.calibration_panel import (
+    base_model_dir,
+    engine_builder,
+    feed_calibrator,
+    make_calibrator,
+    owner_factories,
+    presenter_models,
+)
 from realtime.dashboard.controller import (
     Dashboard,
     LivePipeline,
@@ -35,6 +43,7 @@ from realtime.personal.retention import (
 )
 from realtime.personal.storage import SESSION_LOG_DIR, user_data_dir
 from realtime.serving.sessions import SessionManager
+from realtime.tick import ModelCalls
 
 DEMO_RECORDING = demo_recording()
 EXPORT_PREFIX = "sentiment-export-"
@@ -65,7 +74,8 @@ class PeopleOptions:
 @dataclass(frozen=True)
 class Demo:
     """The dashboard page and its controllers: ``dashboard`` (call ``start_session()`` to
-    start) and ``calibrator`` (the "Personal calibration" panel's); ``export_dir``: every
+    start) and ``calibrator`` (the presenter view's personal calibration; each visitor's is
+    in ``calibrators``); ``export_dir``: every
     export (the presenter's in `PRESENTER_EXPORTS`, each visitor's in
     `PEOPLE_EXPORTS`/<session id>), inside Gradio's cache folder, deleted by `close_demo`."""
 
@@ -75,27 +85,32 @@ class Demo:
     export_dir: Path
     people: PersonalSessions
     retention: RetentionJob
+    calibrators: OwnerCalibrators
 
 
 def build_demo(pipeline: LivePipeline, choice: SourceChoice | None = None,
                pipeline_factory: PipelineFactory | None = None,
                model_dir: Path | None = None, data_dir: Path | None = None,
-               default_face_weight: float | None = None,
                personal_factory: PipelineFactory | None = None,
                options: PeopleOptions | None = None,
-               registry: SessionManager | None = None) -> Demo:
+               registry: SessionManager | None = None,
+               presenter: SessionModel | None = None,
+               personal_models: ModelCalls | None = None) -> Demo:
     """The dashboard page for a `realtime.pipeline.Pipeline`, with its controllers.
 
     ``choice`` says what the pipeline listens to (for the player and for looping);
     ``pipeline_factory`` builds the pipeline for another source (default: a new
     `Pipeline` on ``pipeline.engine``). ``model_dir``: the folder the engine's model came
     from (None: the default); ``data_dir``: where calibration keeps its files (None: the
-    user data folder, `realtime.personal.storage.user_data_dir`);
-    ``default_face_weight``: the face weight W that goes with the default model when the
-    calibration panel loads it back (None: the engine's W if its model is the default,
-    else 0). ``personal_factory``: builds each visitor's own browser session (default:
-    ``pipeline_factory`` without calibration; the app passes one on the shared batching
-    executor); ``options``: their limits and data retention (`PeopleOptions`);
+    user data folder, `realtime.personal.storage.user_data_dir`).
+    ``presenter``: the presenter view's `SessionModel`, which ``pipeline`` and the
+    pipelines ``pipeline_factory`` builds were built with (None: a new one on the engine,
+    used by the default ``pipeline_factory`` only): the presenter's calibration loads its
+    personal models into it, never into the engine. Each visitor's session runs on a
+    `SessionModel` of its own over ``personal_models`` (the shared batching executor;
+    None: the engine), with a calibrator of its own (`OwnerCalibrators`), unless
+    ``personal_factory`` is given: it then builds every visitor's session (no calibration
+    for them). ``options``: their limits and data retention (`PeopleOptions`);
     ``registry``: the session registry the visitors' sessions join (the runtime's,
     `realtime.runtime.Runtime.sessions`, which reaps them; None: one of their own, with a
     reaper thread of its own). The
@@ -104,11 +119,17 @@ def build_demo(pipeline: LivePipeline, choice: SourceChoice | None = None,
     options = options or PeopleOptions()
     data_dir = data_dir or user_data_dir()
     engine = getattr(pipeline, "engine", None)
+    if presenter is None:
+        presenter = presenter_models(engine)
     if pipeline_factory is None and engine is not None:
-        pipeline_factory = engine_pipeline_factory(engine)
+        pipeline_factory = engine_pipeline_factory(engine, models=presenter)
+    calibrator = make_calibrator(engine, model_dir, data_dir, models=presenter)
+    calibrators = OwnerCalibrators(engine, base_model_dir(model_dir), data_dir,
+                                   shared=personal_models)
+    factory_for = None
+    if personal_factory is None and engine is not None:  # each visitor: own model, own calib.
+        factory_for = owner_factories(calibrators, engine_builder(engine))
     personal_factory = personal_factory or pipeline_factory
-    calibrator = make_calibrator(engine, model_dir, data_dir,
-                                 default_face_weight=default_face_weight)
     if calibrator.available:  # every presenter pipeline sends its windows to calibration
         pipeline_factory = feed_calibrator(calibrator, pipeline, pipeline_factory)
     log_dir = data_dir / SESSION_LOG_DIR if options.retention_days > 0 else None
@@ -118,16 +139,18 @@ def build_demo(pipeline: LivePipeline, choice: SourceChoice | None = None,
     people = PersonalSessions(personal_factory, export_root=export_dir / PEOPLE_EXPORTS,
                               log_dir=log_dir, registry=registry,
                               max_sessions=options.max_sessions,
-                              idle_timeout_s=options.idle_timeout_s)
+                              idle_timeout_s=options.idle_timeout_s, factory_for=factory_for)
     if registry is None:  # a runtime's registry reaps with its own thread
         people.start_reaper()
     retention = RetentionJob(personal_data_rules(data_dir), options.retention_days).start()
     terms = ConsentTerms(options.retention_days, log_dir, per_user=options.per_user)
     controller = PageController(
         dashboard, people, export_dir / PRESENTER_EXPORTS, ChunkStore(upload_folder()), terms,
-        recording=DEMO_RECORDING if DEMO_RECORDING.exists() else None)
-    page = build_page(controller, calibrator)
-    return Demo(page, dashboard, calibrator, export_dir, people, retention)
+        recording=DEMO_RECORDING if DEMO_RECORDING.exists() else None,
+        presenter_calibrator=calibrator,
+        calibrators=calibrators if factory_for is not None else None)
+    page = build_page(controller)
+    return Demo(page, dashboard, calibrator, export_dir, people, retention, calibrators)
 
 
 def close_demo(demo: Demo) -> None:
@@ -136,6 +159,7 @@ def close_demo(demo: Demo) -> None:
     try:
         demo.retention.stop()
         demo.people.close_all()
+        demo.calibrators.close_all()
         demo.calibrator.close()
         demo.dashboard.close()
     finally:

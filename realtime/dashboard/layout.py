@@ -14,7 +14,6 @@ from functools import partial
 
 import gradio as gr
 
-from realtime.calibration.controller import Calibrator
 from realtime.dashboard.calibration_panel import calibration_panel
 from realtime.dashboard.gradio6_internals import prune_closed_pages
 from realtime.dashboard.page import (
@@ -43,9 +42,9 @@ def _shown(visible: bool | None):
     return gr.skip() if visible is None else gr.update(visible=visible)
 
 
-def build_page(page: PageController, calibrator: Calibrator | None = None) -> gr.Blocks:
-    """The page (with the "Personal calibration" panel when ``calibrator`` is given) and
-    the operator's page (/operator)."""
+def build_page(page: PageController) -> gr.Blocks:
+    """The page (with the "Personal calibration" panel) and the operator's page
+    (/operator)."""
     setup = page.setup()
     kind = setup.kind
     # uploads and exports older than an hour are removed every 10 minutes (and all at exit)
@@ -126,8 +125,7 @@ def build_page(page: PageController, calibrator: Calibrator | None = None) -> gr
                     jsonl_btn = gr.Button("Export JSONL", elem_id="export-jsonl")
                 exported = gr.File(label="Session log (no video or audio)",
                                    elem_id="export", interactive=False, visible=False)
-        if calibrator is not None:
-            calibration_panel(calibrator, lambda: page.presenter.session_active)
+        calibration_panel(page)
 
         fast_out = [sentiment, transcript, signals, latency, status, aggregates, expression]
         slow_out = [timeline, masks]

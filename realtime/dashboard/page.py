@@ -16,6 +16,11 @@ so and nothing changes (a session the server started belongs to no page). Handle
 Gradio's worker threads (``on_tick`` on its event loop); the controller keeps no per-page
 state itself (that is `PageState`, one per browser tab) besides the presenter's owner.
 
+Personal calibration (`calibrator`) acts on the page's own session: a page with a session
+of its own records its own windows and loads its own personal models (`OwnerCalibrators`:
+its model, its folder); a page without one uses the presenter view's calibration, which,
+while it captures a person, only the page that started it may use.
+
 Nothing of a person is left on disk after they withdraw or close their tab: their exports
 are deleted (they are written inside Gradio's cache folder, so Gradio serves them where they
 are and keeps no copy: `realtime.dashboard.gradio6_internals.cache_folder`), and microphone
@@ -33,6 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from realtime.calibration.controller import CalibrationError, Calibrator, OwnerCalibrators
 from realtime.clock import perf_s, wall_time_iso
 from realtime.dashboard.controller import SOURCE_KINDS, SOURCE_LABELS, Dashboard, SourceChoice
 from realtime.dashboard.html import health_table
@@ -164,12 +170,16 @@ class PageController:
     ``terms``: the consent terms shown and recorded; ``chunks``: the microphone chunks
     Gradio uploads; ``recording``: the bundled recording (None: absent, the "recording"
     source is not offered); ``sweep_wait_s``: how far apart the two chunk sweeps after a
-    withdrawal or a closed tab are (blocking that handler)."""
+    withdrawal or a closed tab are (blocking that handler); ``presenter_calibrator``: the
+    presenter view's calibration, ``calibrators``: each visitor's (the owners of
+    ``people``'s sessions; None: no calibration)."""
 
     def __init__(self, dashboard: Dashboard, people: PersonalSessions, export_dir: Path,
                  chunks: ChunkStore, terms: ConsentTerms | None = None,
                  recording: Path | None = None,
-                 sweep_wait_s: float = MIC_SWEEP_WAIT_S) -> None:
+                 sweep_wait_s: float = MIC_SWEEP_WAIT_S,
+                 presenter_calibrator: Calibrator | None = None,
+                 calibrators: OwnerCalibrators | None = None) -> None:
         if Path(people.export_root).resolve().is_relative_to(Path(export_dir).resolve()):
             raise ValueError(f"the presenter's exports ({export_dir}) must not hold the "
                              f"visitors' ({people.export_root}): deleting them would delete "
@@ -183,6 +193,7 @@ class PageController:
         self.shared = SharedPanels()  # pages showing the same session share its panels
         self._prune_due_s = 0.0
         self._presenter_owner: str | None = None  # who started the presenter's session
+        self.presenter_calibrator, self.calibrators = presenter_calibrator, calibrators
 
     @property
     def presenter(self) -> Dashboard:
@@ -228,6 +239,34 @@ class PageController:
         shown = self.presenter.choice.kind if self.presenter.choice is not None else "none"
         return health_table([session_health("presenter", shown, self.presenter),
                              *self.people.health()])
+
+    # -- personal calibration ------------------------------------------------------------
+    def calibrator(self, request: PageRequest | None) -> Calibrator:
+        """The calibration this page acts on: its own session's (recording that session's
+        windows, loading into that session's model, listing that owner's files), else the
+        presenter view's. CalibrationError (the message to show) when there is none, or the
+        presenter view captures a person and this page did not start it."""
+        who = self.views.owner(request)
+        if self.views.personal(request) is not None and self.calibrators is not None:
+            return self.calibrators.get(who)
+        if self.presenter_calibrator is None:
+            raise CalibrationError("Calibration is not available here.")
+        if self.presenter.consent is not None:
+            refusal = self._not_the_presenters_owner(who, "calibrate on it")
+            if refusal is not None:
+                raise CalibrationError(refusal.replace("**", "") + " Start a session of your "
+                                       "own (Browser webcam) to calibrate on yourself.")
+        return self.presenter_calibrator
+
+    def calibration_live(self, request: PageRequest | None) -> bool:
+        """Whether the session this page shows is running (its calibration hears it)."""
+        shown, _ = self.views.view(request)
+        return shown.session_active
+
+    def _forget_calibration(self, who: str | None) -> None:
+        """``who``'s calibrator (if any) stops and forgets its unsaved windows."""
+        if who is not None and self.calibrators is not None:
+            self.calibrators.drop(who)
 
     # -- the source and the session ------------------------------------------------------
     @staticmethod
@@ -302,6 +341,7 @@ class PageController:
         and exports, and the microphone chunks left unhandled."""
         try:
             if self.views.personal(request) is not None:
+                self._forget_calibration(self.views.owner(request))
                 return self.people.withdraw(self.views.owner(request))
             if self.presenter.consent is None:
                 return "No capture of a person is running here; nothing personal is kept"
@@ -310,6 +350,8 @@ class PageController:
             if refusal is not None:
                 return refusal
             message = self.presenter.withdraw()
+            if self.presenter_calibrator is not None:
+                self.presenter_calibrator.discard()
             shutil.rmtree(self.views.presenter_exports, ignore_errors=True)
             return message
         finally:
@@ -337,17 +379,21 @@ class PageController:
         """A closed tab ends its session and deletes its exports (with logins the user's
         session stays until it is idle; the log file stays until retention). A presenter
         capture of a person that this tab started is stopped the same way (no other page
-        could stop it). Microphone chunks left unhandled are swept."""
+        could stop it). The tab's calibrator forgets its unsaved windows (its saved files
+        stay until retention). Microphone chunks left unhandled are swept."""
         who = self.views.owner(request)
         if not self.terms.per_user and who is not None:
             mine = self.people.get(who)
             self.people.close(who)
+            self._forget_calibration(who)
             if mine is not None:
                 shutil.rmtree(mine.export_dir, ignore_errors=True)
             if who == self._presenter_owner:
                 self._presenter_owner = None
                 if self.presenter.consent is not None:
                     self.presenter.stop_session()
+                    if self.presenter_calibrator is not None:
+                        self.presenter_calibrator.discard()
                     shutil.rmtree(self.views.presenter_exports, ignore_errors=True)
         self._sweep_chunks(self.sweep_wait_s)
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -78,15 +79,18 @@ class PersonalSession:
 class PersonalSessions:
     """See the module doc. Thread-safe. ``registry``: the process's session registry (its
     limit and idle timeout apply); None: one of its own with ``max_sessions`` and
-    ``idle_timeout_s`` (else those two are the registry's)."""
+    ``idle_timeout_s`` (else those two are the registry's). ``factory_for``: the factory of
+    one owner's pipelines (their own model and calibration,
+    `realtime.dashboard.calibration_panel.owner_factories`); None: ``factory`` for all."""
 
     def __init__(self, factory: PipelineFactory, *, export_root: Path,
                  log_dir: Path | None = None, registry: SessionManager | None = None,
-                 max_sessions: int = 8, idle_timeout_s: float = 120.0) -> None:
+                 max_sessions: int = 8, idle_timeout_s: float = 120.0,
+                 factory_for: Callable[[str], PipelineFactory] | None = None) -> None:
         if registry is None:
             registry = SessionManager(max_sessions=max_sessions, idle_timeout_s=idle_timeout_s,
                                       noun="personal sessions")
-        self.factory, self.registry = factory, registry
+        self.factory, self.registry, self.factory_for = factory, registry, factory_for
         self.export_root, self.log_dir = export_root, log_dir
         self._by_owner: dict[str, PersonalSession] = {}
         self._lock = threading.Lock()
@@ -96,12 +100,11 @@ class PersonalSessions:
         `SessionRefused` past the registry's limit, and the source's error when it cannot
         start; either way nothing is left running for this owner but what ran before."""
         previous = self.get(owner)
-
+        factory = self.factory if self.factory_for is None else self.factory_for(owner)
         started: list[Dashboard] = []
 
         def start() -> DashboardSession:
-            dashboard = Dashboard(self.factory(choice), choice, self.factory,
-                                  log_dir=self.log_dir)
+            dashboard = Dashboard(factory(choice), choice, factory, log_dir=self.log_dir)
             dashboard.start_session(consent=consent)
             started.append(dashboard)
             return DashboardSession(dashboard)

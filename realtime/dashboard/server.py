@@ -21,6 +21,7 @@ from pathlib import Path
 
 from models.env import add_log_level, configure_logging
 from realtime.dashboard import http_guard
+from realtime.dashboard.calibration_panel import presenter_models
 from realtime.dashboard.controller import SourceChoice, engine_pipeline_factory
 from realtime.dashboard.demo import (
     DEMO_RECORDING,
@@ -251,9 +252,10 @@ def _serve(args: argparse.Namespace) -> int:
             shared_models=True, max_sessions=args.max_sessions,
             idle_timeout_s=args.idle_timeout_s, reap_every_s=PEOPLE_REAP_EVERY_S))
         engine = runtime.engine
-        factory = engine_pipeline_factory(
-            engine, models=None if runtime.served is None else runtime.served.models)
-        personal_factory = engine_pipeline_factory(engine, models=runtime.models)
+        # the presenter view's own model (its calibration loads personal models there only)
+        presenter = presenter_models(
+            engine, None if runtime.served is None else runtime.served.models)
+        factory = engine_pipeline_factory(engine, models=presenter)
         pipeline = factory(choice)
     except (EngineError, ServingError, SourceError, FileNotFoundError, ValueError) as exc:
         if runtime is not None:
@@ -261,10 +263,10 @@ def _serve(args: argparse.Namespace) -> int:
         raise SystemExit(f"Cannot start: {exc}") from None
     options = PeopleOptions(max_sessions=args.max_sessions, idle_timeout_s=args.idle_timeout_s,
                             retention_days=args.retention_days, per_user=auth is not None)
-    demo = build_demo(pipeline, choice, factory, model_dir=args.checkpoint,
-                      default_face_weight=engine.face_weight,
-                      personal_factory=personal_factory, options=options,
-                      registry=runtime.sessions)
+    # each visitor: a model of their own over the shared batching executor
+    demo = build_demo(pipeline, choice, factory, model_dir=args.checkpoint, options=options,
+                      registry=runtime.sessions, presenter=presenter,
+                      personal_models=runtime.models)
     try:
         if not needs_consent(choice.kind):  # a person is captured only once they agree
             demo.dashboard.start_session()

@@ -24,7 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from realtime.clock import wall_time_s
-from realtime.personal.storage import CALIBRATION_DIR, SESSION_LOG_DIR, SESSION_PREFIX
+from realtime.personal.storage import (
+    CALIBRATION_DIR,
+    OWNER_PREFIX,
+    SESSION_LOG_DIR,
+    SESSION_PREFIX,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +111,10 @@ class RetentionJob:
 
 
 def personal_data_rules(data_dir: Path) -> tuple[RetentionRule, ...]:
-    """The session logs and calibration sessions under ``data_dir`` (the user data folder)."""
+    """The session logs and calibration sessions under ``data_dir`` (the user data folder;
+    the presenter view's and each visitor's own folder)."""
     return (RetentionRule(data_dir / SESSION_LOG_DIR, "*.jsonl"),
             RetentionRule(data_dir / CALIBRATION_DIR, f"{SESSION_PREFIX}*.npz",
+                          saved_by_person=True),
+            RetentionRule(data_dir / CALIBRATION_DIR, f"{OWNER_PREFIX}*/{SESSION_PREFIX}*.npz",
                           saved_by_person=True))

@@ -5,7 +5,8 @@ made private to the user running the server.
   platform's per-user data folder / `models.env.APP_DIR_NAME`. Inside it:
   `SESSION_LOG_DIR` (consented session logs, ``*.jsonl``) and `CALIBRATION_DIR` (saved
   calibration sessions ``SESSION_PREFIX*.npz`` and the personal models calibrated on them,
-  folders ``MODEL_PREFIX*``).
+  folders ``MODEL_PREFIX*``: the presenter view's directly inside, each visitor's in a
+  folder ``OWNER_PREFIX<hash>`` of their own).
 * The user cache (`models.env.cache_dir`, in models/ because models may not import
   realtime): derived features, joined Whisper parts, and the personal model that
   ``python -m models.calibrate`` writes when no --out is given.
@@ -27,6 +28,7 @@ DATA_ENV = "SENTIMENT_DATA_DIR"
 SESSION_LOG_DIR = "session-logs"
 CALIBRATION_DIR = "calibration"
 SESSION_PREFIX, MODEL_PREFIX = "session-", "personal-"
+OWNER_PREFIX = "owner-"  # a visitor's calibration folder: OWNER_PREFIX + their key's hash
 
 
 def user_data_dir() -> Path:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import threading
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from models import checkpoint
 from models.base import InputDims
 from models.data.sessions import SESSION_KEYS, read_session
 from models.registry import create
-from realtime.calibration.controller import DEFAULT, CalibrationError, Calibrator
+from realtime.calibration.controller import DEFAULT, CalibrationError, Calibrator, SessionModel
 from realtime.calibration.job import read_personal
 from realtime.clock import ReplayClock, perf_s
 from realtime.dashboard.calibration_panel import base_model_dir, calibration_html
@@ -52,13 +52,14 @@ class Live:
 
     def __init__(self, base: Path, av: Path) -> None:
         self.engine = replace(fake_engine(checkpoint.load(base)), model_name="mmlatch")
+        self.models = SessionModel(self.engine)  # the owner's model, as the dashboard builds
         self.av = av
         self.subscribers: list[WindowSubscriber] = []
         self.pipeline = self.new_pipeline()
 
     def new_pipeline(self) -> Pipeline:
         return Pipeline(FileSource(self.av, realtime=False, clock=ReplayClock()), self.engine,
-                        on_window=self.subscribers)
+                        on_window=self.subscribers, models=self.models)
 
     def replay(self) -> int:
         self.pipeline = self.new_pipeline()  # a fresh clock from 0 each time
@@ -79,7 +80,8 @@ def live(base_dir, av_file):
 
 @pytest.fixture
 def cal(live, base_dir, tmp_path):
-    c = Calibrator(live.engine, base_dir, data_dir=tmp_path / "data", epochs=3)
+    c = Calibrator(live.engine, base_dir, data_dir=tmp_path / "data", epochs=3,
+                   models=live.models)
     live.subscribers.append(c.on_window)  # as the dashboard's pipelines do
     yield c
     c.close()
@@ -119,7 +121,8 @@ def test_saved_session_holds_features_and_labels_only(live, cal, tmp_path):
     live.replay()
     path = cal.save_session()
     assert path.parent == tmp_path / "data" / "calibration" and path.suffix == ".npz"
-    assert str(path) in calibration_html(cal)
+    html = calibration_html(cal)  # the file's name, never its server path
+    assert path.name in html and str(path.parent) not in html
     with np.load(path, allow_pickle=False) as z:
         assert set(z.files) == set(SESSION_KEYS)
         dtypes = {k: z[k].dtype for k in z.files}
@@ -173,12 +176,15 @@ def test_calibrate_in_the_background_then_load_it_live(live, cal, base_dir, tmp_
     personal = read_personal(done.model_dir)
     assert personal is not None and personal.samples == n
     choices = dict((v, k) for k, v in cal.model_choices())
-    assert DEFAULT in choices and str(done.model_dir) in choices
-    assert f"{n} windows" in choices[str(done.model_dir)]
+    assert DEFAULT in choices and done.model_dir.name in choices
+    assert f"{n} windows" in choices[done.model_dir.name]
+    assert not any("/" in v for v in choices)  # names, never server paths
 
-    # load it into the running engine: the pipeline's status and predictions name it
-    assert done.model_dir.name in cal.load_model(str(done.model_dir))
+    # load it into the owner's model: their pipeline's status and predictions name it; the
+    # engine (every other session's model) is unchanged
+    assert done.model_dir.name in cal.load_model(done.model_dir.name)
     assert done.model_dir.name in live.pipeline.status().model_name
+    assert live.engine.model_name == "mmlatch"
     live.replay()
     assert done.model_dir.name in live.pipeline.store.latest().model_name
     dash = Dashboard(live.pipeline)
@@ -189,11 +195,13 @@ def test_calibrate_in_the_background_then_load_it_live(live, cal, base_dir, tmp_
     bad = tmp_path / "data" / "calibration" / "personal-broken"
     shutil.copytree(done.model_dir, bad)
     (bad / "model.safetensors").write_bytes(b"not a model")
-    with pytest.raises(CalibrationError, match="Could not load.*unchanged"):
-        cal.load_model(str(bad))
-    assert done.model_dir.name in live.engine.model_name
-    with pytest.raises(CalibrationError, match="Could not load"):
-        cal.load_model(str(tmp_path / "nowhere"))
+    with pytest.raises(CalibrationError, match="Could not load.*unchanged") as err:
+        cal.load_model(bad.name)
+    assert str(bad.parent) not in str(err.value)
+    assert done.model_dir.name in cal.model_name
+    for outside in (str(tmp_path / "nowhere"), str(done.model_dir), "../calibration"):
+        with pytest.raises(CalibrationError, match="Not one of your personal models"):
+            cal.load_model(outside)  # a path, even to one's own model: refused
     # back to the default model: its predictions again
     assert cal.load_model(DEFAULT) == "Live model: mmlatch"
     live.replay()
@@ -248,8 +256,11 @@ def test_started_on_a_personal_model_it_names_it_and_calibrates_from_its_base(
     cal = Calibrator(live.engine, base_model_dir(personal), data_dir=tmp_path / "data",
                      live_dir=personal)
     assert live.engine.model_name == "mmlatch \u00b7 mine"
-    assert cal.model_choices() == [("Default model (base)", DEFAULT), ("mine", str(personal))]
-    assert cal.load_model(DEFAULT) == "Live model: mmlatch" and cal.live == DEFAULT
+    # the process's model (the one it started with) is the default; calibration starts
+    # from its base
+    assert cal.model_choices() == [("Default model (mmlatch \u00b7 mine)", DEFAULT)]
+    assert cal.load_model(DEFAULT) == "Live model: mmlatch \u00b7 mine" and cal.live == DEFAULT
+    assert cal.base_dir == base_dir
 
 
 def _handler(demo, elem_id: str, event: str = "click"):
@@ -258,52 +269,63 @@ def _handler(demo, elem_id: str, event: str = "click"):
     return next(f.fn for f in demo.page.fns.values() if (comp._id, event) in f.targets)
 
 
+@dataclass
+class Request:
+    username: str | None = None
+    session_hash: str | None = "tab-1"
+
+
 def test_page_handlers_label_save_refuse_and_load(live, base_dir, tmp_path):
-    demo = app.build_demo(live.pipeline, model_dir=base_dir, data_dir=tmp_path / "data")
+    demo = app.build_demo(live.pipeline, model_dir=base_dir, data_dir=tmp_path / "data",
+                          presenter=live.models)
     cal = demo.calibrator
+    page = Request()  # a page without a session of its own: the presenter view's calibration
     try:
-        msg, html = _handler(demo, "calib-up")()  # a label starts recording
+        msg, html = _handler(demo, "calib-up")(page)  # a label starts recording
         assert msg == "Label +2.0; recording started." and 'data-recording="true"' in html
         live.pipeline.run_to_end()
         tick = next(f.fn for f in demo.page.fns.values()
                     if any(e == "tick" for _, e in f.targets) and f.outputs
                     and f.outputs[0].elem_id == "calib-status")
-        html, _ = tick({})
+        html, _ = tick({}, page)
         assert "The session is stopped" in html  # replayed here, not a running session
         kept = len(cal.recorder)
         assert kept >= 4 and f'data-kept="{kept}"' in html
-        unchanged = tick({"html": html, "choices": cal.model_choices()})
+        unchanged = tick({"html": html, "choices": cal.model_choices()}, page)
         assert not any(isinstance(x, str) for x in unchanged), unchanged  # skipped: no resend
-        msg, _ = _handler(demo, "calib-label", "release")(-0.5)
+        msg, _ = _handler(demo, "calib-label", "release")(-0.5, page)
         assert cal.recorder.label == -0.5 and "-0.5" in msg
-        msg, _ = _handler(demo, "calib-none")()
+        msg, _ = _handler(demo, "calib-none")(page)
         assert cal.recorder.label is None and "No label" in msg
-        msg, html = _handler(demo, "calib-save")()
+        msg, html = _handler(demo, "calib-save")(page)
         assert f"Saved {kept} labelled windows" in msg and cal.last_session.name in msg
+        assert str(cal.folder) not in msg + html  # the name only, never the server path
         assert cal.last_session.is_file() and cal.last_session.name in html
         cal.min_samples = kept + 5
-        msg, _ = _handler(demo, "calib-run")()
+        msg, _ = _handler(demo, "calib-run")(page)
         assert msg.startswith("\u26a0") and "Too few samples" in msg and not cal.progress.running
-        assert "No calibration is running" in _handler(demo, "calib-cancel")()[0]
+        assert "No calibration is running" in _handler(demo, "calib-cancel")(page)[0]
 
         personal = checkpoint.save(checkpoint.load(base_dir),
                                    cal.folder / "personal-2026-01-01T00-00-00",
                                    meta={"calibrated_from": str(base_dir), "session_samples": 40,
                                          "session_l1_before": 1.5, "session_l1_after": 0.5})
-        update = _handler(demo, "calib-refresh")()
-        assert (f"{personal.name} \u00b7 40 windows \u00b7 L1 1.50\u21920.50", str(personal)) in \
+        update = _handler(demo, "calib-refresh")(page)
+        assert (f"{personal.name} \u00b7 40 windows \u00b7 L1 1.50\u21920.50", personal.name) in \
             update["choices"]
-        msg, html, update = _handler(demo, "calib-load")(str(personal))
-        assert msg == f"Live model: mmlatch \u00b7 {personal.name}" and update["value"] == str(
-            personal)
+        msg, html, update = _handler(demo, "calib-load")(personal.name, page)
+        assert msg == f"Live model: mmlatch \u00b7 {personal.name}" and update["value"] == \
+            personal.name
         status = fast_panels(demo.dashboard, ViewSettings(), RefreshMeter())["status"]
         assert personal.name in status and personal.name in html
         broken = cal.folder / "personal-broken"
         broken.mkdir()
         (broken / "config.json").write_text("{not json")
-        msg, _, update = _handler(demo, "calib-load")(str(broken))
-        assert msg.startswith("\u26a0") and "Could not load" in msg and "unchanged" in msg
-        assert update["value"] == str(personal) and personal.name in live.engine.model_name
+        msg, _, update = _handler(demo, "calib-load")(broken.name, page)
+        assert msg.startswith("\u26a0") and "Not one of your personal models" in msg
+        assert "unchanged" in msg
+        assert update["value"] == personal.name and personal.name in cal.model_name
+        assert live.engine.model_name == "mmlatch"  # the shared model never changes
     finally:
         app.close_demo(demo)
 
@@ -349,18 +371,21 @@ def test_calibration_fits_the_face_weight_and_the_loaded_personal_model_uses_it(
         faces.sum()
     assert meta["session_l1_with_face"] < meta["session_l1_after"]
 
-    engine = with_stages(replace(fake_engine(checkpoint.load(base_dir)), model_name="mmlatch"),
+    engine = with_stages(replace(fake_engine(checkpoint.load(base_dir)), model_name="mmlatch",
+                                 face_weight=0.5),  # the app's --face-weight
                          new_face=FakeFaceWithCrops, new_expression=FakeExpression)
-    cal = Calibrator(engine, base_dir, data_dir=data, default_face_weight=0.5)
+    models = SessionModel(engine)
+    cal = Calibrator(engine, base_dir, data_dir=data, models=models)
 
     def fused() -> list:
-        pipe = Pipeline(FileSource(av_file, realtime=False, clock=ReplayClock()), engine)
+        pipe = Pipeline(FileSource(av_file, realtime=False, clock=ReplayClock()), engine,
+                        models=models)
         pipe.run_to_end()
         return [p for p in pipe.store.history() if p.expression is not None]
 
-    assert cal.load_model(str(out)) == (f"Live model: mmlatch \u00b7 {out.name} "
+    assert cal.load_model(out.name) == (f"Live model: mmlatch \u00b7 {out.name} "
                                         f"(face weight {weight:+.2f})")
-    assert engine.face_weight == weight
+    assert models.face_weight == weight and engine.face_weight == 0.5  # the engine's stays
     with_face = fused()
     assert with_face and all(p.face_weight == weight for p in with_face)
     for p in with_face:  # FakeExpression's valence is 0.7
