@@ -361,7 +361,11 @@ def main(argv: list[str] | None = None) -> int:
                   "no --windows)", file=sys.stderr)
             return 2
         return live(args, counts)
+    return windows_mode(args, counts)
 
+
+def windows_mode(args: argparse.Namespace, counts: list[int]) -> int:
+    """The windows mode: each N of ``counts`` batched and unbatched (see the module doc)."""
     from realtime.engine import EngineError
     from realtime.runtime import Runtime, RuntimeConfig
     from realtime.serving.executor import BatchConfig, BatchingExecutor
