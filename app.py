@@ -37,24 +37,39 @@ components in `realtime.dashboard.layout`, its controllers put together in
 from __future__ import annotations
 
 import sys
+from typing import Any
 
-from models.env import apply_offline_env
+# this module's public names, imported on first use (`__getattr__`): importing app changes
+# nothing process-wide and imports no Gradio; `main` applies the process settings first
+_EXPORTS = {
+    "DEMO_RECORDING": "realtime.dashboard.demo",
+    "Demo": "realtime.dashboard.demo",
+    "PeopleOptions": "realtime.dashboard.demo",
+    "build_demo": "realtime.dashboard.demo",
+    "close_demo": "realtime.dashboard.demo",
+    "parse_args": "realtime.dashboard.server",
+}
+__all__ = ["main", *_EXPORTS]
 
-apply_offline_env()  # the process's settings, before gradio or transformers is imported
 
-from realtime.dashboard import server  # noqa: E402
-from realtime.dashboard.demo import (  # noqa: E402,F401  (this module's public names)
-    DEMO_RECORDING,
-    Demo,
-    PeopleOptions,
-    build_demo,
-    close_demo,
-)
-from realtime.dashboard.server import parse_args  # noqa: E402,F401
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python app.py [ARGS]``: see `realtime.dashboard.server.main`."""
+    """``python app.py [ARGS]``: applies the process settings
+    (`realtime.runtime.apply_process_settings`: the offline and analytics variables, threads,
+    malloc) before Gradio, transformers or huggingface_hub is imported (they read the
+    variables at import), then runs `realtime.dashboard.server.main`."""
+    from realtime.runtime import apply_process_settings
+
+    apply_process_settings()
+    from realtime.dashboard import server
+
     return server.main(argv)
 
 

@@ -23,6 +23,8 @@ Policies: the named ones (`realtime.extract.asr.ASR_POLICIES`) and, with ``--hop
 default policy with other speech hops (``pause@0.75`` in the output). Each (policy, clip)
 runs once to warm up and then ``--repeats`` times; the JSON keeps every repeat. CPU is the
 process's CPU seconds per second of audio (Whisper's CTranslate2 threads included).
+
+It loads Whisper itself, not the runtime: it drives `StreamingASR` directly.
 """
 
 from __future__ import annotations
@@ -38,9 +40,10 @@ from pathlib import Path
 
 import numpy as np
 
-from models.env import add_log_level, apply_offline_env, configure_logging, limit_threads
+from models.env import add_log_level, configure_logging
 from realtime.clock import wall_time_iso
 from realtime.eval.wer import wer
+from realtime.runtime import ProcessSettings, apply_process_settings
 from realtime.sources.audio import RATE_HZ
 from realtime.stats import process_cpu_s
 
@@ -127,12 +130,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    apply_offline_env()
+    # the offline variables (before parse_args imports the ASR) and one BLAS thread, as a
+    # session process; torch's threads and glibc's malloc as they come
+    apply_process_settings(ProcessSettings(torch_threads=None, fix_malloc=False))
     args = parse_args(argv)
     configure_logging(args.log_level)
     from realtime.extract.asr import ASR_POLICIES, DEFAULT_ASR_POLICY, load_whisper
 
-    limit_threads(blas_threads=1)  # as `realtime.runtime.apply_process_settings` sets it
     variants = {name: ASR_POLICIES[name] for name in args.policies.split(",")}
     for hop in filter(None, args.hops.split(",")):
         variants[f"{DEFAULT_ASR_POLICY}@{float(hop):g}"] = replace(

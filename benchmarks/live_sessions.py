@@ -4,8 +4,9 @@ acoustic, the expression network and the sentiment model, the last two per-tick 
 batched across sessions by `realtime.serving.executor.SharedModels`), and what each session
 got: updates per second against the hop rate, latency, drops, per-stage compute.
 
-`run_live` is ``python -m benchmarks.streams --live K``; `open_session` and
-`session_figures` are shared with `benchmarks.sessions_churn`.
+`run_live` is ``python -m benchmarks.streams --live K``, on the sessions registry of a
+`realtime.runtime.Runtime` (`live_runtime_config`); `open_session` and `session_figures` are
+shared with `benchmarks.sessions_churn`.
 
 A session "keeps up" (`keeps_up`) when it published at least ``KEEP_UP_FRACTION`` of the
 hop rate (5 Hz at the 0.2 s hop: the demo's video changes the window every frame, so a
@@ -125,35 +126,47 @@ class LiveConfig:
     rss_every_s: float = 1.0
 
 
-def run_live(engine, k: int, config: LiveConfig, batch=None) -> dict:
-    """K sessions of ``config.path`` at real speed for ``config.seconds`` on ``engine``, the
-    per-tick models batched (``batch``: a `BatchConfig`, default the executor's). Returns the
-    figures (JSON-ready)."""
-    from realtime.serving.executor import SharedModels
-    from realtime.serving.sessions import SessionManager
+def live_runtime_config(counts: list[int], config: LiveConfig, checkpoint_dir: Path | None = None,
+                        device: str = "cpu", batch=None):
+    """The `realtime.runtime.RuntimeConfig` `run_live` needs for every K of ``counts``: the
+    per-tick models batched across sessions (``batch``: a `BatchConfig`, default the
+    executor's), a registry of ``max(counts)`` sessions on ``config``'s hop that reaps none."""
+    from realtime.runtime import RuntimeConfig
 
+    return RuntimeConfig(checkpoint_dir=checkpoint_dir, device=device, shared_models=True,
+                         batch=batch, max_sessions=max(counts), hop_s=config.hop_s,
+                         idle_timeout_s=max(60.0, config.seconds))
+
+
+def run_live(runtime, k: int, config: LiveConfig) -> dict:
+    """K sessions of ``config.path`` at real speed for ``config.seconds`` in ``runtime`` (a
+    `realtime.runtime.Runtime` opened with `live_runtime_config`: its registry and shared
+    executor), stopped again at the end. Returns the figures (JSON-ready); the executor's are
+    this run's, but for ``max_batch``: the largest batch since the runtime opened."""
+    manager, shared = runtime.sessions, runtime.shared
+    if shared is None or manager.hop_s != config.hop_s:
+        raise ValueError("run_live needs a runtime opened with live_runtime_config")
     rss = RssSampler(config.rss_every_s)
-    with SharedModels(engine, batch) as shared:
-        manager = SessionManager(engine, max_sessions=k, shared=shared, hop_s=config.hop_s,
-                                 idle_timeout_s=max(60.0, config.seconds))
-        rss.start()
-        sessions = []
-        try:
-            for _ in range(k):
-                sessions.append(open_session(manager, config.path, config.seconds))
-            cpu0, start_s = process_cpu_s(), perf_s()
-            for session_id, _ in sessions:  # each ends by itself after config.seconds
-                manager.pipeline(session_id).wait(
-                    max(0.0, config.seconds + 10.0 - (perf_s() - start_s)))
-            wall_s, cpu_s = perf_s() - start_s, process_cpu_s() - cpu0
-            pipelines = [manager.pipeline(sid) for sid, _ in sessions]
-            figures = [session_figures(p, counter, config.hop_s)
-                       for p, (_, counter) in zip(pipelines, sessions, strict=True)]
-            pooled = np.concatenate([p.stats.series("latency_ms.total") for p in pipelines])
-        finally:
-            joined = manager.stop_all()
-            rss.stop()
-        executor = {"model": asdict(shared.model.stats()), "words": asdict(shared.words.stats())}
+    before = {"model": shared.model.stats(), "words": shared.words.stats()}
+    rss.start()
+    sessions = []
+    try:
+        for _ in range(k):
+            sessions.append(open_session(manager, config.path, config.seconds))
+        cpu0, start_s = process_cpu_s(), perf_s()
+        for session_id, _ in sessions:  # each ends by itself after config.seconds
+            manager.pipeline(session_id).wait(
+                max(0.0, config.seconds + 10.0 - (perf_s() - start_s)))
+        wall_s, cpu_s = perf_s() - start_s, process_cpu_s() - cpu0
+        pipelines = [manager.pipeline(sid) for sid, _ in sessions]
+        figures = [session_figures(p, counter, config.hop_s)
+                   for p, (_, counter) in zip(pipelines, sessions, strict=True)]
+        pooled = np.concatenate([p.stats.series("latency_ms.total") for p in pipelines])
+    finally:
+        joined = manager.stop_all()
+        rss.stop()
+    executor = {"model": _stats_since(before["model"], shared.model.stats()),
+                "words": _stats_since(before["words"], shared.words.stats())}
     total_media_s = sum(f["media_s"] for f in figures)
     drops = _sum_drops(figures)
     rates = [f["updates_per_s"] for f in figures]
@@ -175,6 +188,14 @@ def run_live(engine, k: int, config: LiveConfig, batch=None) -> dict:
         "threads_joined": joined,
         "per_session": figures,
     }
+
+
+def _stats_since(before, now) -> dict:
+    """An executor's `ExecutorStats` counted since ``before`` (``max_batch``: since start)."""
+    windows, batches = now.windows - before.windows, now.batches - before.batches
+    return {**asdict(now), "windows": windows, "batches": batches,
+            "drops": now.drops - before.drops, "failures": now.failures - before.failures,
+            "mean_batch": windows / batches if batches else 0.0}
 
 
 def _mean_stages(figures: list[dict]) -> dict[str, float]:

@@ -20,6 +20,8 @@ as a session runs it), ``whisper`` (Whisper alone on 3 s clips), ``vad`` (Silero
 ``acoustic`` (torchaudio features), ``model`` (the sentiment model on windows of the
 recording), ``words`` (the MiniLM word encoder), ``decode`` (PyAV decoding the file, as a
 looping `FileSource` does).
+
+It loads the engine itself (`Engine.load`), not the runtime: it drives one stage directly.
 """
 
 from __future__ import annotations

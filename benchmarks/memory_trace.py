@@ -40,17 +40,26 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_level)
     apply_process_settings()
 
+    from realtime.runtime import Runtime
+
+    with Runtime.open() as runtime:
+        result = trace(runtime, args)
+    print(json.dumps(result, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def trace(runtime, args: argparse.Namespace) -> dict:
+    """One session of ``args.source`` at real speed in ``runtime``'s registry, traced (see the
+    module doc); returns the figures (JSON-ready)."""
     from realtime.clock import SessionClock
-    from realtime.engine import Engine
-    from realtime.pipeline import Pipeline
     from realtime.sources import FileSource
 
-    engine = Engine.load(None)
     source = FileSource(args.source, realtime=True, clock=SessionClock(),
                         repeat_until_s=args.settle_s + args.seconds + 60.0)
-    pipeline = Pipeline(source, engine)
     tracemalloc.start(25)
-    pipeline.start()
+    session_id = runtime.sessions.create(source)
     pause = threading.Event()
     pause.wait(args.settle_s)
     gc.collect()
@@ -60,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     gc.collect()
     second, rss1 = tracemalloc.take_snapshot(), rss_mib()
     traced1 = tracemalloc.get_traced_memory()[0]
-    pipeline.stop()
+    runtime.sessions.stop(session_id)
     sites = [{"mib": round(s.size_diff / 2**20, 3), "blocks": s.count_diff,
               "where": s.traceback.format()[-2:]}
              for s in second.compare_to(first, "traceback")[: args.top]]
@@ -71,10 +80,7 @@ def main(argv: list[str] | None = None) -> int:
               "python_growth_mib_per_min": round(
                   (traced1 - traced0) / 2**20 / (args.seconds / 60.0), 3),
               "top_python_growth": sites}
-    print(json.dumps(result, indent=1))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-    return 0
+    return result
 
 
 if __name__ == "__main__":

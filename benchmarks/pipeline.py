@@ -23,6 +23,9 @@ the source repeatedly for that long (the soak); the process's RSS is sampled eve
 ``--rss-every`` seconds (`benchmarks.memory`) and judged flat when it stays within 5 % of its
 value after ``--warmup-min`` minutes.
 
+It opens the runtime (`realtime.runtime`) for the engine and drives each policy's `Pipeline`
+itself: the policy is the engine's (`Engine.with_asr_policy`), which a registry's sessions share.
+
 Targets (2-core CPU): face and voice capture->prediction p95 <= 250 ms; committed words
 p50 <= 1.0 s and p95 <= 2.0 s after spoken; ASR <= 0.45 and the whole process <= 0.6
 CPU-seconds per media second; flat latency over 10 min; RSS flat within 5 % after
@@ -225,8 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_level)
     apply_process_settings()
 
-    from realtime.engine import Engine, EngineError
+    from realtime.engine import EngineError
     from realtime.extract.asr import ASR_POLICIES, DEFAULT_ASR_POLICY
+    from realtime.runtime import Runtime, RuntimeConfig
     from realtime.sources import SourceError
 
     policies = [x for x in args.policies.split(",") if x] if args.policies else [
@@ -239,8 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.source.is_file():
         print(f"error: no such file: {args.source}", file=sys.stderr)
         return 2
-    try:
-        engine = Engine.load(args.checkpoint, asr_model=args.asr_model, device="auto")
+    try:  # the runtime's engine: each policy's pipeline is built on it below (no session
+        # of its registry, so nothing to close)
+        engine = Runtime.open(RuntimeConfig(checkpoint_dir=args.checkpoint,
+                                            asr_model=args.asr_model, device="auto")).engine
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

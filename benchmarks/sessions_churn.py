@@ -5,10 +5,11 @@ coming and going"): does a server's RSS stay flat while sessions open and close?
                                         [--seed 0] [--rss-every 30] [--warmup-min 2]
                                         [--source FILE] [--json OUT]
 
-One engine and one `SharedModels` (as ``python -m realtime --serve`` runs them) serve
-sessions on the bundled recording (or ``--source``), replayed AT REAL SPEED and looped: paced,
-because that is how a server's sessions load it (a fast replay would run one session per core
-flat out and measure queue build-up, not churn). While fewer than ``--max-sessions`` run, a
+A `realtime.runtime.Runtime` (one engine, one `SharedModels`, one session registry, as
+``python -m realtime`` opens them; `runtime_config`) serves sessions on the bundled
+recording (or ``--source``), replayed AT REAL SPEED and looped: paced, because that is how a
+server's sessions load it (a fast replay would run one session per core flat out and measure
+queue build-up, not churn). While fewer than ``--max-sessions`` run, a
 new one opens after a random pause of up to 2 s; each is stopped after a random lifetime
 drawn uniformly from ``--lifetime`` (seconds; seeded by ``--seed``, so a rerun opens and
 stops the same sequence). RSS is sampled every ``--rss-every`` seconds
@@ -19,10 +20,12 @@ Reported (JSON, default benchmarks/results/sessions_churn.json, and a plot of RS
 running sessions against time next to it, .png): sessions opened and closed, sessions whose
 threads did not join, errors, RSS after warm-up, growth in MiB and % (to the last sample
 taken while sessions still run), MiB/min, flat or not, and threads, open file descriptors
-and RSS before the first session and after the last, with the names of any session,
-executor or sampler thread still alive (a session that leaves a thread or a file behind
+and RSS before the first session and after the last, with the names of any session or
+sampler thread still alive (a session that leaves a thread or a file behind
 shows there; the first sessions also start a few one-off things: onnxruntime's cache file,
-a tqdm monitor thread).
+a tqdm monitor thread). The runtime's executor threads run before and after: they are
+counted in both thread totals and joined when `main` closes the runtime
+(``executor_threads_left``: any still alive after that).
 """
 
 from __future__ import annotations
@@ -50,8 +53,8 @@ log = logging.getLogger(__name__)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MAX_GAP_S = 2.0  # the longest pause before a free slot is filled
-# the threads a session, the executors and the sampler start (sources name theirs "file:...")
-SESSION_THREADS = ("pipeline:", "executor:", "file:", "session-reaper", "rss-sampler")
+# the threads a session and the sampler start (sources name theirs "file:...")
+SESSION_THREADS = ("pipeline:", "file:", "session-reaper", "rss-sampler")
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,8 @@ class ChurnConfig:
     """seconds: the whole run; max_sessions: at most this many at once; lifetime_s: (shortest,
     longest) session; seed: the random lifetimes and gaps; rss_every_s, warmup_s: the RSS
     samples and the time before RSS should be flat; hop_s: the sessions' tick; trim_on_stop:
-    `SessionManager`'s (False: freed heap pages stay in the process)."""
+    `SessionManager`'s (False: freed heap pages stay in the process). The registry's settings
+    reach the runtime through `runtime_config`."""
 
     path: Path
     seconds: float
@@ -78,6 +82,16 @@ class ChurnConfig:
                              f"a positive duration (got {self})")
 
 
+def runtime_config(config: ChurnConfig, checkpoint_dir: Path | None = None):
+    """The `realtime.runtime.RuntimeConfig` `churn` runs in: on the CPU, the per-tick models
+    batched across sessions, a registry of ``config.max_sessions`` that reaps none."""
+    from realtime.runtime import RuntimeConfig
+
+    return RuntimeConfig(checkpoint_dir=checkpoint_dir, device="cpu", shared_models=True,
+                         max_sessions=config.max_sessions, hop_s=config.hop_s,
+                         idle_timeout_s=config.seconds + 60.0, trim_on_stop=config.trim_on_stop)
+
+
 def open_fds() -> int:
     """Open file descriptors of this process (Linux /proc; -1 elsewhere)."""
     try:
@@ -91,12 +105,14 @@ def session_threads() -> list[str]:
     return sorted(t.name for t in threading.enumerate() if t.name.startswith(SESSION_THREADS))
 
 
-def churn(engine, config: ChurnConfig, batch=None) -> dict:
-    """Sessions opened and stopped on ``engine`` for ``config.seconds`` (see the module doc);
+def churn(runtime, config: ChurnConfig) -> dict:
+    """Sessions opened and stopped in ``runtime``'s registry (a `realtime.runtime.Runtime`
+    opened with `runtime_config(config)`) for ``config.seconds`` (see the module doc);
     returns the figures (JSON-ready)."""
-    from realtime.serving.executor import SharedModels
-    from realtime.serving.sessions import SessionManager
-
+    manager = runtime.sessions
+    if (manager.max_sessions, manager.hop_s, manager.trim_on_stop) != (
+            config.max_sessions, config.hop_s, config.trim_on_stop):
+        raise ValueError("churn needs a runtime opened with runtime_config(config)")
     rng = np.random.default_rng(config.seed)
     sampler = RssSampler(config.rss_every_s)
     running: dict[str, float] = {}  # id -> when to stop it (seconds since start)
@@ -106,45 +122,41 @@ def churn(engine, config: ChurnConfig, batch=None) -> dict:
     tick = threading.Event()
     gc.collect()
     before = {"threads": threading.active_count(), "fds": open_fds()}
-    with SharedModels(engine, batch) as shared:
-        manager = SessionManager(engine, max_sessions=config.max_sessions, shared=shared,
-                                 hop_s=config.hop_s, idle_timeout_s=config.seconds + 60.0,
-                                 trim_on_stop=config.trim_on_stop)
-        sampler.start()
-        start_s = perf_s()
-        next_open_s = 0.0
+    sampler.start()
+    start_s = perf_s()
+    next_open_s = 0.0
 
-        def stop(session_id: str, now_s: float) -> None:
-            error = manager.pipeline(session_id).error
-            if error:
-                errors.append(error)
-            counts["not_joined"] += not manager.stop(session_id)
-            counts["closed"] += 1
-            del running[session_id]
-            timeline.append((round(now_s, 2), len(running)))
+    def stop(session_id: str, now_s: float) -> None:
+        error = manager.pipeline(session_id).error
+        if error:
+            errors.append(error)
+        counts["not_joined"] += not manager.stop(session_id)
+        counts["closed"] += 1
+        del running[session_id]
+        timeline.append((round(now_s, 2), len(running)))
 
-        try:
-            while (now_s := perf_s() - start_s) < config.seconds:
-                for session_id, until_s in list(running.items()):
-                    if now_s >= until_s:
-                        stop(session_id, now_s)
-                if len(running) < config.max_sessions and now_s >= next_open_s:
-                    try:
-                        session_id, _ = open_session(manager, config.path, float("inf"))
-                    except RuntimeError as exc:  # SessionRefused, SourceError
-                        counts["refused"] += 1
-                        errors.append(str(exc))
-                    else:
-                        running[session_id] = now_s + float(rng.uniform(*config.lifetime_s))
-                        counts["opened"] += 1
-                        timeline.append((round(now_s, 2), len(running)))
-                    next_open_s = now_s + float(rng.uniform(0.0, MAX_GAP_S))
-                tick.wait(0.25)
-        finally:
-            sampler.stop()  # the last sample with the sessions still running
-            for session_id in list(running):
-                stop(session_id, perf_s() - start_s)
-            manager.stop_all()
+    try:
+        while (now_s := perf_s() - start_s) < config.seconds:
+            for session_id, until_s in list(running.items()):
+                if now_s >= until_s:
+                    stop(session_id, now_s)
+            if len(running) < config.max_sessions and now_s >= next_open_s:
+                try:
+                    session_id, _ = open_session(manager, config.path, float("inf"))
+                except RuntimeError as exc:  # SessionRefused, SourceError
+                    counts["refused"] += 1
+                    errors.append(str(exc))
+                else:
+                    running[session_id] = now_s + float(rng.uniform(*config.lifetime_s))
+                    counts["opened"] += 1
+                    timeline.append((round(now_s, 2), len(running)))
+                next_open_s = now_s + float(rng.uniform(0.0, MAX_GAP_S))
+            tick.wait(0.25)
+    finally:
+        sampler.stop()  # the last sample with the sessions still running
+        for session_id in list(running):
+            stop(session_id, perf_s() - start_s)
+        manager.stop_all()
     gc.collect()
     after = {"threads": threading.active_count(), "fds": open_fds(),
              "session_threads_left": session_threads(),
@@ -217,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     args = add_log_level(p).parse_args(argv)
     configure_logging(args.log_level)
     apply_process_settings(ProcessSettings(device="cpu"))
-    from realtime.engine import Engine, EngineError
+    from realtime.engine import EngineError
+    from realtime.runtime import Runtime
 
     try:
         lo, hi = (float(x) for x in args.lifetime.split(","))
@@ -226,14 +239,17 @@ def main(argv: list[str] | None = None) -> int:
                              trim_on_stop=not args.no_trim)
         if not args.source.is_file():
             raise FileNotFoundError(f"no such file: {args.source}")
-        engine = Engine.load(args.checkpoint, device="cpu")
+        runtime = Runtime.open(runtime_config(config, args.checkpoint))
     except (ValueError, FileNotFoundError, EngineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    load_start = list(os.getloadavg())
-    result = {"started": wall_time_iso(), "model": engine.model_name,
-              "load_average_start": load_start, **churn(engine, config),
-              "load_average_end": list(os.getloadavg())}
+    with runtime:
+        load_start = list(os.getloadavg())
+        result = {"started": wall_time_iso(), "model": runtime.engine.model_name,
+                  "load_average_start": load_start, **churn(runtime, config),
+                  "load_average_end": list(os.getloadavg())}
+    result["executor_threads_left"] = sorted(  # after Runtime.close
+        t.name for t in threading.enumerate() if t.name.startswith("executor:"))
     path = args.json or RESULTS / "sessions_churn.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")

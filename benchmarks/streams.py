@@ -268,28 +268,31 @@ def positive_ints(text: str, flag: str) -> list[int]:
 
 def live(args: argparse.Namespace, counts: list[int]) -> int:
     """``--live``: K full sessions at real speed for each K (see the module doc)."""
-    from benchmarks.live_sessions import LiveConfig, run_live
+    from benchmarks.live_sessions import LiveConfig, live_runtime_config, run_live
     from benchmarks.pipeline import cpu_pass
-    from realtime.engine import Engine, EngineError
+    from realtime.engine import EngineError
+    from realtime.runtime import Runtime
     from realtime.serving.executor import BatchConfig
     from realtime.sources import SourceError
 
+    batch = BatchConfig(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
+    config = LiveConfig(args.source, args.seconds, args.hop)
     try:
-        engine = Engine.load(args.checkpoint, device=args.device)
-        batch = BatchConfig(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
-        stage_cpu = (None if args.no_stage_cpu
-                     else cpu_pass(engine, args.source, args.hop, None).stage_cpu)
-        load_start = list(os.getloadavg())
-        config = LiveConfig(args.source, args.seconds, args.hop)
-        runs = {}
-        for k in counts:
-            run = runs[str(k)] = run_live(engine, k, config, batch)
-            lat = run["latency_ms_total"] or {}
-            print(f"live {k:3d} sessions: keep up {run['sessions_keeping_up']}/{k}  updates/s "
-                  f"min {run['updates_per_s']['min']:.2f}  p50 {lat.get('p50')} ms  p95 "
-                  f"{lat.get('p95')} ms  lost items {run['drops_lost_items']}  CPU "
-                  f"{run['process_cpu_s_per_media_s']:.2f} s per media s  peak RSS "
-                  f"{run['peak_rss_mib']:.0f} MiB", flush=True)
+        with Runtime.open(live_runtime_config(counts, config, args.checkpoint, args.device,
+                                              batch)) as runtime:
+            engine = runtime.engine
+            stage_cpu = (None if args.no_stage_cpu
+                         else cpu_pass(engine, args.source, args.hop, None).stage_cpu)
+            load_start = list(os.getloadavg())
+            runs = {}
+            for k in counts:
+                run = runs[str(k)] = run_live(runtime, k, config)
+                lat = run["latency_ms_total"] or {}
+                print(f"live {k:3d} sessions: keep up {run['sessions_keeping_up']}/{k}  "
+                      f"updates/s min {run['updates_per_s']['min']:.2f}  p50 {lat.get('p50')} "
+                      f"ms  p95 {lat.get('p95')} ms  lost items {run['drops_lost_items']}  CPU "
+                      f"{run['process_cpu_s_per_media_s']:.2f} s per media s  peak RSS "
+                      f"{run['peak_rss_mib']:.0f} MiB", flush=True)
     except (EngineError, SourceError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -358,14 +361,22 @@ def main(argv: list[str] | None = None) -> int:
                   "no --windows)", file=sys.stderr)
             return 2
         return live(args, counts)
+    return windows_mode(args, counts)
 
-    from realtime.engine import Engine, EngineError
+
+def windows_mode(args: argparse.Namespace, counts: list[int]) -> int:
+    """The windows mode: each N of ``counts`` batched and unbatched (see the module doc)."""
+    from realtime.engine import EngineError
+    from realtime.runtime import Runtime, RuntimeConfig
     from realtime.serving.executor import BatchConfig, BatchingExecutor
     from realtime.sources import SourceError
 
+    # the runtime's engine only: the executors measured are built below, and the runtime has
+    # nothing to close (no session, shared executor or backend runs in it)
     try:
-        engine = Engine.load(args.checkpoint, device=args.device,
-                             stages=args.windows is None, words=args.windows is None)
+        engine = Runtime.open(RuntimeConfig(
+            checkpoint_dir=args.checkpoint, device=args.device,
+            stages=args.windows is None, words=args.windows is None)).engine
         windows = (load_windows(args.windows) if args.windows
                    else record_windows(engine, args.source))
         if args.save_windows:

@@ -493,7 +493,7 @@ def profile_app(pid: int, seconds: float, out: Path) -> dict | None:
 
 
 # where a viewer's tick goes (inclusive shares of all samples)
-WATCHED = ("build_page.<locals>.on_tick", "calibration_panel.<locals>.on_tick", "fast_panels",
+WATCHED = ("_bind_refresh.<locals>.on_tick", "calibration_panel.<locals>.on_tick", "fast_panels",
            "slow_panels", "Blocks.process_api", "postprocess_data",
            "Queue.process_events", "compute_analytics_summary", "sse_stream",
            "Request.is_disconnected", "Pipeline._spawn.<locals>.run")

@@ -38,9 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
-from models.env import add_log_level, apply_offline_env, configure_logging
+from models.env import add_log_level, configure_logging
 from realtime.assets import demo_recording
 from realtime.clock import perf_s, wall_time_iso
+from realtime.runtime import ProcessSettings, apply_process_settings
 from realtime.sources.audio import RATE_HZ
 from realtime.stats import process_cpu_s
 
@@ -180,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     add_log_level(p)
     args = p.parse_args(argv)
     configure_logging(args.log_level)
-    apply_offline_env()
+    # the offline variables only: threads and malloc as they come (it measures Whisper's own)
+    apply_process_settings(ProcessSettings(torch_threads=None, blas_threads=None,
+                                           fix_malloc=False))
     from realtime.extract.asr import load_whisper
 
     load_start = list(os.getloadavg())

@@ -86,9 +86,10 @@ class RuntimeConfig:
     to fail): the serving backend (`realtime.serving.backend`). shared_models:
     local sessions run the sentiment model and the word encoder batched across sessions
     (`SharedModels`; ignored with ``ray``, whose deployment batches). max_sessions,
-    idle_timeout_s, hop_s: the registry's; reap_every_s: its reaper's period (None: no
-    reaper thread). stages/words: see `Engine.load`. batch: the batching of `SharedModels`
-    and the Ray client (None: their defaults)."""
+    idle_timeout_s, hop_s, trim_on_stop (hand the freed heap back when a session stops): the
+    registry's; reap_every_s: its reaper's period (None: no reaper thread). stages/words:
+    see `Engine.load`. batch: the batching of `SharedModels` and the Ray client (None: their
+    defaults)."""
 
     checkpoint_dir: Path | None = None
     asr_model: str = "tiny.en"
@@ -103,6 +104,7 @@ class RuntimeConfig:
     idle_timeout_s: float = 300.0
     hop_s: float = 0.2
     reap_every_s: float | None = None
+    trim_on_stop: bool = True
     stages: bool = True
     words: bool = True
     batch: BatchConfig | None = None
@@ -144,6 +146,7 @@ class Runtime:
             sessions = SessionManager(
                 engine, max_sessions=config.max_sessions,
                 idle_timeout_s=config.idle_timeout_s, hop_s=config.hop_s,
+                trim_on_stop=config.trim_on_stop,
                 shared=served.models if served is not None else shared)
             if config.reap_every_s is not None:
                 sessions.start_reaper(config.reap_every_s)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import app
+from models.env import OFFLINE_ENV  # noqa: E402
 from realtime.calibration.controller import Calibrator
 from realtime.dashboard import page, server
 from realtime.dashboard.calibration_panel import STATUS_TICK_S
@@ -187,12 +188,31 @@ def test_cli_source_must_exist():
     assert proc.returncode != 0 and "no such file" in proc.stderr
 
 
-def test_analytics_are_off_before_gradio_is_imported():
-    code = ("import os; os.environ['GRADIO_ANALYTICS_ENABLED'] = 'True'; import app; "
-            "import gradio.analytics as a; print(a.analytics_enabled())")
+def test_importing_app_changes_nothing_process_wide():
+    code = ("import os, sys; before = dict(os.environ); import app; "
+            "print(dict(os.environ) == before, 'gradio' in sys.modules, 'torch' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k not in OFFLINE_ENV}
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
-                         text=True, timeout=120)
-    assert out.stdout.strip() == "False", out.stderr
+                         text=True, timeout=120, env=env)
+    assert out.stdout.split() == ["True", "False", "False"], out.stderr
+
+
+def test_main_turns_analytics_off_before_gradio_is_imported():
+    # app.main applies the process settings once, before anything imports Gradio (which
+    # reads GRADIO_ANALYTICS_ENABLED at import); the refused host ends the run early
+    code = ("import os, sys; os.environ['GRADIO_ANALYTICS_ENABLED'] = 'True'; import app; "
+            "import realtime.runtime as rt; seen = []; apply = rt.apply_process_settings\n"
+            "def spy(*a):\n    seen.append('gradio' in sys.modules); apply(*a)\n"
+            "rt.apply_process_settings = spy\n"
+            "try:\n    app.main(['--host', '0.0.0.0', '--port', '1'])\n"
+            "except SystemExit:\n    pass\n"
+            "import gradio.analytics as a\n"
+            "print(seen, 'gradio' in sys.modules, a.analytics_enabled(), "
+            "os.environ['HF_HUB_OFFLINE'])")
+    env = {k: v for k, v in os.environ.items() if k not in OFFLINE_ENV}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                         text=True, timeout=120, env=env)
+    assert out.stdout.strip() == "[False] True False 1", out.stderr
 
 
 def test_initial_choice_defaults_to_the_bundled_recording():

@@ -210,7 +210,9 @@ def _interrupt(signum, frame) -> None:
 def main(argv: list[str] | None = None) -> int:
     """``python app.py``: parses ``argv``, serves until Ctrl-C or SIGTERM (130 on Ctrl-C
     before the server is up, else 0). Gradio's uploads go to a private temporary folder
-    deleted at exit, unless GRADIO_TEMP_DIR names one."""
+    deleted at exit, unless GRADIO_TEMP_DIR names one. The caller has applied the process
+    settings (`realtime.runtime.apply_process_settings`: app.py's `main`) before importing
+    this module, which imports Gradio; this applies none."""
     args = parse_args(argv)
     configure_logging(args.log_level)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -236,11 +238,10 @@ def _serve(args: argparse.Namespace) -> int:
     choice = initial_choice(args)
 
     from realtime.engine import EngineError
-    from realtime.runtime import ProcessSettings, Runtime, RuntimeConfig, apply_process_settings
+    from realtime.runtime import Runtime, RuntimeConfig
     from realtime.serving.backend import ServingError
     from realtime.sources import SourceError
 
-    apply_process_settings(ProcessSettings())
     log.info("loading models (once)")
     runtime = None
     try:

@@ -103,7 +103,7 @@ class Replayer:
     """Replays clips through the live pipeline (`Pipeline.run_to_end`) and caches each final
     window under ``root/live/<kind>/<id>.npz``, so runs resume and every candidate model is
     scored on the same windows. The pipeline (Whisper, MiniLM, extractors) loads on the first
-    clip that is not cached."""
+    clip that is not cached, as `realtime.runtime.Runtime.open` loads it."""
 
     def __init__(self, root: Path, checkpoint: Path | None = None,
                  asr_policy: str = DEFAULT_ASR_POLICY) -> None:
@@ -117,8 +117,12 @@ class Replayer:
                 return FinalWindow(z["text"], z["audio"], z["video"],
                                    tuple(str(w) for w in z["words"]), float(z["replay_s"]))
         if self._engine is None:
+            from realtime.runtime import Runtime, RuntimeConfig
+
             logger.info("loading the live pipeline's models (%s)", self.checkpoint or "default")
-            self._engine = Engine.load(self.checkpoint, asr_policy=self.asr_policy)
+            # the runtime's engine (nothing else of it runs: no session, executor or backend)
+            self._engine = Runtime.open(RuntimeConfig(
+                checkpoint_dir=self.checkpoint, asr_policy=self.asr_policy)).engine
         res = replay(media, self._engine)
         win = FinalWindow(*(np.asarray(x, np.float32) for x in (
             res.window.text, res.window.audio, res.window.video)), res.words, res.seconds)

@@ -366,9 +366,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--frames-only", action="store_true",
                    help="only fill the acoustic-frames cache (no feature files)")
     a = p.parse_args(argv)
-    import torch
+    from realtime.runtime import ProcessSettings, apply_process_settings
 
-    torch.set_num_threads(1)  # the build machines are shared
+    # the offline variables and one torch thread (the build machines are shared; "cpu": even
+    # beside a GPU); BLAS and glibc's malloc as they come
+    apply_process_settings(ProcessSettings(device="cpu", blas_threads=None, fix_malloc=False))
     standard = {"train": TRAIN_VOICES, "valid": VALID_VOICES, "test": (TEST_VOICE,)}
     for voice in a.voice or standard[a.split]:
         if a.asr_only:

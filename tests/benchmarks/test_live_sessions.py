@@ -79,20 +79,23 @@ def test_one_live_session_for_four_seconds_reports_sane_figures(tmp_path: Path, 
 
 
 def test_sessions_come_and_go_and_leave_no_thread_behind(tmp_path: Path):
-    from benchmarks.sessions_churn import ChurnConfig, churn, plot
-    from realtime.engine import Engine
+    from benchmarks.sessions_churn import ChurnConfig, churn, plot, runtime_config
+    from realtime.runtime import Runtime
 
-    engine = Engine.load(None, device="cpu")
     threads_before = threading.active_count()
     config = ChurnConfig(demo_recording(), seconds=8.0, max_sessions=2, lifetime_s=(1.0, 3.0),
                          seed=1, rss_every_s=1.0, warmup_s=2.0)
-    result = churn(engine, config)
+    with Runtime.open(runtime_config(config)) as runtime:
+        result = churn(runtime, config)
+        with pytest.raises(ValueError, match="runtime_config"):
+            churn(runtime, ChurnConfig(demo_recording(), seconds=1.0, max_sessions=3))
     assert result["opened"] >= 3 and result["closed"] == result["opened"]
     assert result["not_joined"] == 0 and result["errors"] == []
     assert max(n for _, n in result["sessions_timeline"]) <= 2
     assert result["sessions_timeline"][-1][1] == 0
-    # every session thread, the executors' and the sampler's joined
+    # every session thread and the sampler's joined; the executors' once the runtime closed
     assert result["after_last_session"]["session_threads_left"] == []
+    assert result["after_last_session"]["threads"] <= result["before_first_session"]["threads"] + 1
     assert threading.active_count() <= threads_before + 1  # + a one-off tqdm monitor
     assert len(result["rss_mib"]["samples"]) >= 6
     assert result["after_warmup_mib"] > 100 and math.isfinite(result["growth_pct"])

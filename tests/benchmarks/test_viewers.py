@@ -53,7 +53,7 @@ def test_rows_after_a_moment_and_an_empty_window():
 def test_profile_summary_folds_thread_numbers_and_finds_the_watched_functions():
     collapsed = "\n".join([
         "thread (11): Thread-1 (run);Server.run (uvicorn/server.py:86);"
-        "build_page.<locals>.on_tick (layout.py:148);fast_panels (panels.py:90) 6",
+        "_bind_refresh.<locals>.on_tick (layout.py:148);fast_panels (panels.py:90) 6",
         "thread (12): Thread-7 (run);Server.run (uvicorn/server.py:86);"
         "Blocks.postprocess_data (gradio/blocks.py:1) 2",
         "thread (13): pipeline:tick;Pipeline._spawn.<locals>.run (pipeline.py:1);"
@@ -67,7 +67,7 @@ def test_profile_summary_folds_thread_numbers_and_finds_the_watched_functions():
                                                       "Blocks.postprocess_data "
                                                       "(gradio/blocks.py:1)": 0.2}
     watched = s["watched"]
-    assert watched["build_page.<locals>.on_tick"] == 0.6 and watched["fast_panels"] == 0.6
+    assert watched["_bind_refresh.<locals>.on_tick"] == 0.6 and watched["fast_panels"] == 0.6
     assert watched["postprocess_data"] == 0.2
     assert watched["Pipeline._spawn.<locals>.run"] == 0.2
     assert watched["calibration_panel.<locals>.on_tick"] == 0.0
