@@ -376,22 +376,22 @@ class PageController:
         return export_log(shown, fmt, folder)
 
     def on_unload(self, request: PageRequest | None) -> None:
-        """A closed tab ends its session and deletes its exports (with logins the user's
-        session stays until it is idle; the log file stays until retention). A presenter
-        capture of a person that this tab started is stopped the same way (no other page
-        could stop it). The tab's calibrator forgets its unsaved windows (its saved files
-        stay until retention). Microphone chunks left unhandled are swept."""
+        """A closed tab (without logins) ends its session and deletes what it kept: its
+        log, its file and its exports, as *Withdraw consent* does. Without a login the tab
+        was the session's only credential, so nobody could reach that data again. A
+        presenter capture of a person that this tab started is withdrawn the same way (no
+        other page could). The tab's calibrator forgets its unsaved windows (saved
+        calibration files stay until retention). With logins the user's session stays until
+        it is idle. Microphone chunks left unhandled are swept."""
         who = self.views.owner(request)
         if not self.terms.per_user and who is not None:
-            mine = self.people.get(who)
-            self.people.close(who)
+            if self.people.get(who) is not None:
+                self.people.withdraw(who)
             self._forget_calibration(who)
-            if mine is not None:
-                shutil.rmtree(mine.export_dir, ignore_errors=True)
             if who == self._presenter_owner:
                 self._presenter_owner = None
                 if self.presenter.consent is not None:
-                    self.presenter.stop_session()
+                    self.presenter.withdraw()
                     if self.presenter_calibrator is not None:
                         self.presenter_calibrator.discard()
                     shutil.rmtree(self.views.presenter_exports, ignore_errors=True)

@@ -16,7 +16,7 @@ import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-CONSENT_VERSION = "2026-12-03.1"
+CONSENT_VERSION = "2026-12-08.1"
 PERSON_KINDS = ("devices", "browser")  # source kinds that capture a person
 
 
@@ -52,6 +52,9 @@ def consent_text(terms: ConsentTerms) -> str:
                 f"deleted automatically after **{terms.retention_days} days**. Labelled "
                 "calibration recordings you choose to save (features only) follow the same "
                 "rule.")
+        if not terms.per_user:
+            kept += (" Without a login this browser tab is your session's only key, so "
+                     "**closing the tab deletes your session log** at once.")
     else:
         kept = ("Your session log is kept in this server's memory only while the server runs; "
                 "nothing of it is written to disk unless you export it.")
