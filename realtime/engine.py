@@ -7,8 +7,10 @@ device and decides the face weight W once (`models.checkpoint.face_weight`: the 
 the checkpoint's, else 0). The sessions' streaming stages are `realtime.extract.stages.Stages`
 (Whisper, the expression network; ``stages=True`` loads them too); the engine only holds
 them for the pipelines (``engine.stages``). Any failure to load is an `EngineError`.
-`Engine.swap_model` changes the live model (and its name and W) under the model lock while
-pipelines run (personal calibration).
+`Engine.swap_model` changes the engine's model (and its name and W) under the model lock;
+only the start-up naming of a personal ``--model`` uses it. A personal model loaded in the
+calibration panel never changes the engine: it runs in its owner's sessions only
+(`realtime.calibration.controller.SessionModel`).
 
 Loading changes nothing process-wide: torch's and BLAS's threads and malloc's mmap threshold
 are the entry point's call (`realtime.runtime.apply_process_settings`).
