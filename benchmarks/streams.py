@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import heapq
 import json
 import logging
@@ -187,6 +188,35 @@ def drive(executor, windows, streams: int, seconds: float, rate_hz: float) -> St
         mean_batch=round(windows_run / batches if batches else 0.0, 2),
         cpu_s_per_s=round(cpu_s / wall_s, 3),
         rss_mib=round(rss_mib(), 1), gpu_mib=round(gpu, 1))
+
+
+def warm_up_shapes(windows, max_batch: int, full: bool) -> list[list]:
+    """The batches `warm_up` runs: every batch size up to 16, then the powers of two and
+    ``max_batch``, each with its windows cut to 1, 16 and 17 steps and left whole, so that
+    every variant Triton and cuDNN compile for the shapes the executor forms (a size or a
+    length that is 1, a multiple of 16, or neither) is compiled before anything is timed.
+    ``full=False`` (no Triton: the CPU): the sizes 1 and ``max_batch`` at whole length."""
+    top = max(1, max_batch)
+    sizes = ({*range(1, min(16, top) + 1), *(2**k for k in range(top.bit_length())), top}
+             if full else {1, top})
+    cuts = (1, 16, 17, None) if full else (None,)
+    batches = []
+    for size in sorted(sizes):
+        picked = [windows[i % len(windows)] for i in range(size)]
+        for cut in cuts:
+            batches.append([tuple(m[:cut] for m in w) for w in picked])
+    return batches
+
+
+def warm_up(predict, windows, max_batch: int, full: bool) -> dict:
+    """Runs ``predict`` (a batch -> answers) on every batch of `warm_up_shapes`; returns
+    how many and how long (s)."""
+    clock = SessionClock()
+    start_s = clock.now_s()
+    batches = warm_up_shapes(windows, max_batch, full)
+    for batch in batches:
+        predict(batch)
+    return {"batches": len(batches), "seconds": round(clock.now_s() - start_s, 2)}
 
 
 def ray_backends(args: argparse.Namespace, modes: dict, stack: contextlib.ExitStack) -> dict:
@@ -387,6 +417,9 @@ def windows_mode(args: argparse.Namespace, counts: list[int]) -> int:
         return 2
     device_name = device_label(args.device)
     limit_ms = P95_LIMIT_MS[args.device]
+    predict = functools.partial(engine.predict_batch, with_masks=False)  # nothing reads them
+    warmed = warm_up(predict, windows, args.max_batch, full=args.device == "cuda")
+    log.info("warm-up: %d batches in %.1f s", warmed["batches"], warmed["seconds"])
     modes = {"batched": batched, "unbatched": BatchConfig(max_batch=1, max_wait_ms=0.0)}
     results: dict[str, list[StreamsResult]] = {m: [] for m in modes}
     load_start = list(os.getloadavg())
@@ -399,7 +432,7 @@ def windows_mode(args: argparse.Namespace, counts: list[int]) -> int:
         for n in counts:  # both modes at every N, so their ratio holds on a noisy machine
             for mode, config in modes.items():
                 with (contextlib.nullcontext(served[mode]) if served else BatchingExecutor(
-                        engine.predict_batch, config, name="executor:model")) as executor:
+                        predict, config, name="executor:model")) as executor:
                     run = drive(executor, windows, n, args.seconds, args.rate_hz)
                 results[mode].append(run)
                 log.info("%s %d streams: p95 %.1f ms, %d drops", mode, n, run.p95_ms, run.drops)
@@ -413,7 +446,7 @@ def windows_mode(args: argparse.Namespace, counts: list[int]) -> int:
         "started": wall_time_iso(),
         "load_average_start": load_start, "load_average_end": list(os.getloadavg()),
         "model": engine.model_name, "rate_hz": args.rate_hz, "seconds": args.seconds,
-        "p95_limit_ms": limit_ms, "batch_config": asdict(batched),
+        "p95_limit_ms": limit_ms, "batch_config": asdict(batched), "warm_up": warmed,
         "windows": {"source": str(args.windows or args.source), "count": int(len(steps)),
                     "steps_p50": float(np.median(steps)), "steps_max": int(steps.max())},
         "results": {args.backend: {m: {str(r.streams): asdict(r) for r in runs}

@@ -122,9 +122,10 @@ class MiniXception(nn.Module):
 
     @torch.inference_mode()
     def classify(self, grey: np.ndarray) -> np.ndarray:
-        """(N, 64, 64) uint8 grey crops -> (N, 7) float32 probabilities."""
-        x = torch.from_numpy(to_network_input(grey))
-        return self(x).float().numpy()
+        """(N, 64, 64) uint8 grey crops (host memory) -> (N, 7) float32 probabilities (host
+        memory), computed on the device the network is on."""
+        x = torch.from_numpy(to_network_input(grey)).to(self.head.weight.device)
+        return self(x).float().cpu().numpy()
 
 
 def keras_layer_names() -> dict[str, str]:
@@ -207,9 +208,11 @@ def fuse_batch_norm(model: MiniXception) -> MiniXception:
     return model.eval()
 
 
-def load(path: str | Path, fuse: bool = True) -> MiniXception:
-    """The network with the weights of the Keras .hdf5 file at ``path``, in eval mode;
-    ``fuse``: batch norms folded into the convolutions (`fuse_batch_norm`)."""
+def load(path: str | Path, fuse: bool = True, device: str | torch.device = "cpu") -> MiniXception:
+    """The network with the weights of the Keras .hdf5 file at ``path``, in eval mode, on
+    ``device`` ("cpu", "cuda", "cuda:1"...; `MiniXception.classify` takes and returns host
+    arrays wherever it runs); ``fuse``: batch norms folded into the convolutions
+    (`fuse_batch_norm`, done on the CPU first, so the folded weights are the same)."""
     model = MiniXception()
     state = _torch_state(read_keras_weights(path))
     own = model.state_dict()
@@ -222,4 +225,4 @@ def load(path: str | Path, fuse: bool = True) -> MiniXception:
     if missing:
         raise ExpressionWeightsError(f"{path}: no weights for {', '.join(missing)}")
     model.load_state_dict(state, strict=False)  # num_batches_tracked is not in Keras files
-    return fuse_batch_norm(model) if fuse else model.eval()
+    return (fuse_batch_norm(model) if fuse else model.eval()).to(device)

@@ -96,7 +96,9 @@ class Engine:
         word encoder: a model server needs the sentiment model and the word encoder
         (stages=False), a benchmark of recorded windows the sentiment model alone (both
         False). Asking for what was left out raises EngineError (the word encoder) or
-        `realtime.extract.stages.StagesNotLoaded` (a stage).
+        `realtime.extract.stages.StagesNotLoaded` (a stage). With stages=False nothing of
+        Whisper, CTranslate2, PyAV or mediapipe is imported (a GPU machine without them
+        can serve the model), and ``asr_policy`` is not checked.
         Nothing process-wide is set here (see the module doc).
 
         Raises `EngineError` only, with the message of what failed: a missing asset
@@ -120,10 +122,12 @@ class Engine:
         from models.base import InputDims, check_dims
         from realtime import assets
         from realtime.extract import text
-        from realtime.extract.asr import asr_policy
         from realtime.extract.stages import feature_layout
 
-        asr_policy(policy)  # an unknown name fails before anything loads
+        if stages:  # Whisper's module, imported only when its stage is wanted
+            from realtime.extract.asr import asr_policy
+
+            asr_policy(policy)  # an unknown name fails before anything loads
         device = pick_device(device)
         try:
             folder = Path(checkpoint_dir) if checkpoint_dir else assets.default_model_dir()
@@ -179,11 +183,14 @@ class Engine:
 
     def predict_batch(
         self, windows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+        with_masks: bool = True,
     ) -> list[EngineOutput]:
         """Many windows, each (text, audio, video) of shape (T_i, D_m), in ONE forward pass:
         they are zero-padded to the longest T and run with their lengths, so each answer is
         the one the window gets alone (within float rounding; the models mask padding).
-        Masks come back cut to each window's own T_i."""
+        Masks come back cut to each window's own T_i; ``with_masks=False`` leaves them on the
+        device (every answer's ``masks`` is None: nothing is copied to the host), for callers
+        that read only the sentiment (a benchmark of windows)."""
         if not windows:
             return []
         steps = [int(w[0].shape[0]) for w in windows]
@@ -202,7 +209,7 @@ class Engine:
         if not np.all(np.isfinite(sentiment)):
             raise FloatingPointError("the sentiment model returned a non-finite value")
         masks = None
-        if out.masks is not None:
+        if with_masks and out.masks is not None:
             masks = {m: v.float().cpu().numpy() for m, v in out.masks.items()}
         return [
             EngineOutput(float(np.clip(sentiment[i], -3.0, 3.0)),

@@ -88,7 +88,7 @@ class Stages:
     def load(cls, asr_model: str = "tiny.en", device: str = "cpu",
              asr_policy: str = "pause") -> Stages:
         """Loads Whisper ``asr_model`` on ``device`` ("cpu" or "cuda...") and the expression
-        network. Raises ValueError for an unknown policy (before anything loads),
+        network on ``device``. Raises ValueError for an unknown policy (before anything loads),
         `realtime.assets.AssetMissing` for a missing bundled model, and Whisper's or torch's
         own errors."""
         from models import expression as expression_model
@@ -99,7 +99,7 @@ class Stages:
 
         check_policy(asr_policy)
         whisper = load_whisper(asr_model, device="cuda" if device.startswith("cuda") else "cpu")
-        classifier = expression_model.load(assets.expression_model_path())
+        classifier = expression_model.load(assets.expression_model_path(), device=device)
         return cls(
             new_asr=AsrFactory(whisper, asr_policy),
             new_acoustic=acoustic.AcousticExtractor,

@@ -28,12 +28,15 @@ decodes past them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import av
 import numpy as np
 
 from realtime.sources.base import RefusedMedia
 from realtime.types import AudioChunk
+
+if TYPE_CHECKING:  # PyAV is imported where it is used: the model-only paths need none
+    import av
 
 RATE_HZ = 16000
 MAX_CHANNELS = 8
@@ -140,6 +143,8 @@ def decode_chunk_file(path: str | Path) -> tuple[int, np.ndarray]:
     `RefusedMedia` as soon as the audio passes the chunk bounds, so a tiny file that would
     decode to hours is never expanded. FileNotFoundError for a missing file;
     ``av.error.FFmpegError`` for one that cannot be decoded."""
+    import av
+
     with av.open(str(path)) as container:
         if not container.streams.audio:
             raise RefusedMedia(AUDIO_INVALID, f"{Path(path).name}: no audio stream")
@@ -161,6 +166,8 @@ def decode_chunk_file(path: str | Path) -> tuple[int, np.ndarray]:
 
 def new_libswresample() -> av.AudioResampler:
     """PyAV's resampler to the pipeline's format (packed float, mono, 16 kHz)."""
+    import av
+
     return av.AudioResampler(format="flt", layout="mono", rate=RATE_HZ)
 
 
@@ -186,6 +193,8 @@ class Resampler16k:
         mono = to_float_mono(check_pcm(self.rate_hz, samples))
         if self._resampler is None or len(mono) == 0:
             return mono
+        import av
+
         frame = av.AudioFrame.from_ndarray(mono[None, :], format="flt", layout="mono")
         frame.sample_rate = self.rate_hz
         frame.pts = self._pts

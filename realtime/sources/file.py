@@ -32,8 +32,8 @@ import itertools
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import av
 import numpy as np
 
 from realtime.clock import Clock
@@ -48,6 +48,9 @@ from realtime.sources.audio import (
 from realtime.sources.base import DEFAULT_MAX_FPS, RefusedMedia, Source, SourceError
 from realtime.sources.image import check_picture_size, fit_width
 from realtime.types import AudioChunk, VideoFrame
+
+if TYPE_CHECKING:  # PyAV is imported where it is used: the model-only paths need none
+    import av
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +143,8 @@ class FileSource(Source):
         yield from heapq.merge(*streams, key=lambda m: (m.available_s, m.kind))
 
     def _guard(self, it: Iterator[Media]) -> Iterator[Media]:
+        import av
+
         try:
             yield from it
         except (av.error.FFmpegError, ValueError, OSError) as exc:
@@ -147,6 +152,8 @@ class FileSource(Source):
             log.warning("%s", self._error)
 
     def _audio(self, offset_s: float) -> Iterator[Media]:
+        import av
+
         with av.open(str(self.path)) as container:
             stream = container.streams.audio[0]
             start_s = _start_s(container)
@@ -171,6 +178,8 @@ class FileSource(Source):
                     yield Media.audio(offset_s + t0_s + sent / RATE_HZ, buf)
 
     def _video(self, offset_s: float) -> Iterator[Media]:
+        import av
+
         with av.open(str(self.path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
@@ -256,6 +265,8 @@ def _probe(path: Path) -> tuple[bool, bool, float, bool]:
     """(has_audio, has_video, duration_s, cut); raises a clear error for unusable files.
     ``cut``: the file is known to be shorter than its header says (a WAV); duration_s is
     then the declared duration."""
+    import av
+
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if path.is_dir():
@@ -315,6 +326,8 @@ def _tolerance_s(declared_s: float) -> float:
 
 
 def _decodes(container, kind: str) -> bool:
+    import av
+
     streams = getattr(container.streams, kind)
     if not streams:
         return False
