@@ -14,7 +14,10 @@ N streams at ``--rate-hz`` each, at most one in flight per stream (a window due 
 previous is unanswered is a drop), for ``--seconds`` per run, through the in-process
 `realtime.serving.executor.BatchingExecutor` (``--backend local``) or the Ray Serve
 deployment on a local Ray instance (``--backend ray``), batched and unbatched (batch size 1)
-at every N. Latency is in ms from a window's due time to its answer. Writes
+at every N. Before anything is timed the model runs on every batch shape the executor can
+form (`warm_up`: on CUDA every size class and length class Triton and cuDNN compile for);
+masks stay on the device (nothing reads them). Latency is in ms from a window's due time to
+its answer. Writes
 benchmarks/results/streams_<device>.json (``_ray`` added for ``--backend ray``; ``--json
 OUT`` elsewhere): per backend, mode and N a `StreamsResult` (``p50_ms``, ``p95_ms``,
 ``p99_ms``, ``throughput_per_s``, ``drops``, ``errors``, ``mean_batch``, ``cpu_s_per_s``,
