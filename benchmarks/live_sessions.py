@@ -1,7 +1,8 @@
 """Full live sessions on one engine, for the many-streams benchmarks: K copies of a recording
 replayed at real speed through `realtime.serving.sessions.SessionManager` (ASR, face,
-acoustic, the expression network and the sentiment model, the last two per-tick models
-batched across sessions by `realtime.serving.executor.SharedModels`), and what each session
+acoustic, the expression network and the sentiment model; Whisper, the expression network
+and the per-tick models batched across sessions by `realtime.serving.executor.SharedModels`;
+the face tracker and the expression network at the stages' rates), and what each session
 got: updates per second against the hop rate, latency, drops, per-stage compute.
 
 `run_live` is ``python -m benchmarks.streams --live K``; `open_session` and
@@ -154,6 +155,8 @@ def run_live(engine, k: int, config: LiveConfig, batch=None) -> dict:
             joined = manager.stop_all()
             rss.stop()
         executor = {"model": asdict(shared.model.stats()), "words": asdict(shared.words.stats())}
+        if shared.classifier is not None:
+            executor["expression"] = asdict(shared.classifier.executor.stats())
     total_media_s = sum(f["media_s"] for f in figures)
     drops = _sum_drops(figures)
     rates = [f["updates_per_s"] for f in figures]
