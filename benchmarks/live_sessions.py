@@ -89,7 +89,8 @@ def media_s(pipeline) -> float:
 
 def session_figures(pipeline, counter: UpdateCounter, hop_s: float) -> dict:
     """One session: updates/s, latency (``total``, ms), drops per kind, each stage's wall
-    compute per media second, error, and whether it kept up (see the module doc)."""
+    compute per media second, error, whether it kept up (see the module doc) and what it had
+    cut under load when it ended (`realtime.pipeline.Pipeline.degraded`)."""
     covered_s = media_s(pipeline)
     drops = pipeline.drops
     lost_items = sum(v for k, v in drops.items() if k not in (*DESIGNED_DROPS, AUDIO_LOST))
@@ -104,6 +105,7 @@ def session_figures(pipeline, counter: UpdateCounter, hop_s: float) -> dict:
         "lost_items": lost_items,
         "stage_wall_s_per_media_s": compute_fractions(pipeline.stats, max(covered_s, 1e-6)),
         "error": pipeline.error, "keeps_up": bool(keeps_up),
+        "degraded_at_end": pipeline.degraded,
     }
 
 

@@ -9,7 +9,9 @@ the last ``window_s`` seconds of what it was fed:
 * calm: all of them under ``low_ms``, for ``calm_s`` seconds.
 
 Overloaded -> one step down the ladder (`LoadConfig.divisors`: the stage rates divided by 2,
-then 4); calm -> one step back up. It judges only ``hold_s`` (>= ``window_s``) after its
+then 4; from step ``asr_step`` on, a session with speech streams it by the cheaper
+``asr_policy``: words come later, see `realtime.extract.asr.ASR_POLICIES`); calm -> one step
+back up. It judges only ``hold_s`` (>= ``window_s``) after its
 first tick and after each change, on ticks seen since, so a change can show first. `step` is
 the current step (0: the configured rates), `describe` what was cut, in words, for the
 session's health (None at step 0). It never reads the clock: the caller passes the session
@@ -35,7 +37,8 @@ class LoadConfig:
     under which it is calm (ms); window_s: the span of recent ticks judged (s); calm_s: how long
     it must stay calm to restore a step (s); hold_s: the least time between two changes (s);
     divisors: each step's divisor of the stage rates (the first 1); full_rate_hz: the rate
-    that "every frame" counts as."""
+    that "every frame" counts as; asr_policy: the cheaper ASR policy from step ``asr_step``
+    on (None: the ASR is never changed)."""
 
     high_ms: float = 250.0
     low_ms: float = 150.0
@@ -44,6 +47,8 @@ class LoadConfig:
     hold_s: float = 3.0
     divisors: tuple[float, ...] = (1.0, 2.0, 4.0)
     full_rate_hz: float = 10.0
+    asr_policy: str | None = "sparse"
+    asr_step: int = 2
 
     def __post_init__(self) -> None:
         if not (0 < self.low_ms <= self.high_ms and self.window_s > 0 and self.calm_s > 0
@@ -54,13 +59,15 @@ class LoadConfig:
 
 
 class LoadGovernor:
-    """See the module doc. ``face_hz`` / ``expression_hz``: the configured rates (None:
-    every frame). Thread-safe: fed by the tick thread, read by the health table's."""
+    """See the module doc. rates: each stage's configured rate by its name, in the order
+    `describe` names them (None: every frame). Thread-safe: fed by the tick thread, read by
+    the health table's."""
 
-    def __init__(self, face_hz: float | None, expression_hz: float | None,
-                 config: LoadConfig | None = None) -> None:
+    def __init__(self, rates: dict[str, float | None],
+                 config: LoadConfig | None = None, *, speech: bool = False) -> None:
         self.config = config or LoadConfig()
-        self._base = (face_hz, expression_hz)
+        self._base = dict(rates)
+        self._speech = speech
         self._seen: deque[tuple[float, bool, bool]] = deque()  # (t_s, over, calm)
         self._step = 0
         self._changed_s = NAN  # the first tick, then each change
@@ -72,22 +79,33 @@ class LoadGovernor:
         with self._lock:
             return self._step
 
-    def rates(self, step: int | None = None) -> tuple[float | None, float | None]:
-        """(face, expression) rates at ``step`` (default: the current one)."""
+    def rates(self, step: int | None = None) -> dict[str, float | None]:
+        """Each stage's rate at ``step`` (default: the current one)."""
         step = self.step if step is None else step
         if step == 0:
-            return self._base
+            return dict(self._base)
         divisor = self.config.divisors[step]
-        return tuple(round((r or self.config.full_rate_hz) / divisor, 3) for r in self._base)
+        return {name: round((r or self.config.full_rate_hz) / divisor, 3)
+                for name, r in self._base.items()}
+
+    def asr_policy(self, step: int | None = None) -> str | None:
+        """The ASR policy to stream by at ``step`` (default: the current one); None: the
+        session's own."""
+        step = self.step if step is None else step
+        cfg = self.config
+        return cfg.asr_policy if self._speech and step >= cfg.asr_step else None
 
     def describe(self) -> str | None:
         """What is cut, in words (None when nothing is)."""
         step = self.step
         if step == 0:
             return None
-        face, expression = self.rates(step)
-        return (f"face {face:g}/s, expression {expression:g}/s (capture to prediction over "
-                f"{self.config.high_ms:g} ms)")
+        cuts = [f"{name} {rate:g}/s" for name, rate in self.rates(step).items()]
+        policy = self.asr_policy(step)
+        if policy is not None:
+            cuts.append(f"speech by the {policy} policy")
+        cut = ", ".join(cuts)
+        return f"{cut} (capture to prediction over {self.config.high_ms:g} ms)"
 
     def observe(self, t_s: float, latency_ms: float | None) -> int | None:
         """One tick at session time ``t_s``: its latency (ms), or None for a missed tick.

@@ -16,8 +16,9 @@ frame; frames waiting behind it are skipped, counted as ``video_skipped``) and
 ``pipeline:tick`` (a tick every ``hop_s`` on the clock; missed ticks are skipped). Under
 load a live session degrades in the open (`realtime.load.LoadGovernor`, fed by the tick
 thread): the face tracker's and the expression network's rates go down a step while the
-capture -> prediction latency stays over its bound, back up once it is calm again, and
-`degraded` says what is cut (None: nothing). `stop`
+capture -> prediction latency stays over its bound (at the last step the speech is streamed
+by a cheaper ASR policy, switched by the ASR thread before its next step), back up once it
+is calm again, and `degraded` says what is cut (None: nothing). `stop`
 ends them all (the source first) and joins them; `wait` waits for the end of a finite
 source. A stage that raises stops the pipeline: ``error`` (and `status`) then says which
 stage and why, ``error_detail`` holds the traceback.
@@ -130,9 +131,15 @@ class Pipeline:
             self._face = (stages.new_face(crops=self._expression) if self._expression
                           is not None else stages.new_face())
         self._face_open = self._face is not None
-        self._load = (LoadGovernor(self._face.max_rate_hz,
-                                   getattr(self._expression, "max_rate_hz", None), load)
-                      if hasattr(self._face, "set_max_rate_hz") else None)
+        self._rated = {name: stage for name, stage in (("face", self._face),
+                                                       ("expression", self._expression))
+                       if hasattr(stage, "set_max_rate_hz")}  # what may go slower under load
+        self._asr_own = getattr(self._asr, "config", None)  # its own policy, restored when calm
+        self._asr_policy: str | None = None  # the policy the ASR thread streams by (None: its own)
+        self._load = (LoadGovernor({n: s.max_rate_hz for n, s in self._rated.items()}, load,
+                                   speech=self._asr_own is not None
+                                   and hasattr(self._asr, "set_policy"))
+                      if "face" in self._rated else None)
         self._ticker = Ticker(self._models, engine.layout, self.store, self.stats, self.clock,
                               window=window, signal_span_s=signal_span_s,
                               expression_span_s=expression_span_s, voice=source.has_audio,
@@ -339,6 +346,17 @@ class Pipeline:
             self.stats.add_compute("expression", perf_s() - t, 0.0, process_cpu_s() - c)
             self._ticker.add_expression(rows)
 
+    def _asr_follow_load(self) -> None:
+        """The ASR thread: streams by the policy the governor asks for (its own when None)."""
+        if self._load is None:
+            return
+        wanted = self._load.asr_policy()
+        if wanted != self._asr_policy:
+            from realtime.extract.asr import asr_policy
+
+            self._asr.set_policy(self._asr_own if wanted is None else asr_policy(wanted))
+            self._asr_policy = wanted
+
     def _observe_load(self, now_s: float, prediction: Prediction | None,
                       missed: bool) -> None:
         """The tick thread: feeds the governor; a new step sets the stages' rates (from
@@ -353,10 +371,8 @@ class Pipeline:
         for step in steps:
             if step is None:
                 continue
-            face_hz, expression_hz = self._load.rates(step)
-            self._face.set_max_rate_hz(face_hz)
-            if self._expression is not None:
-                self._expression.set_max_rate_hz(expression_hz)
+            for name, rate in self._load.rates(step).items():
+                self._rated[name].set_max_rate_hz(rate)
             log.warning("session on %s: %s", self.source.name,
                         self._load.describe() or "keeps up again: the stages' own rates")
 
@@ -399,6 +415,7 @@ class Pipeline:
 
     def _asr_worker(self) -> None:
         while not self._stop.is_set():
+            self._asr_follow_load()
             chunks = self._asr_queue.get_all(timeout_s=0.1)
             for chunk in chunks:
                 self._asr_queue_feed(chunk)
