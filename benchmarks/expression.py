@@ -78,6 +78,9 @@ class _KeepCrops:
     def __init__(self, sink) -> None:
         self.sink, self.crops = sink, []
 
+    def wants_crop(self, t_s: float) -> bool:
+        return self.sink.wants_crop(t_s)
+
     def insert_crop(self, crop) -> None:
         if crop.grey is not None:
             self.crops.append(crop.grey)

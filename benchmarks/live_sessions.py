@@ -1,7 +1,8 @@
 """Full live sessions on one engine, for the many-streams benchmarks: K copies of a recording
 replayed at real speed through `realtime.serving.sessions.SessionManager` (ASR, face,
-acoustic, the expression network and the sentiment model, the last two per-tick models
-batched across sessions by `realtime.serving.executor.SharedModels`), and what each session
+acoustic, the expression network and the sentiment model; Whisper, the expression network
+and the per-tick models batched across sessions by `realtime.serving.executor.SharedModels`;
+the face tracker and the expression network at the stages' rates), and what each session
 got: updates per second against the hop rate, latency, drops, per-stage compute.
 
 `run_live` is ``python -m benchmarks.streams --live K``, on the sessions registry of a
@@ -89,7 +90,8 @@ def media_s(pipeline) -> float:
 
 def session_figures(pipeline, counter: UpdateCounter, hop_s: float) -> dict:
     """One session: updates/s, latency (``total``, ms), drops per kind, each stage's wall
-    compute per media second, error, and whether it kept up (see the module doc)."""
+    compute per media second, error, whether it kept up (see the module doc) and what it had
+    cut under load when it ended (`realtime.pipeline.Pipeline.degraded`)."""
     covered_s = media_s(pipeline)
     drops = pipeline.drops
     lost_items = sum(v for k, v in drops.items() if k not in (*DESIGNED_DROPS, AUDIO_LOST))
@@ -104,6 +106,7 @@ def session_figures(pipeline, counter: UpdateCounter, hop_s: float) -> dict:
         "lost_items": lost_items,
         "stage_wall_s_per_media_s": compute_fractions(pipeline.stats, max(covered_s, 1e-6)),
         "error": pipeline.error, "keeps_up": bool(keeps_up),
+        "degraded_at_end": pipeline.degraded,
     }
 
 
@@ -148,6 +151,8 @@ def run_live(runtime, k: int, config: LiveConfig) -> dict:
         raise ValueError("run_live needs a runtime opened with live_runtime_config")
     rss = RssSampler(config.rss_every_s)
     before = {"model": shared.model.stats(), "words": shared.words.stats()}
+    if shared.classifier is not None:
+        before["expression"] = shared.classifier.executor.stats()
     rss.start()
     sessions = []
     try:
@@ -167,6 +172,9 @@ def run_live(runtime, k: int, config: LiveConfig) -> dict:
         rss.stop()
     executor = {"model": _stats_since(before["model"], shared.model.stats()),
                 "words": _stats_since(before["words"], shared.words.stats())}
+    if shared.classifier is not None:
+        executor["expression"] = _stats_since(before["expression"],
+                                              shared.classifier.executor.stats())
     total_media_s = sum(f["media_s"] for f in figures)
     drops = _sum_drops(figures)
     rates = [f["updates_per_s"] for f in figures]

@@ -13,7 +13,12 @@ through a bounded queue, oldest dropped and counted as ``asr_queue``), ``pipelin
 ASR polled once ``asr_step_s`` of new audio has arrived; with no audio in a poll, an
 utterance whose audio stopped is closed), ``pipeline:video`` (face features for the newest
 frame; frames waiting behind it are skipped, counted as ``video_skipped``) and
-``pipeline:tick`` (a tick every ``hop_s`` on the clock; missed ticks are skipped). `stop`
+``pipeline:tick`` (a tick every ``hop_s`` on the clock; missed ticks are skipped). Under
+load a live session degrades in the open (`realtime.load.LoadGovernor`, fed by the tick
+thread): the face tracker's and the expression network's rates go down a step while the
+capture -> prediction latency stays over its bound (at the last step the speech is streamed
+by a cheaper ASR policy, switched by the ASR thread before its next step), back up once it
+is calm again, and `degraded` says what is cut (None: nothing). `stop`
 ends them all (the source first) and joins them; `wait` waits for the end of a finite
 source. A stage that raises stops the pipeline: ``error`` (and `status`) then says which
 stage and why, ``error_detail`` holds the traceback.
@@ -21,7 +26,8 @@ stage and why, ``error_detail`` holds the traceback.
 Replay (`run_to_end`, for ``--fast`` and tests; a `FileSource` on a `ReplayClock`): the same
 stages driven in the calling thread, in the data's time order, the clock advanced by the
 data and ticks at fixed data times (every ``hop_s`` of source time), so the same recording
-gives the same predictions. An exception of a stage is recorded as for a thread and raised.
+gives the same predictions (a replay never degrades). An exception of a stage is recorded as
+for a thread and raised.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from typing import TYPE_CHECKING
 
 from realtime.clock import Clock, perf_s
 from realtime.engine import Engine
+from realtime.load import LoadConfig, LoadGovernor
 from realtime.sources.base import DropQueue, Source
 from realtime.stats import RunStats, process_cpu_s
 from realtime.store import PredictionStore
@@ -60,6 +67,7 @@ class PipelineStatus:
     error: str | None
     drops: dict[str, int]
     updates_per_s: float
+    degraded: str | None = None  # what the session cut to keep up (`Pipeline.degraded`)
 
 
 class Pipeline:
@@ -73,8 +81,10 @@ class Pipeline:
     on_window: the `Ticker`'s (more subscribers with `subscribe`). models: what runs the
     sentiment model and the word encoder (default: the engine itself;
     `realtime.serving.executor.SharedModels` batches this session's calls with other
-    sessions', and its Whisper calls too when it has a ``transcriber``: the session's
-    `StreamingASR` is then made with it).
+    sessions', its Whisper calls too when it has a ``transcriber`` (the session's
+    `StreamingASR` is then made with it) and its face crops when it has a ``classifier``
+    (the session's expression extractor is then made with it). load: when a live session
+    degrades (`realtime.load.LoadConfig`; default its defaults).
     """
 
     def __init__(
@@ -93,6 +103,7 @@ class Pipeline:
         on_window: Iterable[WindowSubscriber] = (),
         models: ModelCalls | None = None,
         expression_span_s: float = 0.5,
+        load: LoadConfig | None = None,
     ) -> None:
         if clock is not None and clock is not source.clock:
             raise ValueError("the pipeline must use its source's clock (pass it to the source)")
@@ -109,14 +120,26 @@ class Pipeline:
         if source.has_audio:  # SharedModels: this session's Whisper calls batched with others'
             shared_asr = getattr(self._models, "transcriber", None)
             self._asr = stages.new_asr(shared_asr) if shared_asr is not None else stages.new_asr()
-        self._expression = (stages.new_expression() if source.has_video
-                            and stages.new_expression is not None else None)
+        self._expression = None
+        if source.has_video and stages.new_expression is not None:  # batched when shared
+            shared_face = getattr(self._models, "classifier", None)
+            self._expression = (stages.new_expression(shared_face) if shared_face is not None
+                                else stages.new_expression())
         self._face = None
         self._face_lock = threading.Lock()
         if source.has_video:
             self._face = (stages.new_face(crops=self._expression) if self._expression
                           is not None else stages.new_face())
         self._face_open = self._face is not None
+        self._rated = {name: stage for name, stage in (("face", self._face),
+                                                       ("expression", self._expression))
+                       if hasattr(stage, "set_max_rate_hz")}  # what may go slower under load
+        self._asr_own = getattr(self._asr, "config", None)  # its own policy, restored when calm
+        self._asr_policy: str | None = None  # the policy the ASR thread streams by (None: its own)
+        self._load = (LoadGovernor({n: s.max_rate_hz for n, s in self._rated.items()}, load,
+                                   speech=self._asr_own is not None
+                                   and hasattr(self._asr, "set_policy"))
+                      if "face" in self._rated else None)
         self._ticker = Ticker(self._models, engine.layout, self.store, self.stats, self.clock,
                               window=window, signal_span_s=signal_span_s,
                               expression_span_s=expression_span_s, voice=source.has_audio,
@@ -232,6 +255,11 @@ class Pipeline:
         return self._error or self.source.error
 
     @property
+    def degraded(self) -> str | None:
+        """What this session cut to keep up, in words (None: nothing; see the module doc)."""
+        return None if self._load is None else self._load.describe()
+
+    @property
     def last_input_s(self) -> float:
         """Session time at which the newest audio or video that reached the features was
         captured; NaN before any."""
@@ -258,7 +286,8 @@ class Pipeline:
             device=self.engine.device,
             triton=self.engine.triton, source_name=self.source.name,
             running=self._started and not self._done.is_set(), error=self.error,
-            drops=self.drops, updates_per_s=self.stats.updates_per_s(self.clock.now_s()))
+            drops=self.drops, updates_per_s=self.stats.updates_per_s(self.clock.now_s()),
+            degraded=self.degraded)
 
     # -- stages (shared by the threads and the replay) -------------------------------
     def _on_audio(self, chunk: AudioChunk) -> None:
@@ -320,6 +349,36 @@ class Pipeline:
             self.stats.add_compute("expression", perf_s() - t, 0.0, process_cpu_s() - c)
             self._ticker.add_expression(rows)
 
+    def _asr_follow_load(self) -> None:
+        """The ASR thread: streams by the policy the governor asks for (its own when None)."""
+        if self._load is None:
+            return
+        wanted = self._load.asr_policy()
+        if wanted != self._asr_policy:
+            from realtime.extract.asr import asr_policy
+
+            self._asr.set_policy(self._asr_own if wanted is None else asr_policy(wanted))
+            self._asr_policy = wanted
+
+    def _observe_load(self, now_s: float, prediction: Prediction | None,
+                      missed: bool) -> None:
+        """The tick thread: feeds the governor; a new step sets the stages' rates (from
+        their next frame on)."""
+        if self._load is None:
+            return
+        steps = []
+        if prediction is not None:
+            steps.append(self._load.observe(now_s, prediction.latency_ms.get("total")))
+        if missed:
+            steps.append(self._load.observe(now_s, None))
+        for step in steps:
+            if step is None:
+                continue
+            for name, rate in self._load.rates(step).items():
+                self._rated[name].set_max_rate_hz(rate)
+            log.warning("session on %s: %s", self.source.name,
+                        self._load.describe() or "keeps up again: the stages' own rates")
+
     # -- threads ---------------------------------------------------------------------
     def _spawn(self, target: Callable[[], None], what: str) -> None:
         def run() -> None:
@@ -359,6 +418,7 @@ class Pipeline:
 
     def _asr_worker(self) -> None:
         while not self._stop.is_set():
+            self._asr_follow_load()
             chunks = self._asr_queue.get_all(timeout_s=0.1)
             for chunk in chunks:
                 self._asr_queue_feed(chunk)
@@ -392,13 +452,15 @@ class Pipeline:
                 if not self.clock.sleep_until(next_s, self._stop):
                     break
                 finished = not any(t.is_alive() for t in workers)
-                self._ticker.tick(self.clock.now_s())
+                prediction = self._ticker.tick(self.clock.now_s())
                 if finished:
                     break
                 now_s = self.clock.now_s()
                 next_s += self.hop_s
-                if next_s < now_s:  # fell behind: skip the missed ticks
+                missed = next_s < now_s
+                if missed:  # fell behind: skip the missed ticks
                     next_s = now_s + self.hop_s
+                self._observe_load(now_s, prediction, missed)
         except Exception as exc:  # noqa: BLE001 - reported through status().error
             self._fail("tick", exc)  # before the pipeline is marked done
         finally:

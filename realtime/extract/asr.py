@@ -300,6 +300,10 @@ class CommitBook:
         self.end_s = float("-inf")
         self.tentative: list[Word] = []
 
+    def use(self, config: AsrConfig) -> None:
+        """Commits by ``config`` from the next call on (`StreamingASR.set_policy`)."""
+        self.config = config
+
     def agree(self, words: list[Word], buffer_end_s: float) -> list[Word]:
         """LocalAgreement-2: commits the longest prefix of the new hypothesis ``words`` that
         the previous one agrees on (same normalised text, starts within
@@ -395,6 +399,17 @@ class StreamingASR:
         self.transcriptions = 0
         self.closes = 0  # utterances closed so far
         self._start_run(0.0)
+
+    def set_policy(self, config: AsrConfig) -> None:
+        """Streams by ``config`` from the next call on, keeping the buffer and the commits (a
+        session under load changes to a cheaper policy, `realtime.load`; from the ASR's own
+        thread only). ValueError when ``config`` bounds the input otherwise (``max_chunks``,
+        ``max_gap_s``): those are fixed when the stream starts."""
+        if (config.max_chunks, config.max_gap_s) != (self.config.max_chunks,
+                                                     self.config.max_gap_s):
+            raise ValueError("a policy change keeps max_chunks and max_gap_s")
+        self.config = config
+        self._book.use(config)
 
     # ---- input -------------------------------------------------------------------------
     def insert_audio_chunk(self, chunk: AudioChunk) -> None:

@@ -13,13 +13,22 @@ the 7 class probabilities (`EXPRESSIONS` order) and ``face_present``. A frame wi
 is a row of zeros with face_present = 0. At most ``max_frames`` crops wait (oldest dropped,
 counted in ``drops``). It never reads the clock: ``computed_at_s`` is ``now_s`` plus the
 compute time when the caller passes ``now_s``, else the newest crop's capture time.
+
+Rate (``max_rate_hz``, None: every crop): the expression panel shows the mean of the last
+0.5 s, so a few classifications a second carry it. Media time is cut in slots of
+1/``max_rate_hz`` s (`RateGate`); the first crop of a slot is classified, the others are
+let go before any work (`wants_crop`: the face extractor does not even cut them) and counted
+in ``decimated``. The choice depends on the crops' times only, so a replay is deterministic.
+`set_max_rate_hz` changes it (a session under load, `realtime.load.LoadGovernor`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -75,14 +84,49 @@ def face_crop(image: np.ndarray, landmarks_norm: np.ndarray,
     return cv2.resize(square, (INPUT_SIDE, INPUT_SIDE), interpolation=interp)
 
 
+class Classifier(Protocol):
+    def classify(self, grey: np.ndarray) -> np.ndarray: ...
+
+
+class RateGate:
+    """At most one item per slot of 1/``max_rate_hz`` seconds of media time (None or 0:
+    every item). `due(t_s)` says whether an item at ``t_s`` opens a new slot; `take(t_s)`
+    marks it taken. A time that goes back opens a slot again (a looped recording)."""
+
+    def __init__(self, max_rate_hz: float | None) -> None:
+        self.max_rate_hz: float | None = None
+        self._slot: int | None = None
+        self.set_rate(max_rate_hz)
+
+    def set_rate(self, max_rate_hz: float | None) -> None:
+        """A new rate from the next item on (ValueError for a negative one)."""
+        if max_rate_hz is not None and not max_rate_hz >= 0:
+            raise ValueError(f"max_rate_hz must be None or >= 0, got {max_rate_hz}")
+        self.max_rate_hz, self._slot = max_rate_hz or None, None
+
+    def _slot_of(self, t_s: float) -> int:
+        return math.floor(t_s * self.max_rate_hz + 1e-6)
+
+    def due(self, t_s: float) -> bool:
+        return self.max_rate_hz is None or self._slot != self._slot_of(t_s)
+
+    def take(self, t_s: float) -> None:
+        if self.max_rate_hz is not None:
+            self._slot = self._slot_of(t_s)
+
+
 class ExpressionExtractor:
     """insert_crop / process_iter / finish (see the module doc). ``classifier`` is shared
-    (loaded once by the engine) and only read."""
+    (loaded once by the engine, or `realtime.serving.executor.SharedClassifier`, batched with
+    other sessions' crops) and only read. max_rate_hz: see the module doc."""
 
-    def __init__(self, classifier: MiniXception, max_frames: int = 8) -> None:
+    def __init__(self, classifier: Classifier | MiniXception, max_frames: int = 8,
+                 max_rate_hz: float | None = None) -> None:
         self._classifier = classifier
         self._queue: deque[FaceCrop] = deque()
         self._max_frames = int(max_frames)
+        self._gate = RateGate(max_rate_hz)
+        self.decimated = 0
         self.drops = 0
         self.faces = 0
         self.compute_s = 0.0
@@ -91,11 +135,28 @@ class ExpressionExtractor:
     def ms_per_face(self) -> float:
         return 1000.0 * self.compute_s / self.faces if self.faces else float("nan")
 
+    @property
+    def max_rate_hz(self) -> float | None:
+        return self._gate.max_rate_hz
+
+    def set_max_rate_hz(self, max_rate_hz: float | None) -> None:
+        self._gate.set_rate(max_rate_hz)
+
+    def wants_crop(self, t_s: float) -> bool:
+        """Whether a crop at ``t_s`` would be classified (see the module doc)."""
+        return self._gate.due(t_s)
+
     def insert_crop(self, crop: FaceCrop) -> None:
+        """Queues a crop (ValueError for one that is not (64, 64) uint8); one not due is
+        counted in ``decimated`` and let go."""
         if crop.grey is not None and (crop.grey.shape != (INPUT_SIDE, INPUT_SIDE)
                                       or crop.grey.dtype != np.uint8):
             raise ValueError(f"face crops must be ({INPUT_SIDE}, {INPUT_SIDE}) uint8, got "
                              f"{crop.grey.shape} {crop.grey.dtype}")
+        if not self._gate.due(crop.t_s):
+            self.decimated += 1
+            return
+        self._gate.take(crop.t_s)
         if len(self._queue) >= self._max_frames:
             self._queue.popleft()
             self.drops += 1

@@ -20,7 +20,17 @@ wider than ``max_side`` pixels are downscaled first (blendshapes do not need mor
 
 With a ``crops`` sink (the `realtime.extract.expression.ExpressionExtractor`), every frame
 also pushes a `FaceCrop` cut from the landmarks found here (None without a face) into it;
-the pipeline polls the sink for the expression rows.
+the pipeline polls the sink for the expression rows; a frame whose crop the sink does not
+want (`wants_crop`: its rate) gets none cut.
+
+Rate (``max_rate_hz``, None: every frame): the displayed signals are means over the last
+second and the model's video features means over each word, so a tracker that sees
+``max_rate_hz`` frames a second keeps them (docs/benchmarks.md, "face and expression
+rates"). Media time is cut in slots of 1/``max_rate_hz`` s
+(`realtime.extract.expression.RateGate`): the first frame of a slot is tracked, the others
+are let go in `insert_frame` and counted in ``decimated`` (not a drop: no row is made for
+them). The choice depends on the frames' times only, so a replay is deterministic.
+`set_max_rate_hz` changes it (a session under load, `realtime.load.LoadGovernor`).
 
 Input: `VideoFrame`s as every source delivers them, RGB uint8 (H, W, 3), at least 8x8; a
 frame in another form is a ValueError, never converted here (sources convert with
@@ -41,7 +51,7 @@ import numpy as np
 
 from realtime.assets import face_landmarker_path
 from realtime.clock import perf_s
-from realtime.extract.expression import FaceCrop, face_crop
+from realtime.extract.expression import FaceCrop, RateGate, face_crop
 from realtime.sources.image import MIN_SIDE
 from realtime.types import FeatureFrames, VideoFrame
 
@@ -122,13 +132,15 @@ def too_small(image: np.ndarray) -> bool:
 
 
 class CropSink(Protocol):
+    def wants_crop(self, t_s: float) -> bool: ...
     def insert_crop(self, crop: FaceCrop) -> None: ...
 
 
 class FaceExtractor:
     """insert_frame / process_iter / close. Never reads the clock: ``computed_at_s`` is
     ``now_s`` plus the compute time when the caller passes ``now_s``, else the capture time
-    of the newest frame. At most ``max_frames`` frames wait (oldest dropped, counted)."""
+    of the newest frame. At most ``max_frames`` frames wait (oldest dropped, counted).
+    max_rate_hz: frames tracked per second of media at most (see the module doc)."""
 
     def __init__(
         self,
@@ -137,6 +149,7 @@ class FaceExtractor:
         max_frames: int = 8,
         max_side: int = 640,
         crops: CropSink | None = None,
+        max_rate_hz: float | None = None,
     ) -> None:
         from mediapipe.tasks.python import vision
         from mediapipe.tasks.python.core.base_options import BaseOptions
@@ -158,6 +171,8 @@ class FaceExtractor:
         self._max_frames = int(max_frames)
         self.max_side = int(max_side)
         self._crops = crops
+        self._gate = RateGate(max_rate_hz)
+        self.decimated = 0
         self._last_ms: int | None = None
         self._offset_ms = 0
         self.drops = 0
@@ -168,15 +183,27 @@ class FaceExtractor:
     def ms_per_frame(self) -> float:
         return 1000.0 * self.compute_s / self.frames if self.frames else float("nan")
 
+    @property
+    def max_rate_hz(self) -> float | None:
+        return self._gate.max_rate_hz
+
+    def set_max_rate_hz(self, max_rate_hz: float | None) -> None:
+        self._gate.set_rate(max_rate_hz)
+
     def insert_frame(self, frame: VideoFrame) -> None:
         """Queue a frame; raises ValueError for an image that is not RGB uint8 (see
-        `check_frame`); one smaller than 8x8 is dropped and counted in ``drops``."""
+        `check_frame`); one smaller than 8x8 is dropped and counted in ``drops``, one not
+        due at ``max_rate_hz`` let go and counted in ``decimated``."""
         check_frame(frame.image)
         if too_small(frame.image):
             self.drops += 1
             log.debug("face input: dropped a %s frame (smaller than %dx%d)",
                       frame.image.shape, MIN_SIDE, MIN_SIDE)
             return
+        if not self._gate.due(frame.t_s):
+            self.decimated += 1
+            return
+        self._gate.take(frame.t_s)
         if len(self._queue) >= self._max_frames:
             self._queue.popleft()
             self.drops += 1
@@ -229,7 +256,7 @@ class FaceExtractor:
             self._timestamp_ms(frame.t_s)
         )
         row = np.zeros(FACE_DIM, np.float32)
-        if self._crops is not None:
+        if self._crops is not None and self._crops.wants_crop(frame.t_s):
             grey = None
             if result.face_landmarks:
                 points = np.array([(p.x, p.y) for p in result.face_landmarks[0]], np.float64)

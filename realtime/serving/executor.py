@@ -14,7 +14,11 @@ sessions' Whisper, `SharedTranscriber`, a third executor):
 * Whisper (`SharedTranscriber`): each session's `StreamingASR` keeps its own buffer, VAD and
   commits; its transcriptions run together with the other sessions' in
   `realtime.extract.whisper_batch.WhisperBatch` (one encoder, decoder and alignment call per
-  window size; each answer is exactly the one the call gets alone).
+  window size; each answer is exactly the one the call gets alone);
+* the facial expression network (`SharedClassifier`, a fourth executor): each session's
+  `realtime.extract.expression.ExpressionExtractor` keeps its own rate and queue; the crops it
+  classifies run in one forward with the other sessions' (each answer the one its crops get
+  alone, within float rounding: the network has no cross-sample state).
 
 Why the defaults (`BatchConfig`): a prediction's budget is 150 ms at p95 on CPU from the
 window to its answer. On this project's 2-core machine one MMLatch forward takes ~19 ms at
@@ -267,23 +271,76 @@ class SharedTranscriber:
         return self.executor.stop(timeout_s)
 
 
+EXPRESSION_BATCH = BatchConfig(max_batch=32, max_wait_ms=5.0, max_queue=256)
+
+
+class SharedClassifier:
+    """A `realtime.extract.expression.Classifier` for many sessions: a session's
+    ``classify(grey)`` ((N, 64, 64) uint8 crops, from its video thread) queues into one
+    `BatchingExecutor` whose thread classifies every queued session's crops in one forward
+    and hands each its (N, 7) rows. A video thread waits for its one call at a time, so the
+    queue holds at most one call per session; ``max_wait_ms`` is short (5 ms: one crop costs
+    about 5 ms of CPU). Errors reach the caller as in `SharedTranscriber`.
+
+    classify_batch: the loaded network's ``classify``; config: `EXPRESSION_BATCH` by
+    default."""
+
+    def __init__(self, classify_batch: Callable[[np.ndarray], np.ndarray],
+                 config: BatchConfig | None = None) -> None:
+        self._classify = classify_batch
+        self.executor: BatchingExecutor[np.ndarray, np.ndarray] = BatchingExecutor(
+            self._run, config or EXPRESSION_BATCH, name="executor:expression")
+
+    @classmethod
+    def for_engine(cls, engine: Engine,
+                   config: BatchConfig | None = None) -> SharedClassifier | None:
+        """One over the engine's loaded expression network; None for an engine without one
+        (no streaming stages, or a test's stand-in)."""
+        from realtime.extract.stages import ExpressionFactory
+
+        factory = engine.stages.new_expression
+        if not isinstance(factory, ExpressionFactory):
+            return None
+        return cls(factory.classifier.classify, config)
+
+    def _run(self, stacks: Sequence[np.ndarray]) -> list[np.ndarray]:
+        probs = self._classify(np.concatenate(stacks))
+        bounds = np.cumsum([len(s) for s in stacks])[:-1]
+        return np.split(probs, bounds)
+
+    def classify(self, grey: np.ndarray) -> np.ndarray:
+        return self.executor.call(np.asarray(grey))
+
+    def start(self) -> SharedClassifier:
+        self.executor.start()
+        return self
+
+    def stop(self, timeout_s: float = 2.0) -> bool:
+        return self.executor.stop(timeout_s)
+
+
 class SharedModels:
     """The engine's models for many sessions: a `Pipeline` given this (its ``models``) sends
     its windows and word lists to the two executors, and its `StreamingASR` transcribes
     through ``transcriber`` (a `SharedTranscriber` over the engine's Whisper; None when the
-    engine has none). `start`/`stop` (or ``with``) run the threads. config, words, asr: the
-    `BatchConfig` of each executor (asr: `ASR_BATCH` by default); asr_prompt_tokens: see
-    `realtime.extract.whisper_batch` (None: whole prompts, each call as alone)."""
+    engine has none), and its expression extractor classifies through ``classifier`` (a
+    `SharedClassifier` over the engine's expression network; None when it has none).
+    `start`/`stop` (or ``with``) run the threads. config, words, asr, expression: the
+    `BatchConfig` of each executor (asr: `ASR_BATCH`, expression: `EXPRESSION_BATCH` by
+    default); asr_prompt_tokens: see `realtime.extract.whisper_batch` (None: whole prompts,
+    each call as alone)."""
 
     def __init__(self, engine: Engine, config: BatchConfig | None = None,
                  words: BatchConfig | None = None, asr: BatchConfig | None = None,
-                 asr_prompt_tokens: int | None = None) -> None:
+                 asr_prompt_tokens: int | None = None,
+                 expression: BatchConfig | None = None) -> None:
         self.engine = engine
         self.model: BatchingExecutor[WindowArrays, EngineOutput] = BatchingExecutor(
             engine.predict_batch, config, name="executor:model")
         self.words: BatchingExecutor[tuple[Word, ...], np.ndarray] = BatchingExecutor(
             engine.encode_words_batch, words or config, name="executor:words")
         self.transcriber = SharedTranscriber.for_engine(engine, asr, asr_prompt_tokens)
+        self.classifier = SharedClassifier.for_engine(engine, expression)
 
     def predict(self, text: np.ndarray, audio: np.ndarray, video: np.ndarray) -> EngineOutput:
         return self.model.call((text, audio, video))
@@ -294,14 +351,16 @@ class SharedModels:
     def start(self) -> SharedModels:
         self.model.start()
         self.words.start()
-        if self.transcriber is not None:
-            self.transcriber.start()
+        for extra in (self.transcriber, self.classifier):
+            if extra is not None:
+                extra.start()
         return self
 
     def stop(self, timeout_s: float = 2.0) -> bool:
         joined = self.model.stop(timeout_s) & self.words.stop(timeout_s)
-        if self.transcriber is not None:
-            joined &= self.transcriber.stop(timeout_s)
+        for extra in (self.transcriber, self.classifier):
+            if extra is not None:
+                joined &= extra.stop(timeout_s)
         return joined
 
     def __enter__(self) -> SharedModels:

@@ -60,7 +60,8 @@ class SessionRefused(RuntimeError):
 @dataclass(frozen=True)
 class SessionHealth:
     """One session as the operator page shows it. Times in seconds, latency in ms; error:
-    scrubbed of paths and file names (`scrub_error`)."""
+    scrubbed of paths and file names (`scrub_error`); degraded: what the session cut to keep
+    up under load, in words (`realtime.pipeline.PipelineStatus.degraded`; None: nothing)."""
 
     id: str
     source_kind: str
@@ -70,6 +71,7 @@ class SessionHealth:
     drops: int
     error: str | None
     running: bool
+    degraded: str | None = None
 
 
 class Session(Protocol):
@@ -290,7 +292,7 @@ def session_health(session_id: str, source_kind: str, session: Session) -> Sessi
         latency_p95_ms=None if p95 is None else round(p95.p95, 1),
         drops=sum(status.drops.values()),
         error=scrub_error(session.error(), known=_source_names(pipeline.source)),
-        running=session.running())
+        running=session.running(), degraded=status.degraded)
 
 
 def _source_names(source: object) -> tuple[str, ...]:

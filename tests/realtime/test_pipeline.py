@@ -532,3 +532,65 @@ def test_every_stage_s_drops_reach_the_prediction_json_and_dashboard(av_file):
     html = fast_panels(dash, ViewSettings(), RefreshMeter())["latency"]
     for key, n in want.items():
         assert f"{key} {n}" in html
+
+
+class RatedFace(FakeFace):
+    """A face stage with a rate the pipeline may lower under load; records each change."""
+
+    def __init__(self, crops=None) -> None:
+        super().__init__()
+        self.max_rate_hz: float | None = 5.0
+        self.rates: list[float | None] = []
+
+    def set_max_rate_hz(self, rate: float | None) -> None:
+        self.max_rate_hz = rate
+        self.rates.append(rate)
+
+
+class PolicyASR(FakeASR):
+    """An ASR whose policy the pipeline may change under load; records each change."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from realtime.extract.asr import ASR_POLICIES
+
+        self.config = ASR_POLICIES["pause"]
+        self.policies: list = []
+
+    def set_policy(self, config) -> None:
+        self.config = config
+        self.policies.append(config)
+
+
+def test_a_live_session_behind_its_bound_degrades_in_the_open_and_a_replay_never(av_file):
+    from realtime.extract.asr import ASR_POLICIES
+    from realtime.load import LoadConfig
+
+    # every real latency is over 1 microsecond: this session is always "behind"
+    behind = LoadConfig(high_ms=1e-3, low_ms=1e-3, window_s=0.2, hold_s=0.2)
+    faces: list[RatedFace] = []
+
+    def new_face(crops=None) -> RatedFace:
+        faces.append(RatedFace())
+        return faces[-1]
+
+    asrs: list[PolicyASR] = []
+
+    def new_asr() -> PolicyASR:
+        asrs.append(PolicyASR())
+        return asrs[-1]
+
+    engine = with_stages(fake_engine(), new_face=new_face, new_asr=new_asr)
+    pipe = Pipeline(FileSource(av_file, realtime=True, clock=SessionClock()), engine,
+                    load=behind)
+    pipe.start()
+    assert pipe.wait(10.0) and pipe.stop(2.0)
+    assert faces[0].rates == [2.5, 1.25]  # halved, then quartered, never below
+    assert asrs[0].policies == [ASR_POLICIES["sparse"]]  # at the last step, on its own thread
+    assert pipe.status().degraded == ("face 1.25/s, speech by the sparse policy (capture to "
+                                      "prediction over 0.001 ms)")
+    replayed = Pipeline(FileSource(av_file, realtime=False, clock=ReplayClock()), engine,
+                        load=behind)
+    replayed.run_to_end()
+    assert faces[1].rates == [] and asrs[1].policies == []
+    assert replayed.status().degraded is None

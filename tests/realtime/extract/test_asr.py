@@ -613,3 +613,26 @@ def test_real_speech_that_repeats_whole_phrases_is_committed_once(whisper, polic
     starts = [w.t0_s for w in words]
     assert starts == sorted(starts) and len(set(starts)) == len(starts)
     assert media.wer(DICKENS, " ".join(heard)) <= 0.3, " ".join(heard)
+
+
+def test_a_policy_change_mid_stream_keeps_every_word_once_and_passes_fewer(speech):
+    """A session under load streams on by the cheaper policy (`realtime.load`): the buffer
+    and the commits carry over, so no word is lost or said twice."""
+    clip = np.tile(voiced(speech), 2)
+    script = scripted(clip)
+    every, _ = make(script, PAUSE)
+    all_words, _ = feed(every, clip)
+    switched, _ = make(script, PAUSE)
+    calls = [0]
+
+    def go_sparse(asr: StreamingASR) -> None:
+        calls[0] += 1
+        if calls[0] == 5:
+            asr.set_policy(ASR_POLICIES["sparse"])
+
+    words, _ = feed(switched, clip, observe=go_sparse)
+    assert [w.text for w in words] == [w.text for w in all_words] == [t for _, _, t in script]
+    assert switched.config == ASR_POLICIES["sparse"]
+    assert switched.transcriptions < every.transcriptions
+    with pytest.raises(ValueError, match="keeps max_chunks and max_gap_s"):
+        switched.set_policy(replace(PAUSE, max_gap_s=2.0))

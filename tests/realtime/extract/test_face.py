@@ -154,3 +154,33 @@ def test_head_pose_angles():
     m[:3, :3] = 2.0 * _rot("y", -15)  # scale is removed
     m[:3, 3] = (1, 2, -50)
     assert head_pose(m) == pytest.approx((-15, 0, 0), abs=1e-6)
+
+
+class _Sink:
+    """Wants a crop at even tenths of a second only; records what it got."""
+
+    def __init__(self) -> None:
+        self.crops = []
+
+    def wants_crop(self, t_s: float) -> bool:
+        return round(t_s * 10) % 2 == 0
+
+    def insert_crop(self, crop) -> None:
+        self.crops.append(crop)
+
+
+def test_at_a_rate_the_tracker_sees_one_frame_a_slot_and_cuts_only_wanted_crops():
+    sink = _Sink()
+    video = frames(10, fps=10.0)  # 0.0 .. 0.9 s
+    with FaceExtractor(max_rate_hz=5.0, crops=sink) as fx:
+        for f in video:
+            fx.insert_frame(f)
+        out = fx.process_iter()
+        assert list(out.t_s) == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8])
+        assert fx.decimated == 5 and fx.drops == 0 and fx.frames == 5
+        assert (out.values[:, FACE_PRESENT_INDEX] == 1.0).all()
+    assert [round(c.t_s, 1) for c in sink.crops] == [0.0, 0.2, 0.4, 0.6, 0.8]
+    with FaceExtractor(crops=sink, max_frames=16) as every:  # no rate: every frame
+        for f in video:
+            every.insert_frame(f)
+        assert len(every.process_iter().t_s) == 10 and every.decimated == 0

@@ -218,3 +218,64 @@ def test_an_engine_with_the_sentiment_model_alone_predicts_and_refuses_stages():
                             (lambda: engine.encode_words([]), EngineError)):
         with pytest.raises(error, match="loaded without it"):
             left_out()
+
+
+@pytest.fixture(scope="module")
+def expression_network():
+    from models import expression
+    from realtime.assets import AssetMissing, expression_model_path
+
+    try:
+        return expression.load(expression_model_path())
+    except AssetMissing as exc:
+        missing(f"no bundled expression network: {exc}")
+
+
+def test_sessions_crops_classified_together_match_each_alone(expression_network):
+    from realtime.serving.executor import SharedClassifier
+
+    rng = np.random.default_rng(3)
+    stacks = [rng.integers(0, 256, (n, 64, 64), dtype=np.uint8) for n in (1, 3, 1, 2, 1, 4)]
+    alone = [expression_network.classify(s) for s in stacks]
+    shared = SharedClassifier(expression_network.classify,
+                              BatchConfig(max_batch=len(stacks), max_wait_ms=200.0))
+    results: list = [None] * len(stacks)
+
+    def session(i: int) -> None:
+        results[i] = shared.classify(stacks[i])
+
+    with shared.executor:
+        threads = [threading.Thread(target=session, args=(i,)) for i in range(len(stacks))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10.0)
+        stats = shared.executor.stats()
+    assert stats.windows == len(stacks) and stats.batches < len(stacks)  # some ran together
+    for got, want in zip(results, alone, strict=True):
+        assert got.shape == want.shape and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, atol=1e-5)
+        assert (got.argmax(axis=1) == want.argmax(axis=1)).all()
+
+
+def test_shared_models_classify_only_over_a_loaded_expression_network(expression_network):
+    from realtime.extract.stages import ExpressionFactory, Stages
+    from realtime.serving.executor import SharedModels
+
+    assert SharedModels(fake_engine()).classifier is None  # a stand-in: no shared classifier
+    engine = replace(fake_engine(), stages=Stages(
+        new_asr=None, new_acoustic=None, new_face=None,
+        new_expression=ExpressionFactory(expression_network, 5.0)))
+    with SharedModels(engine) as shared:
+        extractor = engine.stages.new_expression(shared.classifier)
+        assert extractor.wants_crop(0.0)
+        from realtime.extract.expression import FaceCrop
+
+        grey = np.full((64, 64), 128, np.uint8)
+        extractor.insert_crop(FaceCrop(0.0, grey, 0.0))
+        extractor.insert_crop(FaceCrop(0.1, grey, 0.1))  # same 0.2 s slot: let go
+        rows = extractor.process_iter()
+        assert shared.classifier.executor.stats().windows == 1
+    np.testing.assert_allclose(rows.values[:, :7], expression_network.classify(grey[None]),
+                               atol=1e-5)
+    assert extractor.decimated == 1
