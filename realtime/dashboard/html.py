@@ -586,8 +586,8 @@ def masks_html(masks: Mapping[str, np.ndarray] | None, t_end_s: float | None = N
 
 def health_table(rows: Sequence[SessionHealth]) -> str:
     """The operator page: one row per session with its health only (id, source kind,
-    running time, updates/s, latency p95, drops, error); never a sentiment, word or
-    signal of anyone."""
+    state (running, degraded and what it cut, or stopped), running time, updates/s, latency
+    p95, drops, error); never a sentiment, word or signal of anyone."""
     if not rows:
         return '<div class="sx-card sx-muted" data-sessions="0">No sessions.</div>'
     head = ("<tr><th>session</th><th>source</th><th>state</th><th>running</th>"
@@ -598,9 +598,15 @@ def health_table(rows: Sequence[SessionHealth]) -> str:
         body.append(
             f'<tr data-session="{escape(h.id)}"><td>{escape(h.id)}</td>'
             f"<td>{escape(h.source_kind)}</td>"
-            f"<td>{'running' if h.running else 'stopped'}</td>"
+            f"<td>{_state(h)}</td>"
             f'<td class="sx-num">{h.running_s:.0f} s</td>'
             f'<td class="sx-num">{h.updates_per_s:.1f}</td><td class="sx-num">{p95}</td>'
             f'<td class="sx-num">{h.drops}</td><td>{escape(h.error or "")}</td></tr>')
     return (f'<div class="sx-card" data-sessions="{len(rows)}"><table class="sx-table">'
             f"{head}{''.join(body)}</table></div>")
+
+
+def _state(h: SessionHealth) -> str:
+    if not h.running:
+        return "stopped"
+    return f"degraded: {escape(h.degraded)}" if h.degraded else "running"

@@ -102,3 +102,18 @@ def test_transcript_escapes_and_caps_tentative_words():
     assert "&lt;b&gt;love&lt;/b&gt;" in html and "<b>love" not in html
     assert html.count('class="sx-tentative">') == 12 + 1  # 12 words + the legend
     assert "listening" in transcript_html([], [])
+
+
+def test_the_operator_table_says_which_sessions_run_degraded_and_never_a_reading():
+    from realtime.dashboard.html import health_table
+    from realtime.serving.sessions import SessionHealth
+
+    rows = [SessionHealth("a1", "browser", 12.0, 4.9, 120.0, 0, None, True),
+            SessionHealth("b2", "file", 30.0, 2.1, 420.0, 3, None, True,
+                          degraded="face and expression at a quarter rate, sparse ASR"),
+            SessionHealth("c3", "file", 5.0, 0.0, None, 0, "the file ended early", False)]
+    html = health_table(rows)
+    assert html.count("<tr data-session=") == 3 and 'data-sessions="3"' in html
+    assert "<td>running</td>" in html and "<td>stopped</td>" in html
+    assert "degraded: face and expression at a quarter rate, sparse ASR" in html
+    assert "sentiment" not in html.lower()
