@@ -20,8 +20,11 @@ clip(model + W * face_valence) while a face is in view; otherwise it is exactly 
 
 Several --source (and/or devices) run as sessions of one process on one engine (the models
 are loaded once); --jsonl-dir DIR writes DIR/<source name>.jsonl for each, with the same keys
-as --jsonl. With --fast each session replays on its own clock and its file is identical to
-the one a single-source --fast run of that source writes; live, the sessions' sentiment model
+as --jsonl, and at the end DIR/sessions.json (`sessions_json`): for each session its name,
+source, node ("local": every session runs in this process), predictions, error and what it
+had cut under load (degraded), with the run's started_at/ended_at (local wall time). With
+--fast each session replays on its own clock and its file is identical to the one a
+single-source --fast run of that source writes; live, the sessions' sentiment model
 and word encoder run batched across sessions (`realtime.serving.executor.SharedModels`).
 
 Exit status: 0 done; 1 the run failed part-way (the message says why); 2 nothing could
@@ -44,6 +47,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from models.env import add_log_level, configure_logging
 from models.expression import EXPRESSIONS
+from realtime.clock import wall_time_iso
 from realtime.runtime import ProcessSettings, apply_process_settings
 from realtime.serving.backend import add_serve_arguments, check_serve_arguments
 from realtime.types import Prediction
@@ -231,6 +235,7 @@ class _Session:
     jsonl: TextIO | None
     prefix: str
     kind: str = "file"
+    origin: str = ""  # what sessions.json calls its source: the path given, or the devices
     id: str = ""
     pipeline: Pipeline | None = None
     count: int = 0
@@ -252,14 +257,17 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if problem is not None:
         print(f"error: {problem}", file=err)
         return 2
+    started_at = wall_time_iso()
 
     sessions: list[_Session] = []
     try:
         specs = source_specs(args)
         for name, spec in specs:  # bad files fail here, before any model loads
-            sessions.append(_Session(name, make_source(spec), None,
+            source = make_source(spec)
+            sessions.append(_Session(name, source, None,
                                      f"[{name}] " if len(specs) > 1 else "",
-                                     kind=spec.kind))
+                                     kind=spec.kind,
+                                     origin=str(spec.path) if spec.path else source.name))
     except (FileNotFoundError, SourceError, ValueError) as exc:
         print(f"error: {exc}", file=err)
         return 2
@@ -318,7 +326,40 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             if s.jsonl is not None:
                 s.jsonl.close()
         runtime.close()
+        if args.jsonl_dir is not None:
+            write_sessions_json(args.jsonl_dir / SESSIONS_JSON,
+                                sessions_json(sessions, started_at, wall_time_iso()))
     return max(_summary(s, err, args.debug) for s in sessions)
+
+
+SESSIONS_JSON = "sessions.json"
+
+
+def sessions_json(sessions: list[_Session], started_at: str, ended_at: str) -> dict:
+    """What --jsonl-dir's sessions.json holds: per session its name, source (the file, or the
+    devices), node ("local"), predictions written, error (None when it ran to its end; the
+    plain message, paths included: the person running the command owns these sources and
+    files, unlike the operator's health table, which `scrub_error` serves) and degraded (what
+    it had cut under load when it ended, None when nothing). A session that never started
+    has error "not started"."""
+    rows = []
+    for s in sessions:
+        status = s.pipeline.status() if s.pipeline is not None else None
+        rows.append({"name": s.name, "source": s.origin, "node": "local",
+                     "predictions": s.count,
+                     "error": "not started" if status is None else status.error,
+                     "degraded": None if status is None else status.degraded})
+    return {"started_at": started_at, "ended_at": ended_at, "sessions": rows}
+
+
+def write_sessions_json(path: Path, doc: dict) -> None:
+    """Writes ``doc`` to ``path`` atomically (a temporary file in the same folder, then a
+    rename): a reader sees the old file or the whole new one, never half."""
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".sessions-",
+                                     suffix=".tmp", delete=False) as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    os.replace(f.name, path)
 
 
 def _replay_all(sessions: list[_Session]) -> None:

@@ -228,7 +228,8 @@ def test_several_sources_write_what_each_writes_alone(tmp_path, demo_rows):
     proc = cli("--source", str(media.DEMO_MP4), "--source", str(short), "--fast",
                "--jsonl-dir", str(out), "--quiet", timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert sorted(p.name for p in out.iterdir()) == sorted(["demo.jsonl", f"{short.stem}.jsonl"])
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["demo.jsonl", f"{short.stem}.jsonl", "sessions.json"])
     assert "[demo]" in proc.stderr and f"[{short.stem}]" in proc.stderr  # a summary each
     alone = tmp_path / "alone.jsonl"
     assert cli("--source", str(short), "--fast", "--jsonl", str(alone), "--quiet",

@@ -1,19 +1,22 @@
 """The command line's outputs (issue #25, defects 7 and 11): every session gets its own
 --jsonl-dir file, whatever its sources are called; an output that cannot be written fails at
-once with one line and exit 2, before any model loads."""
+once with one line and exit 2, before any model loads; the folder's sessions.json lists every
+session, a failed one with its error (issue #23)."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import threading
 
 import pytest
+import torch
 
 import realtime.engine
 from realtime.__main__ import parse_args, source_specs, unique_names
 from tests.helpers import media
 from tests.realtime.test_cli import run_main
-from tests.realtime.test_pipeline import fake_engine
+from tests.realtime.test_pipeline import MeanModel, fake_engine
 
 
 @pytest.fixture
@@ -56,7 +59,7 @@ def test_a_file_called_like_a_renamed_repeat_gets_its_own_session(tmp_path, load
                                 str(tmp_path / "alone.jsonl"))
     alone = (tmp_path / "alone.jsonl").read_text().splitlines()
     assert alone_code == 0 and alone
-    files = sorted(p.name for p in (tmp_path / "out").iterdir())
+    files = sorted(p.name for p in (tmp_path / "out").glob("*.jsonl"))
     assert files == ["talk-2.jsonl", "talk-3.jsonl", "talk.jsonl"]
     for name in files:
         lines = (tmp_path / "out" / name).read_text().splitlines()
@@ -98,3 +101,82 @@ def test_a_writable_output_folder_is_created(tmp_path, loads):
     code, _, err = run_main("--source", str(wav), "--fast", "--quiet", "--jsonl-dir", str(out))
     assert code == 0, err
     assert (out / f"{wav.stem}.jsonl").read_text() and loads == [1]
+
+
+def _sessions_doc(folder) -> dict:
+    return json.loads((folder / "sessions.json").read_text())
+
+
+def _two_sessions(tmp_path):
+    """Two sources (a speech recording and its copy, other.wav) replayed with --fast into
+    tmp_path/out; returns both paths, the folder and main's (exit status, stderr)."""
+    a = media.speech_wav(tmp_path, "hello there, how are you")
+    b = tmp_path / "other.wav"
+    shutil.copy(a, b)
+    out = tmp_path / "out"
+    code, _, err = run_main("--source", str(a), "--source", str(b), "--fast", "--quiet",
+                            "--jsonl-dir", str(out))
+    return a, b, out, (code, err)
+
+
+def test_the_output_folder_lists_every_session_in_sessions_json(tmp_path, loads):
+    a, b, out, (code, err) = _two_sessions(tmp_path)
+    assert code == 0, err
+    doc = _sessions_doc(out)
+    assert {"started_at", "ended_at", "sessions"} == set(doc)
+    assert doc["started_at"] <= doc["ended_at"]
+    rows = {r["name"]: r for r in doc["sessions"]}
+    assert set(rows) == {a.stem, "other"}
+    for name, row in rows.items():
+        lines = (out / f"{name}.jsonl").read_text().splitlines()
+        assert row["predictions"] == len(lines) > 0
+        assert row["node"] == "local" and row["error"] is None and row["degraded"] is None
+    assert rows["other"]["source"] == str(b) and rows[a.stem]["source"] == str(a)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["sessions.json", f"{a.stem}.jsonl", "other.jsonl"])  # no temporary file left
+
+
+class _FailsOnce(torch.nn.Module):
+    """The test model, failing on its ``fail_at``-th call only (whichever session makes it)."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.inner, self.calls, self.fail_at = MeanModel(), 0, fail_at
+        self.config, self.name = self.inner.config, self.inner.name
+        self._lock = threading.Lock()
+
+    def forward(self, *inputs):
+        with self._lock:
+            self.calls += 1
+            if self.calls == self.fail_at:
+                raise RuntimeError("the model broke")
+        return self.inner(*inputs)
+
+
+def test_a_session_that_fails_part_way_is_in_sessions_json_with_its_error(tmp_path,
+                                                                          monkeypatch):
+    model = _FailsOnce(fail_at=4)
+    monkeypatch.setattr(realtime.engine.Engine, "load",
+                        classmethod(lambda cls, *a, **k: fake_engine(model)))
+    _, _, out, (code, err) = _two_sessions(tmp_path)
+    assert code == 1 and "the model broke" in err
+    rows = _sessions_doc(out)["sessions"]
+    failed = [r for r in rows if r["error"] is not None]
+    assert len(failed) == 1 and len(rows) == 2
+    assert failed[0]["error"] == "replay stage failed: RuntimeError: the model broke"
+    for row in rows:  # each count is what its file holds, the failed one's cut short
+        assert row["predictions"] == len((out / f"{row['name']}.jsonl").read_text().splitlines())
+    fine = next(r for r in rows if r["error"] is None)
+    assert failed[0]["predictions"] < fine["predictions"]
+
+
+def test_a_single_session_that_fails_still_leaves_sessions_json(tmp_path, monkeypatch):
+    monkeypatch.setattr(realtime.engine.Engine, "load",
+                        classmethod(lambda cls, *a, **k: fake_engine(_FailsOnce(fail_at=2))))
+    wav = media.speech_wav(tmp_path, "hello there")
+    code, _, err = run_main("--source", str(wav), "--fast", "--quiet", "--jsonl-dir",
+                            str(tmp_path / "out"))
+    assert code == 1 and "the model broke" in err
+    [row] = _sessions_doc(tmp_path / "out")["sessions"]
+    assert row["error"] == "replay stage failed: RuntimeError: the model broke"
+    assert row["predictions"] == 1
