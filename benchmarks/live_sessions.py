@@ -3,7 +3,8 @@ replayed at real speed through `realtime.serving.sessions.SessionManager` (ASR, 
 acoustic, the expression network and the sentiment model; Whisper, the expression network
 and the per-tick models batched across sessions by `realtime.serving.executor.SharedModels`;
 the face tracker and the expression network at the stages' rates), and what each session
-got: updates per second against the hop rate, latency, drops, per-stage compute.
+got: updates per second against the hop rate, latency, drops, per-stage compute, the bytes
+of media its source delivered per media second.
 
 `run_live` is ``python -m benchmarks.streams --live K``, on the sessions registry of a
 `realtime.runtime.Runtime` (`live_runtime_config`); `open_session` and `session_figures` are
@@ -90,8 +91,10 @@ def media_s(pipeline) -> float:
 
 def session_figures(pipeline, counter: UpdateCounter, hop_s: float) -> dict:
     """One session: updates/s, latency (``total``, ms), drops per kind, each stage's wall
-    compute per media second, error, whether it kept up (see the module doc) and what it had
-    cut under load when it ended (`realtime.pipeline.Pipeline.degraded`)."""
+    compute per media second, the bytes of media its source delivered per media second
+    (`realtime.sources.Source.delivered_bytes`: 16 kHz float32 audio and RGB frames, as the
+    stages got them), error, whether it kept up (see the module doc) and what it had cut under
+    load when it ended (`realtime.pipeline.Pipeline.degraded`)."""
     covered_s = media_s(pipeline)
     drops = pipeline.drops
     lost_items = sum(v for k, v in drops.items() if k not in (*DESIGNED_DROPS, AUDIO_LOST))
@@ -105,6 +108,7 @@ def session_figures(pipeline, counter: UpdateCounter, hop_s: float) -> dict:
         "updates_per_s": round(rate, 2), "latency_ms": latency, "drops": drops,
         "lost_items": lost_items,
         "stage_wall_s_per_media_s": compute_fractions(pipeline.stats, max(covered_s, 1e-6)),
+        "bytes_per_media_s": round(pipeline.source.delivered_bytes / max(covered_s, 1e-6)),
         "error": pipeline.error, "keeps_up": bool(keeps_up),
         "degraded_at_end": pipeline.degraded,
     }
@@ -189,6 +193,7 @@ def run_live(runtime, k: int, config: LiveConfig) -> dict:
         "drops_total_items": sum(v for kind, v in drops.items() if kind != AUDIO_LOST),
         "drops_lost_items": sum(f["lost_items"] for f in figures),
         "stage_wall_s_per_media_s": _mean_stages(figures),
+        "bytes_per_media_s": round(float(np.mean([f["bytes_per_media_s"] for f in figures]))),
         "process_cpu_s_per_media_s": round(cpu_s / max(total_media_s, 1e-6), 3),
         "process_cores_busy": round(cpu_s / max(wall_s, 1e-6), 2),
         "peak_rss_mib": max(m for _, m in rss.samples),

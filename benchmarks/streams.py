@@ -28,9 +28,10 @@ next to it (.png). One line per run on stdout, then ``{"max_streams": ..., "json
 Live mode: K full sessions (ASR, face, acoustic, expression, the model;
 `benchmarks.live_sessions`) each K in turn, sharing one executor, for ``--seconds`` each.
 Writes benchmarks/results/streams_live_<device>.json: per K whether every session kept up
-with the 5 Hz hop, updates/s, capture -> prediction latency, drops, CPU per media second and
-peak RSS, and ``max_live_sessions``; with each stage's one-thread CPU per media second
-measured first unless ``--no-stage-cpu``.
+with the 5 Hz hop, updates/s, capture -> prediction latency, drops, CPU per media second,
+the bytes of media a session's source delivered per media second (``bytes_per_media_s``) and
+peak RSS, and ``max_live_sessions`` (the largest K whose sessions all kept up); with each
+stage's one-thread CPU per media second measured first unless ``--no-stage-cpu``.
 
 Runs on the calling thread plus the executor's (or Ray's) threads; reads the wall clock only
 through `realtime.clock`. Exit status 0; 2 for bad arguments, a missing file or model, or a
@@ -324,7 +325,8 @@ def live(args: argparse.Namespace, counts: list[int]) -> int:
                 print(f"live {k:3d} sessions: keep up {run['sessions_keeping_up']}/{k}  "
                       f"updates/s min {run['updates_per_s']['min']:.2f}  p50 {lat.get('p50')} "
                       f"ms  p95 {lat.get('p95')} ms  lost items {run['drops_lost_items']}  CPU "
-                      f"{run['process_cpu_s_per_media_s']:.2f} s per media s  peak RSS "
+                      f"{run['process_cpu_s_per_media_s']:.2f} s per media s  media "
+                      f"{run['bytes_per_media_s'] / 1e6:.2f} MB/s a session  peak RSS "
                       f"{run['peak_rss_mib']:.0f} MiB", flush=True)
     except (EngineError, SourceError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -132,6 +132,7 @@ class Source:
         self.started_at_s = 0.0
         self._extra_drops: dict[str, int] = {}
         self._refusals: dict[str, str] = {}
+        self._delivered_bytes = 0
         self._lock = threading.Lock()
 
     # -- interface -------------------------------------------------------------------
@@ -157,11 +158,24 @@ class Source:
 
     def read_audio(self, timeout_s: float = 0.0) -> list[AudioChunk]:
         """Audio chunks captured since the last call, oldest first."""
-        return self.audio_queue.get_all(timeout_s)
+        chunks = self.audio_queue.get_all(timeout_s)
+        self._count_delivered(sum(c.samples.nbytes for c in chunks))
+        return chunks
 
     def read_frames(self, timeout_s: float = 0.0) -> list[VideoFrame]:
         """Video frames captured since the last call, oldest first."""
-        return self.video_queue.get_all(timeout_s)
+        frames = self.video_queue.get_all(timeout_s)
+        self._count_delivered(sum(f.image.nbytes for f in frames))
+        return frames
+
+    @property
+    def delivered_bytes(self) -> int:
+        """Bytes of media read from this source so far: the converted samples (16 kHz
+        float32) and frames (RGB uint8) as delivered, not what was dropped or still queued (a
+        file replayed by `realtime.pipeline.Pipeline.run_to_end` reads its timeline instead
+        and counts nothing here)."""
+        with self._lock:
+            return self._delivered_bytes
 
     def pending_audio(self) -> int:
         """Chunks captured and not yet read."""
@@ -245,6 +259,10 @@ class Source:
         log.log(logging.WARNING if first else logging.DEBUG, "%s: dropped an item (%s): %s",
                 self.name, refused.key, refused)
         self._count_drop(refused.key)
+
+    def _count_delivered(self, n: int) -> None:
+        with self._lock:
+            self._delivered_bytes += n
 
     def _count_drop(self, key: str, n: int = 1) -> None:
         log.debug("%s: dropped %d (%s)", self.name, n, key)

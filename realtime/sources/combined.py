@@ -64,6 +64,10 @@ class CombinedSource(Source):
         return "; ".join(errors) if errors else None
 
     @property
+    def delivered_bytes(self) -> int:
+        return sum(p.delivered_bytes for p in self.parts)
+
+    @property
     def drops(self) -> dict[str, int]:
         return {f"{p.name}.{k}": v for p in self.parts for k, v in p.drops.items()}
 

@@ -70,12 +70,32 @@ def test_one_live_session_for_four_seconds_reports_sane_figures(tmp_path: Path, 
     assert run["drops_total_items"] == sum(v for k, v in run["drops"].items()
                                            if k != "asr_audio_lost_ms")
     assert 0 < run["process_cpu_s_per_media_s"] < 10
+    # 16 kHz float32 audio (64,000 B/s) plus the RGB frames delivered: at most 10 a second
+    # (DEFAULT_MAX_FPS), at most 640 wide (the file source's max_width)
+    width, height = _frame_size(demo_recording())
+    frames_per_s = (session["bytes_per_media_s"] - 64_000) / (height * width * 3)
+    assert 5 <= frames_per_s <= 10.5, session["bytes_per_media_s"]
+    assert run["bytes_per_media_s"] == session["bytes_per_media_s"]
     assert 100 < run["peak_rss_mib"] < 100_000
     assert run["executor"]["model"]["windows"] == session["predictions"]
     assert run["threads_joined"] is True and session["error"] is None
     assert summary["max_live_sessions"] in (0, 1)
     assert run["keeps_up"] == session["keeps_up"]
     assert '"max_live_sessions"' in capsys.readouterr().out
+
+
+def _frame_size(path: Path) -> tuple[int, int]:
+    """(width, height) of the frames a file source delivers from ``path``."""
+    import cv2
+
+    from realtime.sources.image import fit_width
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        size = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    finally:
+        cap.release()
+    return fit_width(*size, 640)
 
 
 def test_sessions_come_and_go_and_leave_no_thread_behind(tmp_path: Path):
