@@ -64,6 +64,10 @@ if TYPE_CHECKING:
     from realtime.extract.asr import AsrUpdate
 
 NAN = readout.NAN
+# the newest expression row may be this old and still shown: rows come at most 5 a second of
+# media, fewer in a degraded session (1.25 a second at its lowest step), and lag behind the
+# tick under load; a face gone for longer than this is no longer shown
+EXPRESSION_STALE_S = 1.5
 log = logging.getLogger(__name__)
 
 WindowSubscriber = Callable[[Window, Prediction], None]
@@ -198,7 +202,7 @@ class Ticker:
             tentative = self._tentative
             new_words, self._unpublished_words = tuple(self._unpublished_words), []
             signals = self._signals(window, t_end_s)
-            expression = self._recent_expression(t_end_s)
+            expression = self.recent_expression(t_end_s)
             arousal = self._arousal.update(t_end_s) if self._arousal is not None else None
         built_s = self._clock.now_s()
         out = self._models.predict(window.text, window.audio, window.video)
@@ -234,10 +238,17 @@ class Ticker:
                 log.exception("window subscriber %r failed at t=%.2f s", subscriber,
                               prediction.t_end_s)
 
-    def _recent_expression(self, t_end_s: float) -> tuple[float, ...] | None:
-        """Mean probabilities of the face rows in (t_end - expression_span_s, t_end]."""
-        lo = t_end_s - self.expression_span_s
-        rows = [r for t, r in self._expression_rows if lo < t <= t_end_s and r[-1] > 0.5]
+    def recent_expression(self, t_end_s: float) -> tuple[float, ...] | None:
+        """Mean probabilities of the face rows in the ``expression_span_s`` that ends at the
+        newest row at or before ``t_end_s``; None when that row is older than
+        `EXPRESSION_STALE_S` or no face row is in that span. Anchored on the newest row, not
+        on ``t_end_s``, so a face classified less often (a degraded session) or late (a
+        loaded machine) is still shown rather than flickering to "no face"."""
+        upto = [(t, r) for t, r in self._expression_rows if t <= t_end_s]
+        if not upto or t_end_s - upto[-1][0] > EXPRESSION_STALE_S:
+            return None
+        lo = upto[-1][0] - self.expression_span_s
+        rows = [r for t, r in upto if t > lo and r[-1] > 0.5]
         if not rows:
             return None
         return tuple(round(float(p), 6) for p in np.mean(rows, axis=0)[:-1])

@@ -594,3 +594,30 @@ def test_a_live_session_behind_its_bound_degrades_in_the_open_and_a_replay_never
     replayed.run_to_end()
     assert faces[1].rates == [] and asrs[1].policies == []
     assert replayed.status().degraded is None
+
+
+def test_a_face_classified_seldom_or_late_is_still_shown_and_a_gone_one_is_not():
+    """The expression panel reads `Ticker.recent_expression`: at a degraded session's lowest
+    rate (1.25 rows a second) or rows lagging the tick by 0.7 s, a face present all along is
+    shown at every tick; 1.5 s after the last face row, it is not."""
+    from realtime.clock import ReplayClock
+    from realtime.extract.expression import EXPRESSION_DIM
+    from realtime.stats import RunStats
+    from realtime.store import PredictionStore
+    from realtime.tick import EXPRESSION_STALE_S, Ticker
+    from realtime.types import FeatureFrames
+
+    ticker = Ticker(fake_engine(), LAYOUT, PredictionStore(), RunStats(), ReplayClock(),
+                    window=None, signal_span_s=1.0, expression_span_s=0.5, voice=False,
+                    drops=dict)
+    happy = np.zeros(EXPRESSION_DIM, np.float32)
+    happy[3], happy[-1] = 1.0, 1.0  # P(happy) 1, face present
+    times = np.arange(0.0, 10.0, 0.8)  # 1.25 rows a second
+    ticker.add_expression(FeatureFrames(t_s=times, values=np.tile(happy, (len(times), 1)),
+                                        computed_at_s=float(times[-1]),
+                                        captured_at_s=float(times[-1])))
+    for t_end in np.arange(0.2, 10.0 + 0.7, 0.2):  # every hop, up to 0.7 s after the last row
+        shown = ticker.recent_expression(float(t_end))
+        assert shown is not None and shown[3] == 1.0, t_end
+    assert ticker.recent_expression(float(times[-1]) + EXPRESSION_STALE_S + 0.01) is None
+    assert ticker.recent_expression(-1.0) is None  # nothing classified yet
