@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,10 +44,12 @@ log = logging.getLogger(__name__)
 class DashboardSession:
     """A dashboard's session as the registry sees it (`realtime.serving.sessions.Session`):
     its error is the dashboard's (which includes its recorder's); it runs while its pipeline
-    runs and the dashboard's session is active; stopping it stops the session and closes its
-    log (the file stays)."""
+    runs and the dashboard's session is active; stopping it stops the session, closes its
+    log (the file stays) and deletes ``export_dir`` (the session's exports: once it has
+    stopped, however it stopped, idle reaping included, no page can reach them again)."""
 
     dashboard: Dashboard
+    export_dir: Path | None = None
 
     @property
     def pipeline(self) -> LivePipeline:
@@ -62,6 +65,8 @@ class DashboardSession:
         self.dashboard.stop_session()
         self.dashboard.close()
         self.dashboard.log.close()
+        if self.export_dir is not None:
+            shutil.rmtree(self.export_dir, ignore_errors=True)
         return True
 
 
@@ -102,17 +107,17 @@ class PersonalSessions:
         previous = self.get(owner)
         factory = self.factory if self.factory_for is None else self.factory_for(owner)
         started: list[Dashboard] = []
+        exports = self.export_root / uuid.uuid4().hex[:12]  # a name of its own, never shown
 
         def start() -> DashboardSession:
             dashboard = Dashboard(factory(choice), choice, factory, log_dir=self.log_dir)
             dashboard.start_session(consent=consent)
             started.append(dashboard)
-            return DashboardSession(dashboard)
+            return DashboardSession(dashboard, exports)
 
         session_id = self.registry.open(start, choice.kind,
                                         replaces=None if previous is None else previous.id)
-        session = PersonalSession(session_id, choice.kind, started[0],
-                                  self.export_root / session_id)
+        session = PersonalSession(session_id, choice.kind, started[0], exports)
         with self._lock:
             self._by_owner[owner] = session
         log.info("personal session %s started (%s)", session_id, choice.kind)

@@ -252,12 +252,17 @@ def test_an_idle_personal_session_is_reaped_and_a_live_one_kept(tmp_path):
     people, built = _people(tmp_path, idle_timeout_s=30.0)
     quiet = people.open("quiet", BROWSER, AGREED)
     busy = people.open("busy", BROWSER, AGREED)
+    for session in (quiet, busy):  # each exported its log once
+        session.export_dir.mkdir(parents=True)
+        (session.export_dir / "log.csv").write_text("t,sentiment\n")
     for p in built:
         p.clock.advance_to(40.0)
     built[1].last_input_s = 35.0
     assert people.reap_idle() == [quiet.id]
     assert people.get("quiet") is None and not built[0].running
     assert quiet.dashboard.log.path.exists()  # kept until retention deletes it
+    assert not quiet.export_dir.exists()  # no page can reach a stopped session's exports
+    assert (busy.export_dir / "log.csv").exists()
     assert people.get("busy") is busy and people.reaped == 1
     people.close_all()
 
