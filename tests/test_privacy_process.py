@@ -13,7 +13,11 @@ exports) is listed before a person starts and after they withdraw or close their
    nor stop the presenter's session. Bob closes his tab: his session is stopped, his log,
    export and chunk deleted (without a login the tab was his session's only credential).
 3. Cat starts and sends nothing: the idle reaper stops her session.
-4. SIGTERM: Gradio's private folder (uploads, exports) is gone.
+4. Bob's personal model (planted in his calibration folder before the server starts): Eve, a
+   script with a session of her own, can neither list it nor load it, by name or by path;
+   her session and the presenter view keep the default model, and no page shows a path
+   of the server's data folder.
+5. SIGTERM: Gradio's private folder (uploads, exports) is gone.
 """
 
 from __future__ import annotations
@@ -97,8 +101,9 @@ class Tab:
                     return dep.get("id", i), target
         raise KeyError(f"no {event} event on #{elem_id}")
 
-    def call(self, elem_id: str, data: list, event: str = "click"):
-        """The event's output data, as the page receives it."""
+    def call(self, elem_id: str, data: list, event: str = "click", ok: bool = True):
+        """The event's output data, as the page receives it; ``ok=False``: the whole
+        completion message, whether the event succeeded or not."""
         fn_index, trigger = self._fn(elem_id, event)
         joined = self.http.post(f"{self.api}/queue/join", json={
             "data": data, "fn_index": fn_index, "trigger_id": trigger,
@@ -112,6 +117,8 @@ class Tab:
                     continue
                 msg = json.loads(line[5:])
                 if msg.get("event_id") == event_id and msg.get("msg") == "process_completed":
+                    if not ok:
+                        return msg
                     assert msg.get("success"), msg
                     return msg["output"]["data"]
         raise AssertionError(f"#{elem_id}: no answer")
@@ -146,9 +153,24 @@ def _wait(check, timeout_s: float = 20.0) -> bool:
     return check()
 
 
+def _plant_personal_model(data: Path, owner: str) -> Path:
+    """A personal model of ``owner`` (the bundled model, with calibration's meta and a face
+    weight) where the calibration of that owner's page keeps them."""
+    from models import checkpoint
+    from models.env import DEFAULT_MODEL_DIR
+    from realtime.calibration.controller import owner_folder
+    from realtime.personal.storage import CALIBRATION_DIR, MODEL_PREFIX
+
+    folder = owner_folder(data / CALIBRATION_DIR, owner) / f"{MODEL_PREFIX}bob-1"
+    checkpoint.save(checkpoint.load(DEFAULT_MODEL_DIR), folder,
+                    meta={"session_samples": 120, "face_weight": 0.15})
+    return folder
+
+
 def test_nothing_of_a_person_is_left_after_withdraw_tab_close_and_exit(tmp_path, monkeypatch):
     tmp, data = tmp_path / "tmp", tmp_path / "data"
     tmp.mkdir()
+    bobs_model = _plant_personal_model(data, "tab:bob-tab")
     monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)  # the app makes its private one
     server = AppServer(args=("--browser", "--idle-timeout-s", str(IDLE_TIMEOUT_S)),
                        env={"TMPDIR": str(tmp), "SENTIMENT_DATA_DIR": str(data)},
@@ -198,6 +220,29 @@ def test_nothing_of_a_person_is_left_after_withdraw_tab_close_and_exit(tmp_path,
         assert cat_id in operator()
         assert _wait(lambda: cat_id not in operator(), IDLE_TIMEOUT_S + 15), operator()
         cat.close()
+
+        # 4. someone else's personal model (#25 item 3)
+        eve = Tab(server, config, "eve")
+        assert "only you see it" in eve.start()
+        listed = json.dumps(eve.call("calib-refresh", []))
+        assert bobs_model.name not in listed and str(data) not in listed, listed
+        for choice in (bobs_model.name, str(bobs_model)):
+            # refused (by Gradio's list of her choices, or by her calibrator); what comes
+            # back, less her own input echoed, names nothing of the server's or of Bob's
+            answer = json.dumps(eve.call("calib-load", [choice], ok=False))
+            assert "Live model" not in answer and "+0.15" not in answer, answer
+            rest = answer.replace(json.dumps(choice)[1:-1], "")
+            assert str(data) not in rest and "personal-bob" not in rest, answer
+        after = eve.call("calib-refresh", [])
+        assert _find(after, "value") == "default", after  # her live model is unchanged
+        bob = Tab(server, config, "bob")  # the model's owner, back: he lists and loads it
+        assert "only you see it" in bob.start()
+        assert bobs_model.name in json.dumps(bob.call("calib-refresh", []))
+        loaded = json.dumps(bob.call("calib-load", [bobs_model.name]))
+        assert "personal-bob-1" in loaded and "+0.15" in loaded, loaded
+        assert _find(eve.call("calib-refresh", []), "value") == "default"  # Eve's: unchanged
+        bob.close()
+        eve.close()
         watcher.close()
     finally:
         server.stop()  # SIGTERM
