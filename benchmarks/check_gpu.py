@@ -17,13 +17,12 @@ prints "no CUDA device; skipped" and exits 0. Exit 1 when a check fails.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 
 import torch
 
-from benchmarks.gpu_cli import add_results_args, parse_on_cuda, results_path
+from benchmarks.gpu_cli import add_results_args, parse_on_cuda, write_report
 from kernels import backend_scope
 from kernels.interp_check import rel_err, run_checks
 
@@ -125,11 +124,7 @@ def main(argv=None) -> int:
     log.info("whole %s step, Triton vs reference", args.model)
     model = check_model(args.model, args.batch, args.steps)
     report = {"device": device, "ok": _ok(kernel, model), "kernel": kernel, "model_step": model}
-    path = results_path(args, "kernels_check_gpu", device)
-    path.write_text(json.dumps(report, indent=1) + "\n")
-    print(json.dumps(report, indent=1))
-    print(f"{'OK' if report['ok'] else 'FAILED'}; wrote {path}")
-    return 0 if report["ok"] else 1
+    return write_report(args, "kernels_check_gpu", report, report["ok"])
 
 
 if __name__ == "__main__":

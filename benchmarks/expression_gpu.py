@@ -23,7 +23,6 @@ the CUDA and CPU answers differ.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -32,7 +31,7 @@ import numpy as np
 import torch
 
 from benchmarks.expression import _summary, _times_ms
-from benchmarks.gpu_cli import add_results_args, results_path
+from benchmarks.gpu_cli import add_results_args, write_report
 from models.env import configure_logging
 
 log = logging.getLogger(__name__)
@@ -122,11 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     batches = sorted({int(n) for n in args.batches.split(",")})
     result = run(args.weights, args.crops, batches, args.repeats)
-    path = results_path(args, "expression_gpu", result["device"])
-    path.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result, indent=1))
-    print(f"{'OK' if result['agree'] else 'DIFFERENT'}; wrote {path}")
-    return 0 if result["agree"] else 1
+    return write_report(args, "expression_gpu", result, result["agree"])
 
 
 if __name__ == "__main__":

@@ -6,12 +6,15 @@ CUDA and the results file named after the device.
 FILE`` (default ``DIR/<name>_<device>.json``) and ``--log-level``. `parse_on_cuda(ap, argv)`
 parses, configures logging and returns the arguments; without a CUDA device it prints
 "no CUDA device; skipped" and returns None (the caller exits 0, writing nothing).
-`results_path(args, name, device)` is the results file, its folder created.
+`results_path(args, name, device)` is the results file, its folder created;
+`write_report(args, name, report, ok)` writes ``report`` (its ``device`` names the file) there,
+prints it and returns the exit status (0 when ``ok``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from pathlib import Path
 
@@ -43,3 +46,13 @@ def results_path(args: argparse.Namespace, name: str, device: str) -> Path:
     path = args.json or args.out / f"{name}_{slug}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def write_report(args: argparse.Namespace, name: str, report: dict, ok: bool) -> int:
+    """``report`` as JSON in `results_path` (named after ``report["device"]``), printed with
+    an OK/FAILED line; 0 when ``ok``, else 1."""
+    path = results_path(args, name, report["device"])
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report, indent=1))
+    print(f"{'OK' if ok else 'FAILED'}; wrote {path}")
+    return 0 if ok else 1

@@ -21,8 +21,6 @@ import pytest
 import torch
 
 from models import checkpoint
-from models.base import InputDims
-from models.registry import create
 from realtime.calibration.controller import (
     DEFAULT,
     CalibrationError,
@@ -44,7 +42,6 @@ from realtime.dashboard.people import PersonalSessions
 from realtime.personal.consent import ConsentTerms
 from realtime.pipeline import Pipeline
 from realtime.sources import FileSource
-from tests.helpers import media
 from tests.realtime.test_pipeline import fake_engine
 
 
@@ -65,18 +62,6 @@ class Replayed(Pipeline):
     def start(self) -> None:
         self.run_to_end()
 
-
-@pytest.fixture(scope="module")
-def av_file(tmp_path_factory):
-    return media.face_video(tmp_path_factory.mktemp("av"), seconds=3.0, fps=10,
-                            with_audio_text="hello there")
-
-
-@pytest.fixture
-def base_dir(tmp_path):
-    torch.manual_seed(0)
-    model = create("mmlatch", InputDims(4, 3, 5), hidden=4, head_hidden=4).eval()
-    return checkpoint.save(model, tmp_path / "base", meta={"note": "test base"})
 
 
 @dataclass

@@ -13,13 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import app
 from models import checkpoint
-from models.base import InputDims
 from models.data.sessions import SESSION_KEYS, read_session
-from models.registry import create
 from realtime.calibration.controller import DEFAULT, CalibrationError, Calibrator, SessionModel
 from realtime.calibration.job import read_personal
 from realtime.clock import ReplayClock, perf_s
@@ -28,22 +25,8 @@ from realtime.dashboard.controller import Dashboard
 from realtime.dashboard.panels import RefreshMeter, ViewSettings, fast_panels
 from realtime.pipeline import Pipeline, WindowSubscriber
 from realtime.sources import FileSource
-from tests.helpers import media
 from tests.helpers.fakes import with_stages
 from tests.realtime.test_pipeline import fake_engine
-
-
-@pytest.fixture(scope="module")
-def av_file(tmp_path_factory):
-    return media.face_video(tmp_path_factory.mktemp("av"), seconds=3.0, fps=10,
-                            with_audio_text="hello there")
-
-
-@pytest.fixture
-def base_dir(tmp_path):
-    torch.manual_seed(0)
-    model = create("mmlatch", InputDims(4, 3, 5), hidden=4, head_hidden=4).eval()
-    return checkpoint.save(model, tmp_path / "base", meta={"note": "test base"})
 
 
 class Live:
