@@ -3,44 +3,15 @@
 `load_whisper` loads a bundled CTranslate2 Whisper model once per process and shares it
 between sessions as a `WhisperTranscriber` (the typed seam to faster-whisper; a test passes
 any `Transcriber`; sessions on shared models call it through
-`realtime.serving.executor.SharedTranscriber`). `StreamingASR` is a push/poll stage, one per
-session, used from one thread at a time:
-
-- ``insert_audio_chunk(chunk)``: queues audio (16 kHz mono float32, anything else a
-  ValueError; at most ``max_chunks``, the oldest dropped and counted in ``drops``); gaps
-  and overlaps are handled by `realtime.extract.audio_runs`. Cheap, never blocks.
-- ``process_iter(now_s=None)``: runs Silero VAD over the new audio and, once the open
-  utterance has ``min_chunk_s`` of new speech (``speech_gated``) or new audio, transcribes
-  the utterance's buffer again; ``silence_close_s`` of VAD silence after speech closes the
-  utterance.
-- ``finish(now_s=None)``: the audio ended: closes the last utterance.
-- ``close_if_quiet(now_s)``: the caller polled and no audio came; when the newest audio was
-  captured ``max_gap_s`` or more before ``now_s`` the open utterance is closed (a
-  microphone stopped mid-sentence), else None.
-
-Each call returns an `AsrUpdate`: the words it committed (each word of the stream exactly
-once, start times strictly increasing), the tentative tail for display, and whether it
-closed an utterance. Commit rule (`CommitBook`): a word is committed when two consecutive
-hypotheses agree on it (the same word after `realtime.extract.text.normalize_word`, starts
-within ``agree_tolerance_s``) and it ends ``commit_margin_s`` or more before the buffer's
-end; a close commits all the utterance's words. Hypothesis words that repeat committed ones
-(by time, by text at the same time, or replayed squeezed into an instant) and Whisper's
-loops are dropped. Silence between utterances is never transcribed (only ``preroll_s`` is
-kept before speech).
+`realtime.serving.executor.SharedTranscriber`). `StreamingASR` is the push/poll stage of one
+session (its calls and bounds in its docstring); its commits are kept by `CommitBook` (the
+commit rule in its docstring). The policies (`ASR_POLICIES`, by name: ``python -m realtime
+--asr-policy``, `Engine.load(asr_policy=)`) are `AsrConfig` values; every threshold is a named
+field there.
 
 Units: session seconds throughout (a word's time is the buffer's start plus Whisper's time).
-Bounds: the buffer is cut at the last committed word once longer than ``trim_buffer_s`` and
-never exceeds ``max_buffer_s`` (beyond it the older hypothesis is committed and unheard audio
-dropped, counted in ``dropped_audio_s``), so a pass transcribes at most one Whisper window.
-The policies (`ASR_POLICIES`, chosen by name: ``python -m realtime --asr-policy``,
-`Engine.load(asr_policy=)`) are `AsrConfig` values; every threshold is a named field there.
-
-Timing: the stage never reads the clock. An update's ``computed_at_s`` is ``now_s`` (the
-caller's session time) plus the measured compute time; without ``now_s`` it is the capture
-time of the newest audio processed (deterministic replays). Errors of the transcriber
-propagate to the caller.
-
-Why the policies and thresholds are what they are (measurements): docs/notes/asr.md.
+The stage never reads the clock; errors of the transcriber propagate to the caller. Why the
+policies and thresholds are what they are (measurements): docs/notes/asr.md.
 """
 
 from __future__ import annotations
@@ -292,6 +263,12 @@ class CommitBook:
     words, each once with strictly increasing start times (the last `COMMITTED_KEPT` kept),
     the end of the latest (``end_s``), and the uncommitted words of the latest hypothesis
     (``tentative``). Each method that commits returns the words it committed, oldest first.
+
+    The rule: a word is committed when two consecutive hypotheses agree on it (the same word
+    after `realtime.extract.text.normalize_word`, starts within ``agree_tolerance_s``) and it
+    ends ``commit_margin_s`` or more before the buffer's end; a close commits all the
+    utterance's words. Hypothesis words that repeat committed ones (by time, by text at the
+    same time, or replayed squeezed into an instant) and Whisper's loops are dropped.
     """
 
     def __init__(self, config: AsrConfig) -> None:
@@ -386,9 +363,27 @@ class CommitBook:
 
 
 class StreamingASR:
-    """One session's streaming recognizer (see the module doc): the utterance buffer, VAD
-    gating and trimming here, the commits in a `CommitBook`. ``transcriptions`` and
-    ``closes`` count passes and closed utterances."""
+    """One session's streaming recognizer, used from one thread at a time: the utterance
+    buffer, VAD gating and trimming here, the commits in a `CommitBook`.
+
+    - ``insert_audio_chunk(chunk)``: queues audio (16 kHz mono float32, anything else a
+      ValueError; at most ``max_chunks``, the oldest dropped and counted in ``drops``); gaps
+      and overlaps are handled by `realtime.extract.audio_runs`. Cheap, never blocks.
+    - ``process_iter(now_s=None)``: runs Silero VAD over the new audio and, once the open
+      utterance has ``min_chunk_s`` of new speech (``speech_gated``) or new audio,
+      transcribes its buffer again; ``silence_close_s`` of silence after speech closes it.
+    - ``finish(now_s=None)``: the audio ended: closes the last utterance.
+    - ``close_if_quiet(now_s)``: no audio came; when the newest was captured ``max_gap_s``
+      or more before ``now_s`` the open utterance is closed, else None.
+
+    Each returns an `AsrUpdate`: the words committed (each word of the stream once), the
+    tentative tail, whether an utterance closed, and ``computed_at_s`` (``now_s`` plus the
+    compute time; without ``now_s`` the capture time of the newest audio, for deterministic
+    replays). Silence between utterances is never transcribed (``preroll_s`` is kept before
+    speech). The buffer is cut at the last committed word past ``trim_buffer_s`` and never
+    exceeds ``max_buffer_s`` (beyond it the older hypothesis is committed and unheard audio
+    dropped, counted in ``dropped_audio_s``). ``transcriptions`` and ``closes`` count passes
+    and closed utterances."""
 
     def __init__(self, model: Transcriber, config: AsrConfig | None = None) -> None:
         self.model = model

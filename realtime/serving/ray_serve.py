@@ -1,52 +1,25 @@
 """Beyond one machine: the batched sentiment model and MiniLM word encoder as a Ray Serve
-deployment, and the client that lets a `Pipeline` use it.
+deployment, and the client that lets a `Pipeline` use it. The only module that imports ray.
 
-`RayServe.connect(RayServeConfig(...))` starts a local Ray instance (``address=None``) or
-joins a cluster (``address``, e.g. ``"head:6379"`` or ``"ray://head:10001"``), deploys the
-application ``app_name`` (default ``"sentiment-models"``; an older deployment of that name
-is replaced) with handles only (no HTTP proxy), waits until it answers and returns a
-`RayServe` whose ``models`` (`RayModels`) a pipeline takes as its model calls
-(``Pipeline(..., models=serve.models)``, ``SessionManager(..., shared=...)``). Any failure to
-start, join or deploy raises `RayServeError` (a local instance it started is shut down
-first); `RayServeConfig` raises `ValueError` for ``replicas < 1``, a negative CPU or GPU
-share or a ``replica_wait_share`` outside [0, 1]. `RayServe.close` (or leaving its ``with``
-block) stops the client; a local instance it started is shut down (Serve, then Ray); a
-joined cluster is only disconnected and keeps the deployment serving others; a Ray already
-running in this process is left as it was.
+`RayServe.connect(RayServeConfig(...))` starts or joins Ray, deploys `SentimentModels` (the
+replica: the two per-tick models, ``@serve.batch``, no session state) and returns a `RayServe`
+whose ``models`` (`RayModels`, the client: `realtime.tick.ModelCalls`, batching first) a
+pipeline calls (``Pipeline(..., models=serve.models)``). Each class's docstring holds its
+contract (errors, bounds, threads).
 
-* `SentimentModels` (the replica) loads ``Engine.load(checkpoint_dir, stages=False)`` (the
-  bundled checkpoint unless one is given; no Whisper or face models) and answers two
-  `@serve.batch` methods: ``predict`` (a list of windows -> their `EngineOutput`s, one padded
-  forward per batch) and ``encode_words`` (a list of word lists -> their vectors). Each
-  request is one client's batch; batches of several clients are joined, counting windows,
-  not requests. It keeps no session state, only counts its batches.
-* `RayModels` (the client) implements `realtime.pipeline.ModelCalls` (``predict``,
-  ``encode_words``, and ``submit`` -> a `Future`) for any number of pipelines in this
-  process, thread-safe. It batches first, in a `BatchingExecutor` per method (two threads,
-  stopped by ``close`` within 2 s), and sends each batch as one handle call; one batch per
-  method is in flight per client process.
-* Batching options come from `BatchConfig` (``max_batch`` 64, ``max_wait_ms`` 10 by
-  default). ``max_wait_ms`` bounds a window's whole wait, split by `split_wait`: the replica
-  waits ``replica_wait_share`` of it (default 0: the client waits, the replica takes every
-  batch queued when it is free, which measured best), the client the rest.
+* Batching (`BatchConfig`: ``max_batch`` 64, ``max_wait_ms`` 10 by default): ``max_wait_ms``
+  bounds a window's whole wait, split by `split_wait` between the client and the replica
+  (``replica_wait_share``, default 0: the client waits, the replica takes every batch queued
+  when it is free). A replica joins several clients' batches, counting windows.
 * Back-pressure: past ``max_queue`` waiting items (client side) or queued requests (the
   deployment's ``max_queued_requests``) a call is refused at once, counted in
-  ``stats().drops`` and raised as `realtime.serving.executor.ExecutorBusy`, as the local
-  executor does. ``max_ongoing_requests`` is twice the larger batch size, so a batch can
-  fill while the previous one runs.
-* GPUs: with ``num_gpus=None`` a replica takes `GPU_SHARE` (0.25) of a GPU and runs on
-  ``cuda`` when the cluster has one, else runs on CPU; a fraction lets several replicas
-  share one GPU.
-* Every node that runs a replica needs this project importable (the same checkout and
-  packages); a local instance gets the driver's folder on its workers' ``PYTHONPATH``.
+  ``stats().drops`` and raised as `realtime.serving.executor.ExecutorBusy`, as locally.
+* GPUs: with ``num_gpus=None`` a replica takes `GPU_SHARE` (0.25) of a GPU when the cluster
+  has one, else runs on CPU. Every node that runs a replica needs this project importable;
+  a local instance gets the driver's folder on its workers' ``PYTHONPATH``.
 
-Joining a cluster is bounded: before ``ray.init`` (whose own GCS retries run for minutes),
-`check_reachable` opens a TCP connection to the address's host:port within
-``connect_timeout_s`` (30 s by default); an unreachable address is a `RayServeError` at once.
-An address without a port ("auto") is left to Ray.
-
-Measurements behind these choices (the client-side batching, the wait split):
-docs/notes/ray_serve.md; the dated benchmark: docs/benchmarks.md.
+Measurements behind these choices: docs/notes/ray_serve.md; the dated benchmark:
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -96,7 +69,8 @@ class RayServeConfig:
     batching options of the two methods; replica_wait_share: the share of their
     ``max_wait_ms`` the replica waits for more clients' batches (the client's batch waits
     the rest; see the module doc); connect_timeout_s: how long joining ``address`` may take
-    to reach it (`check_reachable`)."""
+    to reach it (`check_reachable`). ValueError for ``replicas < 1``, a negative CPU or GPU
+    share or a ``replica_wait_share`` outside [0, 1]."""
 
     address: str | None = None
     checkpoint_dir: Path | None = None
@@ -290,7 +264,19 @@ def deployment_options(config: RayServeConfig, num_gpus: float) -> dict:
 
 
 class RayServe:
-    """A connection to the deployment: ``models`` for the pipelines, ``close`` at the end."""
+    """A connection to the deployment: ``models`` for the pipelines, ``close`` at the end.
+
+    `connect` starts a local Ray instance (``address=None``) or joins a cluster
+    (``"head:6379"``, ``"ray://head:10001"``), deploys ``app_name`` (an older deployment of
+    that name is replaced) with handles only (no HTTP proxy) and waits until it answers.
+    Joining is bounded: before ``ray.init`` (whose own GCS retries run for minutes)
+    `check_reachable` opens a TCP connection to the address's host:port within
+    ``connect_timeout_s``; an address without a port ("auto") is left to Ray. Any failure to
+    start, join or deploy raises `RayServeError` (a local instance it started is shut down
+    first). `close` (or leaving its ``with`` block) stops the client's two executor threads
+    within 2 s; a local instance it started is shut down (Serve, then Ray); a joined cluster
+    is only disconnected and keeps serving others; a Ray already running in this process is
+    left as it was."""
 
     def __init__(self, config: RayServeConfig, models: RayModels, owns_ray: bool) -> None:
         self.config, self.models, self.owns_ray = config, models, owns_ray
