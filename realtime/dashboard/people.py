@@ -152,8 +152,7 @@ class PersonalSessions:
         if session is None:
             return "No session of yours was running; nothing is kept"
         message = session.dashboard.withdraw()
-        shutil.rmtree(session.export_dir, ignore_errors=True)
-        self._end(session)
+        self._end(session)  # stopping it in the registry deletes its exports
         return message
 
     def delete_data(self, owner: str) -> str:
